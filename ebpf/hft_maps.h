@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The engine's maps (BCC declarations).  The control plane pins each one
+ * under /sys/fs/bpf/hft_tui/<ifname>/<map name>; the names here are the
+ * pin names.
+ */
+#ifndef HFT_MAPS_H
+#define HFT_MAPS_H
+
+#include "hft_structs.h"
+
+BPF_HASH(symbol_config, struct hft_symbol_key, struct hft_symbol_config, HFT_MAX_SYMBOLS);
+BPF_HASH(symbol_state, struct hft_symbol_key, struct hft_symbol_state, HFT_MAX_SYMBOLS);
+BPF_ARRAY(global_config, struct hft_global_config, 1);
+BPF_ARRAY(global_state, struct hft_global_state, 1);
+BPF_ARRAY(totals, struct hft_totals, 1);
+BPF_ARRAY(kill_switch, __u64, 1);        /* HFT_KILL_*; its own map so no writer clobbers it */
+BPF_ARRAY(heartbeat, __u64, 1);          /* controller's CLOCK_MONOTONIC ns */
+BPF_PERCPU_ARRAY(counters, __u64, HFT_NUM_COUNTERS);
+BPF_RINGBUF_OUTPUT(events, HFT_RINGBUF_PAGES);
+/* Per-CPU scratch space for the event being built: the 512-byte stack is too small. */
+BPF_PERCPU_ARRAY(scratch_event, struct hft_event, 1);
+
+#endif /* HFT_MAPS_H */

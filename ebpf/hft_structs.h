@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Map keys, map values and ring-buffer events shared by the XDP program and
+ * the control plane.  hft_tui/layout.py mirrors these with ctypes and
+ * tests/test_layout.py compiles this header with gcc to prove that every
+ * offset and size agrees.  Fields are ordered so that no implicit padding
+ * exists; explicit _pad fields mark the holes.
+ *
+ * Units: prices are u32 with 4 implied decimals; money (capital, proceeds,
+ * notional, PnL) is price units times shares, so 1 unit = $0.0001.
+ */
+#ifndef HFT_STRUCTS_H
+#define HFT_STRUCTS_H
+
+#define HFT_MAX_SYMBOLS      256
+#define HFT_RINGBUF_PAGES    1024     /* 4 MiB of events */
+#define HFT_NS_PER_SEC       1000000000
+
+/* Kill switch values (map kill_switch).  Non-zero means no order leaves. */
+#define HFT_KILL_OFF         0
+#define HFT_KILL_OPERATOR    1
+#define HFT_KILL_LOSS_LIMIT  2   /* tripped by the kernel, latched */
+
+/* What a valid update that does not trade becomes. */
+#define HFT_NO_TRADE_PASS    0
+#define HFT_NO_TRADE_DROP    1
+
+/* Reject reasons: counter HFT_CTR_REJECT_BASE + reason, event field reason. */
+#define HFT_REJECT_KILL            0
+#define HFT_REJECT_DISABLED        1
+#define HFT_REJECT_UNKNOWN_SYMBOL  2
+#define HFT_REJECT_CROSSED         3
+#define HFT_REJECT_POSITION_LIMIT  4
+#define HFT_REJECT_MALFORMED       5
+#define HFT_REJECT_ZERO_QTY        6
+#define HFT_REJECT_NOTIONAL        7
+#define HFT_REJECT_THROTTLE        8
+#define HFT_REJECT_COLLAR          9
+#define HFT_REJECT_STALE           10
+#define HFT_REJECT_DEADMAN         11
+#define HFT_NUM_REJECTS            12
+
+/* Per-CPU counters (map counters), summed by the control plane. */
+#define HFT_CTR_UPDATES        0   /* valid updates on the feed port */
+#define HFT_CTR_PASSED         1   /* well-formed packets that are not feed updates */
+#define HFT_CTR_ORDERS         2   /* orders sent with XDP_TX */
+#define HFT_CTR_RINGBUF_DROPS  3   /* events the ring buffer had no room for */
+#define HFT_CTR_LOSS_TRIPS     4   /* times the loss limit latched the kill switch */
+#define HFT_CTR_REJECT_BASE    8
+#define HFT_NUM_COUNTERS       20  /* HFT_CTR_REJECT_BASE + HFT_NUM_REJECTS */
+
+/* Ring-buffer event kinds. */
+#define HFT_EVENT_UPDATE     1   /* sampled market data */
+#define HFT_EVENT_ORDER      2   /* every order, never sampled */
+#define HFT_EVENT_REJECT     3   /* every reject of a known symbol */
+#define HFT_EVENT_KILL       4   /* the kernel latched the kill switch */
+
+struct hft_symbol_key {
+	char name[HFT_SYMBOL_LEN];
+};
+
+/* Written whole by user space with BPF_F_LOCK; read under the lock. */
+struct hft_symbol_config {
+	struct bpf_spin_lock lock;
+	__u32 enabled;
+	__u32 buy_target;        /* price; buy when ask <= buy_target */
+	__u32 sell_target;       /* price; 0 = selling off */
+	__u32 base_qty;
+	__u32 scale_qty;         /* extra shares per tick below buy_target */
+	__u32 tick_size;         /* price units, >= 1 */
+	__u32 max_order_qty;
+	__u32 max_position;
+	__u32 collar_bps;        /* max distance from the reference price */
+	__u32 reference_price;   /* 0 = first update of the session */
+	__u32 rate_per_sec;      /* order token bucket; 0 = unlimited */
+	__u32 burst;
+	__u32 _pad;
+	__u64 max_notional;      /* cap on open cost; 0 = unlimited */
+};
+
+/* Written by the kernel under its lock; read by user space with BPF_F_LOCK. */
+struct hft_symbol_state {
+	struct bpf_spin_lock lock;
+	__u32 position;
+	__u64 bought;
+	__u64 sold;
+	__u64 capital_spent;     /* sum of price * qty bought */
+	__u64 proceeds;          /* sum of price * qty sold */
+	__u64 buy_orders;
+	__u64 sell_orders;
+	__u64 updates;
+	__u64 rejects;
+	__u64 last_seq;
+	__u64 last_update_ns;    /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	__u64 open_cost;         /* average cost of the open position */
+	__s64 pnl;               /* proceeds - capital_spent + position * mark */
+	__u64 tokens;            /* token bucket, in 1e-9 orders */
+	__u64 last_refill_ns;
+	__u32 last_bid;
+	__u32 last_bid_qty;
+	__u32 last_ask;
+	__u32 last_ask_qty;
+	__u32 mark;              /* last non-zero bid: PnL is marked to it */
+	__u32 session_ref;       /* collar reference taken from the first update */
+};
+
+/* Written whole by user space with BPF_F_LOCK; read under the lock. */
+struct hft_global_config {
+	struct bpf_spin_lock lock;
+	__u32 feed_port;         /* host byte order */
+	__u32 on_no_trade;       /* HFT_NO_TRADE_* */
+	__u32 update_sample;     /* emit 1 in N updates as events; 0 = none */
+	__u32 deadman_ms;        /* 0 = dead-man switch unarmed */
+	__u32 rate_per_sec;      /* global order token bucket; 0 = unlimited */
+	__u32 burst;
+	__u32 _pad;
+	__u64 max_notional;      /* cap on the open cost of all symbols; 0 = off */
+	__u64 loss_limit;        /* kill when session PnL < -loss_limit; 0 = off */
+	__u64 config_version;
+};
+
+/* Kernel-only global throttle state. */
+struct hft_global_state {
+	struct bpf_spin_lock lock;
+	__u32 _pad;
+	__u64 tokens;
+	__u64 last_refill_ns;
+};
+
+/* Engine-wide totals, changed only with atomic adds. */
+struct hft_totals {
+	__u64 order_seq;         /* last order id sent: ids are 1, 2, 3, ... */
+	__u64 open_cost;         /* sum of the symbols' open_cost */
+	__s64 pnl;               /* session PnL of all symbols, removed ones too */
+};
+
+struct hft_event {
+	__u64 ts_ns;             /* bpf_ktime_get_ns */
+	__u64 sender_ts;         /* timestamp field of the update */
+	__u64 seq;
+	char symbol[HFT_SYMBOL_LEN];
+	__u32 kind;              /* HFT_EVENT_* */
+	__u32 side;              /* 'B', 'S' or 0 */
+	__u32 price;
+	__u32 qty;
+	__u32 order_id;
+	__u32 reason;            /* HFT_REJECT_* for rejects, HFT_KILL_* for kills */
+	__u32 bid;
+	__u32 bid_qty;
+	__u32 ask;
+	__u32 ask_qty;
+	__u32 position;
+	__u32 _pad;
+	__s64 pnl;               /* session PnL after this event */
+};
+
+#endif /* HFT_STRUCTS_H */

@@ -1,0 +1,283 @@
+"""Engine configuration: TOML in, validated kernel-ready integers out.
+
+Every value is checked here before anything is written to a map, so a bad
+value gets one clear error and the kernel never sees it.  The TOML keys and
+units are the ones traders type: prices and money as decimals (at most 4
+places), quantities as whole shares.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from decimal import Decimal
+from pathlib import Path
+
+from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS, PRICE_SCALE
+from .protocol import U32_MAX, U64_MAX, ProtocolError, check_symbol, parse_price, price_to_str
+
+MODES = ("native", "generic")
+NO_TRADE = ("pass", "drop")
+MAX_RATE = 1_000_000
+
+
+class ConfigError(ValueError):
+    """A configuration value that may not reach the kernel."""
+
+
+def _parse_bool(value, key: str) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return 1
+    if text in ("false", "0", "no", "off"):
+        return 0
+    raise ConfigError(f"{key}: {value!r} is not true or false")
+
+
+def _parse_int(value, key: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: {value!r} is not a whole number")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, (str, Decimal)):
+        text = str(value).strip()
+        try:
+            n = int(text, 10)
+        except ValueError:
+            raise ConfigError(f"{key}: {value!r} is not a whole number") from None
+    else:
+        raise ConfigError(f"{key}: {value!r} is not a whole number")
+    if n < lo:
+        raise ConfigError(f"{key}: {n} is below {lo}")
+    if n > hi:
+        raise ConfigError(f"{key}: {n} is above {hi}")
+    return n
+
+
+def _parse_price(value, key: str) -> int:
+    try:
+        return parse_price(value, key)
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _parse_money(value, key: str) -> int:
+    """Dollars with at most 4 decimals, to u64 price units."""
+    if isinstance(value, (bool, float)):
+        raise ConfigError(f"{key}: give a decimal number")
+    try:
+        dec = Decimal(str(value).strip())
+    except Exception:
+        raise ConfigError(f"{key}: {value!r} is not a number") from None
+    if not dec.is_finite() or dec < 0:
+        raise ConfigError(f"{key}: {value} must be a number >= 0")
+    units = dec * PRICE_SCALE
+    if units != units.to_integral_value():
+        raise ConfigError(f"{key}: {value} has more than 4 decimal places")
+    if units > U64_MAX:
+        raise ConfigError(f"{key}: {value} is too large")
+    return int(units)
+
+
+def money_to_str(units: int) -> str:
+    sign = "-" if units < 0 else ""
+    return sign + price_to_str(abs(units)) if abs(units) <= U32_MAX else f"{sign}{Decimal(abs(units)).scaleb(-4)}"
+
+
+# key -> (parser, default in TOML units)
+_QTY = lambda v, k: _parse_int(v, k, 0, U32_MAX)  # noqa: E731
+SYMBOL_KEYS = {
+    "enabled": (_parse_bool, True),
+    "buy_target": (_parse_price, "0"),
+    "sell_target": (_parse_price, "0"),
+    "base_qty": (_QTY, 100),
+    "scale_qty": (_QTY, 0),
+    "tick_size": (_parse_price, "0.01"),
+    "max_order_qty": (_QTY, 1000),
+    "max_position": (_QTY, 5000),
+    "collar_bps": (lambda v, k: _parse_int(v, k, 1, 10000), 1000),
+    "reference_price": (_parse_price, "0"),
+    "rate_per_sec": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
+    "burst": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
+    "max_notional": (_parse_money, "0"),
+}
+PRICE_KEYS = ("buy_target", "sell_target", "tick_size", "reference_price")
+MONEY_KEYS = ("max_notional", "loss_limit")
+
+
+@dataclass(frozen=True)
+class SymbolParams:
+    """One symbol's parameters in kernel units (prices in 1e-4)."""
+
+    enabled: int
+    buy_target: int
+    sell_target: int
+    base_qty: int
+    scale_qty: int
+    tick_size: int
+    max_order_qty: int
+    max_position: int
+    collar_bps: int
+    reference_price: int
+    rate_per_sec: int
+    burst: int
+    max_notional: int
+
+    def to_toml_values(self) -> dict:
+        """Values in the TOML's units (prices and money as decimal strings)."""
+        out: dict = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "enabled":
+                out[f.name] = bool(v)
+            elif f.name in PRICE_KEYS:
+                out[f.name] = price_to_str(v)
+            elif f.name in MONEY_KEYS:
+                out[f.name] = money_to_str(v)
+            else:
+                out[f.name] = v
+        return out
+
+
+def _check_symbol_rules(name: str, p: SymbolParams) -> SymbolParams:
+    where = f"symbol {name}"
+    if p.tick_size < 1:
+        raise ConfigError(f"{where}: tick_size must be at least 0.0001")
+    if p.sell_target and p.sell_target <= p.buy_target:
+        raise ConfigError(
+            f"{where}: sell_target {price_to_str(p.sell_target)} must be above buy_target {price_to_str(p.buy_target)}"
+        )
+    if p.rate_per_sec and p.burst == 0:
+        p = replace(p, burst=p.rate_per_sec)  # a bucket of one second unless told
+    return p
+
+
+def symbol_params(name: str, values: dict, base: SymbolParams | None = None) -> SymbolParams:
+    """Validates ``values`` (TOML units) over ``base`` (or the defaults)."""
+    try:
+        check_symbol(name)
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
+    unknown = sorted(set(values) - set(SYMBOL_KEYS))
+    if unknown:
+        raise ConfigError(f"symbol {name}: unknown key {unknown[0]!r} (known: {', '.join(SYMBOL_KEYS)})")
+    parsed = asdict(base) if base else {k: parser(default, k) for k, (parser, default) in SYMBOL_KEYS.items()}
+    for key, value in values.items():
+        parser, _ = SYMBOL_KEYS[key]
+        try:
+            parsed[key] = parser(value, key)
+        except ConfigError as exc:
+            raise ConfigError(f"symbol {name}: {exc}") from None
+    return _check_symbol_rules(name, SymbolParams(**parsed))
+
+
+ENGINE_KEYS = {
+    "feed_port": (lambda v, k: _parse_int(v, k, 1, 65535), DEFAULT_FEED_PORT),
+    "mode": (None, "native"),
+    "on_no_trade": (None, "pass"),
+    "update_sample": (lambda v, k: _parse_int(v, k, 0, U32_MAX), 64),
+    "deadman_ms": (lambda v, k: _parse_int(v, k, 1, 3_600_000), 500),
+    "rate_per_sec": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
+    "burst": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
+    "max_notional": (_parse_money, "0"),
+    "loss_limit": (_parse_money, "0"),
+}
+
+
+def _choice(options: tuple[str, ...]):
+    def parse(value, key):
+        if value not in options:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+ENGINE_KEYS["mode"] = (_choice(MODES), "native")
+ENGINE_KEYS["on_no_trade"] = (_choice(NO_TRADE), "pass")
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    feed_port: int
+    mode: str
+    on_no_trade: str
+    update_sample: int
+    deadman_ms: int          # the deadline a controller arms
+    rate_per_sec: int
+    burst: int
+    max_notional: int
+    loss_limit: int
+
+
+def engine_params(values: dict, base: EngineParams | None = None) -> EngineParams:
+    unknown = sorted(set(values) - set(ENGINE_KEYS))
+    if unknown:
+        raise ConfigError(f"engine: unknown key {unknown[0]!r} (known: {', '.join(ENGINE_KEYS)})")
+    parsed = asdict(base) if base else {k: parser(default, k) for k, (parser, default) in ENGINE_KEYS.items()}
+    for key, value in values.items():
+        parser, _ = ENGINE_KEYS[key]
+        try:
+            parsed[key] = parser(value, key)
+        except ConfigError as exc:
+            raise ConfigError(f"engine: {exc}") from None
+    p = EngineParams(**parsed)
+    if p.rate_per_sec and p.burst == 0:
+        p = replace(p, burst=p.rate_per_sec)
+    return p
+
+
+@dataclass(frozen=True)
+class Config:
+    engine: EngineParams
+    symbols: dict[str, SymbolParams]
+
+
+def parse_config(data: dict) -> Config:
+    unknown = sorted(set(data) - {"engine", "symbols"})
+    if unknown:
+        raise ConfigError(f"unknown section [{unknown[0]}] (known: [engine], [symbols.NAME])")
+    engine = engine_params(data.get("engine", {}))
+    symbols_table = data.get("symbols", {})
+    if not isinstance(symbols_table, dict):
+        raise ConfigError("[symbols] must be a table of [symbols.NAME] tables")
+    if len(symbols_table) > MAX_SYMBOLS:
+        raise ConfigError(f"{len(symbols_table)} symbols; the engine holds at most {MAX_SYMBOLS}")
+    symbols = {}
+    for name, values in symbols_table.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"symbols.{name} must be a table")
+        symbols[name] = symbol_params(name, values)
+    return Config(engine=engine, symbols=symbols)
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f, parse_float=Decimal)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def default_config() -> Config:
+    return parse_config({})
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """``key=value`` command-line words to a dict (values stay strings)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{pair!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,503 @@
+"""The engine's life cycle: compile, load, pin, attach, control, detach.
+
+``attach`` compiles ebpf/strategy.c with BCC, writes the configuration into
+the fresh maps, pins the maps and the program under
+/sys/fs/bpf/hft_tui/IFACE/ and only then attaches it with netlink, so the
+first packet the program sees already has its configuration.  Afterwards
+the engine lives on without the process that loaded it: every other
+operation opens the pins (:class:`EngineHandle`).
+
+Control-plane writes take an flock on /run/hft-tui/IFACE.lock, so the CLI
+and the TUI writing at once cannot lose each other's config version bump.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from . import libbpf, netlink, paths
+from .config import Config, ConfigError, EngineParams, SymbolParams, engine_params, symbol_params
+from .constants import EVENT_KINDS, KILL_LOSS_LIMIT, KILL_OFF, KILL_OPERATOR, KILL_STATES
+from .layout import as_dict
+from .maps import MAP_VALUES, EngineMaps, MapsError, Snapshot, symbol_params_from_map
+from .protocol import price_to_str
+
+PROGRAM_NAME = "xdp_strategy"
+
+
+class EngineError(RuntimeError):
+    """Anything that stops an engine operation; its text is the one line the user sees."""
+
+
+# -- preflight ------------------------------------------------------------
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise EngineError("hft-tui needs root for BPF and netlink: run it with sudo")
+
+
+def require_bcc():
+    try:
+        import bcc  # noqa: F401  (Debian's python3-bpfcc)
+    except ImportError:
+        raise EngineError(
+            "BCC's Python module is missing: run 'make install' (apt-get install python3-bpfcc libbpfcc) "
+            "and use the venv made from /usr/bin/python3 --system-site-packages"
+        ) from None
+    build = Path(f"/lib/modules/{os.uname().release}/build")
+    if not build.exists():
+        raise EngineError(
+            f"no kernel headers at {build}: run 'make install' (installs linux-headers-amd64 "
+            "and links /lib/modules/$(uname -r) to them)"
+        )
+    return bcc
+
+
+def ensure_bpffs() -> None:
+    """Mounts bpffs on /sys/fs/bpf when nothing is mounted there."""
+    with open("/proc/mounts") as f:
+        if any(line.split()[1:3] == [str(paths.BPFFS), "bpf"] for line in f):
+            return
+    libc = ctypes.CDLL(None, use_errno=True)
+    paths.BPFFS.mkdir(parents=True, exist_ok=True)
+    if libc.mount(b"bpf", str(paths.BPFFS).encode(), b"bpf", 0, b"mode=0700") != 0:
+        err = ctypes.get_errno()
+        raise EngineError(
+            f"bpffs is not mounted on {paths.BPFFS} and mounting it failed ({os.strerror(err)}): "
+            f"mount -t bpf bpf {paths.BPFFS}"
+        )
+
+
+def program_sources() -> list[Path]:
+    return [paths.STRATEGY_SOURCE, *sorted(paths.EBPF_DIR.glob("*.h"))]
+
+
+def program_hash() -> str:
+    """SHA-256 of the C source and headers that make the program."""
+    h = hashlib.sha256()
+    for src in program_sources():
+        h.update(src.name.encode() + b"\0" + src.read_bytes())
+    return h.hexdigest()
+
+
+def compile_program(source: Path = paths.STRATEGY_SOURCE, cflags: tuple[str, ...] = ()):
+    """BCC object for ``source``; raises EngineError with the compiler's complaint."""
+    bcc = require_bcc()
+    try:
+        return bcc.BPF(src_file=str(source).encode(), cflags=[f"-I{paths.EBPF_DIR}", *cflags])
+    except Exception as exc:
+        raise EngineError(f"cannot compile {source.name}: {exc}") from None
+
+
+def load_strategy(cflags: tuple[str, ...] = ()):
+    """(BCC object, program fd): for attach and for BPF_PROG_TEST_RUN."""
+    b = compile_program(cflags=cflags)
+    try:
+        fn = b.load_func(PROGRAM_NAME.encode(), b.XDP)
+    except Exception as exc:
+        raise EngineError(f"the verifier refused {PROGRAM_NAME}: {exc}") from None
+    return b, fn.fd
+
+
+def bcc_map_fds(b) -> dict[str, int]:
+    return {name: b.get_table(name.encode()).map_fd for name in MAP_VALUES}
+
+
+# -- state kept beside the pins -------------------------------------------
+
+@dataclass
+class EngineRecord:
+    """What /run/hft-tui/IFACE.json remembers about an attached engine."""
+
+    iface: str
+    ifindex: int
+    mode: str
+    prog_id: int
+    program_hash: str
+    config_path: str | None
+    deadman_ms: int          # the deadline a controller arms
+    attached_at: float
+
+    def save(self) -> None:
+        paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = paths.state_file(self.iface).with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(self), f)
+        os.replace(tmp, paths.state_file(self.iface))
+
+    @classmethod
+    def load(cls, iface: str) -> "EngineRecord | None":
+        try:
+            return cls(**json.loads(paths.state_file(iface).read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+
+
+def attached_ifaces() -> list[str]:
+    """Interfaces that have an engine pinned (attached, or left behind)."""
+    if not paths.PIN_ROOT.is_dir():
+        return []
+    return sorted(p.name for p in paths.PIN_ROOT.iterdir() if p.is_dir())
+
+
+def resolve_iface(iface: str | None) -> str:
+    if iface:
+        return paths.check_ifname(iface)
+    found = attached_ifaces()
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise EngineError("no engine is attached (hft-tui engine attach IFACE)")
+    raise EngineError(f"several engines are attached ({', '.join(found)}): name the interface")
+
+
+@contextlib.contextmanager
+def control_lock(iface: str):
+    paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(paths.RUN_DIR / f"{iface}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# -- attach / detach ------------------------------------------------------
+
+def _pin_all(directory: Path, map_fds: dict[str, int], prog_fd: int) -> None:
+    paths.PIN_ROOT.mkdir(mode=0o700, exist_ok=True)
+    directory.mkdir(mode=0o700)
+    for name, fd in map_fds.items():
+        libbpf.pin(fd, str(directory / name))
+    libbpf.pin(prog_fd, str(directory / "prog"))
+
+
+def _unpin_all(directory: Path) -> None:
+    if directory.is_dir():
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def attach(
+    iface: str,
+    config: Config,
+    *,
+    mode: str | None = None,
+    force: bool = False,
+    deadman_ms: int | None = None,
+    config_path: str | None = None,
+) -> EngineRecord:
+    """Loads and attaches a fresh engine on ``iface``.
+
+    ``deadman_ms`` arms the dead-man switch now (a supervised attach);
+    without it the switch stays unarmed until a controller's first heartbeat.
+    """
+    require_root()
+    paths.check_ifname(iface)
+    mode = mode or config.engine.mode
+    ensure_bpffs()
+    directory = paths.pin_dir(iface)
+    with IPRoute() as ipr:
+        idx = netlink.ifindex(ipr, iface)
+        current = netlink.xdp_state(ipr, iface)
+        if directory.exists():
+            rec = EngineRecord.load(iface)
+            if current.mode and rec and current.prog_id == rec.prog_id:
+                raise EngineError(f"an hft-tui engine is already attached to {iface} (hft-tui engine detach {iface})")
+            # Pins of an engine that is no longer attached: clear them.
+            _unpin_all(directory)
+        if current.mode and not force:
+            raise EngineError(
+                f"{iface} already has an XDP program (id {current.prog_id}, {current.mode} mode): "
+                "refusing to replace it; detach it or use --force"
+            )
+        b, prog_fd = load_strategy()
+        try:
+            maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
+            maps.write_global(config.engine, deadman_ms=deadman_ms or 0, version=1)
+            maps.set_kill(KILL_OFF)
+            if deadman_ms:
+                maps.beat()
+            for name, params in config.symbols.items():
+                maps.write_symbol(name, params)
+            with control_lock(iface):
+                _pin_all(directory, maps.fds, prog_fd)
+                try:
+                    state = netlink.attach_xdp(ipr, iface, prog_fd, mode, force=force)
+                except netlink.NetlinkFailure as exc:
+                    _unpin_all(directory)
+                    raise EngineError(str(exc)) from None
+                rec = EngineRecord(
+                    iface=iface,
+                    ifindex=idx,
+                    mode=mode,
+                    prog_id=state.prog_id,
+                    program_hash=program_hash(),
+                    config_path=str(config_path) if config_path else None,
+                    deadman_ms=deadman_ms or config.engine.deadman_ms,
+                    attached_at=time.time(),
+                )
+                rec.save()
+        finally:
+            b.cleanup()
+    return rec
+
+
+def detach(iface: str) -> list[str]:
+    """Detaches our program and removes the pins; returns what it did."""
+    require_root()
+    iface = paths.check_ifname(iface)
+    done = []
+    rec = EngineRecord.load(iface)
+    directory = paths.pin_dir(iface)
+    if not rec and not directory.exists():
+        raise EngineError(f"no hft-tui engine on {iface}")
+    with control_lock(iface):
+        with IPRoute() as ipr:
+            try:
+                current = netlink.xdp_state(ipr, iface)
+            except netlink.NetlinkFailure:
+                current = None
+                done.append(f"{iface} is gone; its engine went with it")
+            if current and current.mode and rec and current.prog_id == rec.prog_id:
+                netlink.detach_xdp(ipr, iface, current.mode)
+                done.append(f"detached from {iface} ({current.mode})")
+            elif current and current.mode:
+                done.append(f"left {iface}'s XDP program id {current.prog_id} alone: it is not ours")
+        _unpin_all(directory)
+        done.append(f"removed {directory}")
+        with contextlib.suppress(FileNotFoundError):
+            paths.state_file(iface).unlink()
+    with contextlib.suppress(FileNotFoundError):
+        (paths.RUN_DIR / f"{iface}.lock").unlink()
+    return done
+
+
+# -- a running engine -----------------------------------------------------
+
+class EngineHandle:
+    """A running engine, opened from its pins by any process."""
+
+    def __init__(self, iface: str) -> None:
+        require_root()
+        self.iface = paths.check_ifname(iface)
+        self.pin_dir = paths.pin_dir(iface)
+        if not self.pin_dir.is_dir():
+            raise EngineError(f"no hft-tui engine on {iface} ({self.pin_dir} is missing)")
+        try:
+            self.maps = EngineMaps.open_pinned(self.pin_dir)
+        except MapsError as exc:
+            raise EngineError(str(exc)) from None
+        self.record = EngineRecord.load(iface)
+
+    def close(self) -> None:
+        self.maps.close()
+
+    def __enter__(self) -> "EngineHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- state --
+    def xdp(self) -> netlink.XdpState | None:
+        """The interface's XDP state now; None when the interface is gone."""
+        try:
+            with IPRoute() as ipr:
+                return netlink.xdp_state(ipr, self.iface)
+        except netlink.NetlinkFailure:
+            return None
+
+    def attached(self) -> bool:
+        st = self.xdp()
+        return bool(st and st.mode and self.record and st.prog_id == self.record.prog_id)
+
+    def engine_params(self) -> EngineParams:
+        g = self.maps.read_global()
+        values = {
+            "feed_port": g.feed_port,
+            "on_no_trade": "drop" if g.on_no_trade else "pass",
+            "update_sample": g.update_sample,
+            "rate_per_sec": g.rate_per_sec,
+            "burst": g.burst,
+        }
+        base = engine_params(values)
+        from dataclasses import replace
+
+        return replace(
+            base,
+            mode=self.record.mode if self.record else "native",
+            deadman_ms=(self.record.deadman_ms if self.record else base.deadman_ms),
+            max_notional=g.max_notional,
+            loss_limit=g.loss_limit,
+        )
+
+    def symbol(self, name: str) -> SymbolParams | None:
+        got = self.maps.read_symbol(name)
+        return symbol_params_from_map(got[0]) if got else None
+
+    # -- control (each a single map write, validated first) --
+    def set_symbol(self, name: str, values: dict) -> SymbolParams:
+        """Validates ``values`` over the running config and writes it whole."""
+        with control_lock(self.iface):
+            params = symbol_params(name, values, base=self.symbol(name))
+            self.maps.write_symbol(name, params)
+            self.maps.bump_version()
+        return self.symbol(name)
+
+    def remove_symbol(self, name: str) -> None:
+        with control_lock(self.iface):
+            if not self.maps.remove_symbol(name):
+                raise EngineError(f"symbol {name} is not configured")
+            self.maps.bump_version()
+
+    def set_engine(self, values: dict) -> EngineParams:
+        if "mode" in values:
+            raise ConfigError("engine: mode cannot change while attached (detach and attach again)")
+        with control_lock(self.iface):
+            params = engine_params(values, base=self.engine_params())
+            g = self.maps.read_global()
+            self.maps.write_global(params, deadman_ms=g.deadman_ms, version=g.config_version + 1)
+            if "deadman_ms" in values and self.record:
+                self.record.deadman_ms = params.deadman_ms
+                self.record.save()
+                if g.deadman_ms:  # armed: the new deadline applies now
+                    self.maps.set_deadman(params.deadman_ms)
+        return self.engine_params()
+
+    def kill(self) -> None:
+        self.maps.set_kill(KILL_OPERATOR)
+
+    def resume(self) -> None:
+        with control_lock(self.iface):
+            self.maps.set_kill(KILL_OFF)
+            self.maps.bump_version()
+
+    def arm_deadman(self, deadline_ms: int | None = None) -> int:
+        """A controller's first heartbeat arms the switch."""
+        deadline = deadline_ms or (self.record.deadman_ms if self.record else 500)
+        self.maps.beat()
+        self.maps.set_deadman(deadline)
+        return deadline
+
+    def disarm_deadman(self) -> None:
+        self.maps.set_deadman(0)
+
+    def snapshot(self) -> Snapshot:
+        return self.maps.snapshot()
+
+    def status(self) -> dict:
+        return status_dict(self, self.snapshot())
+
+
+def open_engine(iface: str | None = None) -> EngineHandle:
+    return EngineHandle(resolve_iface(iface))
+
+
+def _symbol_status(cfg, st) -> dict:
+    params = symbol_params_from_map(cfg).to_toml_values()
+    for key in ("buy_target", "sell_target", "tick_size", "reference_price"):
+        params[key] = float(params[key])
+    params["max_notional"] = cfg.max_notional / 10000
+    held = st.bought - st.sold
+    return {
+        "config": params,
+        "stats": {
+            "position": st.position,
+            "bought": st.bought,
+            "sold": st.sold,
+            "capital_spent": st.capital_spent / 10000,
+            "proceeds": st.proceeds / 10000,
+            "buy_orders": st.buy_orders,
+            "sell_orders": st.sell_orders,
+            "updates": st.updates,
+            "rejects": st.rejects,
+            "last_bid": st.last_bid / 10000,
+            "last_bid_qty": st.last_bid_qty,
+            "last_ask": st.last_ask / 10000,
+            "last_ask_qty": st.last_ask_qty,
+            "last_seq": st.last_seq,
+            "open_cost": st.open_cost / 10000,
+            "realised_pnl": (st.proceeds - (st.capital_spent - st.open_cost)) / 10000,
+            "unrealised_pnl": (held * st.mark - st.open_cost) / 10000,
+            "pnl": st.pnl / 10000,
+        },
+    }
+
+
+def status_dict(handle: EngineHandle, snap: Snapshot) -> dict:
+    xdp = handle.xdp()
+    rec = handle.record
+    g = snap.global_config
+    attached = bool(xdp and xdp.mode and rec and xdp.prog_id == rec.prog_id)
+    hb_age = (snap.taken_ns - snap.heartbeat_ns) / 1e6 if snap.heartbeat_ns else None
+    return {
+        "iface": handle.iface,
+        "interface_present": xdp is not None,
+        "attached": attached,
+        "mode": (xdp.mode if attached else None),
+        "prog_id": (xdp.prog_id if attached else None),
+        "program_hash": rec.program_hash if rec else None,
+        "config_version": g.config_version,
+        "kill": snap.kill != KILL_OFF,
+        "kill_state": KILL_STATES.get(snap.kill, str(snap.kill)),
+        "feed_port": g.feed_port,
+        "on_no_trade": "drop" if g.on_no_trade else "pass",
+        "orders_sent": snap.totals.order_seq,
+        "updates_seen": snap.counters["updates"],
+        "passed": snap.counters["passed"],
+        "rejects": dict(snap.rejects),
+        "ringbuf_drops": snap.counters["ringbuf_drops"],
+        "pnl": snap.totals.pnl / 10000,
+        "open_cost": snap.totals.open_cost / 10000,
+        "risk": {
+            "max_notional": g.max_notional / 10000,
+            "loss_limit": g.loss_limit / 10000,
+            "rate_per_sec": g.rate_per_sec,
+            "burst": g.burst,
+            "loss_trips": snap.counters["loss_trips"],
+            "reject_counters": {k: snap.rejects[k] for k in ("notional", "throttle", "collar", "stale", "deadman", "position_limit")},
+        },
+        "deadman": {
+            "armed": g.deadman_ms != 0,
+            "supervised": g.deadman_ms != 0,
+            "deadline_ms": g.deadman_ms or (rec.deadman_ms if rec else None),
+            "heartbeat_age_ms": round(hb_age, 1) if hb_age is not None else None,
+            "skipped": snap.rejects["deadman"],
+        },
+        "symbols": {name: _symbol_status(cfg, st) for name, (cfg, st) in snap.symbols.items()},
+    }
+
+
+def event_kind_name(kind: int) -> str:
+    return EVENT_KINDS.get(kind, str(kind))
+
+
+__all__ = [
+    "EngineError",
+    "EngineHandle",
+    "EngineRecord",
+    "attach",
+    "detach",
+    "open_engine",
+    "attached_ifaces",
+    "resolve_iface",
+    "program_hash",
+    "load_strategy",
+    "KILL_LOSS_LIMIT",
+    "price_to_str",
+    "as_dict",
+    "errno",
+]

@@ -1,0 +1,156 @@
+"""ctypes mirrors of ebpf/hft_structs.h.
+
+tests/test_layout.py compiles the header with gcc and checks every field's
+offset and every struct's size against these classes, so a change on one
+side that is not made on the other fails the tests instead of corrupting a
+map.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from ctypes import c_char, c_int64, c_uint32, c_uint64
+
+from .constants import SYMBOL_LEN
+
+
+class SpinLock(ctypes.Structure):
+    """struct bpf_spin_lock: user space never touches it (BPF_F_LOCK does)."""
+
+    _fields_ = [("val", c_uint32)]
+
+
+class SymbolKey(ctypes.Structure):
+    _fields_ = [("name", c_char * SYMBOL_LEN)]
+
+
+class SymbolConfig(ctypes.Structure):
+    _fields_ = [
+        ("lock", SpinLock),
+        ("enabled", c_uint32),
+        ("buy_target", c_uint32),
+        ("sell_target", c_uint32),
+        ("base_qty", c_uint32),
+        ("scale_qty", c_uint32),
+        ("tick_size", c_uint32),
+        ("max_order_qty", c_uint32),
+        ("max_position", c_uint32),
+        ("collar_bps", c_uint32),
+        ("reference_price", c_uint32),
+        ("rate_per_sec", c_uint32),
+        ("burst", c_uint32),
+        ("_pad", c_uint32),
+        ("max_notional", c_uint64),
+    ]
+
+
+class SymbolState(ctypes.Structure):
+    _fields_ = [
+        ("lock", SpinLock),
+        ("position", c_uint32),
+        ("bought", c_uint64),
+        ("sold", c_uint64),
+        ("capital_spent", c_uint64),
+        ("proceeds", c_uint64),
+        ("buy_orders", c_uint64),
+        ("sell_orders", c_uint64),
+        ("updates", c_uint64),
+        ("rejects", c_uint64),
+        ("last_seq", c_uint64),
+        ("last_update_ns", c_uint64),
+        ("open_cost", c_uint64),
+        ("pnl", c_int64),
+        ("tokens", c_uint64),
+        ("last_refill_ns", c_uint64),
+        ("last_bid", c_uint32),
+        ("last_bid_qty", c_uint32),
+        ("last_ask", c_uint32),
+        ("last_ask_qty", c_uint32),
+        ("mark", c_uint32),
+        ("session_ref", c_uint32),
+    ]
+
+
+class GlobalConfig(ctypes.Structure):
+    _fields_ = [
+        ("lock", SpinLock),
+        ("feed_port", c_uint32),
+        ("on_no_trade", c_uint32),
+        ("update_sample", c_uint32),
+        ("deadman_ms", c_uint32),
+        ("rate_per_sec", c_uint32),
+        ("burst", c_uint32),
+        ("_pad", c_uint32),
+        ("max_notional", c_uint64),
+        ("loss_limit", c_uint64),
+        ("config_version", c_uint64),
+    ]
+
+
+class GlobalState(ctypes.Structure):
+    _fields_ = [
+        ("lock", SpinLock),
+        ("_pad", c_uint32),
+        ("tokens", c_uint64),
+        ("last_refill_ns", c_uint64),
+    ]
+
+
+class Totals(ctypes.Structure):
+    _fields_ = [
+        ("order_seq", c_uint64),
+        ("open_cost", c_uint64),
+        ("pnl", c_int64),
+    ]
+
+
+class Event(ctypes.Structure):
+    _fields_ = [
+        ("ts_ns", c_uint64),
+        ("sender_ts", c_uint64),
+        ("seq", c_uint64),
+        ("symbol", c_char * SYMBOL_LEN),
+        ("kind", c_uint32),
+        ("side", c_uint32),
+        ("price", c_uint32),
+        ("qty", c_uint32),
+        ("order_id", c_uint32),
+        ("reason", c_uint32),
+        ("bid", c_uint32),
+        ("bid_qty", c_uint32),
+        ("ask", c_uint32),
+        ("ask_qty", c_uint32),
+        ("position", c_uint32),
+        ("_pad", c_uint32),
+        ("pnl", c_int64),
+    ]
+
+
+# C struct name -> mirror, for the layout test.
+MIRRORS = {
+    "hft_symbol_key": SymbolKey,
+    "hft_symbol_config": SymbolConfig,
+    "hft_symbol_state": SymbolState,
+    "hft_global_config": GlobalConfig,
+    "hft_global_state": GlobalState,
+    "hft_totals": Totals,
+    "hft_event": Event,
+}
+
+
+def symbol_key(name: str) -> SymbolKey:
+    """The 8-byte key: ASCII, left-justified, space-padded (as on the wire)."""
+    return SymbolKey(name.encode("ascii").ljust(SYMBOL_LEN, b" "))
+
+
+def key_name(raw: bytes) -> str:
+    return raw.decode("ascii", "replace").rstrip(" \0")
+
+
+def as_dict(value: ctypes.Structure) -> dict:
+    """Fields of a mirror as a plain dict, without the lock and padding."""
+    return {
+        name: getattr(value, name)
+        for name, _ in value._fields_
+        if name != "lock" and not name.startswith("_")
+    }
