@@ -19,6 +19,8 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,14 +29,34 @@ from pyroute2 import IPRoute, NetNS, netns
 
 from . import engine
 
-NAMESPACE = "hft-lab"
-ENGINE_IFACE = "hft0"
-EXCHANGE_IFACE = "hftx0"
-ENGINE_IP = "198.18.0.1"
-EXCHANGE_IP = "198.18.0.2"
 PREFIX = 24
-NETNS_PATH = Path("/run/netns") / NAMESPACE
 PASS_PROGRAM = b"int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }"
+
+
+@dataclass(frozen=True)
+class Lab:
+    """One lab's names and addresses.  The default is the demo's lab; tests
+    make their own (:func:`Lab.numbered`) so that parallel runs never share one."""
+
+    namespace: str = "hft-lab"
+    engine_iface: str = "hft0"
+    exchange_iface: str = "hftx0"
+    engine_ip: str = "198.18.0.1"
+    exchange_ip: str = "198.18.0.2"
+
+    @classmethod
+    def numbered(cls, n: int) -> "Lab":
+        """Lab number n (1..250): namespace hft-lab-n, veth hftN/hftxN, 198.18.n.0/24."""
+        if not 1 <= n <= 250:
+            raise ValueError("lab number must be 1..250")
+        return cls(f"hft-lab-{n}", f"hft{n}", f"hftx{n}", f"198.18.{n}.1", f"198.18.{n}.2")
+
+    @property
+    def netns_path(self) -> Path:
+        return Path("/run/netns") / self.namespace
+
+
+DEFAULT_LAB = Lab()
 
 
 class LabError(RuntimeError):
@@ -65,36 +87,36 @@ def _mac(ipr, ifname: str) -> str | None:
     return ipr.link("get", index=found[0])[0].get_attr("IFLA_ADDRESS")
 
 
-def is_up() -> bool:
-    if NAMESPACE not in netns.listnetns():
+def is_up(lab: Lab = DEFAULT_LAB) -> bool:
+    if lab.namespace not in netns.listnetns():
         return False
     with IPRoute() as ipr:
-        return bool(ipr.link_lookup(ifname=ENGINE_IFACE))
+        return bool(ipr.link_lookup(ifname=lab.engine_iface))
 
 
-def status() -> LabStatus:
-    up = is_up()
+def status(lab: Lab = DEFAULT_LAB) -> LabStatus:
+    up_now = is_up(lab)
     engine_mac = exchange_mac = peer = None
-    if up:
+    if up_now:
         with IPRoute() as ipr:
-            engine_mac = _mac(ipr, ENGINE_IFACE)
-        with NetNS(NAMESPACE) as ns:
-            exchange_mac = _mac(ns, EXCHANGE_IFACE)
-            found = ns.link_lookup(ifname=EXCHANGE_IFACE)
+            engine_mac = _mac(ipr, lab.engine_iface)
+        with NetNS(lab.namespace) as ns:
+            exchange_mac = _mac(ns, lab.exchange_iface)
+            found = ns.link_lookup(ifname=lab.exchange_iface)
             if found:
                 xdp = ns.link("get", index=found[0])[0].get_attr("IFLA_XDP")
                 peer = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp else None
     return LabStatus(
-        up=up,
-        namespace=NAMESPACE,
-        engine_iface=ENGINE_IFACE,
-        engine_ip=ENGINE_IP,
+        up=up_now,
+        namespace=lab.namespace,
+        engine_iface=lab.engine_iface,
+        engine_ip=lab.engine_ip,
         engine_mac=engine_mac,
-        exchange_iface=EXCHANGE_IFACE,
-        exchange_ip=EXCHANGE_IP,
+        exchange_iface=lab.exchange_iface,
+        exchange_ip=lab.exchange_ip,
         exchange_mac=exchange_mac,
         peer_xdp=peer,
-        engine_attached=ENGINE_IFACE in engine.attached_ifaces(),
+        engine_attached=lab.engine_iface in engine.attached_ifaces(),
     )
 
 
@@ -107,64 +129,65 @@ def _attach_peer_pass(ns: NetNS, idx: int) -> None:
     b.cleanup()  # the attachment holds the program
 
 
-def up() -> LabStatus:
+def up(lab: Lab = DEFAULT_LAB) -> LabStatus:
     """Creates the lab; running it again on a lab that is up changes nothing."""
     engine.require_root()
-    if is_up():
-        return status()
-    down(quiet=True)  # half-built leftovers
-    netns.create(NAMESPACE)
+    if is_up(lab):
+        return status(lab)
+    down(lab, quiet=True)  # half-built leftovers
+    netns.create(lab.namespace)
     with IPRoute() as ipr:
-        ipr.link("add", ifname=ENGINE_IFACE, kind="veth", peer=EXCHANGE_IFACE)
-        peer_idx = ipr.link_lookup(ifname=EXCHANGE_IFACE)[0]
-        ipr.link("set", index=peer_idx, net_ns_fd=NAMESPACE)
-        idx = ipr.link_lookup(ifname=ENGINE_IFACE)[0]
-        ipr.addr("add", index=idx, address=ENGINE_IP, prefixlen=PREFIX)
+        ipr.link("add", ifname=lab.engine_iface, kind="veth", peer=lab.exchange_iface)
+        peer_idx = ipr.link_lookup(ifname=lab.exchange_iface)[0]
+        ipr.link("set", index=peer_idx, net_ns_fd=lab.namespace)
+        idx = ipr.link_lookup(ifname=lab.engine_iface)[0]
+        ipr.addr("add", index=idx, address=lab.engine_ip, prefixlen=PREFIX)
         ipr.link("set", index=idx, state="up")
-    with NetNS(NAMESPACE) as ns:
-        idx = ns.link_lookup(ifname=EXCHANGE_IFACE)[0]
-        ns.addr("add", index=idx, address=EXCHANGE_IP, prefixlen=PREFIX)
+    with NetNS(lab.namespace) as ns:
+        idx = ns.link_lookup(ifname=lab.exchange_iface)[0]
+        ns.addr("add", index=idx, address=lab.exchange_ip, prefixlen=PREFIX)
         ns.link("set", index=idx, state="up")
-        lo = ns.link_lookup(ifname="lo")[0]
-        ns.link("set", index=lo, state="up")
+        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
         _attach_peer_pass(ns, idx)
     # Wait for carrier on both ends so the first packet is not lost.
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         with IPRoute() as ipr:
-            msg = ipr.link("get", index=ipr.link_lookup(ifname=ENGINE_IFACE)[0])[0]
+            msg = ipr.link("get", index=ipr.link_lookup(ifname=lab.engine_iface)[0])[0]
             if msg.get_attr("IFLA_OPERSTATE") == "UP":
                 break
         time.sleep(0.05)
-    return status()
+    return status(lab)
 
 
-def _netns_inode() -> int | None:
-    try:
-        return os.stat(NETNS_PATH).st_ino
-    except FileNotFoundError:
-        return None
-
-
-def lab_pids() -> list[int]:
+def lab_pids(lab: Lab = DEFAULT_LAB) -> list[int]:
     """Processes whose network namespace is the lab's (simulators, bots)."""
-    ino = _netns_inode()
-    if ino is None:
+    try:
+        ino = os.stat(lab.netns_path).st_ino
+    except FileNotFoundError:
         return []
     pids = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
             with contextlib.suppress(OSError):
-                if os.stat(entry / "ns" / "net").st_ino == ino and int(entry.name) != os.getpid():
+                if os.stat(entry / "ns" / "net").st_ino == ino:
                     pids.append(int(entry.name))
     return pids
 
 
-def down(quiet: bool = False) -> list[str]:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def down(lab: Lab = DEFAULT_LAB, quiet: bool = False) -> list[str]:
     """Removes everything the lab made: processes, engine, links, namespace."""
     engine.require_root()
     done = []
-    pids = lab_pids()
+    pids = lab_pids(lab)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -176,43 +199,61 @@ def down(quiet: bool = False) -> list[str]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         done.append(f"stopped {len(pids)} lab process(es)")
-    if ENGINE_IFACE in engine.attached_ifaces():
-        done.extend(engine.detach(ENGINE_IFACE))
+    if lab.engine_iface in engine.attached_ifaces():
+        done.extend(engine.detach(lab.engine_iface))
     with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=ENGINE_IFACE)
+        found = ipr.link_lookup(ifname=lab.engine_iface)
         if found:
             ipr.link("del", index=found[0])
-            done.append(f"deleted {ENGINE_IFACE}/{EXCHANGE_IFACE}")
-    if NAMESPACE in netns.listnetns():
-        netns.remove(NAMESPACE)
-        done.append(f"removed namespace {NAMESPACE}")
+            done.append(f"deleted {lab.engine_iface}/{lab.exchange_iface}")
+    if lab.namespace in netns.listnetns():
+        netns.remove(lab.namespace)
+        done.append(f"removed namespace {lab.namespace}")
     if not done and not quiet:
         done.append("the lab was not up")
     return done
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def enter_namespace(lab: Lab = DEFAULT_LAB) -> None:
+    """setns(2) the calling thread into the lab's network namespace.
 
-
-def enter_namespace() -> None:
-    """setns(2) this process (one thread) into the lab's network namespace.
-
-    Only the network namespace changes, so /sys/fs/bpf stays visible.
+    Only the network namespace changes, so /sys/fs/bpf stays visible.  In a
+    multi-threaded process only the calling thread moves: sockets it creates
+    afterwards belong to the lab, whichever thread uses them later.
     """
     libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(NETNS_PATH, os.O_RDONLY)
+    fd = os.open(lab.netns_path, os.O_RDONLY)
     try:
         if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-            raise LabError(f"setns {NAMESPACE}: {os.strerror(ctypes.get_errno())}")
+            raise LabError(f"setns {lab.namespace}: {os.strerror(ctypes.get_errno())}")
     finally:
         os.close(fd)
 
 
-def nsenter_argv(argv: list[str]) -> list[str]:
+def lab_socket(lab: Lab = DEFAULT_LAB, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM,
+               proto: int = 0) -> socket.socket:
+    """A socket created inside the lab namespace, usable from this process.
+
+    A helper thread enters the namespace and makes the socket, so the
+    calling process (and its threads) stay in the root namespace.
+    """
+    box: dict = {}
+
+    def make() -> None:
+        try:
+            enter_namespace(lab)
+            box["sock"] = socket.socket(family, type_, proto)
+        except Exception as exc:  # reported in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=make)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["sock"]
+
+
+def nsenter_argv(argv: list[str], lab: Lab = DEFAULT_LAB) -> list[str]:
     """argv that runs a command in the lab namespace without remounting /sys."""
-    return ["nsenter", f"--net={NETNS_PATH}", "--", *argv]
+    return ["nsenter", f"--net={lab.netns_path}", "--", *argv]

@@ -1,0 +1,231 @@
+"""``hft-tui``: the one entry point.
+
+    hft-tui [--demo] [--iface IFACE]         the full-screen app
+    hft-tui engine attach|status|set|set-engine|remove|kill|resume|detach|run
+    hft-tui lab up|down|status|feed
+    hft-tui journal tail|export|verify
+    hft-tui bench
+
+Every failure is one line on stderr and a non-zero exit code; no traceback
+reaches a user.  Verbs whose work lives in another module (the app, the
+simulator, the supervisor, the journal, the benchmark) are imported only
+when used, so a broken optional piece never stops ``engine kill``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from . import __version__
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _iface_arg(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    help_ = "interface of the engine (may be left out when one engine is attached)"
+    if positional:
+        p.add_argument("iface", nargs="?", help=help_)
+    else:
+        p.add_argument("--iface", "-i", help=help_)
+
+
+def _plugin(module: str):
+    return importlib.import_module(f"hft_tui.{module}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hft-tui",
+        description="Tick-to-order trading engine in the XDP hook, and its terminal UI.",
+    )
+    parser.add_argument("--version", action="version", version=f"hft-tui {__version__}")
+    parser.add_argument("--demo", action="store_true", help="open the app on the lab with the simulator trading")
+    parser.add_argument("--config", help="TOML config used when the app attaches an engine")
+    parser.add_argument("--mode", choices=("native", "generic"), help="XDP mode when the app attaches")
+    parser.add_argument("--poll-hz", type=float, default=10.0, help="map polling rate of the app (default 10)")
+    parser.add_argument("--iface", "-i", dest="app_iface", metavar="IFACE", help="interface to select in the app")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # -- engine ---------------------------------------------------------
+    eng = sub.add_parser("engine", help="attach, control and inspect the kernel engine")
+    esub = eng.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = esub.add_parser("attach", help="compile, load and attach the engine to an interface")
+    p.add_argument("iface")
+    p.add_argument("--mode", choices=("native", "generic"), help="XDP mode (default: the config's, native)")
+    p.add_argument("--config", help="TOML config (default: built-in defaults, no symbols)")
+    p.add_argument("--force", action="store_true", help="replace another XDP program on the interface")
+    p.add_argument("--deadman", type=int, metavar="MS", help="arm the dead-man switch now with this deadline")
+
+    p = esub.add_parser("status", help="engine state, counters and per-symbol stats")
+    _iface_arg(p)
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
+    p = esub.add_parser("set", help="add a symbol or change its parameters (TOML keys and units)")
+    p.add_argument("symbol")
+    p.add_argument("assignments", nargs="+", metavar="key=value")
+    _iface_arg(p, positional=False)
+
+    p = esub.add_parser("set-engine", help="change engine-wide settings (feed_port, limits, ...)")
+    p.add_argument("assignments", nargs="+", metavar="key=value")
+    _iface_arg(p, positional=False)
+
+    p = esub.add_parser("remove", help="remove a symbol")
+    p.add_argument("symbol")
+    _iface_arg(p, positional=False)
+
+    for verb, text in (
+        ("kill", "stop all trading at once (the kernel kill switch)"),
+        ("resume", "clear the kill switch"),
+        ("detach", "detach the engine and remove its pins"),
+    ):
+        p = esub.add_parser(verb, help=text)
+        _iface_arg(p)
+
+    p = esub.add_parser("run", help="supervise an engine in the foreground (heartbeat, journal, alerts)")
+    p.add_argument("iface")
+    p.add_argument("--config", help="TOML config, used when the engine must be attached first")
+    p.add_argument("--mode", choices=("native", "generic"))
+
+    # -- lab ------------------------------------------------------------
+    lab = sub.add_parser("lab", help="the one-machine exchange lab (netns + veth)")
+    lsub = lab.add_subparsers(dest="verb", metavar="VERB", required=True)
+    lsub.add_parser("up", help="create the lab namespace and veth pair")
+    lsub.add_parser("down", help="remove the lab and everything in it")
+    p = lsub.add_parser("status", help="the lab's interfaces and addresses")
+    p.add_argument("--json", action="store_true")
+    p = lsub.add_parser("feed", help="run the exchange simulator in the lab")
+    _plugin("simulator").add_arguments(p)
+
+    # -- journal --------------------------------------------------------
+    jr = sub.add_parser("journal", help="the order journal")
+    _plugin("journal").add_arguments(jr)
+
+    # -- bench ----------------------------------------------------------
+    bn = sub.add_parser("bench", help="latency benchmark: engine vs bots vs bare reflector")
+    _plugin("bench").add_arguments(bn)
+    return parser
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def cmd_engine(args) -> int:
+    from . import engine
+    from .config import default_config, load_config, parse_assignments
+
+    if args.verb == "attach":
+        config = load_config(args.config) if args.config else default_config()
+        rec = engine.attach(
+            args.iface, config, mode=args.mode, deadman_ms=args.deadman, config_path=args.config
+        )
+        supervised = f", dead-man {args.deadman} ms armed" if args.deadman else ", unsupervised (no dead-man switch)"
+        print(f"attached to {rec.iface} in {rec.mode} mode, program id {rec.prog_id}, "
+              f"{len(config.symbols)} symbol(s){supervised}")
+        return 0
+    if args.verb == "detach":
+        for line in engine.detach(engine.resolve_iface(args.iface)):
+            print(line)
+        return 0
+    if args.verb == "run":
+        return _plugin("supervisor").run(args)
+
+    with engine.open_engine(getattr(args, "iface", None)) as h:
+        if args.verb == "status":
+            st = h.status()
+            if args.json:
+                _print_json(st)
+            else:
+                print(_plugin("status_text").render(st))
+        elif args.verb == "set":
+            p = h.set_symbol(args.symbol, parse_assignments(args.assignments))
+            print(f"{args.symbol}: " + " ".join(f"{k}={v}" for k, v in p.to_toml_values().items()))
+        elif args.verb == "set-engine":
+            p = h.set_engine(parse_assignments(args.assignments))
+            print(" ".join(f"{k}={v}" for k, v in vars(p).items()))
+        elif args.verb == "remove":
+            h.remove_symbol(args.symbol)
+            print(f"removed {args.symbol}")
+        elif args.verb == "kill":
+            h.kill()
+            print(f"KILLED: {h.iface} sends no orders until 'hft-tui engine resume'")
+        elif args.verb == "resume":
+            h.resume()
+            print(f"resumed: {h.iface} trades again")
+    return 0
+
+
+def cmd_lab(args) -> int:
+    from . import lab
+
+    if args.verb == "up":
+        st = lab.up()
+        print(f"lab up: {st.engine_iface} {st.engine_ip} <-> {st.exchange_iface} {st.exchange_ip} "
+              f"in namespace {st.namespace}")
+    elif args.verb == "down":
+        for line in lab.down():
+            print(line)
+    elif args.verb == "status":
+        st = lab.status()
+        if args.json:
+            _print_json(st.as_dict())
+        else:
+            state = "up" if st.up else "down"
+            print(f"lab {state}: namespace {st.namespace}, engine {st.engine_iface} {st.engine_ip} "
+                  f"{st.engine_mac or '-'}, exchange {st.exchange_iface} {st.exchange_ip} "
+                  f"{st.exchange_mac or '-'}, engine attached: {st.engine_attached}")
+    elif args.verb == "feed":
+        return _plugin("simulator").run(args)
+    return 0
+
+
+def _errors():
+    """Exception types whose message is meant for the user as it is."""
+    from .config import ConfigError
+    from .engine import EngineError
+    from .lab import LabError
+    from .maps import MapsError
+    from .netlink import NetlinkFailure
+    from .paths import PathError
+    from .protocol import ProtocolError
+
+    return (ConfigError, EngineError, LabError, MapsError, NetlinkFailure, PathError, ProtocolError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, or a usage error already printed
+        return int(exc.code or 0)
+    try:
+        if args.command == "engine":
+            return cmd_engine(args)
+        if args.command == "lab":
+            return cmd_lab(args)
+        if args.command == "journal":
+            return _plugin("journal").run(args)
+        if args.command == "bench":
+            return _plugin("bench").run(args)
+        return _plugin("app").run(args)
+    except KeyboardInterrupt:
+        return 130
+    except _errors() as exc:
+        print(f"hft-tui: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except PermissionError as exc:
+        print(f"hft-tui: error: permission denied ({exc.filename or exc}): run as root", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"hft-tui: error: {exc.strerror or exc}"
+              + (f": {exc.filename}" if getattr(exc, "filename", None) else ""), file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

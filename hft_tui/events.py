@@ -1,0 +1,104 @@
+"""The engine's ring buffer, read as typed events.
+
+One process should own the drain of an engine's ring buffer (records are
+consumed once); the controller (TUI or ``engine run``) owns it, writes the
+journal and fans the events out.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import libbpf
+from .constants import EVENT_KINDS, KILL_STATES, REJECT_REASONS
+from .layout import Event, key_name
+
+_EVENT_SIZE = ctypes.sizeof(Event)
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """A decoded ring-buffer record; prices in 1e-4 units, times in ns."""
+
+    kind: str            # update, order, reject, kill
+    ts_ns: int           # kernel CLOCK_MONOTONIC
+    sender_ts: int
+    seq: int
+    symbol: str
+    side: str            # "B", "S" or ""
+    price: int
+    qty: int
+    order_id: int
+    reason: str          # reject reason, kill state, or ""
+    bid: int
+    bid_qty: int
+    ask: int
+    ask_qty: int
+    position: int
+    pnl: int
+
+    @classmethod
+    def from_record(cls, raw: bytes) -> "EngineEvent":
+        ev = Event.from_buffer_copy(raw[:_EVENT_SIZE])
+        kind = EVENT_KINDS.get(ev.kind, str(ev.kind))
+        if kind == "reject":
+            reason = REJECT_REASONS.get(ev.reason, str(ev.reason))
+        elif kind == "kill":
+            reason = KILL_STATES.get(ev.reason, str(ev.reason))
+        else:
+            reason = ""
+        return cls(
+            kind=kind,
+            ts_ns=ev.ts_ns,
+            sender_ts=ev.sender_ts,
+            seq=ev.seq,
+            symbol=key_name(ev.symbol),
+            side=chr(ev.side) if ev.side else "",
+            price=ev.price,
+            qty=ev.qty,
+            order_id=ev.order_id,
+            reason=reason,
+            bid=ev.bid,
+            bid_qty=ev.bid_qty,
+            ask=ev.ask,
+            ask_qty=ev.ask_qty,
+            position=ev.position,
+            pnl=ev.pnl,
+        )
+
+
+class EventReader:
+    """Drains an engine's ring buffer in batches.
+
+    ``poll(timeout_ms)`` returns every record available (waiting up to
+    ``timeout_ms`` for the first), decoded, oldest first.
+    """
+
+    def __init__(self, ringbuf_fd: int, *, owns_fd: bool = False) -> None:
+        self._fd = ringbuf_fd
+        self._owns = owns_fd
+        self._batch: list[bytes] = []
+        self._rb = libbpf.RingBuffer(ringbuf_fd, self._batch.append)
+
+    @classmethod
+    def open_pinned(cls, pin_dir: Path) -> "EventReader":
+        return cls(libbpf.obj_get(str(pin_dir / "events")), owns_fd=True)
+
+    def poll(self, timeout_ms: int = 0) -> list[EngineEvent]:
+        self._rb.poll(timeout_ms)
+        raw, self._batch[:] = list(self._batch), []
+        return [EngineEvent.from_record(r) for r in raw]
+
+    def poll_raw(self, timeout_ms: int = 0) -> list[bytes]:
+        """Undecoded records, for consumers that only count or sample."""
+        self._rb.poll(timeout_ms)
+        raw, self._batch[:] = list(self._batch), []
+        return raw
+
+    def close(self) -> None:
+        self._rb.close()
+        if self._owns:
+            os.close(self._fd)
