@@ -1,0 +1,33 @@
+# hft-tui.  Everything needs root (BPF, netlink, namespaces).
+#   make demo   the lab, the simulator and the TUI, trading
+#   make test   the whole test suite against the real kernel
+#   make bench  latency benchmark: engine vs Python and C bots vs bare reflector
+# Each installs what is missing first (make install).
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HFT    := $(VENV)/bin/hft-tui
+PYTEST_ARGS ?=
+
+.PHONY: install demo test bench screenshots soak lab-down clean
+
+install:
+	@bash scripts/install.sh
+
+demo: install
+	$(HFT) --demo
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(HFT) bench --out docs/bench
+
+screenshots: install
+	$(PY) -m hft_tui.app.screenshots
+
+lab-down:
+	@$(HFT) lab down
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
