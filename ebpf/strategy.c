@@ -419,7 +419,8 @@ int xdp_strategy(struct xdp_md *ctx)
 		reason = HFT_REJECT_KILL;
 	} else if (g.deadman_ms) {
 		hb = heartbeat.lookup(&zero);
-		if (!hb || now - *hb > (__u64)g.deadman_ms * 1000000)
+		/* A heartbeat written after `now` was read is newer, not ancient. */
+		if (!hb || (*hb < now && now - *hb > (__u64)g.deadman_ms * 1000000))
 			reason = HFT_REJECT_DEADMAN;
 	}
 	if (reason == NO_REJECT && !c.enabled)
@@ -494,7 +495,11 @@ int xdp_strategy(struct xdp_md *ctx)
 	/* Phase 2: engine-wide throttle and notional cap. */
 	final = d.qty;
 	bpf_spin_lock(&gs->lock);
-	if (!take_token(&gs->tokens, &gs->last_refill_ns, g.rate_per_sec, g.burst, now)) {
+	if (*kill != HFT_KILL_OFF) {
+		/* Killed while this update was decided (operator or loss limit). */
+		final = 0;
+		reason = HFT_REJECT_KILL;
+	} else if (!take_token(&gs->tokens, &gs->last_refill_ns, g.rate_per_sec, g.burst, now)) {
 		final = 0;
 		reason = HFT_REJECT_THROTTLE;
 	} else if (d.side == HFT_TYPE_BUY && g.max_notional) {
