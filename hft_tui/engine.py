@@ -15,24 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pyroute2 import IPRoute
 
 from . import libbpf, netlink, paths
 from .config import Config, ConfigError, EngineParams, SymbolParams, engine_params, symbol_params
-from .constants import EVENT_KINDS, KILL_LOSS_LIMIT, KILL_OFF, KILL_OPERATOR, KILL_STATES
-from .layout import as_dict
+from .constants import KILL_OFF, KILL_OPERATOR, KILL_STATES
 from .maps import MAP_VALUES, EngineMaps, MapsError, Snapshot, symbol_params_from_map
-from .protocol import price_to_str
 
 PROGRAM_NAME = "xdp_strategy"
 
@@ -334,8 +331,6 @@ class EngineHandle:
             "burst": g.burst,
         }
         base = engine_params(values)
-        from dataclasses import replace
-
         return replace(
             base,
             mode=self.record.mode if self.record else "native",
@@ -480,24 +475,3 @@ def status_dict(handle: EngineHandle, snap: Snapshot) -> dict:
         "symbols": {name: _symbol_status(cfg, st) for name, (cfg, st) in snap.symbols.items()},
     }
 
-
-def event_kind_name(kind: int) -> str:
-    return EVENT_KINDS.get(kind, str(kind))
-
-
-__all__ = [
-    "EngineError",
-    "EngineHandle",
-    "EngineRecord",
-    "attach",
-    "detach",
-    "open_engine",
-    "attached_ifaces",
-    "resolve_iface",
-    "program_hash",
-    "load_strategy",
-    "KILL_LOSS_LIMIT",
-    "price_to_str",
-    "as_dict",
-    "errno",
-]

@@ -22,7 +22,6 @@ from .constants import (
     BPF_NOEXIST,
     COUNTERS,
     CTR_REJECT_BASE,
-    KILL_OFF,
     NO_TRADE_ACTIONS,
     NUM_COUNTERS,
     REJECT_REASONS,
