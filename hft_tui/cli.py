@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 
-from . import __version__
+from . import __version__, status_text
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -35,6 +36,26 @@ def _iface_arg(p: argparse.ArgumentParser, positional: bool = True) -> None:
 
 def _plugin(module: str):
     return importlib.import_module(f"hft_tui.{module}")
+
+
+# Plugins that failed to import: the verb reports it when used, and every
+# other verb (engine kill above all) keeps working.
+_BROKEN_PLUGINS: dict[str, str] = {}
+
+
+def _add_plugin_arguments(module: str, parser: argparse.ArgumentParser) -> None:
+    try:
+        _plugin(module).add_arguments(parser)
+    except Exception as exc:  # noqa: BLE001 - any failure must stay local to the verb
+        _BROKEN_PLUGINS[module] = f"{type(exc).__name__}: {exc}"
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def _run_plugin(module: str, args) -> int:
+    if module in _BROKEN_PLUGINS:
+        print(f"hft-tui: error: '{module}' cannot start ({_BROKEN_PLUGINS[module]})", file=sys.stderr)
+        return EXIT_ERROR
+    return _plugin(module).run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,15 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = lsub.add_parser("status", help="the lab's interfaces and addresses")
     p.add_argument("--json", action="store_true")
     p = lsub.add_parser("feed", help="run the exchange simulator in the lab")
-    _plugin("simulator").add_arguments(p)
+    _add_plugin_arguments("simulator", p)
 
     # -- journal --------------------------------------------------------
     jr = sub.add_parser("journal", help="the order journal")
-    _plugin("journal").add_arguments(jr)
+    _add_plugin_arguments("journal", jr)
 
     # -- bench ----------------------------------------------------------
     bn = sub.add_parser("bench", help="latency benchmark: engine vs bots vs bare reflector")
-    _plugin("bench").add_arguments(bn)
+    _add_plugin_arguments("bench", bn)
     return parser
 
 
@@ -133,7 +154,7 @@ def cmd_engine(args) -> int:
             print(line)
         return 0
     if args.verb == "run":
-        return _plugin("supervisor").run(args)
+        return _run_plugin("supervisor", args)
 
     with engine.open_engine(getattr(args, "iface", None)) as h:
         if args.verb == "status":
@@ -141,7 +162,7 @@ def cmd_engine(args) -> int:
             if args.json:
                 _print_json(st)
             else:
-                print(_plugin("status_text").render(st))
+                print(status_text.render(st))
         elif args.verb == "set":
             p = h.set_symbol(args.symbol, parse_assignments(args.assignments))
             print(f"{args.symbol}: " + " ".join(f"{k}={v}" for k, v in p.to_toml_values().items()))
@@ -180,7 +201,7 @@ def cmd_lab(args) -> int:
                   f"{st.engine_mac or '-'}, exchange {st.exchange_iface} {st.exchange_ip} "
                   f"{st.exchange_mac or '-'}, engine attached: {st.engine_attached}")
     elif args.verb == "feed":
-        return _plugin("simulator").run(args)
+        return _run_plugin("simulator", args)
     return 0
 
 
@@ -199,8 +220,7 @@ def _errors():
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help, or a usage error already printed
         return int(exc.code or 0)
     try:
@@ -209,10 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "lab":
             return cmd_lab(args)
         if args.command == "journal":
-            return _plugin("journal").run(args)
+            return _run_plugin("journal", args)
         if args.command == "bench":
-            return _plugin("bench").run(args)
-        return _plugin("app").run(args)
+            return _run_plugin("bench", args)
+        return _run_plugin("app", args)
     except KeyboardInterrupt:
         return 130
     except _errors() as exc:
@@ -224,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"hft-tui: error: {exc.strerror or exc}"
               + (f": {exc.filename}" if getattr(exc, "filename", None) else ""), file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+        if os.environ.get("HFT_TUI_DEBUG"):
+            raise
+        print(f"hft-tui: internal error: {type(exc).__name__}: {exc} (HFT_TUI_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
         return EXIT_ERROR
 
 
