@@ -17,7 +17,8 @@ BPF_ARRAY(totals, struct hft_totals, 1);
 BPF_ARRAY(kill_switch, __u64, 1);        /* HFT_KILL_*; its own map so no writer clobbers it */
 BPF_ARRAY(heartbeat, __u64, 1);          /* controller's CLOCK_MONOTONIC ns */
 BPF_PERCPU_ARRAY(counters, __u64, HFT_NUM_COUNTERS);
-BPF_RINGBUF_OUTPUT(events, HFT_RINGBUF_PAGES);
+BPF_RINGBUF_OUTPUT(events, HFT_RINGBUF_PAGES);       /* orders and kills only */
+BPF_RINGBUF_OUTPUT(tape_events, HFT_TAPE_PAGES);     /* rejects and sampled updates */
 /* Per-CPU scratch space for the event being built: the 512-byte stack is too small. */
 BPF_PERCPU_ARRAY(scratch_event, struct hft_event, 1);
 

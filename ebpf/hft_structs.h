@@ -13,7 +13,8 @@
 #define HFT_STRUCTS_H
 
 #define HFT_MAX_SYMBOLS      256
-#define HFT_RINGBUF_PAGES    1024     /* 4 MiB of events */
+#define HFT_RINGBUF_PAGES    1024     /* 4 MiB of orders */
+#define HFT_TAPE_PAGES       1024     /* 4 MiB of rejects and sampled updates */
 #define HFT_NS_PER_SEC       1000000000
 
 /* Kill switch values (map kill_switch).  Non-zero means no order leaves. */
@@ -44,16 +45,22 @@
 #define HFT_CTR_UPDATES        0   /* valid updates on the feed port */
 #define HFT_CTR_PASSED         1   /* well-formed packets that are not feed updates */
 #define HFT_CTR_ORDERS         2   /* orders sent with XDP_TX */
-#define HFT_CTR_RINGBUF_DROPS  3   /* events the ring buffer had no room for */
+#define HFT_CTR_RINGBUF_DROPS  3   /* orders the events ring had no room for */
 #define HFT_CTR_LOSS_TRIPS     4   /* times the loss limit latched the kill switch */
+#define HFT_CTR_TAPE_DROPS     5   /* rejects/updates the tape ring had no room for */
 #define HFT_CTR_REJECT_BASE    8
 #define HFT_NUM_COUNTERS       20  /* HFT_CTR_REJECT_BASE + HFT_NUM_REJECTS */
 
-/* Ring-buffer event kinds. */
-#define HFT_EVENT_UPDATE     1   /* sampled market data */
-#define HFT_EVENT_ORDER      2   /* every order, never sampled */
-#define HFT_EVENT_REJECT     3   /* every reject of a known symbol */
-#define HFT_EVENT_KILL       4   /* the kernel latched the kill switch */
+/*
+ * Ring-buffer event kinds.  Orders and kills go to the `events` ring, which
+ * carries nothing else, so a flood of rejects can never crowd out an order;
+ * rejects and sampled updates go to the `tape_events` ring.  Both count
+ * their drops exactly.
+ */
+#define HFT_EVENT_UPDATE     1   /* sampled market data (tape ring) */
+#define HFT_EVENT_ORDER      2   /* every order, never sampled (events ring) */
+#define HFT_EVENT_REJECT     3   /* every reject of a known symbol (tape ring) */
+#define HFT_EVENT_KILL       4   /* the kernel latched the kill switch (events ring) */
 
 struct hft_symbol_key {
 	char name[HFT_SYMBOL_LEN];

@@ -122,10 +122,18 @@ static __always_inline int pass_counted(int parse_rc)
 	return XDP_PASS;
 }
 
+/* Orders and kills: the journal's lossless path. */
 static __always_inline void emit(struct hft_event *ev)
 {
 	if (events.ringbuf_output(ev, sizeof(*ev), 0) < 0)
 		count(HFT_CTR_RINGBUF_DROPS);
+}
+
+/* Rejects and sampled updates: a separate ring, so they never take an order's room. */
+static __always_inline void emit_tape(struct hft_event *ev)
+{
+	if (tape_events.ringbuf_output(ev, sizeof(*ev), 0) < 0)
+		count(HFT_CTR_TAPE_DROPS);
 }
 
 static __always_inline int read_global(struct global_view *g)
@@ -484,10 +492,10 @@ int xdp_strategy(struct xdp_md *ctx)
 			count(HFT_CTR_REJECT_BASE + (d.reason & 0xf));
 			ev->kind = HFT_EVENT_REJECT;
 			ev->reason = d.reason;
-			emit(ev);
+			emit_tape(ev);
 		} else if (g.update_sample && updates && *updates % g.update_sample == 0) {
 			ev->kind = HFT_EVENT_UPDATE;
-			emit(ev);
+			emit_tape(ev);
 		}
 		return no_trade;
 	}
@@ -557,7 +565,7 @@ int xdp_strategy(struct xdp_md *ctx)
 		ev->reason = reason;
 		ev->side = d.side;
 		ev->price = d.price;
-		emit(ev);
+		emit_tape(ev);
 		return no_trade;
 	}
 

@@ -455,6 +455,7 @@ def status_dict(handle: EngineHandle, snap: Snapshot) -> dict:
         "passed": snap.counters["passed"],
         "rejects": dict(snap.rejects),
         "ringbuf_drops": snap.counters["ringbuf_drops"],
+        "tape_drops": snap.counters["tape_drops"],
         "pnl": snap.totals.pnl / 10000,
         "open_cost": snap.totals.open_cost / 10000,
         "risk": {

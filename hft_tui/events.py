@@ -71,34 +71,41 @@ class EngineEvent:
 
 
 class EventReader:
-    """Drains an engine's ring buffer in batches.
+    """Drains an engine's two rings (orders+kills, and the tape) in batches.
 
     ``poll(timeout_ms)`` returns every record available (waiting up to
-    ``timeout_ms`` for the first), decoded, oldest first.
+    ``timeout_ms`` for the first), decoded, in kernel time order.
     """
 
-    def __init__(self, ringbuf_fd: int, *, owns_fd: bool = False) -> None:
-        self._fd = ringbuf_fd
-        self._owns = owns_fd
+    def __init__(self, events_fd: int, tape_fd: int | None = None, *, owns_fds: bool = False) -> None:
+        self._fds = [events_fd] + ([tape_fd] if tape_fd is not None else [])
+        self._owns = owns_fds
         self._batch: list[bytes] = []
-        self._rb = libbpf.RingBuffer(ringbuf_fd, self._batch.append)
+        self._rb = libbpf.RingBuffer(events_fd, self._batch.append, *self._fds[1:])
 
     @classmethod
     def open_pinned(cls, pin_dir: Path) -> "EventReader":
-        return cls(libbpf.obj_get(str(pin_dir / "events")), owns_fd=True)
-
-    def poll(self, timeout_ms: int = 0) -> list[EngineEvent]:
-        self._rb.poll(timeout_ms)
-        raw, self._batch[:] = list(self._batch), []
-        return [EngineEvent.from_record(r) for r in raw]
+        events_fd = libbpf.obj_get(str(pin_dir / "events"))
+        try:
+            tape_fd = libbpf.obj_get(str(pin_dir / "tape_events"))
+        except OSError:
+            os.close(events_fd)
+            raise
+        return cls(events_fd, tape_fd, owns_fds=True)
 
     def poll_raw(self, timeout_ms: int = 0) -> list[bytes]:
-        """Undecoded records, for consumers that only count or sample."""
+        """Undecoded records (ring by ring), for consumers that only count."""
         self._rb.poll(timeout_ms)
         raw, self._batch[:] = list(self._batch), []
         return raw
 
+    def poll(self, timeout_ms: int = 0) -> list[EngineEvent]:
+        events = [EngineEvent.from_record(r) for r in self.poll_raw(timeout_ms)]
+        events.sort(key=lambda e: e.ts_ns)  # the two rings interleave in time
+        return events
+
     def close(self) -> None:
         self._rb.close()
         if self._owns:
-            os.close(self._fd)
+            for fd in self._fds:
+                os.close(fd)

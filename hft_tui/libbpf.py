@@ -116,6 +116,7 @@ def _declare(l: ctypes.CDLL) -> None:
         "bpf_prog_test_run_opts": ([c_int, POINTER(BpfTestRunOpts)], c_int),
         "libbpf_num_possible_cpus": ([], c_int),
         "ring_buffer__new": ([c_int, RingBufferSampleFn, c_void_p, c_void_p], c_void_p),
+        "ring_buffer__add": ([c_void_p, c_int, RingBufferSampleFn, c_void_p], c_int),
         "ring_buffer__poll": ([c_void_p, c_int], c_int),
         "ring_buffer__consume": ([c_void_p], c_int),
         "ring_buffer__free": ([c_void_p], None),
@@ -218,13 +219,13 @@ def test_run(prog_fd: int, frame: bytes, repeat: int = 1) -> tuple[int, bytes, i
 
 
 class RingBuffer:
-    """A libbpf ring_buffer on one BPF_MAP_TYPE_RINGBUF fd.
+    """A libbpf ring_buffer manager over one or more BPF_MAP_TYPE_RINGBUF fds.
 
     ``callback(bytes)`` runs for each record during :meth:`poll`.  Only one
     process should drain a given ring buffer: records are consumed once.
     """
 
-    def __init__(self, map_fd: int, callback) -> None:
+    def __init__(self, map_fd: int, callback, *more_fds: int) -> None:
         def _sample(_ctx, data, size):
             try:
                 callback(ctypes.string_at(data, size))
@@ -238,6 +239,8 @@ class RingBuffer:
             err = ctypes.get_errno() or errno_mod.EINVAL
             raise OSError(err, f"ring buffer: {os.strerror(err)}")
         self._rb = ptr
+        for fd in more_fds:
+            _check(lib().ring_buffer__add(ptr, fd, self._cb, None), "ring buffer add")
 
     def poll(self, timeout_ms: int = 0) -> int:
         return _check(lib().ring_buffer__poll(self._rb, timeout_ms), "ring buffer poll")

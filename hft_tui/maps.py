@@ -48,6 +48,7 @@ MAP_VALUES = {
     "heartbeat": ctypes.c_uint64,
     "counters": ctypes.c_uint64,
     "events": None,
+    "tape_events": None,
     "scratch_event": None,
 }
 _NO_TRADE_CODE = {name: code for code, name in NO_TRADE_ACTIONS.items()}
