@@ -5,33 +5,54 @@ process that
  - beats the heartbeat, which arms the kernel's dead-man switch: if the
    controller dies, the kernel sends no order once the heartbeat is older
    than the deadline;
- - owns the drain of the engine's ring buffer (a ring buffer has one consumer
-   position: two drains would split the events), writes every order and
-   reject to the journal and fans the events out to its caller;
+ - owns the drain of the engine's two ring buffers (a ring buffer has one
+   consumer position: two drains would split the events), writes every order
+   and reject to the journal and fans the events out to its caller;
  - turns counter changes into alerts within one tick (MiFID II RTS 6 asks
-   for alerts within five seconds).
+   for alerts within five seconds);
+ - journals every change of the config version and of the kill switch,
+   whoever made it (TUI, CLI), with the program hash;
+ - notices the interface disappearing or the engine being detached under it.
 
 Restart rule: a controller that finds the switch armed and the heartbeat
 already expired (its predecessor died) latches the kill switch before its
 first heartbeat, so trading resumes only when an operator resumes it.
+
+Lossless drain: the rings are read in place (mmap) and the consumer position
+moves only after the journal has committed the records, so a controller
+killed at any instant loses nothing; its successor reads the uncommitted
+records again and the journal ignores the ones it already has.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+import platform
+import select
+import socket
+import struct
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from . import libbpf, paths
 from .constants import KILL_OFF, KILL_OPERATOR, KILL_STATES
-from .engine import EngineHandle
+from .engine import EngineError, EngineHandle
 from .events import EngineEvent, EventReader
-from .maps import Snapshot
+from .layout import Event, as_dict
+from .maps import Snapshot, symbol_params_from_map
 
 
 @dataclass(frozen=True)
 class Alert:
     """Something an operator must see: a reject reason firing, drops, a kill."""
 
-    kind: str            # "reject", "ringbuf_drops", "kill", "journal_gap", "engine"
+    kind: str            # "reject", "ringbuf_drops", "tape_drops", "kill", "journal_gap", "journal", "engine"
     reason: str          # reject reason, kill state, ...
     count: int           # how many since the previous tick
     symbol: str = ""     # when one symbol caused it
@@ -50,6 +71,254 @@ class Tick:
     events: list[EngineEvent] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     dropped_events: int = 0     # events not kept in memory (the journal still has them)
+    ended: str | None = None    # supervision is over: "interface_gone" or "detached"
+
+
+# -- reading a BPF ring buffer in place ---------------------------------------
+
+# include/uapi/linux/bpf.h: a record's header is a u32 length with these two
+# flag bits, then a u32 page offset; records are 8-byte aligned.
+_RINGBUF_BUSY_BIT = 1 << 31
+_RINGBUF_DISCARD_BIT = 1 << 30
+_RINGBUF_HDR_SZ = 8
+# Native formats: struct then copies 4/8 bytes at once (one aligned load or
+# store), never byte by byte, so the kernel never sees half a position.
+_U32 = struct.Struct("I")
+_U64 = struct.Struct("Q")
+
+
+def _event_struct() -> struct.Struct:
+    """The kernel's struct hft_event as a struct format, derived from its
+    ctypes mirror (layout.Event), so no field is typed twice."""
+    codes = {ctypes.c_uint64: "Q", ctypes.c_int64: "q", ctypes.c_uint32: "I", ctypes.c_int32: "i"}
+    fmt = "="
+    for _name, ctype in Event._fields_:
+        fmt += f"{ctypes.sizeof(ctype)}s" if issubclass(ctype, ctypes.Array) else codes[ctype]
+    st = struct.Struct(fmt)
+    assert st.size == ctypes.sizeof(Event), "layout.Event has implicit padding"
+    return st
+
+
+EVENT_STRUCT = _event_struct()
+EVENT_FIELDS = tuple(name for name, _ in Event._fields_)
+# A record of our one event type: header (length, page offset) + the event.
+_RECORD_STRIDE = (_RINGBUF_HDR_SZ + EVENT_STRUCT.size + 7) & ~7
+_RECORD_STRUCT = struct.Struct("=II" + EVENT_STRUCT.format[1:] + "x" * (_RECORD_STRIDE - _RINGBUF_HDR_SZ - EVENT_STRUCT.size))
+
+
+def event_from_tuple(t: tuple) -> EngineEvent:
+    """An EngineEvent from an unpacked record, decoded by events.py itself."""
+    return EngineEvent.from_record(EVENT_STRUCT.pack(*t))
+
+
+# Reading another CPU's producer position and records without barriers is
+# correct on x86-64 (TSO); elsewhere the controller uses libbpf's reader.
+IN_PLACE_READER = platform.machine() in ("x86_64", "AMD64")
+
+
+class RingDrain:
+    """One BPF_MAP_TYPE_RINGBUF read in place, committed explicitly.
+
+    ``read()`` returns the records after the consumer position without
+    moving it; ``commit(pos)`` moves it once they are safe.  Positions are
+    byte offsets since the ring was made: unique for the ring's life.
+    """
+
+    def __init__(self, map_fd: int, *, owns_fd: bool = False) -> None:
+        self.fd = map_fd
+        self._owns = owns_fd
+        self.size = libbpf.map_info(map_fd).max_entries
+        self._mask = self.size - 1
+        page = mmap.PAGESIZE
+        # The layout libbpf uses: the consumer page (ours to write), then the
+        # producer page and the data pages, mapped twice so a record that
+        # wraps around the end reads as one piece.
+        self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        self._data = mmap.mmap(map_fd, page + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        self._base = page
+
+    @property
+    def consumer_pos(self) -> int:
+        return _U64.unpack_from(self._cons, 0)[0]
+
+    @property
+    def producer_pos(self) -> int:
+        return _U64.unpack_from(self._data, 0)[0]
+
+    def pending(self) -> int:
+        """Bytes written by the kernel and not yet committed."""
+        return self.producer_pos - self.consumer_pos
+
+    def read(self, max_records: int) -> tuple[list[tuple[int, tuple]], int]:
+        """([(position, event tuple in layout.Event order)], position after
+        them); nothing moves until :meth:`commit`."""
+        pos = self.consumer_pos
+        prod = self.producer_pos
+        data, base, mask = self._data, self._base, self._mask
+        out: list[tuple[int, tuple]] = []
+        # Fast path: every record is one event, so a run of them unpacks in
+        # one call (the data pages are mapped twice: a run never wraps).
+        n = min((prod - pos) // _RECORD_STRIDE, max_records)
+        if n:
+            off = base + (pos & mask)
+            for rec in _RECORD_STRUCT.iter_unpack(data[off: off + n * _RECORD_STRIDE]):
+                if rec[0] != EVENT_STRUCT.size:
+                    break  # busy, discarded or not ours: the careful path below
+                out.append((pos, rec[2:]))
+                pos += _RECORD_STRIDE
+        while pos < prod and len(out) < max_records:
+            off = base + (pos & mask)
+            hdr = _U32.unpack_from(data, off)[0]
+            if hdr & _RINGBUF_BUSY_BIT:
+                break  # the kernel is still writing it; it comes next time
+            size = hdr & ~(_RINGBUF_BUSY_BIT | _RINGBUF_DISCARD_BIT)
+            if not hdr & _RINGBUF_DISCARD_BIT:
+                if size != EVENT_STRUCT.size:
+                    raise EngineError(f"a {size}-byte ring-buffer record, this hft-tui reads "
+                                      f"{EVENT_STRUCT.size}: the engine is another version")
+                out.append((pos, EVENT_STRUCT.unpack_from(data, off + _RINGBUF_HDR_SZ)))
+            pos += (size + _RINGBUF_HDR_SZ + 7) & ~7
+        return out, pos
+
+    def commit(self, pos: int) -> None:
+        if pos > self.consumer_pos:
+            _U64.pack_into(self._cons, 0, pos)
+
+    def close(self) -> None:
+        self._cons.close()
+        self._data.close()
+        if self._owns:
+            os.close(self.fd)
+
+
+class _Rings:
+    """The engine's two rings (orders+kills, and the tape), drained together."""
+
+    NAMES = ("events", "tape_events")
+
+    def __init__(self, pin_dir: Path) -> None:
+        self.drains: list[RingDrain] = []
+        self.reader: EventReader | None = None
+        self._poll = select.epoll()
+        try:
+            if IN_PLACE_READER:
+                for name in self.NAMES:
+                    d = RingDrain(libbpf.obj_get(str(pin_dir / name)), owns_fd=True)
+                    self.drains.append(d)
+                    # Level-triggered: readable while uncommitted data exists.
+                    self._poll.register(d.fd, select.EPOLLIN)
+            else:
+                self.reader = EventReader.open_pinned(pin_dir)
+        except OSError as exc:
+            self.close()
+            raise EngineError(f"cannot open the engine's ring buffers in {pin_dir}: {exc.strerror or exc}") from None
+
+    def wait(self, timeout_ms: int) -> None:
+        if self.reader is not None or timeout_ms <= 0:
+            return
+        if any(d.pending() for d in self.drains):
+            return
+        with contextlib.suppress(InterruptedError):
+            self._poll.poll(timeout_ms / 1000)
+
+    def read(self, max_records: int, timeout_ms: int = 0):
+        """(records, commit function).  In-place reader: records are
+        (position, event tuple), orders ring first; libbpf reader: EngineEvents."""
+        if self.reader is not None:
+            return self.reader.poll(timeout_ms), lambda: None
+        records, ends = [], []
+        for d in self.drains:  # orders first: the lossless ring is never starved
+            recs, end = d.read(max_records)
+            ends.append(end)
+            records.extend(recs)
+
+        def commit() -> None:
+            for d, end in zip(self.drains, ends):
+                d.commit(end)
+
+        return records, commit
+
+    def pending(self) -> bool:
+        return any(d.pending() for d in self.drains)
+
+    def close(self) -> None:
+        for d in self.drains:
+            with contextlib.suppress(Exception):
+                self._poll.unregister(d.fd)
+            d.close()
+        self.drains = []
+        self._poll.close()
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+
+
+# -- one controller per engine ---------------------------------------------------
+
+def _lock_path(iface: str) -> Path:
+    return paths.RUN_DIR / f"{paths.check_ifname(iface)}.controller"
+
+
+def _acquire_controller_lock(iface: str) -> int:
+    """An flock held for the controller's life (the kernel drops it if the
+    process dies): a second drain would split the events between journals."""
+    paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(_lock_path(iface), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise EngineError(
+                f"{iface} already has a controller (pid {holder}): one process drains the events and "
+                "writes the journal; stop it first"
+            ) from None
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def controller_pid(iface: str) -> int | None:
+    """The pid of the live controller of ``iface``, or None."""
+    try:
+        fd = os.open(_lock_path(iface), os.O_RDONLY)
+    except (FileNotFoundError, PermissionError):
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        return None  # nobody holds it
+    finally:
+        os.close(fd)
+
+
+def _config_view(snap: Snapshot) -> dict:
+    """The config as an operator reads it, for journaling what changed."""
+    g = as_dict(snap.global_config)
+    g.pop("config_version", None)
+    view = {"engine": g}
+    for name, (cfg, _st) in snap.symbols.items():
+        view[name] = symbol_params_from_map(cfg).to_toml_values()
+    return view
+
+
+def _config_diff(old: dict, new: dict) -> dict:
+    diff: dict = {}
+    for name in sorted(set(old) | set(new)):
+        if name not in new:
+            diff[name] = "removed"
+        elif name not in old:
+            diff[name] = {"added": new[name]}
+        else:
+            changed = {k: [old[name].get(k), v] for k, v in new[name].items() if old[name].get(k) != v}
+            if changed:
+                diff[name] = changed
+    return diff
 
 
 class Controller:
@@ -58,6 +327,11 @@ class Controller:
     #: keep at most this many events per tick in memory for the caller;
     #: the journal records all of them, the UI only needs the newest.
     MAX_EVENTS_PER_TICK = 2000
+    #: records read per ring per tick: bounds a tick's work, so the heartbeat
+    #: is beaten often even when the rings are full (about 0.1 s of work).
+    MAX_BATCH = 16384
+    #: how often the controller asks netlink whether the engine is still attached
+    ATTACH_CHECK_S = 1.0
 
     def __init__(self, handle: EngineHandle, *, journal=None, deadman_ms: int | None = None,
                  supervise: bool = True) -> None:
@@ -65,12 +339,34 @@ class Controller:
         self.journal = journal
         self.deadman_ms = deadman_ms
         self.supervise = supervise
-        self.reader = EventReader.open_pinned(handle.pin_dir)
+        self.rings = _Rings(handle.pin_dir)
         self._last: Snapshot | None = None
+        self._config: dict = {}
+        self._version = 0
+        self._kernel_seen: tuple | None = None
+        self._lock_fd: int | None = None
+        self._next_attach_check = 0.0
+        self._journal_failed = False
+        self._drained = 0
         self.tripped_on_start = False
+        self.deadline_ms: int | None = None
+        self.ended: str | None = None
 
+    @property
+    def program_hash(self) -> str | None:
+        return self.handle.record.program_hash if self.handle.record else None
+
+    # -- life cycle ----------------------------------------------------------
     def start(self) -> Snapshot:
         """Takes over the engine: latches the kill if the last controller died, then arms."""
+        self._lock_fd = _acquire_controller_lock(self.handle.iface)
+        try:
+            return self._start()
+        except BaseException:
+            self._release()
+            raise
+
+    def _start(self) -> Snapshot:
         snap = self.handle.snapshot()
         g = snap.global_config
         if self.supervise:
@@ -80,35 +376,84 @@ class Controller:
             if expired and snap.kill == KILL_OFF:
                 self.handle.maps.set_kill(KILL_OPERATOR)
                 self.tripped_on_start = True
-            self.handle.arm_deadman(self.deadman_ms)
+            self.deadline_ms = self.handle.arm_deadman(self.deadman_ms)
+        snap = self.handle.snapshot()
         if self.journal is not None:
+            rec = self.handle.record
+            self.journal.begin_engine(
+                iface=self.handle.iface,
+                prog_id=rec.prog_id if rec else 0,
+                attached_at=rec.attached_at if rec else 0.0,
+                program_hash=self.program_hash,
+            )
             self.journal.record_control(
                 "controller_start",
-                program_hash=self.handle.record.program_hash if self.handle.record else None,
-                config_version=g.config_version,
-                detail={"tripped_on_start": self.tripped_on_start},
+                program_hash=self.program_hash,
+                config_version=snap.global_config.config_version,
+                detail={"pid": os.getpid(), "tripped_on_start": self.tripped_on_start,
+                        "deadman_ms": self.deadline_ms, "config": _config_view(snap)},
             )
-        self._last = self.handle.snapshot()
-        return self._last
+        self._last = snap
+        self._config = _config_view(snap)
+        self._version = snap.global_config.config_version
+        return snap
 
     def beat(self) -> None:
-        if self.supervise:
+        if self.supervise and not self.ended:
             self.handle.maps.beat()
 
     def tick(self, timeout_ms: int = 0) -> Tick:
         """Heartbeat, drain, journal, alerts: call at least a few times per deadline."""
+        if self.ended:
+            return Tick(snapshot=self._last, ended=self.ended)
         self.beat()
-        events = self.reader.poll(timeout_ms)
-        if self.journal is not None and events:
-            self.journal.record_events(events)
+        self.rings.wait(timeout_ms)
+        events, alerts = self._drain(self.MAX_BATCH, timeout_ms)
+        self.beat()  # a full batch takes a while
         snap = self.handle.snapshot()
-        alerts = self._alerts(snap, events)
+        alerts.extend(self._alerts(snap, events))
         if self.journal is not None:
+            alerts.extend(self._journal_changes(snap))
             alerts.extend(self.journal.take_alerts())
-        dropped = max(0, len(events) - self.MAX_EVENTS_PER_TICK)
-        kept = events[-self.MAX_EVENTS_PER_TICK:] if dropped else events
+        alerts.extend(self._watch_interface())
+        dropped = max(0, self._drained - len(events))
         self._last = snap
-        return Tick(snapshot=snap, events=kept, alerts=alerts, dropped_events=dropped)
+        return Tick(snapshot=snap, events=events, alerts=alerts, dropped_events=dropped, ended=self.ended)
+
+    def _drain(self, max_records: int, timeout_ms: int = 0) -> tuple[list[EngineEvent], list[Alert]]:
+        """One batch from each ring into the journal; the rings move only
+        after the commit.  Returns the newest events (decoded) for the caller."""
+        self._drained = 0
+        records, commit = self.rings.read(max_records, timeout_ms)
+        if self.journal is not None and records:
+            from .journal import JournalError
+
+            try:
+                if self.rings.reader is None:
+                    self.journal.record_raw(records)
+                else:
+                    self.journal.record_events(records)
+            except JournalError as exc:
+                # Nothing is committed: the records stay in the ring for the next try.
+                return [], self._journal_failure(exc)
+            self._journal_failed = False
+        commit()
+        self._drained = len(records)
+        if self.rings.reader is not None:
+            return records[-self.MAX_EVENTS_PER_TICK:], []
+        # Only the newest events are decoded: the caller shows them, the journal has all.
+        newest = sorted(records, key=lambda r: r[1][0])[-self.MAX_EVENTS_PER_TICK:]
+        return [event_from_tuple(t) for _pos, t in newest], []
+
+    def _journal_failure(self, exc: Exception) -> list[Alert]:
+        """An order that cannot be journaled must not be sent: the kill latches."""
+        if self._journal_failed:
+            return []
+        self._journal_failed = True
+        if self.handle.maps.kill() == KILL_OFF:
+            self.handle.maps.set_kill(KILL_OPERATOR)
+        return [Alert("journal", "write_failed", 1, message=(
+            f"JOURNAL WRITE FAILED ({exc}): kill switch latched; events stay in the ring buffer"))]
 
     def _alerts(self, snap: Snapshot, events: list[EngineEvent]) -> list[Alert]:
         prev = self._last
@@ -123,41 +468,142 @@ class Controller:
             delta = count - prev.rejects.get(reason, 0)
             if delta > 0:
                 alerts.append(Alert("reject", reason, delta, by_reason.get(reason, "")))
-        drops = snap.counters["ringbuf_drops"] - prev.counters["ringbuf_drops"]
-        if drops > 0:
-            alerts.append(Alert("ringbuf_drops", "ringbuf_drops", drops,
-                                message=f"ring buffer full: {drops} event(s) lost"))
+        if self.journal is None:  # with a journal, it reports drops (and records them)
+            for key, what in (("ringbuf_drops", "order(s)"), ("tape_drops", "reject(s)/update(s)")):
+                drops = snap.counters.get(key, 0) - prev.counters.get(key, 0)
+                if drops > 0:
+                    alerts.append(Alert(key, key, drops, message=f"ring buffer full: {drops} {what} lost"))
         if snap.kill != prev.kill:
             state = KILL_STATES.get(snap.kill, str(snap.kill))
             alerts.append(Alert("kill", state, 1, message=(
                 "KILL SWITCH: " + state if snap.kill != KILL_OFF else "kill switch cleared: trading")))
         return alerts
 
+    def _journal_changes(self, snap: Snapshot, *, final: bool = False) -> list[Alert]:
+        """Kernel counts, config versions and kill changes, whoever made them."""
+        j = self.journal
+        counts = (snap.totals.order_seq, snap.counters.get("ringbuf_drops", 0), snap.counters.get("tape_drops", 0))
+        try:
+            if counts != self._kernel_seen or final:
+                j.record_kernel(orders_sent=counts[0], ringbuf_drops=counts[1], tape_drops=counts[2], final=final)
+                self._kernel_seen = counts
+            version = snap.global_config.config_version
+            kill_changed = self._last is not None and snap.kill != self._last.kill
+            if version != self._version:
+                self._record_config(snap, "config_change", {})
+            if kill_changed:
+                j.record_control("kill" if snap.kill != KILL_OFF else "resume", program_hash=self.program_hash,
+                                 config_version=version,
+                                 detail={"state": KILL_STATES.get(snap.kill, str(snap.kill))})
+        except Exception as exc:  # noqa: BLE001 - a journal failure must not stop supervision
+            from .journal import JournalError
+
+            if not isinstance(exc, JournalError):
+                raise
+            return self._journal_failure(exc)
+        return []
+
+    def _record_config(self, snap: Snapshot, what: str, detail: dict) -> None:
+        new = _config_view(snap)
+        self.journal.record_control(
+            what,
+            program_hash=self.program_hash,
+            config_version=snap.global_config.config_version,
+            detail={**detail, "from_version": self._version, "changed": _config_diff(self._config, new)},
+        )
+        self._config = new
+        self._version = snap.global_config.config_version
+
     def record_change(self, what: str, detail: dict) -> None:
         """Journals an operator's change (config, kill, resume) with the version it made."""
         if self.journal is not None:
-            g = self.handle.maps.read_global()
-            self.journal.record_control(
-                what,
-                program_hash=self.handle.record.program_hash if self.handle.record else None,
-                config_version=g.config_version,
-                detail=detail,
-            )
+            self._record_config(self.handle.snapshot(), what, detail)
 
-    def stop(self, *, detach: bool) -> None:
-        """Ends supervision.  Drains what is left into the journal first."""
+    # -- the interface and the attachment --------------------------------------
+    def _watch_interface(self) -> list[Alert]:
+        rec = self.handle.record
         try:
-            events = self.reader.poll(0)
-            if self.journal is not None and events:
-                self.journal.record_events(events)
-        finally:
-            self.reader.close()
-        if self.journal is not None:
-            self.journal.record_control("controller_stop", program_hash=None, config_version=None,
-                                        detail={"detach": detach})
-        if detach:
-            from .engine import detach as detach_engine
+            idx = socket.if_nametoindex(self.handle.iface)
+        except OSError:
+            idx = None
+        if idx is None or (rec is not None and idx != rec.ifindex):
+            what = "is gone" if idx is None else "was replaced by a new interface of the same name"
+            return self._end("interface_gone", f"INTERFACE {self.handle.iface} {what}: its engine went with it")
+        now = time.monotonic()
+        if now >= self._next_attach_check:
+            self._next_attach_check = now + self.ATTACH_CHECK_S
+            if not self.handle.attached():
+                return self._end("detached", f"ENGINE DETACHED: {self.handle.iface} no longer runs this engine "
+                                             "(detached or replaced by another program)")
+        return []
 
-            detach_engine(self.handle.iface)
-        # Without detach the switch stays armed: with no heartbeat the kernel
-        # stops trading after the deadline (the engine is not left unsupervised).
+    def _end(self, why: str, message: str) -> list[Alert]:
+        """The engine is gone: journal what is left, clean the pins, stop supervising."""
+        alerts = [Alert("engine", why, 1, message=message)]
+        alerts.extend(self._final_drain())
+        if self.journal is not None:
+            alerts.extend(self._journal_changes(self.handle.snapshot(), final=True))
+            with contextlib.suppress(Exception):
+                self.journal.record_control(why, program_hash=self.program_hash,
+                                            config_version=self._version, detail={"message": message})
+            alerts.extend(self.journal.take_alerts())
+        from .engine import detach as detach_engine
+
+        with contextlib.suppress(EngineError):
+            for line in detach_engine(self.handle.iface):
+                alerts.append(Alert("engine", "cleanup", 1, message=line))
+        self.ended = why
+        self.rings.close()
+        self._release()
+        return alerts
+
+    def _final_drain(self) -> list[Alert]:
+        alerts = []
+        while True:
+            events, more = self._drain(self.MAX_BATCH)
+            alerts.extend(more)
+            if more or not events or not self.rings.pending():
+                return alerts
+
+    # -- stop ------------------------------------------------------------------
+    def stop(self, *, detach: bool) -> list[str]:
+        """Ends supervision; returns what it did.
+
+        detach=True detaches the engine first (no packet is processed after
+        it), then drains the rings into the journal and records the kernel's
+        final counts.  detach=False drains and leaves the switch armed: with
+        no heartbeat the kernel stops trading after the deadline, so the
+        engine is never left trading unsupervised.
+        """
+        if self.ended:
+            return []
+        lines: list[str] = []
+        try:
+            if detach:
+                from .engine import detach as detach_engine
+
+                lines = detach_engine(self.handle.iface)
+            self._final_drain()
+            if self.journal is not None:
+                self._journal_changes(self.handle.snapshot(), final=detach)
+                self.journal.record_control(
+                    "controller_stop", program_hash=self.program_hash, config_version=self._version,
+                    detail={"detach": detach, "pid": os.getpid()},
+                )
+        finally:
+            self.ended = "detached" if detach else "stopped"
+            self.rings.close()
+            self._release()
+        if not detach:
+            lines.append(f"left {self.handle.iface} attached with the dead-man switch armed: "
+                         "without a controller it stops trading after the deadline")
+        return lines
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        with contextlib.suppress(Exception):
+            self._release()

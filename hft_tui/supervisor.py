@@ -1,9 +1,165 @@
-"""Placeholder: being built."""
+"""``hft-tui engine run IFACE``: the foreground supervisor, without the TUI.
+
+It attaches the engine when none is attached on IFACE (else it takes over
+the pinned one), then runs a :class:`~hft_tui.controller.Controller` with the
+journal: the heartbeat (>= 10 ticks a second, so the dead-man switch stays
+fresh), the lossless drain into the journal, and alerts on stderr.
+
+Stopping: SIGINT or SIGTERM drains the rings into the journal and detaches
+the engine (trading stops at once).  ``--keep-attached`` leaves it attached
+with the switch armed instead: with no heartbeat the kernel stops sending
+orders after the deadline, and the next controller to start latches the
+kill switch, so trading resumes only when an operator resumes it.
+SIGKILL cannot be caught: the kernel's dead-man switch is what stops the
+orders then, and the journal loses nothing (see controller.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections import defaultdict
+
+from . import engine, paths
+from .config import default_config, load_config
+from .controller import Alert, Controller
+from .journal import Journal, journal_path
+
+#: one tick waits at most this long for events: 20 ticks a second when idle
+TICK_MS = 50
+#: reject alerts are summed and printed at most this often (one line per reason)
+SUMMARY_S = 1.0
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``engine run`` (the CLI may add them from here)."""
+    p.add_argument("iface")
+    p.add_argument("--config", help="TOML config, used when the engine must be attached first")
+    p.add_argument("--mode", choices=("native", "generic"))
+    p.add_argument("--journal", metavar="PATH", help=f"journal file (default {paths.JOURNAL_DIR}/IFACE.journal.sqlite)")
+    p.add_argument("--deadman", type=int, metavar="MS", help="dead-man deadline (default: the config's, 500)")
+    p.add_argument("--keep-attached", action="store_true",
+                   help="on SIGINT/SIGTERM leave the engine attached and armed instead of detaching it")
+
+
+def _say(text: str) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    print(f"{stamp} {text}", file=sys.stderr, flush=True)
+
+
+class _AlertPrinter:
+    """Prints alerts on stderr: urgent ones at once, reject counts once a second."""
+
+    URGENT = ("kill", "engine", "journal", "journal_gap", "ringbuf_drops", "tape_drops")
+
+    def __init__(self) -> None:
+        self._rejects: dict[tuple[str, str], int] = defaultdict(int)
+        self._next = time.monotonic() + SUMMARY_S
+
+    def add(self, alerts: list[Alert]) -> None:
+        for a in alerts:
+            if a.kind in self.URGENT:
+                _say(a.text())
+            else:
+                self._rejects[(a.reason, a.symbol)] += a.count
+        if self._rejects and time.monotonic() >= self._next:
+            self.flush()
+
+    def flush(self) -> None:
+        for (reason, symbol), n in sorted(self._rejects.items()):
+            _say(f"rejects {reason}{' ' + symbol if symbol else ''}: {n}")
+        self._rejects.clear()
+        self._next = time.monotonic() + SUMMARY_S
+
+
+def _attach_or_take_over(args) -> tuple[engine.EngineHandle, bool]:
+    """(handle, attached_here).  A fresh attach when nothing of ours runs on the interface."""
+    iface = paths.check_ifname(args.iface)
+    if iface in engine.attached_ifaces():
+        h = engine.EngineHandle(iface)
+        if h.attached():
+            if args.config:
+                _say(f"an engine already runs on {iface}: taking it over as it is (--config {args.config} "
+                     "not applied; change it with 'hft-tui engine set')")
+            return h, False
+        h.close()  # pins of an engine that is no longer attached: attach cleans them
+    config = load_config(args.config) if args.config else default_config()
+    engine.attach(iface, config, mode=args.mode, config_path=args.config)
+    return engine.EngineHandle(iface), True
 
 
 def run(args) -> int:
-    raise SystemExit("hft-tui: error: 'supervisor' is not built yet")
+    engine.require_root()
+    paths.check_ifname(args.iface)
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signal.Signals(signum).name
+
+    # Before anything slow: a SIGTERM during the attach still stops cleanly.
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _supervise(args, stop)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _supervise(args, stop: dict) -> int:
+    deadman = getattr(args, "deadman", None)
+    if deadman is not None and not 1 <= deadman <= 3_600_000:
+        raise engine.EngineError(f"--deadman {deadman}: give 1..3600000 ms")
+    handle, attached_here = _attach_or_take_over(args)
+    jpath = getattr(args, "journal", None) or journal_path(handle.iface)
+    journal = Journal(jpath)
+    rec = handle.record
+    ctl = Controller(handle, journal=journal, deadman_ms=deadman)
+    try:
+        if attached_here:
+            journal.begin_engine(iface=handle.iface, prog_id=rec.prog_id, attached_at=rec.attached_at,
+                                 program_hash=rec.program_hash)
+            journal.record_control("attach", program_hash=rec.program_hash,
+                                   config_version=handle.maps.read_global().config_version,
+                                   detail={"mode": rec.mode, "prog_id": rec.prog_id, "config": args.config})
+        ctl.start()
+    except BaseException:
+        journal.close()
+        handle.close()
+        if attached_here:
+            engine.detach(handle.iface)
+        raise
+    _say(f"supervising {handle.iface} ({'attached' if attached_here else 'taken over'}, {rec.mode} mode, "
+         f"program id {rec.prog_id}, hash {(ctl.program_hash or '-')[:12]}, config v{ctl._version}): "
+         f"dead-man {ctl.deadline_ms} ms armed, journal {jpath}")
+    if ctl.tripped_on_start:
+        _say(f"KILL SWITCH LATCHED: the previous controller died (heartbeat expired); trading resumes "
+             f"with 'hft-tui engine resume {handle.iface}'")
+    printer = _AlertPrinter()
+    code = 0
+    try:
+        while stop["signal"] is None:
+            tick = ctl.tick(TICK_MS)
+            printer.add(tick.alerts)
+            if tick.ended:
+                printer.flush()
+                _say(f"supervision of {handle.iface} ended: {tick.ended}")
+                return 1
+        printer.flush()
+        keep = getattr(args, "keep_attached", False)
+        _say(f"{stop['signal']}: stopping, {'leaving the engine armed' if keep else 'detaching'}")
+        for line in ctl.stop(detach=not keep):
+            _say(line)
+        v = journal.verify()
+        _say(f"journal: {v['rows']} order(s), {v['rejects']} reject(s), {v['gaps']} missing order id(s), "
+             f"{v['drops']} ring-buffer drop(s)")
+        return code
+    finally:
+        if not ctl.ended:  # an exception: do not leave the engine unsupervised and trading
+            try:
+                ctl.stop(detach=False)
+            except Exception:  # noqa: BLE001 - we are already failing
+                pass
+        journal.close()
+        handle.close()

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The bare reflector: the floor of the XDP path on this machine.
+ *
+ * Every well-formed UDP datagram to the feed port is sent back where it came
+ * from: MACs, IPv4 addresses and UDP ports swapped, both checksums
+ * recomputed from scratch (csum.h, as the engine does, because a datagram
+ * from a local socket over veth carries only a partial UDP checksum), and
+ * XDP_TX.  No maps, no decision: the engine does all of this and more, so
+ * the engine's round trip over this one's is the cost of the strategy.
+ *
+ * REFLECT_PORT is the feed port, given with -DREFLECT_PORT=N by the
+ * benchmark; without it, the protocol's default feed port.
+ */
+#include <uapi/linux/bpf.h>
+#include "hft_protocol.h"
+#include "parsing_helpers.h"
+#include "csum.h"
+
+#ifndef REFLECT_PORT
+#define REFLECT_PORT HFT_DEFAULT_FEED_PORT
+#endif
+
+int xdp_reflector(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	struct hdr_cursor nh = { .pos = data };
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct udphdr *udp;
+	__u8 mac[ETH_ALEN];
+	__u32 udp_len;
+	__be32 addr;
+	__be16 proto, port;
+
+	if (parse_ethhdr(&nh, data_end, &eth, &proto) != PARSE_OK)
+		return XDP_PASS;
+	if (proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	if (parse_iphdr(&nh, data_end, &iph) != PARSE_OK)
+		return XDP_PASS;
+	if (parse_udphdr(&nh, data_end, iph, &udp) != PARSE_OK)
+		return XDP_PASS;
+	if (udp->dest != bpf_htons(REFLECT_PORT))
+		return XDP_PASS;
+	udp_len = bpf_ntohs(udp->len);
+	if (udp_len > HFT_MAX_UDP_LEN)
+		return XDP_PASS;
+
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	addr = iph->saddr;
+	iph->saddr = iph->daddr;
+	iph->daddr = addr;
+	port = udp->source;
+	udp->source = udp->dest;
+	udp->dest = port;
+
+	/*
+	 * An empty asm makes data_end opaque to clang, so it keeps the
+	 * per-word bounds check of csum.h's loops (which the verifier needs)
+	 * instead of folding it into a trip count the verifier cannot follow.
+	 */
+	asm volatile("" : "+r"(data_end));
+	ipv4_csum_recompute(iph, data_end);
+	udp_csum_recompute(iph, udp, udp_len, data_end);
+	return XDP_TX;
+}

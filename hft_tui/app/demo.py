@@ -1,0 +1,89 @@
+"""``hft-tui --demo`` / ``make demo``: the lab, an attached engine, a feed, the app.
+
+Brings the default lab up, attaches the engine to its interface with the
+demo config, starts the exchange simulator inside the lab (a continuous
+feed whose random walks cross the targets), opens the app on that engine,
+and on the way out stops the feed and takes the lab down (which detaches
+the engine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import subprocess
+import sys
+import time
+
+from .. import engine, lab, paths
+from ..config import load_config
+
+DEMO_RATE = 1000          # updates a second: lively, and still readable on the tape
+FEED_LOG = paths.RUN_DIR / "demo-feed.log"
+
+
+def feed_command(config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None) -> list[str]:
+    """The exchange simulator when it is there, else the app's own random walk."""
+    sim = importlib.import_module("hft_tui.simulator")
+    lab_args = ["--lab", str(lab_number)] if lab_number else []
+    if hasattr(sim, "Simulator"):
+        return [sys.executable, "-m", "hft_tui", "lab", "feed", "--rate", str(rate), "--count", "0",
+                "--config", str(config_path), *lab_args]
+    return [sys.executable, "-m", "hft_tui.app.walk", "--rate", str(rate), "--count", "0",
+            "--config", str(config_path), *lab_args]
+
+
+def start_feed(config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None) -> subprocess.Popen:
+    paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log = open(FEED_LOG, "w")
+    # Its own session: the terminal's signals go to the app, which stops it.
+    return subprocess.Popen(feed_command(config_path, rate, lab_number), stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_feed(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def prepare(the_lab: lab.Lab, config_path: str, mode: str | None) -> None:
+    """Lab up and a fresh engine attached (a leftover from an earlier demo is replaced)."""
+    lab.up(the_lab)
+    if the_lab.engine_iface in engine.attached_ifaces():
+        engine.detach(the_lab.engine_iface)
+    engine.attach(the_lab.engine_iface, load_config(config_path), mode=mode, config_path=str(config_path))
+
+
+def run_demo(args) -> int:
+    from . import run_app
+    from .app import HftApp, one_line
+
+    the_lab = lab.DEFAULT_LAB
+    config_path = str(args.config or paths.DEMO_CONFIG)
+    feed = None
+    try:
+        print(f"hft-tui demo: lab {the_lab.namespace}, engine on {the_lab.engine_iface}, config {config_path}",
+              file=sys.stderr)
+        prepare(the_lab, config_path, args.mode)
+        feed = start_feed(config_path)
+        time.sleep(0.2)
+        if feed.poll() is not None:
+            print(f"hft-tui: error: the exchange simulator exited at once: see {FEED_LOG}", file=sys.stderr)
+            return 1
+        app = HftApp(iface=the_lab.engine_iface, config_path=config_path, mode=args.mode,
+                     poll_hz=args.poll_hz, take_over=True)
+        return run_app(app)
+    except Exception as exc:
+        print(f"hft-tui: error: demo: {one_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        if feed is not None:
+            stop_feed(feed)
+        with contextlib.suppress(Exception):
+            for line in lab.down(the_lab, quiet=True):
+                print(f"hft-tui demo: {line}", file=sys.stderr)

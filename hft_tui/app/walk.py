@@ -1,0 +1,142 @@
+"""A seeded random-walk feed into a lab, for the app's demo fallback, tests and benchmark.
+
+Each symbol's mid price walks in ticks between a little below its buy
+target and a little above its sell target, so the engine buys and sells.
+Packets are real UDP updates sent from inside the lab namespace to the
+engine's interface.  Payloads are encoded once per walk step; sending only
+patches the sequence number and timestamp, so one process can offer 100k
+updates a second.
+
+The exchange simulator (``hft-tui lab feed``) is the full-featured feed; this
+one exists so the app's tests and benchmark control exactly what is sent.
+
+    python -m hft_tui.app.walk --lab 31 --rate 100000 --count 0 --config configs/demo.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import socket
+import struct
+import threading
+import time
+
+from ..config import Config, load_config
+from ..constants import DEFAULT_FEED_PORT, OFFSETS
+from ..lab import DEFAULT_LAB, Lab, enter_namespace, lab_socket
+from ..protocol import Update, encode_update
+
+_SEQ = struct.Struct("!Q")
+STEPS = 4096        # distinct walk steps per symbol, replayed with growing sequence numbers
+
+
+def walk(config: Config, seed: int, steps: int = STEPS) -> list[Update]:
+    """The walk: updates round-robin over the symbols, seq numbers per symbol from 1."""
+    rng = random.Random(seed)
+    paths: dict[str, list[tuple[int, int, int, int]]] = {}
+    for name, p in sorted(config.symbols.items()):
+        tick = max(p.tick_size, 1)
+        band = (p.sell_target - p.buy_target) if p.sell_target > p.buy_target else 50 * tick
+        lo, hi = max(tick * 2, p.buy_target - band // 2), (p.sell_target or p.buy_target) + band // 2
+        mid = (p.buy_target + (p.sell_target or p.buy_target)) // 2
+        mid -= mid % tick
+        out = []
+        for _ in range(steps):
+            mid += tick * rng.choice((-3, -2, -1, -1, 0, 1, 1, 2, 3))
+            mid = min(max(mid, lo), hi)
+            out.append((mid - tick, rng.randrange(1, 11) * 100, mid + tick, rng.randrange(1, 11) * 100))
+        paths[name] = out
+    updates = []
+    for i in range(steps):
+        for name in paths:
+            bid, bq, ask, aq = paths[name][i]
+            updates.append(Update(name, i + 1, bid, bq, ask, aq))
+    return updates
+
+
+class WalkFeed:
+    """Sends a config's random walk to a lab's engine interface."""
+
+    def __init__(self, lab: Lab, config: Config, *, seed: int = 1, port: int | None = None) -> None:
+        self.lab = lab
+        self.updates = walk(config, seed)
+        self.payloads = [bytearray(encode_update(u)) for u in self.updates]
+        self.nsym = max(1, len(config.symbols))
+        self.port = port or config.engine.feed_port or DEFAULT_FEED_PORT
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+
+    def _socket(self, inside: bool) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if inside else lab_socket(self.lab)
+        sock.bind((self.lab.exchange_ip, 0))
+        return sock
+
+    def run(self, count: int = 0, rate: float = 1000.0, *, inside_namespace: bool = False) -> int:
+        """Sends ``count`` updates (0: until stopped) at ``rate`` a second; returns how many."""
+        sock = self._sock or self._socket(inside_namespace)
+        self._sock = sock
+        dest = (self.lab.engine_ip, self.port)
+        seq_off, ts_off = OFFSETS["seq"], OFFSETS["timestamp"]
+        n = len(self.payloads)
+        batch = max(1, int(rate / 1000))             # sleep about every millisecond
+        start = time.monotonic()
+        i = self.sent
+        while not self._stop.is_set() and (count == 0 or self.sent < count):
+            for _ in range(batch):
+                if count and self.sent >= count:
+                    break
+                buf = self.payloads[i % n]
+                # Sequence numbers keep growing when the walk is replayed.
+                _SEQ.pack_into(buf, seq_off, i // self.nsym + 1)
+                _SEQ.pack_into(buf, ts_off, time.time_ns())
+                try:
+                    sock.sendto(buf, dest)
+                except OSError:
+                    # The lab went away or the socket buffer is full: count it as sent and go on.
+                    pass
+                i += 1
+                self.sent += 1
+            ahead = self.sent / rate - (time.monotonic() - start) if rate else 0
+            if ahead > 0:
+                time.sleep(ahead)
+        return self.sent
+
+    def start(self, rate: float = 1000.0, count: int = 0) -> "WalkFeed":
+        self._thread = threading.Thread(target=self.run, args=(count, rate), daemon=True, name="walk-feed")
+        self._thread.start()
+        return self
+
+    def stop(self) -> int:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        return self.sent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hft_tui.app.walk", description=__doc__.splitlines()[0])
+    parser.add_argument("--lab", type=int, help="lab number (default: the demo lab)")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--count", type=int, default=0, help="0: until SIGINT/SIGTERM")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    lab = Lab.numbered(args.lab) if args.lab else DEFAULT_LAB
+    feed = WalkFeed(lab, load_config(args.config), seed=args.seed)
+    signal.signal(signal.SIGTERM, lambda *_: feed._stop.set())
+    signal.signal(signal.SIGINT, lambda *_: feed._stop.set())
+    enter_namespace(lab)   # this whole process sends from the lab
+    sent = feed.run(args.count, args.rate, inside_namespace=True)
+    print(f"sent {sent} updates")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

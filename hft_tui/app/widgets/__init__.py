@@ -1,0 +1,1 @@
+"""Widgets: each renders one part of a view; none holds business logic."""

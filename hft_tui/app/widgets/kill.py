@@ -1,0 +1,25 @@
+"""The emergency kill: a large red button, and the banner of the killed state."""
+
+from __future__ import annotations
+
+from textual.widgets import Button, Static
+
+
+class KillButton(Button):
+    """Always on screen; pressing it (or ctrl+k anywhere) sets the kernel kill switch."""
+
+    def __init__(self) -> None:
+        super().__init__("■ KILL  (ctrl+k)", variant="error", id="kill-button")
+        self.can_focus = False  # never steals focus from an edit: ctrl+k works everywhere
+
+
+class KilledBanner(Static):
+    """Shown across the screen while the kernel's kill switch is set."""
+
+    def show(self, kill_state: str | None, iface: str | None) -> None:
+        if kill_state and kill_state != "off":
+            why = "by the loss limit (latched in the kernel)" if kill_state == "loss_limit" else "by the operator"
+            self.update(f"KILLED {why}: {iface} sends no orders · ctrl+r to resume")
+            self.display = True
+        else:
+            self.display = False

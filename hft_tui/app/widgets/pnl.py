@@ -1,0 +1,106 @@
+"""PnL: the per-symbol table, the chart over time (plotext) and a sparkline per symbol."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Label, Sparkline
+from textual_plotext import PlotextPlot
+
+from .. import formatting as fmt
+from ..formatting import Display
+from ..model import EngineView
+from .table_sync import sync_rows
+
+COLUMNS = [("symbol", "Symbol"), ("position", "Position"), ("bought", "Bought"), ("sold", "Sold"),
+           ("spent", "Capital spent"), ("proceeds", "Proceeds"), ("realised", "Realised"),
+           ("unrealised", "Unrealised"), ("total", "Total PnL"), ("orders", "Orders")]
+TOTAL_ROW = "__total__"
+
+
+def _pnl(units: int) -> Text:
+    return Text(fmt.signed_money(units), style="green" if units > 0 else ("red" if units < 0 else ""),
+                justify="right")
+
+
+class PnlTable(DataTable):
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def show(self, view: EngineView, display: Display) -> None:
+        rows = {}
+        right = lambda s: Text(s, justify="right")  # noqa: E731
+        for s in view.symbols:
+            rows[s.name] = (
+                s.name, right(fmt.qty(s.position)), right(fmt.qty(s.bought)), right(fmt.qty(s.sold)),
+                right(fmt.money(s.capital_spent)), right(fmt.money(s.proceeds)),
+                _pnl(s.realised), _pnl(s.unrealised), _pnl(s.total), right(fmt.qty(s.buy_orders + s.sell_orders)),
+            )
+        tot = lambda attr: sum(getattr(s, attr) for s in view.symbols)  # noqa: E731
+        rows[TOTAL_ROW] = (
+            Text("TOTAL", style="bold"), right(fmt.qty(tot("position"))), right(fmt.qty(tot("bought"))),
+            right(fmt.qty(tot("sold"))), right(fmt.money(tot("capital_spent"))), right(fmt.money(tot("proceeds"))),
+            _pnl(tot("realised")), _pnl(tot("unrealised")), _pnl(view.pnl), right(fmt.qty(view.orders)),
+        )
+        sync_rows(self, rows, [k for k, _ in COLUMNS])
+
+
+class PnlChart(PlotextPlot):
+    """Session PnL (the kernel's total) over the last minutes."""
+
+    def on_mount(self) -> None:
+        self._points: tuple = ()
+        self._draw()
+
+    def show(self, view: EngineView, display: Display) -> None:
+        if view.pnl_history == self._points:
+            return
+        self._points = view.pnl_history
+        self._draw(display.deterministic)
+
+    def _draw(self, deterministic: bool = False) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title("Session PnL ($)")
+        plt.xlabel("change #" if deterministic else "seconds")
+        if self._points:
+            xs = [p[0] for p in self._points]
+            ys = [p[1] for p in self._points]
+            plt.plot(xs, ys, marker="braille", color="green" if ys[-1] >= 0 else "red")
+        self.refresh()
+
+
+class SymbolSparklines(VerticalScroll):
+    """One line per symbol: its name, its PnL now, and a sparkline of the last minute."""
+
+    def show(self, view: EngineView, display: Display) -> None:
+        names = [s.name for s in view.symbols]
+        have = [row.name for row in self.query(SparkRow)]
+        if have != names:
+            self.remove_children()
+            self.mount_all(SparkRow(name) for name in names)
+            return  # filled on the next tick, once mounted
+        for row in self.query(SparkRow):
+            s = view.symbol(row.name)
+            row.show(s.total if s else 0, view.sparklines.get(row.name, ()))
+
+
+class SparkRow(Horizontal):
+    def __init__(self, symbol: str) -> None:
+        super().__init__(name=symbol, classes="spark-row")
+
+    def compose(self):
+        yield Label(self.name or "", classes="spark-name")
+        yield Label("", classes="spark-value")
+        yield Sparkline([], classes="spark")
+
+    def show(self, total: int, points: tuple[float, ...]) -> None:
+        value = self.query_one(".spark-value", Label)
+        value.update(_pnl(total))
+        spark = self.query_one(Sparkline)
+        data = list(points) or [0.0]
+        if list(spark.data or []) != data:
+            spark.data = data

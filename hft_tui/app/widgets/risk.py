@@ -1,0 +1,40 @@
+"""Risk and supervision: dead-man switch, program, config version, drops, rejects."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from .. import formatting as fmt
+from ..formatting import Display
+from ..model import EngineView
+
+
+class RiskPanel(Static):
+    def show(self, view: EngineView | None, display: Display) -> None:
+        if view is None:
+            self.update("no engine supervised: attach or take one over on the Interfaces tab")
+            return
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        if view.deadman_ms:
+            dm = Text(f"armed, deadline {view.deadman_ms} ms, heartbeat {display.age(view.heartbeat_age_ms)} ago",
+                      style="green")
+        else:
+            dm = Text("NOT ARMED: nothing stops the engine if its controller dies", style="bold red")
+        grid.add_row("dead-man switch", dm)
+        grid.add_row("kill switch", Text(view.kill_state, style="bold red" if view.killed else "green"))
+        grid.add_row("program", f"id {display.prog_id(view.prog_id)}, hash {display.program_hash(view.program_hash)}")
+        grid.add_row("config version", str(view.config_version))
+        grid.add_row("ring-buffer drops", Text(f"{view.ringbuf_drops:,}", style="bold red" if view.ringbuf_drops else ""))
+        grid.add_row("journal gaps", Text(f"{view.journal_gaps:,}", style="bold red" if view.journal_gaps else ""))
+        grid.add_row("updates / orders / passed", f"{view.updates:,} / {view.orders:,} / {view.passed:,}")
+        grid.add_row("open cost", fmt.money(view.open_cost))
+        e = view.engine
+        grid.add_row("limits", f"max notional {fmt.money(e.max_notional)}, loss limit {fmt.money(e.loss_limit)}, "
+                               f"rate {e.rate_per_sec:,}/s burst {e.burst:,}")
+        rejects = ", ".join(f"{k} {v:,}" for k, v in view.rejects.items() if v) or "none"
+        grid.add_row("rejects", Text(rejects, style="yellow" if rejects != "none" else ""))
+        self.update(grid)

@@ -1,0 +1,45 @@
+"""The tape: sampled updates and the engine's orders, newest at the bottom.
+
+A RichLog with a line limit: the worker already cut each tick down to a few
+lines, and the log forgets the oldest, so nothing queues without bound.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from .. import formatting as fmt
+from ..formatting import Display
+from ..model import TapeEntry
+
+MAX_LINES = 500
+SIDE_STYLE = {"B": "bold green", "S": "bold red"}
+
+
+def tape_line(e: TapeEntry, display: Display) -> Text:
+    t = Text(display.mono_clock(e.ts_ns) + " ", style="dim")
+    if e.kind == "order":
+        side = "BUY " if e.side == "B" else "SELL"
+        t.append(f"{side} #{e.order_id:<7} {e.symbol:<8} {e.qty:>7,} @ {fmt.price(e.price):>10}",
+                 style=SIDE_STYLE.get(e.side, ""))
+    elif e.kind == "update":
+        t.append(f"upd  {e.symbol:<8} {e.bid_qty:>7,} {fmt.price(e.bid):>10} / {fmt.price(e.ask):<10} {e.ask_qty:<7,}",
+                 style="grey70")
+    elif e.kind == "reject":
+        times = f" ×{e.count:,}" if e.count > 1 else ""
+        t.append(f"rej  {e.symbol:<8} {e.reason}{times}", style="yellow")
+    elif e.kind == "kill":
+        t.append(f"KILL {e.reason}", style="bold white on red")
+    else:
+        t.append(e.text, style="italic dim")
+    return t
+
+
+class Tape(RichLog):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, auto_scroll=True, **kwargs)
+
+    def show(self, entries: tuple[TapeEntry, ...], display: Display) -> None:
+        for e in entries:
+            self.write(tape_line(e, display))

@@ -1,0 +1,310 @@
+"""The app driven by keyboard against the real engine in a lab (labs 31-35).
+
+Each test reads the outcome from the kernel (maps, netlink), not from the
+screen alone: what the app shows is what the kernel says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from textual.coordinate import Coordinate
+
+from hft_tui import engine, netlink
+from hft_tui.app.app import HftApp
+from hft_tui.app.lab_session import LabEngine
+from hft_tui.app.screens.dialogs import ConfirmScreen, QuitScreen
+from hft_tui.config import SYMBOL_KEYS
+from hft_tui.constants import KILL_OFF, KILL_OPERATOR
+from hft_tui.layout import SymbolConfig
+from pyroute2 import IPRoute
+
+SIZE = (160, 48)
+
+
+async def wait_until(pilot, predicate, what: str, timeout: float = 20.0) -> None:
+    """Lets the app run until ``predicate()`` holds (a liveness bound, not a speed test)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await pilot.pause(0.05)
+
+
+async def netlink_call(fn, *args):
+    """pyroute2's IPRoute runs its own event loop: call it from a thread, not from the test's loop."""
+    def call():
+        with IPRoute() as ipr:
+            return fn(ipr, *args)
+
+    return await asyncio.to_thread(call)
+
+
+async def xdp_mode(iface: str) -> str | None:
+    return (await netlink_call(netlink.xdp_state, iface)).mode
+
+
+def supervised(app: HftApp) -> bool:
+    return app.view is not None and app.poller is not None and app.poller.ticks > 1
+
+
+def kernel(le: LabEngine):
+    with le.handle() as h:
+        return h.snapshot()
+
+
+def alert_text(app: HftApp) -> str:
+    log = app.main.query_one("#alerts")
+    return "\n".join(line.text for line in log.lines)
+
+
+@pytest.fixture
+def lab31():
+    with LabEngine(31, attach=False) as le:
+        yield le
+
+
+@pytest.fixture
+def lab32():
+    with LabEngine(32) as le:
+        yield le
+
+
+@pytest.fixture
+def lab33():
+    with LabEngine(33) as le:
+        yield le
+
+
+@pytest.fixture
+def lab34():
+    with LabEngine(34) as le:
+        yield le
+
+
+@pytest.fixture
+def lab35():
+    with LabEngine(35, attach=False) as le:
+        yield le
+
+
+async def test_attach_in_the_chosen_mode_and_detach_by_keyboard(lab31):
+    app = HftApp(iface=lab31.iface, config_path=str(lab31.config_path))
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.main.query_one("#interface-table")
+        await wait_until(pilot, lambda: table.selected() == lab31.iface, "the lab interface selected")
+        assert app.main.query_one("#tabs").active == "interfaces"
+        await pilot.press("m")                       # native -> generic
+        assert app.interfaces_pane.mode == "generic"
+        await pilot.press("a")
+        await wait_until(pilot, lambda: supervised(app), "the engine attached and supervised")
+        assert await xdp_mode(lab31.iface) == "generic"
+        assert app.view.attached and app.view.mode == "generic"
+        assert kernel(lab31).global_config.deadman_ms == 500     # supervision armed the dead-man switch
+        assert set(app.view.engine.__dict__) and {s.name for s in app.view.symbols} == set(lab31.config.symbols)
+
+        app.show_tab("interfaces")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: lab31.iface not in engine.attached_ifaces() and app.busy is None,
+                         "the engine detached")
+        assert await xdp_mode(lab31.iface) is None
+        assert app.handle is None and app.view is None
+
+
+async def test_an_attached_engine_is_offered_for_take_over_not_loaded_twice(lab32):
+    rec = engine.EngineRecord.load(lab32.iface)
+    app = HftApp(iface=lab32.iface)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the take-over question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: supervised(app), "supervision")
+        assert engine.EngineRecord.load(lab32.iface).prog_id == rec.prog_id      # the same program
+        snap = kernel(lab32)
+        assert snap.global_config.deadman_ms == 500
+        assert (time.monotonic_ns() - snap.heartbeat_ns) < 500_000_000          # the app beats it
+        # Attaching again on the same interface takes over instead of loading a second program.
+        app.show_tab("interfaces")
+        await pilot.press("a")
+        assert "already supervised" in str(app.interfaces_pane.query_one("#interfaces-message").render())
+        assert engine.EngineRecord.load(lab32.iface).prog_id == rec.prog_id
+
+
+async def test_editing_a_target_changes_the_kernel_map_and_echoes_it(lab32):
+    app = HftApp(iface=lab32.iface, take_over=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: supervised(app), "supervision")
+        version = kernel(lab32).global_config.config_version
+        await pilot.press("2")
+        table = app.main.query_one("#symbol-params")
+        assert table.has_focus
+        await pilot.press("right", "right", "enter")             # AAPL, buy_target
+        editor = app.params_pane.editor
+        assert editor.key == "buy_target" and editor.symbol == "AAPL"
+        await pilot.press(*"190.3", "enter")
+        with lab32.handle() as h:
+            assert h.symbol("AAPL").buy_target == 1903000
+            assert h.snapshot().global_config.config_version == version + 1
+        message = str(editor.query_one("#edit-message").render())
+        assert "buy_target = 190.3000" in message and "read back from the kernel" in message
+        assert table.has_focus                                    # back to the table after Enter
+        await wait_until(pilot, lambda: app.view.symbol("AAPL").params.buy_target == 1903000,
+                         "the table showing the kernel's value")
+
+        # Escape discards: nothing written.
+        await pilot.press("enter", *"190.4", "escape")
+        with lab32.handle() as h:
+            assert h.symbol("AAPL").buy_target == 1903000
+
+        # Engine-wide settings edit the same way.
+        app.main.query_one("#engine-params").focus()
+        table2 = app.main.query_one("#engine-params")
+        table2.cursor_coordinate = Coordinate(list(SYMBOL_KEYS).index("buy_target") * 0 + 5, 0)  # rate_per_sec
+        await pilot.press("enter", *"1234", "enter")
+        assert kernel(lab32).global_config.rate_per_sec == 1234
+
+
+async def test_kill_key_stops_orders_at_once_and_resume_asks_first(lab33):
+    feed = lab33.start_feed(rate=2000)
+    app = HftApp(iface=lab33.iface, take_over=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: supervised(app) and app.view.orders > 0, "orders flowing")
+        # ctrl+k works from inside an edit too (an Input would take ctrl+k otherwise).
+        await pilot.press("2", "right", "right", "enter")
+        assert app.focused.id == "edit-input"
+        await pilot.press("ctrl+k")
+        assert kernel(lab33).kill == KILL_OPERATOR                # set by the key handler itself
+        assert app.main.has_class("-killed")
+        await pilot.pause(0.3)                                    # orders already in flight are counted
+        orders = kernel(lab33).totals.order_seq
+        updates = kernel(lab33).counters["updates"]
+        await pilot.pause(1.0)
+        snap = kernel(lab33)
+        assert snap.counters["updates"] > updates                 # the feed goes on ...
+        assert snap.totals.order_seq == orders                    # ... and no order goes out
+        assert snap.rejects["kill"] > 0
+
+        await pilot.press("ctrl+r")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")                                    # cancelled: still killed
+        assert kernel(lab33).kill == KILL_OPERATOR
+        await pilot.press("ctrl+r", "y")
+        assert kernel(lab33).kill == KILL_OFF
+        await wait_until(pilot, lambda: kernel(lab33).totals.order_seq > orders, "orders again")
+        await wait_until(pilot, lambda: not app.main.has_class("-killed"), "the killed look gone")
+
+        # The kill button does the same as the key.
+        await pilot.click("#kill-button")
+        assert kernel(lab33).kill == KILL_OPERATOR
+    feed.stop()
+
+
+async def test_quit_asks_and_detaches_by_default(lab34):
+    app = HftApp(iface=lab34.iface, take_over=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: supervised(app), "supervision")
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("enter")                                # the default button: detach
+        await wait_until(pilot, lambda: lab34.iface not in engine.attached_ifaces(), "detached")
+    assert app.return_code == 0
+    assert await xdp_mode(lab34.iface) is None
+
+
+async def test_quit_leaving_the_engine_attached_leaves_it_to_the_dead_man_switch(lab34):
+    app = HftApp(iface=lab34.iface, take_over=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: supervised(app), "supervision")
+        await pilot.press("ctrl+q", "l")
+        await wait_until(pilot, lambda: app.handle is None, "supervision ended")
+    snap = kernel(lab34)
+    assert lab34.iface in engine.attached_ifaces()
+    assert snap.global_config.deadman_ms == 500 and snap.kill == KILL_OFF
+    await asyncio.sleep(0.6)
+    assert (time.monotonic_ns() - kernel(lab34).heartbeat_ns) > 500_000_000   # nobody beats it: no orders
+
+
+async def test_a_crash_of_the_app_sets_the_kill_switch(lab34):
+    app = HftApp(iface=lab34.iface, take_over=True)
+
+    def broken():
+        raise RuntimeError("a bug in the app")
+
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: supervised(app), "supervision")
+            app.call_later(broken)
+            await pilot.pause(0.5)
+    assert kernel(lab34).kill == KILL_OPERATOR
+    assert app.handle is None and not app.poller
+
+
+async def test_every_reject_reason_shows_as_an_alert(lab33):
+    app = HftApp(iface=lab33.iface, take_over=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: supervised(app), "supervision")
+        with lab33.handle() as h:
+            h.set_symbol("MSFT", {"enabled": "false"})
+        lab33.feed(count=40)
+        await wait_until(pilot, lambda: "reject disabled MSFT" in alert_text(app), "the disabled alert")
+        await pilot.press("ctrl+k")
+        lab33.feed(count=40)
+        await wait_until(pilot, lambda: "reject kill" in alert_text(app), "the kill alert")
+        assert "KILLED" in str(app.main.query_one("#killed-banner").render())
+
+
+async def test_add_and_remove_a_symbol(lab32):
+    app = HftApp(iface=lab32.iface, take_over=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: supervised(app), "supervision")
+        await pilot.press("2", "n")
+        await pilot.press(*"TSLA")
+        await pilot.press("tab", *"250.5")            # buy_target
+        await pilot.press("tab", *"251")              # sell_target
+        await pilot.press("enter")
+        with lab32.handle() as h:
+            p = h.symbol("TSLA")
+        assert p is not None and p.buy_target == 2505000 and p.sell_target == 2510000
+        await wait_until(pilot, lambda: app.view.symbol("TSLA") is not None, "TSLA on screen")
+        table = app.main.query_one("#symbol-params")
+        table.focus()
+        row = [str(k.value) for k in table.rows].index("TSLA")
+        table.cursor_coordinate = Coordinate(row, 1)
+        await pilot.press("x", "y")
+        with lab32.handle() as h:
+            assert h.symbol("TSLA") is None
+
+
+async def test_failures_are_shown_in_the_app_never_as_a_traceback(lab35):
+    # Another XDP program on the interface: the attach is refused and said so.
+    bcc = engine.require_bcc()
+    b = bcc.BPF(text=b"int xdp_other(struct xdp_md *ctx) { return XDP_PASS; }")
+    fn = b.load_func(b"xdp_other", bcc.BPF.XDP)
+    await netlink_call(netlink.attach_xdp, lab35.iface, fn.fd, "generic")
+    b.cleanup()
+    app = HftApp(iface=lab35.iface, config_path=str(lab35.config_path))
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.main.query_one("#interface-table")
+        await wait_until(pilot, lambda: table.selected() == lab35.iface, "the interface selected")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: app.busy is None and app.last_error, "the attach failing")
+        assert "already has an XDP program" in app.last_error
+        assert lab35.iface not in engine.attached_ifaces()
+        assert await xdp_mode(lab35.iface) == "generic"         # the other program is untouched
+        await netlink_call(netlink.detach_xdp, lab35.iface, "generic")
+        # Detaching a program that is not ours is refused.
+        await pilot.press("d")
+        assert "never detaches other programs" in str(app.interfaces_pane.query_one("#interfaces-message").render())
+
+        # The interface disappearing under a supervised engine.
+        await pilot.press("a")
+        await wait_until(pilot, lambda: supervised(app), "attached")
+        await netlink_call(lambda ipr: ipr.link("del", index=ipr.link_lookup(ifname=lab35.iface)[0]))
+        await wait_until(pilot, lambda: app.view is None or not app.view.present, "the interface gone",
+                         timeout=10)
+        await wait_until(pilot, lambda: app.last_error and lab35.iface in app.last_error, "the error shown")
+        assert "INTERFACE GONE" in str(app.main.query_one("#status-bar").render()) or app.view is None
+        print("DEBUG", engine.attached_ifaces(), app.last_error)
+    print("DEBUG2", engine.attached_ifaces(), app.last_error)
+    await asyncio.to_thread(engine.detach, lab35.iface)
