@@ -437,7 +437,8 @@ int xdp_strategy(struct xdp_md *ctx)
 	/* Phase 1: market data, duplicates, decision and reservation. */
 	bpf_spin_lock(&st->lock);
 	st->updates++;
-	if (st->last_seq && u.seq <= st->last_seq) {
+	/* updates > 1: some earlier update set last_seq (even if it was 0). */
+	if (st->updates > 1 && u.seq <= st->last_seq) {
 		/* A/B-line duplicate or a replay: never trade on it. */
 		if (reason == NO_REJECT)
 			reason = HFT_REJECT_STALE;

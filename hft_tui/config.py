@@ -25,6 +25,11 @@ class ConfigError(ValueError):
     """A configuration value that may not reach the kernel."""
 
 
+def _shown(value) -> str:
+    """A value as the user wrote it: TOML numbers arrive as Decimal, not repr."""
+    return str(value) if isinstance(value, (Decimal, int)) and not isinstance(value, bool) else repr(value)
+
+
 def _parse_bool(value, key: str) -> int:
     if isinstance(value, bool):
         return int(value)
@@ -33,12 +38,12 @@ def _parse_bool(value, key: str) -> int:
         return 1
     if text in ("false", "0", "no", "off"):
         return 0
-    raise ConfigError(f"{key}: {value!r} is not true or false")
+    raise ConfigError(f"{key}: {_shown(value)} is not true or false")
 
 
 def _parse_int(value, key: str, lo: int, hi: int) -> int:
     if isinstance(value, bool):
-        raise ConfigError(f"{key}: {value!r} is not a whole number")
+        raise ConfigError(f"{key}: {_shown(value)} is not a whole number")
     if isinstance(value, int):
         n = value
     elif isinstance(value, (str, Decimal)):
@@ -46,9 +51,9 @@ def _parse_int(value, key: str, lo: int, hi: int) -> int:
         try:
             n = int(text, 10)
         except ValueError:
-            raise ConfigError(f"{key}: {value!r} is not a whole number") from None
+            raise ConfigError(f"{key}: {_shown(value)} is not a whole number") from None
     else:
-        raise ConfigError(f"{key}: {value!r} is not a whole number")
+        raise ConfigError(f"{key}: {_shown(value)} is not a whole number")
     if n < lo:
         raise ConfigError(f"{key}: {n} is below {lo}")
     if n > hi:
@@ -70,7 +75,7 @@ def _parse_money(value, key: str) -> int:
     try:
         dec = Decimal(str(value).strip())
     except Exception:
-        raise ConfigError(f"{key}: {value!r} is not a number") from None
+        raise ConfigError(f"{key}: {_shown(value)} is not a number") from None
     if not dec.is_finite() or dec < 0:
         raise ConfigError(f"{key}: {value} must be a number >= 0")
     units = dec * PRICE_SCALE
@@ -189,7 +194,7 @@ ENGINE_KEYS = {
 def _choice(options: tuple[str, ...]):
     def parse(value, key):
         if value not in options:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(options)}")
+            raise ConfigError(f"{key}: {_shown(value)} is not one of {', '.join(options)}")
         return value
 
     return parse

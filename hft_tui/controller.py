@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import libbpf, paths
-from .constants import KILL_OFF, KILL_OPERATOR, KILL_STATES
+from .config import money_to_str
+from .constants import KILL_OFF, KILL_OPERATOR, KILL_STATES, NO_TRADE_ACTIONS
 from .engine import EngineError, EngineHandle
 from .events import EngineEvent, EventReader
 from .layout import Event, as_dict
@@ -301,6 +302,9 @@ def _config_view(snap: Snapshot) -> dict:
     """The config as an operator reads it, for journaling what changed."""
     g = as_dict(snap.global_config)
     g.pop("config_version", None)
+    for key in ("max_notional", "loss_limit"):  # dollars, as the TOML and the CLI write them
+        g[key] = money_to_str(g[key])
+    g["on_no_trade"] = NO_TRADE_ACTIONS.get(g["on_no_trade"], g["on_no_trade"])
     view = {"engine": g}
     for name, (cfg, _st) in snap.symbols.items():
         view[name] = symbol_params_from_map(cfg).to_toml_values()
@@ -490,7 +494,11 @@ class Controller:
             version = snap.global_config.config_version
             kill_changed = self._last is not None and snap.kill != self._last.kill
             if version != self._version:
-                self._record_config(snap, "config_change", {})
+                new = _config_view(snap)
+                if _config_diff(self._config, new) or not kill_changed:
+                    self._record_config(snap, "config_change", {})
+                else:  # a resume bumps the version: its own row below carries it
+                    self._config, self._version = new, version
             if kill_changed:
                 j.record_control("kill" if snap.kill != KILL_OFF else "resume", program_hash=self.program_hash,
                                  config_version=version,

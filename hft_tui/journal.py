@@ -222,6 +222,8 @@ class Journal:
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self._check_schema()
         except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise JournalError(f"{self.path} is not an hft-tui journal ({exc})") from None
             raise JournalError(f"journal {self.path}: {exc}") from None
         except PermissionError:
             raise JournalError(f"journal {self.path}: permission denied (the journal is root's: run as root)") from None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scapy.layers.inet import IP, UDP, in4_chksum
-from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
+from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 from scapy.utils import checksum
 
@@ -56,7 +56,7 @@ def _header_defines(header: str, names: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-ETHER = _header_defines("if_ether.h", ("ETH_HLEN", "ETH_P_IP", "ETH_P_8021Q", "ETH_P_8021AD", "ETH_P_ARP", "ETH_P_IPV6"))
+ETHER = _header_defines("if_ether.h", ("ETH_HLEN", "ETH_P_IP", "ETH_P_8021Q", "ETH_P_8021AD"))
 ETH_P_IP = ETHER["ETH_P_IP"]
 VLAN_TYPES = (ETHER["ETH_P_8021Q"], ETHER["ETH_P_8021AD"])
 

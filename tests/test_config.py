@@ -254,7 +254,7 @@ def test_bad_toml_file_is_one_clear_config_error_naming_the_file(tmp_path, text,
     assert "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("line", ["base_qty = 1.5", "collar_bps = 2.5", "max_position = 1e3"])
+@pytest.mark.parametrize("line", ["base_qty = 1.5", "collar_bps = 2.5", "max_order_qty = 10.25"])
 def test_toml_number_is_quoted_as_written_not_as_a_python_repr(tmp_path, line):
     path = tmp_path / "frac.toml"
     path.write_text(f"[symbols.AAPL]\n{line}\n")

@@ -195,7 +195,7 @@ def test_a_writer_dying_at_any_instant_loses_and_duplicates_nothing(rig, journal
     # ... the writer dies here: the ring's consumer positions did not move.
     rig.trade(200)
     again, ends = rig.read_all()  # the next writer
-    assert [p for p, _ in again[:len(first)]] == [p for p, _ in first] or len(again) == len(first) + 200
+    assert len(again) == len(first) + 200  # the first batch was never committed: read again
     journal.record_raw(again)
     rig.commit(ends)
     journal.record_kernel(**rig.kernel(), final=True)
@@ -287,9 +287,11 @@ def test_the_online_detector_reports_each_lost_id_once_and_never_a_reordered_one
     received is reported exactly once; no id that arrives is."""
     lost = data.draw(st.sets(st.integers(1, n - 1)))
     ids = [i for i in range(1, n + 1) if i not in lost]
-    for i in data.draw(st.lists(st.integers(0, max(len(ids) - 2, 0)), max_size=len(ids))):
-        if i + 1 < len(ids):
-            ids[i], ids[i + 1] = ids[i + 1], ids[i]
+    swapped: set[int] = set()
+    for i in sorted(data.draw(st.sets(st.integers(0, max(len(ids) - 2, 0))))):
+        if i + 1 < len(ids) and i not in swapped and i - 1 not in swapped:
+            ids[i], ids[i + 1] = ids[i + 1], ids[i]  # each id moves one place at most
+            swapped.add(i)
     cuts = sorted(data.draw(st.sets(st.integers(1, max(len(ids) - 1, 1)))))
     t = _GapTracker()
     reported = []
@@ -374,8 +376,14 @@ def test_export_csv_writes_every_row_with_decimal_prices_to_a_root_only_file(fil
     assert [int(r["jseq"]) for r in body] == sorted(int(r["jseq"]) for r in body)
 
 
-def test_export_to_stdout_survives_a_closed_pipe(filled):
-    path, _ = filled
+def test_export_to_stdout_survives_a_closed_pipe(rig, tmp_path):
+    path = tmp_path / "big.journal.sqlite"
+    rig.reset()
+    rig.trade(3000)  # far more CSV than a pipe holds
+    records, ends = rig.read_all()
+    with Journal(path) as j:
+        j.record_raw(records)
+    rig.commit(ends)
     p = subprocess.run(f"{HFT_TUI[0]} journal export --journal {path} | head -1", shell=True,
                        capture_output=True, text=True, timeout=60)
     assert p.stdout.startswith("jseq,kind") and p.stderr == ""

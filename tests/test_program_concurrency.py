@@ -49,7 +49,8 @@ PAYLOAD_AT = ETH_LEN + IP_LEN + UDP_LEN
 
 class Feed:
     """Update frames built once with scapy; each run patches in a fresh seq
-    from one engine-wide counter (next() on itertools.count is atomic)."""
+    from one engine-wide counter (next() on itertools.count is atomic), so
+    the two threads' updates are in seq order when they are taken."""
 
     def __init__(self, updates: dict[str, Update]) -> None:
         self.frames = {name: update_frame(u) for name, u in updates.items()}
@@ -63,6 +64,34 @@ class Feed:
 
 def seq_of(frame: bytes) -> int:
     return struct.unpack_from("!Q", frame, PAYLOAD_AT + OFFSETS["seq"])[0]
+
+
+class Runner:
+    """BPF_PROG_TEST_RUN with its buffers made once per thread, so a thread
+    spends its time in the kernel (GIL released) rather than in Python
+    building ctypes objects; otherwise the two threads mostly take turns.
+    Same call as hft_tui.libbpf.test_run, repeat 1."""
+
+    def __init__(self, prog_fd: int, size: int) -> None:
+        self.prog_fd = prog_fd
+        self.din = ctypes.create_string_buffer(size)
+        self.dout = ctypes.create_string_buffer(size + 256)
+        self.opts = libbpf.BpfTestRunOpts(
+            sz=ctypes.sizeof(libbpf.BpfTestRunOpts),
+            data_in=ctypes.cast(self.din, ctypes.c_void_p),
+            data_out=ctypes.cast(self.dout, ctypes.c_void_p),
+            repeat=1,
+        )
+        self._ref = ctypes.byref(self.opts)
+        self._call = libbpf.lib().bpf_prog_test_run_opts
+
+    def run(self, frame: bytes) -> tuple[int, bytes]:
+        ctypes.memmove(self.din, frame, len(frame))
+        self.opts.data_size_in = len(frame)
+        self.opts.data_size_out = len(self.dout)
+        rc = self._call(self.prog_fd, self._ref)
+        assert rc == 0, f"BPF_PROG_TEST_RUN failed: {os.strerror(-rc)}"
+        return self.opts.retval, self.dout.raw[:self.opts.data_size_out]
 
 
 def run_pinned(cpus: list[int], work) -> list:
@@ -112,11 +141,11 @@ def test_two_cpus_trading_one_symbol_keep_position_fills_and_ids_exact(h, cpus):
     updates_before = per_cpu_counter(h, "updates")
 
     def work(cpu: int):
-        out = []
+        runner, out = Runner(h.prog_fd, len(feed.frames["buy"])), []
         for i in range(PER_THREAD):
             # Three buys for two sells: the position presses on max_position.
             frame = feed.frame("buy" if (i + cpu) % 5 < 3 else "sell")
-            action, result = h.run_raw(frame)
+            action, result = runner.run(frame)
             out.append((action, frame, result))
         return out
 
@@ -183,11 +212,11 @@ def test_config_writes_are_atomic_for_readers_on_two_cpus(h, cpus):
             writes += 1
 
     def work(cpu: int):
-        out = []
+        runner, out = Runner(h.prog_fd, len(feed.frames[str(P("99.00"))])), []
         for i in range(PER_THREAD):
             ask = list(ASKS)[i % len(ASKS)]
             frame = feed.frame(str(ask))
-            action, result = h.run_raw(frame)
+            action, result = runner.run(frame)
             out.append((ask, action, frame, result))
         return out
 

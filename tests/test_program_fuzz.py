@@ -41,7 +41,6 @@ from frames import (
     UDP_LEN,
     VLAN_TYPES,
     Harness,
-    P,
     XdpAction,
     check_order,
     update_frame,
@@ -361,7 +360,8 @@ def run_batch(h: Harness, frames: list[bytes], tally: Tally) -> Counter:
     assert kinds["order"] == len(orders)
     assert kinds["order"] + kinds["reject"] + kinds["update"] == seen["known"]
     assert [e.order_id for e in events if e.kind == "order"] == [o.order_id for o in orders]
-    known_rejects = sum(v for k, v in moved.items() if k in REJECT_COUNTERS and k not in ("malformed", "unknown_symbol"))
+    not_of_a_known_symbol = ("malformed", "unknown_symbol")
+    known_rejects = sum(moved[k] for k in REJECT_COUNTERS if k not in not_of_a_known_symbol)
     assert kinds["reject"] == known_rejects
     # Accounting per symbol is the sum of its orders.
     for name in SYMBOLS:

@@ -330,7 +330,8 @@ def test_symbol_notional_frees_up_after_a_sale(h):
 
 
 def test_symbol_notional_comes_after_the_collar(h):
-    reset(h, AAPL={"max_notional": "1", "buy_target": "200", "sell_target": "0", "reference_price": "100", "collar_bps": 100})
+    reset(h, AAPL={"max_notional": "1", "buy_target": "200", "sell_target": "0", "reference_price": "100",
+                   "collar_bps": 100})
     assert_rejected(h.update("AAPL", 0, 0, P("150"), 100), "collar")
 
 
@@ -416,6 +417,18 @@ def test_loss_limit_latches_the_kill_switch_and_it_stays(h):
     assert h.maps.kill() == KILL_LOSS_LIMIT
     h.maps.set_kill(KILL_OFF)                               # only the operator clears it
     sell(h, 100, P("150.00"))
+
+
+def test_an_update_whose_mark_trips_the_loss_limit_sends_no_order(h):
+    reset(h, engine={"loss_limit": "10"}, AAPL={"base_qty": 10})
+    buy(h, 10, P("100.00"), bid=P("100.00"))                 # flat PnL
+    # Marked at 98.00 the 10 held lose $20: the kill latches before this buy commits.
+    r = h.update("AAPL", P("98.00"), 100, P("99.00"), 100)
+    assert (XdpAction(r.action), r.untouched) == (XdpAction.PASS, True)
+    assert r.counts == {"updates": 1, "loss_trips": 1, "kill": 1}
+    assert [(e.kind, e.reason) for e in r.events] == [("kill", "loss_limit"), ("reject", "kill")]
+    st = h.state("AAPL")
+    assert (st.position, st.bought, h.maps.totals().order_seq) == (10, 10, 1)   # the reservation is given back
 
 
 def test_loss_exactly_at_the_limit_does_not_kill(h):

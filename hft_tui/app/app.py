@@ -108,8 +108,9 @@ class HftApp(App[int]):
 
     @property
     def running(self) -> bool:
-        """False once shutting down: the main screen is being taken apart, late messages are dropped."""
-        return getattr(self, "main", None) in self.screen_stack
+        """False once shutting down (the screens are being taken apart): late messages are dropped."""
+        main = getattr(self, "main", None)
+        return self.is_running and main is not None and main.is_running and main in self.screen_stack
 
     @property
     def iface(self) -> str | None:
@@ -163,23 +164,23 @@ class HftApp(App[int]):
     def release_engine(self, policy: str) -> list[str]:
         """Ends supervision: "detach" removes the engine, "kill" sets its kill switch and
         leaves it, "leave" leaves it to the dead-man switch.  Safe from any thread."""
-        done = []
+        done: list[str] = []
         handle, poller = self.handle, self.poller
-        if poller is not None:
-            poller.stop()
-        if handle is not None:
-            iface = handle.iface
-            try:
-                if policy == "kill":
-                    handle.kill()
-                    done.append(f"{iface}: kill switch set, engine left attached (hft-tui engine detach {iface})")
-            finally:
-                handle.close()
-            if policy == "detach":
-                done.extend(engine.detach(iface))
-            elif policy == "leave":
-                done.append(f"{iface}: engine left attached; the dead-man switch stops it without a controller")
         self.handle = self.poller = None
+        if handle is None:
+            return done
+        iface = handle.iface
+        try:
+            if policy == "kill":
+                handle.kill()
+                done.append(f"{iface}: kill switch set, engine left attached (hft-tui engine detach {iface})")
+        finally:
+            handle.close()
+            if poller is not None:
+                # The controller detaches first, then drains the rings into the journal.
+                done.extend(poller.stop(detach=(policy == "detach")))
+        if policy == "detach" and iface in engine.attached_ifaces():
+            done.extend(engine.detach(iface))   # the controller had stopped already
         return done
 
     # -- messages from the worker ----------------------------------------
@@ -198,7 +199,9 @@ class HftApp(App[int]):
     def on_supervision_started(self, message: SupervisionStarted) -> None:
         if not self.running:
             return
-        self.alert(f"supervising the engine on {message.iface} (heartbeat, ring buffer)", "information")
+        self.alert(f"supervising the engine on {message.iface} (heartbeat, ring buffer, journal)", "information")
+        if message.journal_error:
+            self.set_error(message.journal_error)
         if message.tripped_on_start:
             self.alert("the previous controller died: the kill switch was latched; ctrl+r resumes", "error")
 

@@ -19,10 +19,11 @@ class EngineTicked(Message):
 class SupervisionStarted(Message):
     """The controller took the engine over (heartbeat beating, ring buffer drained here)."""
 
-    def __init__(self, iface: str, tripped_on_start: bool) -> None:
+    def __init__(self, iface: str, tripped_on_start: bool, journal_error: str | None = None) -> None:
         super().__init__()
         self.iface = iface
         self.tripped_on_start = tripped_on_start
+        self.journal_error = journal_error
 
 
 class SupervisionEnded(Message):

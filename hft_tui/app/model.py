@@ -89,7 +89,8 @@ class EngineView:
     updates: int
     orders: int
     passed: int
-    ringbuf_drops: int
+    ringbuf_drops: int         # orders the events ring had no room for
+    tape_drops: int            # rejects/updates the tape ring had no room for
     updates_per_s: float
     orders_per_s: float
     rejects: dict[str, int]
@@ -102,6 +103,7 @@ class EngineView:
     pnl_history: tuple[tuple[float, float], ...] = ()
     sparklines: dict[str, tuple[float, ...]] = field(default_factory=dict)
     journal_gaps: int = 0
+    journal_failures: int = 0
     events_not_kept: int = 0   # events the controller did not hand over this tick
     taken_ns: int = 0
 
@@ -326,6 +328,7 @@ class ViewBuilder:
         self.orders_rate = RateMeter()
         self.history = History(on_change_only=deterministic)
         self.journal_gaps = 0
+        self.journal_failures = 0
         self.alerts = AlertDigest()
 
     def build(self, tick, link: LinkState) -> EngineView:
@@ -336,6 +339,7 @@ class ViewBuilder:
         orders = snap.totals.order_seq
         self.history.add(snap.totals.pnl, symbols)
         self.journal_gaps += sum(a.count for a in tick.alerts if a.kind == "journal_gap")
+        self.journal_failures += sum(1 for a in tick.alerts if a.kind == "journal")
         rec = self.record
         return EngineView(
             iface=self.iface,
@@ -352,6 +356,7 @@ class ViewBuilder:
             orders=orders,
             passed=snap.counters["passed"],
             ringbuf_drops=snap.counters["ringbuf_drops"],
+            tape_drops=snap.counters.get("tape_drops", 0),
             updates_per_s=self.updates_rate.add(now, updates),
             orders_per_s=self.orders_rate.add(now, orders),
             rejects=dict(snap.rejects),
@@ -365,6 +370,7 @@ class ViewBuilder:
             pnl_history=self.history.chart(),
             sparklines=self.history.sparklines(),
             journal_gaps=self.journal_gaps,
+            journal_failures=self.journal_failures,
             events_not_kept=tick.dropped_events,
             taken_ns=now,
         )

@@ -144,7 +144,7 @@ static void sender(struct run *r)
 	if (pin(r->send_cpu))
 		fprintf(stderr, "blast: cannot pin the sender to CPU %d\n", r->send_cpu);
 	if (r->rate) {                          /* small bursts at low rates */
-		batch = r->rate / 50000;
+		batch = r->rate / 10000;
 		batch = batch < 1 ? 1 : batch > BATCH ? BATCH : batch;
 	}
 	for (i = 0; i < BATCH; i++) {

@@ -16,6 +16,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,12 +54,15 @@ class Bot:
         self.port = port
         self.cpu = cpu
         self.paused = False
+        # stderr goes to a file: a pipe nobody reads could fill and block the bot.
+        self.stderr = tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr,
                 preexec_fn=_die_with_parent,
             )
         except OSError as exc:
+            self.stderr.close()
             raise BenchError(f"cannot start the {name}: {exc.strerror}") from None
         self.pid = self.proc.pid
         self.pin(cpu)
@@ -75,11 +79,9 @@ class Bot:
                     return
             if self.proc.poll() is not None:
                 break
-        err = b""
-        if self.proc.poll() is not None:
-            err = self.proc.stderr.read() or b""
+        err = self._last_error() if self.proc.poll() is not None else ""
         self.stop()
-        why = err.decode(errors="replace").strip().splitlines()[-1:] or [f"no 'ready' within {timeout:.0f} s"]
+        why = [err] if err else [f"no 'ready' within {timeout:.0f} s"]
         raise BenchError(f"the {self.name} did not start: {why[0]}")
 
     def pin(self, cpu: int) -> None:
@@ -99,18 +101,22 @@ class Bot:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def _last_error(self) -> str:
+        self.stderr.seek(0)
+        lines = self.stderr.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
     def check(self) -> None:
         if not self.alive():
-            err = (self.proc.stderr.read() or b"").decode(errors="replace").strip().splitlines()[-1:]
-            raise BenchError(f"the {self.name} exited (code {self.proc.returncode})"
-                             + (f": {err[0]}" if err else ""))
+            err = self._last_error()
+            raise BenchError(f"the {self.name} exited (code {self.proc.returncode})" + (f": {err}" if err else ""))
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()           # SIGKILL also ends a stopped process
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        for f in (self.proc.stdout, self.proc.stderr):
+        for f in (self.proc.stdout, self.stderr):
             with contextlib.suppress(Exception):
                 f.close()
 

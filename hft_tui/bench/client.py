@@ -30,6 +30,10 @@ OFF_SEQ = OFFSETS["seq"]
 OFF_TIMESTAMP = OFFSETS["timestamp"]
 
 
+class NoAnswer(RuntimeError):
+    pass
+
+
 @dataclass
 class Trip:
     seq: int
@@ -83,12 +87,14 @@ class Client:
             self.sock.setblocking(True)
         return n
 
-    def run(self, payloads: list[tuple[bytearray, int]], *, pace_ns: int = 0, timeout_s: float = 1.0) -> BlockResult:
+    def run(self, payloads: list[tuple[bytearray, int]], *, pace_ns: int = 0, timeout_s: float = 1.0,
+            give_up_after: int = 5) -> BlockResult:
         """One round trip per payload: send, then wait for the order that answers it.
 
         ``pace_ns`` = 0 is ping-pong (the next update leaves when the order
         arrives); otherwise updates leave on a fixed schedule, one every
-        ``pace_ns``, with the system idle in between.
+        ``pace_ns``, with the system idle in between.  Raises NoAnswer after
+        ``give_up_after`` updates in a row got no answer.
         """
         out = BlockResult()
         sock = self.sock
@@ -98,6 +104,7 @@ class Client:
         cmsg, level, kind = self._cmsg, socket.SOL_SOCKET, SO_TIMESTAMPNS
         sock.settimeout(timeout_s)
         next_t = monotonic_ns()
+        silent = 0
         try:
             for buf, seq in payloads:
                 if pace_ns:
@@ -113,6 +120,9 @@ class Client:
                         data, anc, _flags, _addr = recvmsg(2048, cmsg)
                     except (socket.timeout, TimeoutError):
                         out.trips.append(Trip(seq, ts, 0, b""))
+                        silent += 1
+                        if silent >= give_up_after:
+                            raise NoAnswer(f"no answer to {silent} updates in a row ({timeout_s:g} s each)") from None
                         break
                     if len(data) < MSG_LEN or unpack_u64(data, OFF_SEQ)[0] != seq:
                         out.late += 1
@@ -126,6 +136,7 @@ class Client:
                         out.unstamped += 1
                         continue
                     out.trips.append(Trip(seq, ts, rx, data))
+                    silent = 0
                     break
         finally:
             sock.settimeout(None)

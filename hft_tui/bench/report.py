@@ -99,7 +99,8 @@ def markdown(result: dict) -> str:
         "# hft-tui bench",
         "",
         f"Machine: kernel {m['kernel']}, {m['cpu_model']}, {m['cores']} cores "
-        f"(clocksource {m['clocksource']}). Run {result['started_at']}, {result['duration_s']} s.",
+        f"(clocksource {m['clocksource']}; load average {m['loadavg_1m_at_start']} at the start). "
+        f"Run {result['started_at']}, {result['duration_s']} s.",
         "",
         f"{cfg['count']} measured round trips per variant and pattern, in {cfg['rounds']} interleaved rounds "
         f"(A B C ... A B C ...), {cfg['warmup']} unmeasured warm-up trips per turn; paced at "

@@ -44,7 +44,8 @@ from ..netlink import NetlinkFailure
 from ..paths import EBPF_DIR, REPO_DIR
 from ..protocol import ProtocolError, decode_order, encode_update
 from . import DEFAULT_COUNT, DEFAULT_LAB, BenchError, bots, report, testrun, throughput, workload
-from .client import OFF_TIMESTAMP, Client, _U64
+from .client import OFF_TIMESTAMP, Client, NoAnswer, _U64
+from .testrun import Rings
 
 REFLECTOR_SOURCE = EBPF_DIR / "reflector.c"
 DEFAULT_OUT = REPO_DIR / "docs" / "bench"
@@ -161,7 +162,8 @@ class _Run:
         self.bots: dict[str, bots.Bot] = {}
         self.bot_pids: list[int] = []
         self.prog_ids: list[int] = []
-        self.last_id: dict[str, int] = {}
+        self.last_id: dict[str, int] = {}      # actor -> last order id seen
+        self.gap_ok: set[str] = set()           # actors that may skip ids (after a lost answer)
         self.errors: list[str] = []
         self.samples = {v.name: {pat: _Samples() for pat in PATTERNS} for v in VARIANTS}
 
@@ -208,18 +210,19 @@ class _Run:
                 ups.append(u)
             if v.actor == "engine":
                 self.last_id["engine"] = self.maps.totals().order_seq
-            res = self.client.run(payloads, pace_ns=pace_ns, timeout_s=self.o.timeout_s)
+            try:
+                res = self.client.run(payloads, pace_ns=pace_ns, timeout_s=self.o.timeout_s)
+            except NoAnswer as exc:
+                raise BenchError(f"{v.name}: {exc}") from None
             retry = []
-            lost_since = False
             for i, (buf, _seq), u, trip in zip(pending, payloads, ups, res.trips):
                 if not trip.rx_ns:
-                    lost_since = True
+                    self.gap_ok.add(v.actor)      # its order (if any) took an id we never saw
                     retry.append(i)
                     if into:
                         into.lost += 1
                     continue
-                rtt = self.check(v, buf, u, trip, lost_since)
-                lost_since = False
+                rtt = self.check(v, buf, u, trip)
                 if rtt is None:
                     if into:
                         into.invalid += 1
@@ -232,7 +235,7 @@ class _Run:
                 self.client.drain()
         raise BenchError(f"{v.name}: {len(pending)} update(s) got no order in 3 attempts of {self.o.timeout_s} s")
 
-    def check(self, v: Variant, buf: bytearray, u, trip, lost_before: bool) -> int | None:
+    def check(self, v: Variant, buf: bytearray, u, trip) -> int | None:
         """The round trip in ns when the answer is right; None (and a note) when it is not."""
         def bad(why: str) -> None:
             if len(self.errors) < 20:
@@ -250,9 +253,10 @@ class _Run:
             return None
         why = workload.check_order(o, u, trip.sent_ns, self.p)
         last = self.last_id.get(v.actor, 0)
-        if why is None and not (o.order_id == last + 1 or (lost_before and o.order_id > last)):
+        if why is None and not (o.order_id == last + 1 or (v.actor in self.gap_ok and o.order_id > last)):
             why = f"order id {o.order_id} after {last}"
         self.last_id[v.actor] = o.order_id
+        self.gap_ok.discard(v.actor)
         if why:
             bad(why)
             return None
@@ -275,7 +279,7 @@ class _Run:
         self.maps.write_global(self.cfg.engine, deadman_ms=0, version=1)
         for name, params in self.cfg.symbols.items():
             self.maps.write_symbol(name, params)
-        self.ring = libbpf.RingBuffer(self.maps.fds["events"], lambda _rec: None)
+        self.ring = Rings(self.maps)
         stack.callback(self.ring.close)
         r = engine.compile_program(REFLECTOR_SOURCE, cflags=(f"-DREFLECT_PORT={o.feed_port}",))
         stack.callback(r.cleanup)
@@ -287,9 +291,12 @@ class _Run:
 
         say(f"lab {self.lab.namespace} up ({self.lab.engine_iface} {self.lab.engine_ip} <-> "
             f"{self.lab.exchange_iface} {self.lab.exchange_ip})")
+        home = _netns_inode()
         lab_mod.down(self.lab, quiet=True)
         stack.callback(lab_mod.down, self.lab, True)
         lab_mod.up(self.lab)
+        if _netns_inode() != home:
+            raise BenchError("bringing the lab up left this thread in another network namespace")
 
         strategy = workload.bot_argv(self.p)
         ip = self.lab.engine_ip
@@ -334,6 +341,7 @@ class _Run:
     def run(self) -> dict:
         o = self.o
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self.machine = machine()
         t0 = time.monotonic()
         with contextlib.ExitStack() as stack:
             self.setup(stack)
@@ -367,7 +375,7 @@ class _Run:
                 s = self.samples[v.name][pat]
                 variants[v.name][pat] = report.summarize(s.ns, lost=s.lost, invalid=s.invalid, late=s.late)
         result = {
-            "machine": machine(),
+            "machine": self.machine,
             "started_at": started,
             "duration_s": round(duration, 1),
             "config": {
@@ -423,7 +431,8 @@ def machine() -> dict:
     with contextlib.suppress(OSError):
         clocksource = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource").read_text().strip()
     return {"kernel": os.uname().release, "cpu_model": model, "cores": os.cpu_count(),
-            "clocksource": clocksource, "python": platform.python_version()}
+            "clocksource": clocksource, "python": platform.python_version(),
+            "loadavg_1m_at_start": round(os.getloadavg()[0], 2)}
 
 
 # -- entry point -------------------------------------------------------------------
@@ -437,6 +446,10 @@ def _exclusive(lab: lab_mod.Lab) -> socket.socket:
         s.close()
         raise BenchError(f"another bench is running on lab {lab.namespace} (use --lab N for another number)") from None
     return s
+
+
+def _netns_inode() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
 
 
 def _prog_gone(prog_id: int) -> bool:

@@ -17,6 +17,7 @@ trade on every iteration is an error, not a number.
 from __future__ import annotations
 
 import ctypes
+import os
 import statistics
 from dataclasses import replace
 
@@ -35,12 +36,12 @@ HARNESS_SOURCE = __file__.rsplit("/", 1)[0] + "/testrun_harness.c"
 XDP_PASS, XDP_TX = 2, 3           # enum xdp_action (uapi/linux/bpf.h)
 NON_FEED_PORT = 53                # a DNS datagram: well-formed UDP, not the feed
 RUNS = 3
-PAGE_SIZE = 4096
 RINGBUF_RECORD_HEADER = 8         # BPF_RINGBUF_HDR_SZ; records are 8-byte aligned
 CTR_UPDATES = C["HFT_CTR_UPDATES"]
 CTR_PASSED = C["HFT_CTR_PASSED"]
 CTR_ORDERS = C["HFT_CTR_ORDERS"]
 CTR_RINGBUF_DROPS = C["HFT_CTR_RINGBUF_DROPS"]
+CTR_TAPE_DROPS = C.get("HFT_CTR_TAPE_DROPS")    # engines with a separate tape ring
 
 
 def frame(lab, payload: bytes, dport: int) -> tuple[bytes, int]:
@@ -66,14 +67,33 @@ def frames(lab, feed_port: int, p) -> dict[str, tuple[bytes, int]]:
 def ring_capacity() -> int:
     """Order events the engine's ring buffer holds before it is full."""
     record = (ctypes.sizeof(Event) + RINGBUF_RECORD_HEADER + 7) // 8 * 8
-    return C["HFT_RINGBUF_PAGES"] * PAGE_SIZE // record
+    return C["HFT_RINGBUF_PAGES"] * os.sysconf("SC_PAGE_SIZE") // record
+
+
+class Rings:
+    """Every ring buffer of the engine (orders, and the tape where it has one), drained and discarded:
+    the bench is the only reader, and a ring left full would make emitting cheaper than it is."""
+
+    NAMES = ("events", "tape_events")
+
+    def __init__(self, maps) -> None:
+        self._rings = [libbpf.RingBuffer(maps.fds[n], lambda _rec: None) for n in self.NAMES if n in maps.fds]
+
+    def consume(self) -> None:
+        for r in self._rings:
+            r.consume()
+
+    def close(self) -> None:
+        for r in self._rings:
+            r.close()
+        self._rings = []
 
 
 def _delta(before: list[int], after: list[int]) -> list[int]:
     return [b - a for a, b in zip(before, after)]
 
 
-def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int, progress=None) -> dict:
+def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int) -> dict:
     import bcc
 
     p = workload.config(feed_port).symbols[workload.TEST_RUN_SYMBOL]
@@ -84,13 +104,14 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int, progress=N
     harness = bcc.BPF(src_file=HARNESS_SOURCE.encode(),
                       cflags=[f"-I{EBPF_DIR}", f"-DHARNESS_FRAME_LEN={length}", f"-DHARNESS_PAYLOAD_OFF={off}"])
     trivial = bcc.BPF(text=PASS_PROGRAM)
+    ring = None
     try:
         h_fd = harness.load_func(b"xdp_harness", bcc.BPF.XDP).fd
         t_fd = trivial.load_func(b"xdp_pass", bcc.BPF.XDP).fd
         prog_ids = [libbpf.prog_info(h_fd).id, libbpf.prog_info(t_fd).id]
         template = harness.get_table(b"harness_template")
         target = harness.get_table(b"harness_target")
-        ring = libbpf.RingBuffer(maps.fds["events"], lambda _rec: None)
+        ring = Rings(maps)
 
         def through_harness(prog_fd: int, raw: bytes, n: int = repeat) -> tuple[int, int, list[int]]:
             template[ctypes.c_int(0)] = template.Leaf((ctypes.c_uint8 * length).from_buffer_copy(raw))
@@ -113,13 +134,15 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int, progress=N
 
         out: dict = {"repeat": repeat, "runs": RUNS}
         runs: dict[str, list[int]] = {}
-        drops = 0
+        drops = tape_drops = 0
         for _ in range(RUNS):
             for name, (raw, _) in fr.items():
                 action, ns, d = through_harness(strategy_fd, raw)
                 check(name, action, d)
                 runs.setdefault(name, []).append(ns)
                 drops += d[CTR_RINGBUF_DROPS]
+                if CTR_TAPE_DROPS is not None:
+                    tape_drops += d[CTR_TAPE_DROPS]
             action, ns, _ = through_harness(t_fd, fr["trade"][0])
             if action != XDP_PASS:
                 raise BenchError(f"trivial program returned {action}")
@@ -134,7 +157,6 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int, progress=N
             if d[CTR_RINGBUF_DROPS]:
                 raise BenchError(f"the ring buffer dropped {d[CTR_RINGBUF_DROPS]} events of a run sized to fit it")
             runs.setdefault("trade_events_written", []).append(ns)
-        ring.close()
         for name in ("trade", "no_trade", "non_feed", "trivial"):
             out[name] = statistics.median(runs[name])
         out["direct"] = {"trivial": statistics.median(runs["direct_trivial"]),
@@ -144,6 +166,7 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int, progress=N
         out["trade_events_written_repeat"] = fit
         out["all_runs"] = runs
         out["ringbuf_drops"] = drops
+        out["tape_drops"] = tape_drops
         out["method"] = ("BPF_PROG_TEST_RUN, repeat per run, median of runs; every figure through the "
                          "harness (frame restored from a template, fresh seq, tail call), which "
                          "harness_overhead measures. In a run of 'repeat' trades the ring buffer fills (nobody "
@@ -152,5 +175,7 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int, progress=N
         out["_prog_ids"] = prog_ids
         return out
     finally:
+        if ring is not None:
+            ring.close()
         harness.cleanup()
         trivial.cleanup()

@@ -111,10 +111,8 @@ def measure(binary: Path, lab, maps, *, feed_port: int, send_cpu: int, recv_cpu:
         if rate and st["achieved_rate"] < 0.9 * rate:
             # The sender's core is full: one unpaced step (bigger batches) says how full.
             flat = step(0)
-            best = max(st["achieved_rate"], flat["achieved_rate"] if flat["exact"] else 0)
-            limit = f"the sender's core: {rate}/s asked, at most {best}/s reached"
-            if not flat["exact"]:
-                limit += f" (the unpaced step lost orders at {flat['achieved_rate']}/s)"
+            limit = (f"the sender's core is full: {rate}/s asked, {st['achieved_rate']}/s reached; "
+                     f"unpaced, {flat['achieved_rate']}/s" + ("" if flat["exact"] else " with orders lost"))
             break
     held = [s for s in steps if s["exact"]]
     return {

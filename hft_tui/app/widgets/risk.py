@@ -28,8 +28,11 @@ class RiskPanel(Static):
         grid.add_row("kill switch", Text(view.kill_state, style="bold red" if view.killed else "green"))
         grid.add_row("program", f"id {display.prog_id(view.prog_id)}, hash {display.program_hash(view.program_hash)}")
         grid.add_row("config version", str(view.config_version))
-        grid.add_row("ring-buffer drops", Text(f"{view.ringbuf_drops:,}", style="bold red" if view.ringbuf_drops else ""))
-        grid.add_row("journal gaps", Text(f"{view.journal_gaps:,}", style="bold red" if view.journal_gaps else ""))
+        grid.add_row("ring-buffer drops", Text(f"orders {view.ringbuf_drops:,} (events ring), "
+                                               f"rejects/updates {view.tape_drops:,} (tape ring)",
+                                               style="bold red" if view.ringbuf_drops else ""))
+        grid.add_row("journal", Text(f"gaps {view.journal_gaps:,}, write failures {view.journal_failures:,}",
+                                     style="bold red" if view.journal_gaps or view.journal_failures else ""))
         grid.add_row("updates / orders / passed", f"{view.updates:,} / {view.orders:,} / {view.passed:,}")
         grid.add_row("open cost", fmt.money(view.open_cost))
         e = view.engine

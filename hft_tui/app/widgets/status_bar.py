@@ -31,8 +31,8 @@ class StatusBar(Static):
         if view is not None:
             text.append(f"│ upd/s {display.rate(view.updates_per_s)} ")
             text.append(f"│ ord/s {display.rate(view.orders_per_s)} ")
-            drops_style = "bold red" if view.ringbuf_drops else ""
-            text.append(f"│ rb drops {view.ringbuf_drops:,} ", style=drops_style)
+            text.append(f"│ drops: orders {view.ringbuf_drops:,}", style="bold red" if view.ringbuf_drops else "")
+            text.append(f" tape {view.tape_drops:,} ", style="yellow" if view.tape_drops else "")
             if view.deadman_ms:
                 text.append(f"│ dead-man {view.deadman_ms} ms, hb {display.age(view.heartbeat_age_ms)} ")
             else:
