@@ -58,12 +58,6 @@ int xdp_reflector(struct xdp_md *ctx)
 	udp->source = udp->dest;
 	udp->dest = port;
 
-	/*
-	 * An empty asm makes data_end opaque to clang, so it keeps the
-	 * per-word bounds check of csum.h's loops (which the verifier needs)
-	 * instead of folding it into a trip count the verifier cannot follow.
-	 */
-	asm volatile("" : "+r"(data_end));
 	ipv4_csum_recompute(iph, data_end);
 	udp_csum_recompute(iph, udp, udp_len, data_end);
 	return XDP_TX;

@@ -7,12 +7,16 @@
  * Locking, because XDP runs on every CPU that takes packets at once:
  *  - a symbol's config is copied out under its spin lock (user space writes
  *    it whole with BPF_F_LOCK, so a reader never sees half of an update);
+ *    the engine-wide config likewise, but only for packets to the feed port:
+ *    every other packet is told apart by one plain load of feed_port;
  *  - phase 1 (symbol lock): market data, duplicate check, the decision, and
  *    a reservation of the position and a throttle token, so two CPUs can
- *    never both fill the last share of max_position;
- *  - phase 2 (global lock): the global throttle and the global notional cap;
- *  - phase 3 (symbol lock): the fill is committed with its final quantity
- *    and the unused part of the reservation is given back.
+ *    never both fill the last share of max_position.  With no engine-wide
+ *    throttle or notional cap configured the fill is committed right there;
+ *  - phase 2 (global lock, only with engine-wide limits): the global
+ *    throttle and the global notional cap;
+ *  - phase 3 (symbol lock, only after phase 2): the fill is committed with
+ *    its final quantity and the unused part of the reservation given back.
  * Nothing holds two locks at once and no helper is called under a lock.
  */
 #include <uapi/linux/bpf.h>
@@ -136,13 +140,8 @@ static __always_inline void emit_tape(struct hft_event *ev)
 		count(HFT_CTR_TAPE_DROPS);
 }
 
-static __always_inline int read_global(struct global_view *g)
+static __always_inline void read_global(struct hft_global_config *c, struct global_view *g)
 {
-	__u32 zero = 0;
-	struct hft_global_config *c = global_config.lookup(&zero);
-
-	if (!c)
-		return -1;
 	bpf_spin_lock(&c->lock);
 	g->feed_port = c->feed_port;
 	g->on_no_trade = c->on_no_trade;
@@ -153,7 +152,6 @@ static __always_inline int read_global(struct global_view *g)
 	g->max_notional = c->max_notional;
 	g->loss_limit = c->loss_limit;
 	bpf_spin_unlock(&c->lock);
-	return 0;
 }
 
 static __always_inline void read_symbol(struct hft_symbol_config *c, struct symbol_view *v)
@@ -297,6 +295,42 @@ static __always_inline void decide(struct symbol_view *c, struct hft_symbol_stat
 	}
 }
 
+/*
+ * Commits a fill of `final` shares (0: nothing filled) against the position
+ * reserved in phase 1; runs under the symbol lock.  Returns the open cost a
+ * sale released, for the engine-wide total.
+ */
+static __always_inline __u64 commit_fill(struct hft_symbol_state *st, struct decision *d, __u32 final)
+{
+	__u64 cost = 0;
+
+	if (d->side == HFT_TYPE_BUY) {
+		st->position -= d->qty - final;
+		if (final) {
+			st->bought += final;
+			st->capital_spent += (__u64)final * d->price;
+			st->open_cost += (__u64)final * d->price;
+			st->buy_orders++;
+		}
+	} else {
+		st->position += d->qty - final;
+		if (final) {
+			cost = cost_of_sale(st->open_cost, final, st->bought - st->sold);
+			st->open_cost -= cost;
+			st->sold += final;
+			st->proceeds += (__u64)final * d->price;
+			st->sell_orders++;
+		}
+	}
+	if (!final) {
+		st->rejects++;
+		if (d->token)
+			st->tokens += TOKEN;   /* give the unused token back */
+	}
+	d->position = st->position;
+	return cost;
+}
+
 /* Adds a PnL change to the session total and latches the kill on a breach. */
 static __always_inline void add_pnl(struct hft_totals *tot, __s64 delta, __u64 loss_limit,
 				    struct hft_event *ev)
@@ -348,27 +382,31 @@ int xdp_strategy(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
 	struct hdr_cursor nh = { .pos = data };
+	struct hft_global_config *gcp;
 	struct hft_symbol_config *cfgp;
 	struct hft_symbol_state *st;
 	struct hft_global_state *gs;
 	struct hft_totals *tot;
+	struct hft_event *ev;
 	struct hft_symbol_key key;
 	struct global_view g = {};
 	struct symbol_view c = {};
 	struct decision d = { .reason = NO_REJECT };
-	struct hft_event *ev;
 	struct update u;
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	struct udphdr *udp;
 	struct hft_msg *msg;
-	__u32 zero = 0, udp_len, final, reason = NO_REJECT;
-	__u64 now, *hb, *updates, cost, *kill;
+	__u32 zero = 0, udp_len, final, feed_port, reason = NO_REJECT;
+	__u64 now, *hb, *updates, cost, released = 0, *kill;
 	__be16 proto;
-	int rc, no_trade;
+	int rc, no_trade, global_limits, cost_counted = 0;
 
-	if (read_global(&g) < 0)
+	gcp = global_config.lookup(&zero);
+	if (!gcp)
 		return XDP_PASS;
+	/* One aligned 32-bit load: whole without the lock, enough to pass others' packets. */
+	feed_port = *(volatile __u32 *)&gcp->feed_port;
 
 	rc = parse_ethhdr(&nh, data_end, &eth, &proto);
 	if (rc != PARSE_OK)
@@ -381,7 +419,7 @@ int xdp_strategy(struct xdp_md *ctx)
 	rc = parse_udphdr(&nh, data_end, iph, &udp);
 	if (rc != PARSE_OK)
 		return pass_counted(rc);
-	if (!g.feed_port || udp->dest != bpf_htons((__u16)g.feed_port))
+	if (!feed_port || udp->dest != bpf_htons((__u16)feed_port))
 		return pass_counted(PARSE_OTHER);
 
 	/* From here on the packet is addressed to the feed: it must be an update. */
@@ -395,6 +433,8 @@ int xdp_strategy(struct xdp_md *ctx)
 	    msg->type != HFT_TYPE_UPDATE)
 		return pass_counted(PARSE_MALFORMED);
 
+	read_global(gcp, &g);
+	global_limits = g.rate_per_sec || g.max_notional;
 	no_trade = g.on_no_trade == HFT_NO_TRADE_DROP ? XDP_DROP : XDP_PASS;
 	updates = counter(HFT_CTR_UPDATES);
 	if (updates)
@@ -458,14 +498,28 @@ int xdp_strategy(struct xdp_md *ctx)
 			st->session_ref = u.bid && u.ask ? (u.bid + u.ask) / 2 : (u.bid | u.ask);
 		}
 	}
+	/*
+	 * The new mark alone may breach the loss limit: then no order, even
+	 * before add_pnl below latches the kill (a plain read of the total is
+	 * enough for this check; the atomic add decides the latch).
+	 */
+	d.pnl_delta = repnl(st);
 	if (reason == NO_REJECT)
 		decide(&c, st, &u, now, &d);
 	else
 		d.reason = reason;
 	if (d.reason != NO_REJECT)
 		st->rejects++;
+	if (d.side && g.loss_limit && tot->pnl + d.pnl_delta < -(__s64)g.loss_limit) {
+		commit_fill(st, &d, 0);   /* gives the reservation back, counts the reject */
+		d.side = 0;
+		d.reason = HFT_REJECT_KILL;
+	}
+	final = d.qty;
+	if (d.side && !global_limits)
+		released = commit_fill(st, &d, final);   /* nothing engine-wide to ask */
 	d.position = st->position;
-	d.pnl_delta = repnl(st);
+	d.pnl_delta += repnl(st);
 	bpf_spin_unlock(&st->lock);
 
 	/* The scratch slot holds the previous packet's event: set every field. */
@@ -501,64 +555,45 @@ int xdp_strategy(struct xdp_md *ctx)
 		return no_trade;
 	}
 
-	/* Phase 2: engine-wide throttle and notional cap. */
-	final = d.qty;
-	bpf_spin_lock(&gs->lock);
-	if (*kill != HFT_KILL_OFF) {
-		/* Killed while this update was decided (operator or loss limit). */
-		final = 0;
-		reason = HFT_REJECT_KILL;
-	} else if (!take_token(&gs->tokens, &gs->last_refill_ns, g.rate_per_sec, g.burst, now)) {
-		final = 0;
-		reason = HFT_REJECT_THROTTLE;
-	} else if (d.side == HFT_TYPE_BUY && g.max_notional) {
-		cost = tot->open_cost;
-		final = min_u64(final, cost >= g.max_notional ? 0 :
-				       (g.max_notional - cost) / d.price);
-		if (!final) {
-			reason = HFT_REJECT_NOTIONAL;
-			if (g.rate_per_sec)
-				gs->tokens += TOKEN;   /* give the unused token back */
+	if (global_limits) {
+		/* Phase 2: engine-wide throttle and notional cap. */
+		bpf_spin_lock(&gs->lock);
+		if (*kill != HFT_KILL_OFF) {
+			/* Killed while this update was decided (operator or loss limit). */
+			final = 0;
+			reason = HFT_REJECT_KILL;
+		} else if (!take_token(&gs->tokens, &gs->last_refill_ns, g.rate_per_sec, g.burst, now)) {
+			final = 0;
+			reason = HFT_REJECT_THROTTLE;
+		} else if (d.side == HFT_TYPE_BUY && g.max_notional) {
+			cost = tot->open_cost;
+			final = min_u64(final, cost >= g.max_notional ? 0 :
+					       (g.max_notional - cost) / d.price);
+			if (!final) {
+				reason = HFT_REJECT_NOTIONAL;
+				if (g.rate_per_sec)
+					gs->tokens += TOKEN;   /* give the unused token back */
+			}
 		}
+		if (final && d.side == HFT_TYPE_BUY && g.max_notional) {
+			/* Under the lock, so two buys cannot both fit the last room. */
+			__sync_fetch_and_add(&tot->open_cost, (__u64)final * d.price);
+			cost_counted = 1;
+		}
+		bpf_spin_unlock(&gs->lock);
+
+		/* Phase 3: commit the fill, return the unused reservation. */
+		bpf_spin_lock(&st->lock);
+		released = commit_fill(st, &d, final);
+		d.pnl_delta = repnl(st);
+		bpf_spin_unlock(&st->lock);
+		ev->position = d.position;
+		add_pnl(tot, d.pnl_delta, g.loss_limit, ev);
 	}
-	if (final && d.side == HFT_TYPE_BUY)
+	if (released)
+		__sync_fetch_and_sub(&tot->open_cost, released);
+	if (final && d.side == HFT_TYPE_BUY && !cost_counted)
 		__sync_fetch_and_add(&tot->open_cost, (__u64)final * d.price);
-	bpf_spin_unlock(&gs->lock);
-
-	/* Phase 3: commit the fill, return the unused reservation. */
-	cost = 0;
-	bpf_spin_lock(&st->lock);
-	if (d.side == HFT_TYPE_BUY) {
-		st->position -= d.qty - final;
-		if (final) {
-			st->bought += final;
-			st->capital_spent += (__u64)final * d.price;
-			st->open_cost += (__u64)final * d.price;
-			st->buy_orders++;
-		}
-	} else {
-		st->position += d.qty - final;
-		if (final) {
-			cost = cost_of_sale(st->open_cost, final, st->bought - st->sold);
-			st->open_cost -= cost;
-			st->sold += final;
-			st->proceeds += (__u64)final * d.price;
-			st->sell_orders++;
-		}
-	}
-	if (!final) {
-		st->rejects++;
-		if (d.token)
-			st->tokens += TOKEN;
-	}
-	d.position = st->position;
-	d.pnl_delta = repnl(st);
-	bpf_spin_unlock(&st->lock);
-
-	if (cost)
-		__sync_fetch_and_sub(&tot->open_cost, cost);
-	ev->position = d.position;
-	add_pnl(tot, d.pnl_delta, g.loss_limit, ev);
 
 	if (!final) {
 		count(HFT_CTR_REJECT_BASE + (reason & 0xf));

@@ -82,6 +82,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 
 from . import lab as lab_mod
 from . import paths
@@ -226,6 +227,7 @@ class MarketWalk:
 @dataclass
 class SymbolStart:
     position: int = 0
+    updates: int = 0
     last_seq: int = 0
     session_ref: int = 0
     open_cost: int = 0
@@ -263,7 +265,7 @@ class EngineStart:
             engine_max_notional=snap.global_config.max_notional,
         )
         for name, (cfg, st) in snap.symbols.items():
-            start.symbols[name] = SymbolStart(st.position, st.last_seq, st.session_ref, st.open_cost)
+            start.symbols[name] = SymbolStart(st.position, st.updates, st.last_seq, st.session_ref, st.open_cost)
             start.params[name] = symbol_params_from_map(cfg)
         return start
 
@@ -344,7 +346,7 @@ class OrderChecker:
             mine = 0
             for name, s in start.symbols.items():
                 if name in config.symbols:
-                    self.model.start(name, position=s.position, last_seq=s.last_seq,
+                    self.model.start(name, position=s.position, updates=s.updates, last_seq=s.last_seq,
                                      session_ref=s.session_ref, open_cost=s.open_cost)
                     self.count(name).position = s.position
                     mine += s.open_cost
@@ -433,7 +435,8 @@ def percentile(sorted_values, q: float) -> int:
     """Nearest-rank percentile of an already sorted sequence (0 when empty)."""
     if not sorted_values:
         return 0
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    # Fraction(str(q)): 99.9 / 100 * 1000 is 999.0000000000001 in floats.
+    rank = max(1, math.ceil(Fraction(str(q)) * len(sorted_values) / 100))
     return sorted_values[rank - 1]
 
 
@@ -856,6 +859,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     lab = lab_mod.Lab.numbered(args.lab) if args.lab else lab_mod.Lab()
     config = load_config(args.config or paths.DEMO_CONFIG)
+    for name in args.symbols or ():
+        check_symbol(name)
     if not lab.netns_path.exists():
         raise lab_mod.LabError(f"lab {lab.namespace} is not up (hft-tui lab up)")
     count = args.count

@@ -172,6 +172,7 @@ class SymbolModel:
 
     params: SymbolParams | None
     position: int = 0
+    seen: bool = False            # an update arrived: from now on seq <= last_seq is stale
     last_seq: int = 0
     session_ref: int = 0          # 0: unknown or not taken yet
     ref_known: bool = True        # False: the session started before the model
@@ -197,17 +198,18 @@ class EngineModel:
             m = self.symbols[name] = SymbolModel(self.config.symbols.get(name))
         return m
 
-    def start(self, name: str, *, position: int = 0, last_seq: int = 0, session_ref: int = 0,
-              open_cost: int = 0) -> None:
+    def start(self, name: str, *, position: int = 0, updates: int = 0, last_seq: int = 0,
+              session_ref: int = 0, open_cost: int = 0) -> None:
         """Begin from a running engine's state instead of a fresh session.
 
-        An engine that already saw updates has taken its collar reference;
-        0 then means the model does not know it.
+        An engine that already saw updates may have taken its collar
+        reference; 0 then means the model does not know it.
         """
         m = self.symbol(name)
         m.position, m.last_seq, m.cost_bound = position, last_seq, open_cost
+        m.seen = updates > 0 or last_seq > 0
         m.session_ref = session_ref
-        m.ref_known = session_ref != 0 or last_seq == 0
+        m.ref_known = session_ref != 0 or not m.seen
 
     def total_cost_bound(self) -> int:
         return self.other_cost + sum(m.cost_bound for m in self.symbols.values())
@@ -220,9 +222,9 @@ class EngineModel:
         m = self.symbol(u.symbol)
         if m.params is None:
             return "unknown_symbol"
-        if m.last_seq and u.seq <= m.last_seq:
+        if m.seen and u.seq <= m.last_seq:
             return "stale"
-        m.last_seq = u.seq
+        m.seen, m.last_seq = True, u.seq
         if m.ref_known and not m.session_ref:
             m.session_ref = session_reference(u)
         return ""

@@ -18,6 +18,8 @@ from hft_tui.app.lab_session import LabEngine
 from hft_tui.config import ENGINE_KEYS, SYMBOL_KEYS
 
 SIZE = (160, 48)
+# Few ticks: each key press waits for the app to be idle, and these tests type a lot.
+POLL_HZ = 2
 BAD_VALUES = {
     "letters": "abc",
     "negative": "-5",
@@ -56,7 +58,7 @@ def message_beside_field(app) -> tuple[str, set[str]]:
 @pytest.mark.parametrize("kind", list(BAD_VALUES))
 async def test_bad_symbol_values_are_refused_beside_the_field_and_never_written(lab36, kind):
     bad = BAD_VALUES[kind]
-    app = HftApp(iface=lab36.iface, take_over=True)
+    app = HftApp(iface=lab36.iface, take_over=True, poll_hz=POLL_HZ)
     async with app.run_test(size=SIZE) as pilot:
         await supervised_app(lab36, pilot, app)
         await pilot.press("2")
@@ -82,7 +84,7 @@ async def test_bad_symbol_values_are_refused_beside_the_field_and_never_written(
 
 
 async def test_a_sell_target_below_the_buy_target_is_refused(lab36):
-    app = HftApp(iface=lab36.iface, take_over=True)
+    app = HftApp(iface=lab36.iface, take_over=True, poll_hz=POLL_HZ)
     async with app.run_test(size=SIZE) as pilot:
         await supervised_app(lab36, pilot, app)
         await pilot.press("2")
@@ -100,7 +102,7 @@ async def test_a_sell_target_below_the_buy_target_is_refused(lab36):
 @pytest.mark.parametrize("kind", list(BAD_VALUES))
 async def test_bad_engine_settings_are_refused_beside_the_field_and_never_written(lab36, kind):
     bad = BAD_VALUES[kind]
-    app = HftApp(iface=lab36.iface, take_over=True)
+    app = HftApp(iface=lab36.iface, take_over=True, poll_hz=POLL_HZ)
     async with app.run_test(size=SIZE) as pilot:
         await supervised_app(lab36, pilot, app)
         await pilot.press("2")
@@ -120,7 +122,7 @@ async def test_bad_engine_settings_are_refused_beside_the_field_and_never_writte
 
 
 async def test_a_valid_value_after_a_bad_one_is_written(lab36):
-    app = HftApp(iface=lab36.iface, take_over=True)
+    app = HftApp(iface=lab36.iface, take_over=True, poll_hz=POLL_HZ)
     async with app.run_test(size=SIZE) as pilot:
         await supervised_app(lab36, pilot, app)
         await pilot.press("2")

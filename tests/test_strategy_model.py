@@ -135,6 +135,12 @@ def test_model_refuses_a_stale_sequence_number():
     assert m.expect(update(bid="190.15", ask="190.20", seq=6)).side == BUY
 
 
+def test_model_refuses_a_repeated_first_sequence_number_even_when_it_is_0():
+    m = model({"AAPL": AAPL})
+    assert m.expect(update(bid="190.15", ask="190.20", seq=0)).side == BUY
+    assert m.expect(update(bid="190.15", ask="190.20", seq=0)).reason == "stale"
+
+
 def test_model_refuses_an_unknown_symbol():
     assert model({"AAPL": AAPL}).expect(update(symbol="ZZZ")).reason == "unknown_symbol"
 

@@ -75,6 +75,10 @@ class Display:
         wall = time.time() - (time.monotonic_ns() - ts_ns) / 1e9
         return time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall * 1000) % 1000:03d}"
 
+    def noise_count(self, n: int) -> str:
+        """A count that background traffic moves (IPv6 neighbour discovery on the lab's veth)."""
+        return PLACEHOLDER if self.deterministic else f"{n:,}"
+
     def program_hash(self, h: str | None) -> str:
         if not h:
             return "-"

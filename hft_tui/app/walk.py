@@ -16,6 +16,7 @@ one exists so the app's tests and benchmark control exactly what is sent.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import signal
 import socket
@@ -30,22 +31,27 @@ from ..protocol import Update, encode_update
 
 _SEQ = struct.Struct("!Q")
 STEPS = 4096        # distinct walk steps per symbol, replayed with growing sequence numbers
+PERIOD = 256        # walk steps per swing from below the buy target to above the sell target
 
 
-def walk(config: Config, seed: int, steps: int = STEPS) -> list[Update]:
-    """The walk: updates round-robin over the symbols, seq numbers per symbol from 1."""
+def walk(config: Config, seed: int, steps: int = STEPS, period: int = PERIOD) -> list[Update]:
+    """The walk: updates round-robin over the symbols, seq numbers per symbol from 1.
+
+    Each mid swings around the middle of its targets (a sine of ``period``
+    steps reaching a little past both) with random ticks on top, so the
+    engine buys, then sells, again and again.
+    """
     rng = random.Random(seed)
     paths: dict[str, list[tuple[int, int, int, int]]] = {}
     for name, p in sorted(config.symbols.items()):
         tick = max(p.tick_size, 1)
-        band = (p.sell_target - p.buy_target) if p.sell_target > p.buy_target else 50 * tick
-        lo, hi = max(tick * 2, p.buy_target - band // 2), (p.sell_target or p.buy_target) + band // 2
-        mid = (p.buy_target + (p.sell_target or p.buy_target)) // 2
-        mid -= mid % tick
+        sell = p.sell_target if p.sell_target > p.buy_target else p.buy_target + 50 * tick
+        center, swing = (p.buy_target + sell) / 2, (sell - p.buy_target) * 0.65
+        phase = rng.random() * 2 * math.pi
         out = []
-        for _ in range(steps):
-            mid += tick * rng.choice((-3, -2, -1, -1, 0, 1, 1, 2, 3))
-            mid = min(max(mid, lo), hi)
+        for i in range(steps):
+            mid = center + swing * math.sin(phase + 2 * math.pi * i / period) + tick * rng.randint(-4, 4)
+            mid = max(2 * tick, int(mid) - int(mid) % tick)
             out.append((mid - tick, rng.randrange(1, 11) * 100, mid + tick, rng.randrange(1, 11) * 100))
         paths[name] = out
     updates = []

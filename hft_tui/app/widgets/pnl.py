@@ -91,16 +91,18 @@ class SymbolSparklines(VerticalScroll):
 class SparkRow(Horizontal):
     def __init__(self, symbol: str) -> None:
         super().__init__(name=symbol, classes="spark-row")
+        self.value = Label("", classes="spark-value")
+        self.spark = Sparkline([], classes="spark")
 
     def compose(self):
         yield Label(self.name or "", classes="spark-name")
-        yield Label("", classes="spark-value")
-        yield Sparkline([], classes="spark")
+        yield self.value
+        yield self.spark
 
     def show(self, total: int, points: tuple[float, ...]) -> None:
-        value = self.query_one(".spark-value", Label)
-        value.update(_pnl(total))
-        spark = self.query_one(Sparkline)
+        if not self.spark.is_mounted:
+            return  # mounted a moment ago; the next tick fills it
+        self.value.update(_pnl(total))
         data = list(points) or [0.0]
-        if list(spark.data or []) != data:
-            spark.data = data
+        if list(self.spark.data or []) != data:
+            self.spark.data = data
