@@ -7,13 +7,14 @@ back on the same UDP socket.
 The market
     One seeded, mean-reverting random walk (discrete Ornstein-Uhlenbeck, in
     ticks) per symbol around the midpoint of its buy and sell targets.  Its
-    spread is the distance between the targets plus a few ticks, so the ask
-    dips to buy_target or below and the bid reaches sell_target or above on
-    about a fifth of the updates each: the engine trades both ways.  The
-    quote's spread is 1 to 4 ticks; sizes are random up to 1.25 x
-    max_order_qty, so every term of the quantity formula wins sometimes.
-    Sequence numbers are one feed-wide counter; the sender timestamp is
-    time.time_ns() taken just before the batch goes out.
+    standard deviation is 1.25 x (half the distance between the targets + 2
+    ticks), so the ask dips to buy_target or below and the bid reaches
+    sell_target or above on about a fifth of the updates each: the engine
+    trades both ways.  The quote's spread is 1 to 4 ticks; sizes are random
+    up to 1.25 x max_order_qty, so every term of the quantity formula wins
+    sometimes.  Which symbol an update quotes is random too.  Sequence
+    numbers are one feed-wide counter from 1; the sender timestamp is
+    time.time_ns() taken after the batch is packed, just before it goes out.
 
 Sending fast
     Updates are packed with one precompiled struct (its layout is derived from
@@ -35,9 +36,10 @@ What is checked, order by order (reasons in ``invalid_reasons``)
     unknown update  no update with this sequence number and symbol was sent
                     (or it is older than the last SENT_LOG_SLOTS updates)
     timestamp       the echoed timestamp is not the update's
-    unexpected order  the model says this update must not trade (disabled,
-                    crossed, no target reached, position_limit, zero_qty, a
-                    collar whose reference is known, a cap with no room)
+    unexpected order  the model says this update must not trade (unknown or
+                    disabled symbol, crossed, no target reached, position_limit,
+                    zero_qty, a collar whose reference is known, a cap with no
+                    room for one share)
     side            the model says the other side
     price           not the update's ask (buy) or bid (sell)
     qty             with qty_exact: not the formula's quantity; otherwise not
@@ -88,7 +90,17 @@ from . import lab as lab_mod
 from . import paths
 from .config import Config, SymbolParams, load_config
 from .constants import MAGIC, MSG_LEN, OFFSETS, PRICE_SCALE, SYMBOL_LEN, TYPE_UPDATE, VERSION
-from .protocol import ProtocolError, Update, check_symbol, decode_order, decode_update, symbol_bytes
+from .protocol import (
+    U32_MAX,
+    ProtocolError,
+    Update,
+    check_symbol,
+    decode_order,
+    decode_update,
+    price_to_str,
+    symbol_bytes,
+)
+from .maps import EngineMaps, MapsError, symbol_params_from_map
 from .strategy_model import BUY, EngineModel
 
 # asm-generic/socket.h; Python's socket module does not export these.
@@ -106,8 +118,9 @@ INVALID_EXAMPLES = 10
 DEFAULT_CENTER = 100 * PRICE_SCALE   # where a symbol without targets walks
 MIN_HALF_RANGE_TICKS = 10
 
-# The walk: x' = KEEP * x + sigma * N(0, 1), stationary deviation WALK_STD_FACTOR
-# times (half the target range + 2 ticks), so each target is ~0.8 deviations away.
+# The walk, in ticks from the center: x' = (1 - WALK_THETA) * x + sigma * N(0, 1),
+# sigma chosen for a stationary deviation of WALK_STD_FACTOR * (half the target
+# range + 2 ticks): each target is ~0.8 deviations away, reached ~20% of the time.
 WALK_THETA = 0.05
 WALK_STD_FACTOR = 1.25
 MAX_SPREAD_TICKS = 4          # a power of two: drawn from 2 random bits
@@ -216,6 +229,8 @@ class MarketWalk:
         bid = self._center[k] + (round(x) - (spread >> 1)) * tick
         if bid < tick:
             bid = tick
+        elif bid > U32_MAX - spread * tick:   # a price is a u32
+            bid = U32_MAX - spread * tick
         size, bits = self._size[k], self.SIZE_BITS
         mask = (1 << bits) - 1
         return (k, bid, 1 + ((((r >> 34) & mask) * size) >> bits), bid + spread * tick,
@@ -242,12 +257,11 @@ class EngineStart:
     symbols: dict[str, SymbolStart] = field(default_factory=dict)
     params: dict[str, SymbolParams] = field(default_factory=dict)
     engine_max_notional: int = 0
+    feed_port: int = 0
 
     @classmethod
     def read(cls, iface: str) -> "EngineStart | None":
         """None when no engine is pinned on ``iface``."""
-        from .maps import EngineMaps, MapsError, symbol_params_from_map
-
         directory = paths.pin_dir(iface)
         if not directory.is_dir():
             return None
@@ -263,6 +277,7 @@ class EngineStart:
             last_order_id=snap.totals.order_seq,
             open_cost=snap.totals.open_cost,
             engine_max_notional=snap.global_config.max_notional,
+            feed_port=snap.global_config.feed_port,
         )
         for name, (cfg, st) in snap.symbols.items():
             start.symbols[name] = SymbolStart(st.position, st.updates, st.last_seq, st.session_ref, st.open_cost)
@@ -273,18 +288,22 @@ class EngineStart:
         return 1 + max((s.last_seq for s in self.symbols.values()), default=0)
 
 
-def config_warnings(config: Config, start: EngineStart | None, names: list[str]) -> list[str]:
+def config_warnings(config: Config, start: EngineStart | None, names: list[str],
+                    port: int | None = None) -> list[str]:
     """Where the engine's maps disagree with the config the orders are checked against."""
     if start is None:
         return []
     out = []
     for name in names:
         mine, theirs = config.symbols.get(name), start.params.get(name)
-        if mine != theirs:
-            out.append(f"the engine's {name} differs from the config"
-                       f" ({'not configured' if theirs is None else 'other parameters'} in the engine)")
+        if mine == theirs:
+            continue
+        why = "not in the engine" if theirs is None else "not in the config" if mine is None else "other parameters"
+        out.append(f"the engine's {name} differs from the config ({why})")
     if start.engine_max_notional != config.engine.max_notional:
         out.append("the engine's max_notional differs from the config")
+    if port is not None and start.feed_port and start.feed_port != port:
+        out.append(f"the engine's feed port is {start.feed_port}, updates go to {port}")
     return out
 
 
@@ -403,13 +422,13 @@ class OrderChecker:
 
     def _check_rules(self, o, u: Update) -> None:
         d = self.model.decision(u)
-        what = f"order {o.order_id} {o.side} {o.qty}@{o.price} on {u.symbol} seq {u.seq}"
+        what = f"order {o.order_id} {o.side} {o.qty}@{price_to_str(o.price)} on {u.symbol} seq {u.seq}"
         if not d.trades:
             self.flag("unexpected order", f"{what}: the model says {d.reason}")
         elif o.side != d.side:
             self.flag("side", f"{what}: the model says {d.side}")
         elif o.price != d.price:
-            self.flag("price", f"{what}: the price must be {d.price}")
+            self.flag("price", f"{what}: the price must be {price_to_str(d.price)}")
         elif (o.qty != d.qty) if d.qty_exact else not (1 <= o.qty <= d.max_qty):
             want = d.qty if d.qty_exact else f"1..{d.max_qty}"
             self.flag("qty", f"{what}: the quantity must be {want}")
@@ -669,7 +688,7 @@ class Simulator:
             start = EngineStart.read(self.lab.engine_iface)
             if start is None:
                 warnings.append(f"no engine is pinned on {self.lab.engine_iface}: expect no orders")
-        warnings += config_warnings(self.config, start, self.names)
+        warnings += config_warnings(self.config, start, self.names, self.port)
         first_seq = self.first_seq or (start.next_seq() if start else 1)
         log = SentLog(first_seq, SENT_LOG_SLOTS if count == 0 else min(SENT_LOG_SLOTS, max(count, 1)))
         checker = OrderChecker(self.config, log, start)

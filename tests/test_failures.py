@@ -303,7 +303,7 @@ def test_a_bad_config_write_is_refused_and_the_kernel_map_is_unchanged(attached,
                        st.decimals(allow_nan=True, allow_infinity=True), st.booleans(),
                        # exponent notation, with exponents up to and past Decimal's limits
                        st.builds("{}E{}".format, st.integers(-999, 999),
-                                 st.sampled_from([-10**7, -999_999, -5, 0, 3, 5, 999_995, 999_999, 10**7]))))
+                                 st.sampled_from([-10**7, -999_999, -5, 0, 3, 5, 999_999, 10**7]))))
 def test_any_symbol_write_is_either_applied_exactly_or_refused_with_the_map_unchanged(attached, key, value):
     before = kernel_config(attached)
     base = attached.symbol("AAPL")

@@ -105,6 +105,12 @@ def test_walk_reverts_to_the_midpoint_of_the_targets(name):
     assert max(mids) - min(mids) < 6 * (p.sell_target - p.buy_target)
 
 
+def test_walk_quotes_stay_u32_prices_at_the_top_of_the_range():
+    cfg = parse_config({"symbols": {"TOP": {"buy_target": "429496.00", "sell_target": "429496.7000"}}})
+    for name, bid, bq, ask, aq in walk_updates(1, 2000, config=cfg):
+        assert 0 < bid < ask <= 2**32 - 1
+
+
 def test_walk_of_a_symbol_without_targets_still_quotes():
     cfg = parse_config({"symbols": {}})
     for name, bid, bq, ask, aq in walk_updates(1, 1000, ["ZZZ"], cfg):
@@ -230,8 +236,10 @@ def test_config_warnings_name_what_the_engine_runs_differently():
     warnings = config_warnings(DEMO, start, ["AAPL", "MSFT", "NVDA"])
     assert len(warnings) == 2
     assert "MSFT" in warnings[0] and "other parameters" in warnings[0]
-    assert "NVDA" in warnings[1] and "not configured" in warnings[1]
+    assert "NVDA" in warnings[1] and "not in the engine" in warnings[1]
     assert config_warnings(DEMO, None, ["AAPL"]) == []
+    assert config_warnings(DEMO, replace(start, feed_port=9001), ["AAPL"], 9000) == [
+        "the engine's feed port is 9001, updates go to 9000"]
 
 
 # -- measurements ------------------------------------------------------------
