@@ -202,8 +202,8 @@ class Journal:
                 if not self.path.exists():
                     raise JournalError(f"no journal at {self.path}")
                 # ro: never creates or changes anything (WAL still needs the -shm, root has it).
-                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                           check_same_thread=False)
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                           isolation_level=None, check_same_thread=False)
             else:
                 _ensure_private_dir(self.path.parent)
                 _create_private_file(self.path)
@@ -213,7 +213,9 @@ class Journal:
                     self._db.execute("PRAGMA journal_mode=WAL")
                 finally:
                     os.umask(old)
-            self._db.execute("PRAGMA busy_timeout=5000")
+            # Readers never block a WAL writer; only another writer could.  The
+            # writer waits at most 1 s, so a stall never holds the heartbeat long.
+            self._db.execute(f"PRAGMA busy_timeout={5000 if readonly else 1000}")
             if not readonly:
                 # WAL + NORMAL: a commit survives the writer's death (SIGKILL); only
                 # a power loss can take the last transactions (docs/JOURNAL.md).

@@ -111,13 +111,17 @@ def _supervise(args, stop: dict) -> int:
     deadman = getattr(args, "deadman", None)
     if deadman is not None and not 1 <= deadman <= 3_600_000:
         raise engine.EngineError(f"--deadman {deadman}: give 1..3600000 ms")
-    handle, attached_here = _attach_or_take_over(args)
-    jpath = getattr(args, "journal", None) or journal_path(handle.iface)
-    journal = Journal(jpath)
+    jpath = getattr(args, "journal", None) or journal_path(args.iface)
+    journal = Journal(jpath)  # first: a journal that cannot open must not leave an engine behind
+    try:
+        handle, attached_here = _attach_or_take_over(args)
+    except BaseException:
+        journal.close()
+        raise
     rec = handle.record
     ctl = Controller(handle, journal=journal, deadman_ms=deadman)
     try:
-        if attached_here:
+        if attached_here and rec is not None:
             journal.begin_engine(iface=handle.iface, prog_id=rec.prog_id, attached_at=rec.attached_at,
                                  program_hash=rec.program_hash)
             journal.record_control("attach", program_hash=rec.program_hash,
@@ -125,19 +129,20 @@ def _supervise(args, stop: dict) -> int:
                                    detail={"mode": rec.mode, "prog_id": rec.prog_id, "config": args.config})
         ctl.start()
     except BaseException:
+        ctl.rings.close()
         journal.close()
         handle.close()
         if attached_here:
             engine.detach(handle.iface)
         raise
-    _say(f"supervising {handle.iface} ({'attached' if attached_here else 'taken over'}, {rec.mode} mode, "
-         f"program id {rec.prog_id}, hash {(ctl.program_hash or '-')[:12]}, config v{ctl._version}): "
+    mode, prog_id = (rec.mode, rec.prog_id) if rec else ("?", "?")
+    _say(f"supervising {handle.iface} ({'attached' if attached_here else 'taken over'}, {mode} mode, "
+         f"program id {prog_id}, hash {(ctl.program_hash or '-')[:12]}, config v{ctl.config_version}): "
          f"dead-man {ctl.deadline_ms} ms armed, journal {jpath}")
     if ctl.tripped_on_start:
         _say(f"KILL SWITCH LATCHED: the previous controller died (heartbeat expired); trading resumes "
              f"with 'hft-tui engine resume {handle.iface}'")
     printer = _AlertPrinter()
-    code = 0
     try:
         while stop["signal"] is None:
             tick = ctl.tick(TICK_MS)
@@ -154,7 +159,7 @@ def _supervise(args, stop: dict) -> int:
         v = journal.verify()
         _say(f"journal: {v['rows']} order(s), {v['rejects']} reject(s), {v['gaps']} missing order id(s), "
              f"{v['drops']} ring-buffer drop(s)")
-        return code
+        return 0
     finally:
         if not ctl.ended:  # an exception: do not leave the engine unsupervised and trading
             try:

@@ -15,7 +15,6 @@ what is left behind.  Labs 44-47.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import subprocess
 import sys

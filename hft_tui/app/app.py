@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +43,11 @@ from .worker import EnginePoller
 # Errors whose text is meant for the user as it is.
 USER_ERRORS = (EngineError, ConfigError, MapsError, PathError, ProtocolError, netlink.NetlinkFailure, OSError)
 INTERFACE_REFRESH_S = 2.0
+# The worker ticks at the poll rate (heartbeat, drain, journal); the screen is
+# redrawn at UI_HZ from the newest view, the slow parts every SLOW_EVERY frames.
+UI_HZ = 4.0
+SLOW_EVERY = 4
+TAPE_BACKLOG = 200        # tape lines kept between two frames at most
 CRASH_LOG = paths.RUN_DIR / "app-crash.log"
 
 
@@ -87,6 +93,9 @@ class HftApp(App[int]):
         self.last_error: str | None = None
         self.exit_policy: str | None = None          # what the quit dialog chose
         self.busy: str | None = None                 # an attach/detach under way
+        self._tape: deque = deque(maxlen=TAPE_BACKLOG)  # tape lines not drawn yet
+        self._frames = 0
+        self._drawn_kill: str | None = None
 
     # -- life cycle -------------------------------------------------------
     async def on_mount(self) -> None:
@@ -99,6 +108,7 @@ class HftApp(App[int]):
         self.render_view()
         self.refresh_interfaces()
         self.set_interval(INTERFACE_REFRESH_S, self.refresh_interfaces)
+        self.set_interval(1 / UI_HZ, self.draw_frame)
         self.offer_take_over()
 
     def on_unmount(self) -> None:
@@ -190,11 +200,13 @@ class HftApp(App[int]):
         if self.poller is None or message.view.iface != self.poller.iface:
             return  # a late tick of an engine no longer supervised
         self.view = message.view
+        self._tape.extend(message.view.tape)
         for text in message.view.alerts:
             self.alert(text, "error" if text.startswith("KILL") else "warning")
         if not message.view.present:
             self.set_error(f"interface {message.view.iface} disappeared", notify=False)
-        self.render_view()
+        if message.view.kill_state != self._drawn_kill:
+            self.render_view()     # a kill (by anyone) shows at once, not at the next frame
 
     def on_supervision_started(self, message: SupervisionStarted) -> None:
         if not self.running:
@@ -217,10 +229,16 @@ class HftApp(App[int]):
                 self.view = None
                 self.render_view()
 
-    def render_view(self) -> None:
+    def draw_frame(self) -> None:
+        self._frames += 1
+        self.render_view(slow=self._frames % SLOW_EVERY == 0)
+
+    def render_view(self, slow: bool = True) -> None:
         if not self.running:
             return
-        self.main.show_view(self.view, self.iface, self.last_error, self.display_opts)
+        tape, self._tape = list(self._tape), deque(maxlen=TAPE_BACKLOG)
+        self._drawn_kill = self.view.kill_state if self.view else None
+        self.main.show_view(self.view, self.iface, self.last_error, self.display_opts, tape=tape, slow=slow)
 
     # -- alerts and errors -----------------------------------------------
     def alert(self, text: str, severity: str = "warning") -> None:

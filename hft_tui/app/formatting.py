@@ -54,8 +54,12 @@ class Display:
             return "never"
         if self.deterministic:
             return PLACEHOLDER
+        # Tenths of a second: a live book would change this cell on every
+        # frame if it showed milliseconds, for no information.
+        if ms < 100:
+            return "<0.1 s"
         if ms < 1000:
-            return f"{ms:.0f} ms"
+            return f"{ms / 1000:.1f} s"
         if ms < 120_000:
             return f"{ms / 1000:.1f} s"
         return f"{ms / 60000:.0f} min"

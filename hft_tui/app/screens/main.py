@@ -27,6 +27,15 @@ TABS = ("trading", "parameters", "interfaces", "risk")
 
 class Headline(Static):
     def show(self, view: EngineView | None, iface: str | None) -> None:
+        self._set(self._text(view, iface))
+
+    def _set(self, text: Text) -> None:
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.update(text, layout=False)
+
+    @staticmethod
+    def _text(view: EngineView | None, iface: str | None) -> Text:
         label, style = engine_state(view)
         t = Text()
         t.append(f" {label} ", style=style)
@@ -35,7 +44,7 @@ class Headline(Static):
             t.append("   PnL ")
             t.append(fmt.signed_money(view.pnl), style="bold green" if view.pnl >= 0 else "bold red")
             t.append(f"   orders {view.orders:,}   updates {view.updates:,}   symbols {len(view.symbols)}")
-        self.update(t)
+        return t
 
 
 class MainScreen(Screen):
@@ -88,24 +97,30 @@ class MainScreen(Screen):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        focus = {"trading": "#book", "parameters": "#symbol-params", "interfaces": "#interface-table",
+        focus = {"trading": "#tape", "parameters": "#symbol-params", "interfaces": "#interface-table",
                  "risk": "#alert-history"}[tab]
         self.query_one(focus).focus()
 
-    def show_view(self, view: EngineView | None, iface: str | None, error: str | None, display: Display) -> None:
+    def show_view(self, view: EngineView | None, iface: str | None, error: str | None, display: Display,
+                  tape: list | None = None, slow: bool = True) -> None:
+        """Draws a view.  ``slow`` parts (chart, sparklines, risk, parameters) change
+        little from one frame to the next and are drawn on every fifth frame only."""
         self.query_one(Headline).show(view, iface)
         self.query_one(KilledBanner).show(view.kill_state if view else None, iface)
         self.query_one(StatusBar).show(view, iface, error, display)
-        self.query_one(RiskPanel).show(view, display)
         self.set_class(bool(view and view.killed), "-killed")
-        self.query_one(ParametersPane).show(view)
+        if slow:
+            self.query_one(RiskPanel).show(view, display)
+            self.query_one(ParametersPane).show(view)
         if view is None:
             return
         self.query_one(BookTable).show(view, display)
         self.query_one(PnlTable).show(view, display)
-        self.query_one(PnlChart).show(view, display)
-        self.query_one(SymbolSparklines).show(view, display)
-        self.query_one(Tape).show(view.tape, display)
+        if tape:
+            self.query_one(Tape).show(tape, display)
+        if slow:
+            self.query_one(PnlChart).show(view, display)
+            self.query_one(SymbolSparklines).show(view, display)
 
     def add_alert(self, clock: str, text: str, severity: str = "warning") -> None:
         for log in self.query(AlertLog):

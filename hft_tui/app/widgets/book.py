@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-from rich.text import Text
-from textual.widgets import DataTable
-
 from .. import formatting as fmt
 from ..formatting import Display
 from ..model import EngineView
-from .table_sync import sync_rows
+from .text_table import TextTable, render_table
 
-COLUMNS = [("symbol", "Symbol"), ("bid_qty", "Bid qty"), ("bid", "Bid"), ("ask", "Ask"),
-           ("ask_qty", "Ask qty"), ("age", "Age"), ("buy", "Buy @"), ("sell", "Sell @")]
+HEADERS = ["Symbol", "Bid qty", "Bid", "Ask", "Ask qty", "Age", "Buy @", "Sell @"]
+RIGHT = {1, 2, 3, 4, 5, 6, 7}
 
 
-class BookTable(DataTable):
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
-
+class BookTable(TextTable):
     def show(self, view: EngineView, display: Display) -> None:
-        rows = {}
+        rows = []
         for s in view.symbols:
-            rows[s.name] = (
-                Text(s.name, style="bold" if s.params.enabled else "dim"),
-                Text(fmt.qty(s.bid_qty), justify="right"),
-                Text(fmt.price(s.bid), style="green", justify="right"),
-                Text(fmt.price(s.ask), style="red", justify="right"),
-                Text(fmt.qty(s.ask_qty), justify="right"),
-                Text(display.age(s.age_ms), justify="right"),
-                Text(fmt.price(s.params.buy_target), justify="right"),
-                Text(fmt.price(s.params.sell_target), justify="right"),
-            )
-        sync_rows(self, rows, [k for k, _ in COLUMNS])
+            rows.append([
+                (s.name, "bold" if s.params.enabled else "dim"),
+                (fmt.qty(s.bid_qty), ""),
+                (fmt.price(s.bid), "green"),
+                (fmt.price(s.ask), "red"),
+                (fmt.qty(s.ask_qty), ""),
+                (display.age(s.age_ms), "dim"),
+                (fmt.price(s.params.buy_target), ""),
+                (fmt.price(s.params.sell_target), ""),
+            ])
+        self.set_text(render_table(HEADERS, rows, RIGHT))

@@ -17,6 +17,9 @@ class KilledBanner(Static):
     """Shown across the screen while the kernel's kill switch is set."""
 
     def show(self, kill_state: str | None, iface: str | None) -> None:
+        if (kill_state, iface) == getattr(self, "_shown", None):
+            return
+        self._shown = (kill_state, iface)
         if kill_state and kill_state != "off":
             why = "by the loss limit (latched in the kernel)" if kill_state == "loss_limit" else "by the operator"
             self.update(f"KILLED {why}: {iface} sends no orders · ctrl+r to resume")

@@ -4,47 +4,49 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Label, Sparkline
+from textual.widgets import Label, Sparkline
 from textual_plotext import PlotextPlot
 
 from .. import formatting as fmt
 from ..formatting import Display
 from ..model import EngineView
-from .table_sync import sync_rows
+from .text_table import TextTable, render_table
 
-COLUMNS = [("symbol", "Symbol"), ("position", "Position"), ("bought", "Bought"), ("sold", "Sold"),
-           ("spent", "Capital spent"), ("proceeds", "Proceeds"), ("realised", "Realised"),
-           ("unrealised", "Unrealised"), ("total", "Total PnL"), ("orders", "Orders")]
-TOTAL_ROW = "__total__"
+HEADERS = ["Symbol", "Position", "Bought", "Sold", "Capital spent", "Proceeds", "Realised", "Unrealised",
+           "Total PnL", "Orders"]
+RIGHT = set(range(1, len(HEADERS)))
+
+
+def _pnl_style(units: int) -> str:
+    return "green" if units > 0 else ("red" if units < 0 else "")
 
 
 def _pnl(units: int) -> Text:
-    return Text(fmt.signed_money(units), style="green" if units > 0 else ("red" if units < 0 else ""),
-                justify="right")
+    return Text(fmt.signed_money(units), style=_pnl_style(units), justify="right")
 
 
-class PnlTable(DataTable):
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+def _pnl_cell(units: int) -> tuple[str, str]:
+    return fmt.signed_money(units), _pnl_style(units)
 
+
+class PnlTable(TextTable):
     def show(self, view: EngineView, display: Display) -> None:
-        rows = {}
-        right = lambda s: Text(s, justify="right")  # noqa: E731
+        rows = []
         for s in view.symbols:
-            rows[s.name] = (
-                s.name, right(fmt.qty(s.position)), right(fmt.qty(s.bought)), right(fmt.qty(s.sold)),
-                right(fmt.money(s.capital_spent)), right(fmt.money(s.proceeds)),
-                _pnl(s.realised), _pnl(s.unrealised), _pnl(s.total), right(fmt.qty(s.buy_orders + s.sell_orders)),
-            )
+            rows.append([
+                (s.name, "bold"), (fmt.qty(s.position), ""), (fmt.qty(s.bought), ""), (fmt.qty(s.sold), ""),
+                (fmt.money(s.capital_spent), ""), (fmt.money(s.proceeds), ""),
+                _pnl_cell(s.realised), _pnl_cell(s.unrealised), _pnl_cell(s.total),
+                (fmt.qty(s.buy_orders + s.sell_orders), ""),
+            ])
         tot = lambda attr: sum(getattr(s, attr) for s in view.symbols)  # noqa: E731
-        rows[TOTAL_ROW] = (
-            Text("TOTAL", style="bold"), right(fmt.qty(tot("position"))), right(fmt.qty(tot("bought"))),
-            right(fmt.qty(tot("sold"))), right(fmt.money(tot("capital_spent"))), right(fmt.money(tot("proceeds"))),
-            _pnl(tot("realised")), _pnl(tot("unrealised")), _pnl(view.pnl), right(fmt.qty(view.orders)),
-        )
-        sync_rows(self, rows, [k for k, _ in COLUMNS])
+        rows.append([
+            ("TOTAL", "bold"), (fmt.qty(tot("position")), "bold"), (fmt.qty(tot("bought")), "bold"),
+            (fmt.qty(tot("sold")), "bold"), (fmt.money(tot("capital_spent")), "bold"),
+            (fmt.money(tot("proceeds")), "bold"), _pnl_cell(tot("realised")), _pnl_cell(tot("unrealised")),
+            _pnl_cell(view.pnl), (fmt.qty(view.orders), "bold"),
+        ])
+        self.set_text(render_table(HEADERS, rows, RIGHT))
 
 
 class PnlChart(PlotextPlot):

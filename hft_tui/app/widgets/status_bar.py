@@ -41,4 +41,6 @@ class StatusBar(Static):
         if error:
             text.append("│ ")
             text.append(error, style="bold red")
-        self.update(text)
+        if text != getattr(self, "_shown", None):   # unchanged: no repaint at all
+            self._shown = text
+            self.update(text, layout=False)

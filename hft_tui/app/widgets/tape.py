@@ -13,7 +13,7 @@ from .. import formatting as fmt
 from ..formatting import Display
 from ..model import TapeEntry
 
-MAX_LINES = 500
+MAX_LINES = 200
 SIDE_STYLE = {"B": "bold green", "S": "bold red"}
 
 
@@ -40,6 +40,7 @@ class Tape(RichLog):
     def __init__(self, **kwargs) -> None:
         super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, auto_scroll=True, **kwargs)
 
-    def show(self, entries: tuple[TapeEntry, ...], display: Display) -> None:
-        for e in entries:
-            self.write(tape_line(e, display))
+    def show(self, entries, display: Display) -> None:
+        """Writes the entries of one frame in one go (one scroll, one repaint)."""
+        if entries:
+            self.write(Text("\n").join(tape_line(e, display) for e in entries))

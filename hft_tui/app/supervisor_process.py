@@ -1,0 +1,187 @@
+"""The engine's controller in a process of its own, feeding the app views.
+
+Draining the rings into the journal is steady Python work (at 100k updates
+a second, a fifth of a core).  In the app's process it would hold the
+interpreter lock against the UI thread, and a key press would wait behind
+it; in its own process it cannot delay the UI, and the kill key (a map
+write done by the UI process itself) stays fast whatever the feed does.
+
+    python -m hft_tui.app.supervisor_process IFACE [--poll-hz 10] [--deterministic]
+
+Protocol: stdout carries length-prefixed pickles of (kind, payload) tuples:
+("started", (tripped_on_start, journal_error)), ("view", EngineView) once a
+tick, and last ("ended", (error, stop_lines)).  stdin carries one JSON
+object a line: {"change": [what, detail]} journals an operator's change,
+{"stop": {"detach": bool}} ends supervision.  If the app dies this process
+gets SIGTERM (PR_SET_PDEATHSIG): it sets the kill switch and stops, leaving
+the engine attached and killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import pickle
+import queue
+import signal
+import struct
+import sys
+import threading
+import time
+
+from ..constants import KILL_OFF, KILL_OPERATOR
+from ..controller import Controller
+from ..engine import EngineHandle
+from .model import LinkState, ViewBuilder
+
+FRAME = struct.Struct("!I")
+# The interface's XDP state is read over netlink once every this many ticks.
+LINK_CHECK_EVERY = 10
+# Events decoded per tick for the screen (the journal gets all of them): the
+# tape shows a dozen lines a tick, the rest would be decoded for nothing.
+EVENTS_FOR_THE_SCREEN = 256
+PR_SET_PDEATHSIG = 1
+
+
+def open_journal(iface: str):
+    """The one place the app creates the order journal of the engine it supervises."""
+    from ..journal import open_journal as open_iface_journal
+
+    return open_iface_journal(iface)
+
+
+class Supervisor:
+    def __init__(self, iface: str, poll_hz: float, deterministic: bool, out) -> None:
+        self.iface = iface
+        self.interval = 1.0 / poll_hz
+        self.deterministic = deterministic
+        self.out = out
+        self.commands: queue.SimpleQueue = queue.SimpleQueue()
+        self.stop = threading.Event()
+        self.detach = False
+        self.kill_on_stop = False
+
+    def send(self, kind: str, payload) -> None:
+        data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        self.out.write(FRAME.pack(len(data)) + data)
+        self.out.flush()
+
+    def read_commands(self, stream) -> None:
+        """stdin, on its own thread: changes to journal, and the stop."""
+        for line in stream:
+            try:
+                cmd = json.loads(line)
+            except ValueError:
+                continue
+            if "stop" in cmd:
+                self.detach = bool(cmd["stop"].get("detach"))
+                self.stop.set()
+                return
+            if "change" in cmd:
+                self.commands.put(tuple(cmd["change"]))
+        # stdin closed: the app is gone without a word.
+        self.kill_on_stop = True
+        self.stop.set()
+
+    @staticmethod
+    def link(handle: EngineHandle) -> LinkState:
+        xdp = handle.xdp()
+        if xdp is None:
+            return LinkState(present=False)
+        ours = bool(xdp.mode and handle.record and xdp.prog_id == handle.record.prog_id)
+        return LinkState(present=True, attached=ours, mode=xdp.mode if ours else None,
+                         prog_id=xdp.prog_id if ours else None)
+
+    def open_journal(self, handle: EngineHandle):
+        """The journal, or (None, why): orders that cannot be journaled may not be sent."""
+        try:
+            return open_journal(self.iface), None
+        except Exception as exc:
+            if handle.maps.kill() == KILL_OFF:
+                handle.maps.set_kill(KILL_OPERATOR)
+            return None, f"JOURNAL UNAVAILABLE ({exc}): kill switch latched; supervising without a journal"
+
+    def run(self) -> None:
+        error, lines = None, []
+        controller = handle = journal = None
+        try:
+            handle = EngineHandle(self.iface)
+            journal, journal_error = self.open_journal(handle)
+            controller = Controller(handle, journal=journal)
+            controller.MAX_EVENTS_PER_TICK = EVENTS_FOR_THE_SCREEN
+            controller.start()
+            self.send("started", (controller.tripped_on_start, journal_error))
+            builder = ViewBuilder(self.iface, handle.record, deterministic=self.deterministic)
+            link, ticks = self.link(handle), 0
+            next_at = time.monotonic()
+            while not self.stop.is_set():
+                if ticks and ticks % LINK_CHECK_EVERY == 0:
+                    link = self.link(handle)
+                while not self.commands.empty():
+                    controller.record_change(*self.commands.get_nowait())
+                tick = controller.tick(0)
+                ticks += 1
+                self.send("view", builder.build(tick, link))
+                if tick.ended:
+                    # The interface went away or the engine was detached under us;
+                    # the controller journaled it and cleaned the pins.
+                    error = "; ".join(a.text() for a in tick.alerts if a.kind == "engine") or tick.ended
+                    break
+                next_at += self.interval
+                delay = next_at - time.monotonic()
+                if delay < 0:  # fell behind (a slow tick): do not try to catch up
+                    next_at, delay = time.monotonic(), 0
+                self.stop.wait(delay)
+        except Exception as exc:  # one line for the app; never a traceback
+            error = f"supervision of {self.iface} failed: {exc}"
+        finally:
+            if self.kill_on_stop and handle is not None:
+                try:
+                    handle.kill()
+                    lines.append(f"{self.iface}: the app went away: kill switch set")
+                except Exception:
+                    pass
+            if controller is not None and not controller.ended:
+                try:
+                    lines.extend(controller.stop(detach=self.detach))
+                except Exception as exc:
+                    error = error or f"stopping supervision of {self.iface}: {exc}"
+            if journal is not None:
+                journal.close()
+            if handle is not None:
+                handle.close()
+            try:
+                self.send("ended", (error, lines))
+            except (BrokenPipeError, OSError):
+                pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hft_tui.app.supervisor_process")
+    p.add_argument("iface")
+    p.add_argument("--poll-hz", type=float, default=10.0)
+    p.add_argument("--deterministic", action="store_true")
+    args = p.parse_args(argv)
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    sys.stdout = sys.stderr            # nothing else may write to the frame stream
+    sup = Supervisor(args.iface, args.poll_hz, args.deterministic, out)
+
+    def on_term(signum, frame):
+        sup.kill_on_stop = True        # the app died (PDEATHSIG) or someone stops us
+        sup.stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:               # the app died before the prctl
+        return 1
+    threading.Thread(target=sup.read_commands, args=(sys.stdin,), daemon=True).start()
+    sup.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
