@@ -16,6 +16,7 @@
 #include "hft_protocol.h"
 #include "parsing_helpers.h"
 #include "csum.h"
+#include "rewrite.h"
 
 #ifndef REFLECT_PORT
 #define REFLECT_PORT HFT_DEFAULT_FEED_PORT
@@ -29,10 +30,8 @@ int xdp_reflector(struct xdp_md *ctx)
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	struct udphdr *udp;
-	__u8 mac[ETH_ALEN];
 	__u32 udp_len;
-	__be32 addr;
-	__be16 proto, port;
+	__be16 proto;
 
 	if (parse_ethhdr(&nh, data_end, &eth, &proto) != PARSE_OK)
 		return XDP_PASS;
@@ -48,16 +47,7 @@ int xdp_reflector(struct xdp_md *ctx)
 	if (udp_len > HFT_MAX_UDP_LEN)
 		return XDP_PASS;
 
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
-	addr = iph->saddr;
-	iph->saddr = iph->daddr;
-	iph->daddr = addr;
-	port = udp->source;
-	udp->source = udp->dest;
-	udp->dest = port;
-
+	swap_addresses(eth, iph, udp);
 	ipv4_csum_recompute(iph, data_end);
 	udp_csum_recompute(iph, udp, udp_len, data_end);
 	return XDP_TX;

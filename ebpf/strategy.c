@@ -23,6 +23,7 @@
 #include "hft_protocol.h"
 #include "parsing_helpers.h"
 #include "csum.h"
+#include "rewrite.h"
 #include "hft_maps.h"
 
 /* The payload as it sits in the packet; offsets checked against the protocol. */
@@ -357,24 +358,6 @@ static __always_inline void add_pnl(struct hft_totals *tot, __s64 delta, __u64 l
 		ev->kind = 0;
 		ev->reason = 0;
 	}
-}
-
-static __always_inline void swap_addresses(struct ethhdr *eth, struct iphdr *iph,
-					   struct udphdr *udp)
-{
-	__u8 mac[ETH_ALEN];
-	__be32 addr;
-	__be16 port;
-
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
-	addr = iph->saddr;
-	iph->saddr = iph->daddr;
-	iph->daddr = addr;
-	port = udp->source;
-	udp->source = udp->dest;
-	udp->dest = port;
 }
 
 int xdp_strategy(struct xdp_md *ctx)
