@@ -108,9 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         _iface_arg(p)
 
     p = esub.add_parser("run", help="supervise an engine in the foreground (heartbeat, journal, alerts)")
-    p.add_argument("iface")
-    p.add_argument("--config", help="TOML config, used when the engine must be attached first")
-    p.add_argument("--mode", choices=("native", "generic"))
+    _add_plugin_arguments("supervisor", p)
 
     # -- lab ------------------------------------------------------------
     lab = sub.add_parser("lab", help="the one-machine exchange lab (netns + veth)")
@@ -143,7 +141,7 @@ def cmd_engine(args) -> int:
     if args.verb == "attach":
         config = load_config(args.config) if args.config else default_config()
         rec = engine.attach(
-            args.iface, config, mode=args.mode, deadman_ms=args.deadman, config_path=args.config
+            args.iface, config, mode=args.mode, force=args.force, deadman_ms=args.deadman, config_path=args.config
         )
         supervised = f", dead-man {args.deadman} ms armed" if args.deadman else ", unsupervised (no dead-man switch)"
         print(f"attached to {rec.iface} in {rec.mode} mode, program id {rec.prog_id}, "
@@ -235,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run_plugin("app", args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `hft-tui engine status | head`: the reader left; not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except _errors() as exc:
         print(f"hft-tui: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from decimal import Decimal
 from pathlib import Path
 
-from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS, PRICE_SCALE
-from .protocol import U32_MAX, U64_MAX, ProtocolError, check_symbol, parse_price, price_to_str
+from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
+from .protocol import U32_MAX, U64_MAX, ProtocolError, check_symbol, decimal_to_units, parse_price, price_to_str
 
 MODES = ("native", "generic")
 NO_TRADE = ("pass", "drop")
@@ -78,12 +78,12 @@ def _parse_money(value, key: str) -> int:
         raise ConfigError(f"{key}: {_shown(value)} is not a number") from None
     if not dec.is_finite() or dec < 0:
         raise ConfigError(f"{key}: {value} must be a number >= 0")
-    units = dec * PRICE_SCALE
-    if units != units.to_integral_value():
-        raise ConfigError(f"{key}: {value} has more than 4 decimal places")
-    if units > U64_MAX:
+    if dec > Decimal(U64_MAX).scaleb(-4):
         raise ConfigError(f"{key}: {value} is too large")
-    return int(units)
+    try:
+        return decimal_to_units(dec, key)
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def money_to_str(units: int) -> str:
@@ -159,12 +159,16 @@ def _check_symbol_rules(name: str, p: SymbolParams) -> SymbolParams:
     return p
 
 
-def symbol_params(name: str, values: dict, base: SymbolParams | None = None) -> SymbolParams:
-    """Validates ``values`` (TOML units) over ``base`` (or the defaults)."""
+def check_symbol_name(name: str) -> str:
     try:
-        check_symbol(name)
+        return check_symbol(name)
     except ProtocolError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def symbol_params(name: str, values: dict, base: SymbolParams | None = None) -> SymbolParams:
+    """Validates ``values`` (TOML units) over ``base`` (or the defaults)."""
+    check_symbol_name(name)
     unknown = sorted(set(values) - set(SYMBOL_KEYS))
     if unknown:
         raise ConfigError(f"symbol {name}: unknown key {unknown[0]!r} (known: {', '.join(SYMBOL_KEYS)})")

@@ -73,6 +73,7 @@ class Tick:
     alerts: list[Alert] = field(default_factory=list)
     dropped_events: int = 0     # events not kept in memory (the journal still has them)
     ended: str | None = None    # supervision is over: "interface_gone" or "detached"
+    backlog: bool = False       # records still wait in a ring: tick again without waiting
 
 
 # -- reading a BPF ring buffer in place ---------------------------------------
@@ -438,7 +439,9 @@ class Controller:
         alerts.extend(self._watch_interface())
         dropped = max(0, self._drained - len(events))
         self._last = snap
-        return Tick(snapshot=snap, events=events, alerts=alerts, dropped_events=dropped, ended=self.ended)
+        backlog = not self.ended and self.rings.pending()
+        return Tick(snapshot=snap, events=events, alerts=alerts, dropped_events=dropped, ended=self.ended,
+                    backlog=backlog)
 
     def _drain(self, max_records: int, timeout_ms: int = 0) -> tuple[list[EngineEvent], list[Alert]]:
         """One batch from each ring into the journal; the rings move only

@@ -27,7 +27,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from . import libbpf, netlink, paths
-from .config import Config, ConfigError, EngineParams, SymbolParams, engine_params, symbol_params
+from .config import Config, ConfigError, EngineParams, SymbolParams, check_symbol_name, engine_params, symbol_params
 from .constants import KILL_OFF, KILL_OPERATOR, KILL_STATES
 from .maps import MAP_VALUES, EngineMaps, MapsError, Snapshot, symbol_params_from_map
 
@@ -347,6 +347,7 @@ class EngineHandle:
     def set_symbol(self, name: str, values: dict) -> SymbolParams:
         """Validates ``values`` over the running config and writes it whole."""
         with control_lock(self.iface):
+            check_symbol_name(name)  # before the name becomes a map key
             params = symbol_params(name, values, base=self.symbol(name))
             self.maps.write_symbol(name, params)
             self.maps.bump_version()
@@ -398,6 +399,7 @@ class EngineHandle:
 
 
 def open_engine(iface: str | None = None) -> EngineHandle:
+    require_root()
     return EngineHandle(resolve_iface(iface))
 
 
@@ -438,6 +440,11 @@ def status_dict(handle: EngineHandle, snap: Snapshot) -> dict:
     g = snap.global_config
     attached = bool(xdp and xdp.mode and rec and xdp.prog_id == rec.prog_id)
     hb_age = (snap.taken_ns - snap.heartbeat_ns) / 1e6 if snap.heartbeat_ns else None
+    armed = g.deadman_ms != 0
+    # Supervised: armed and a controller beating now.  Armed with a stale
+    # heartbeat means the controller is gone and the kernel is holding orders.
+    fresh = hb_age is not None and hb_age <= g.deadman_ms
+    from .controller import controller_pid  # the controller imports this module
     return {
         "iface": handle.iface,
         "interface_present": xdp is not None,
@@ -467,8 +474,9 @@ def status_dict(handle: EngineHandle, snap: Snapshot) -> dict:
             "reject_counters": {k: snap.rejects[k] for k in ("notional", "throttle", "collar", "stale", "deadman", "position_limit")},
         },
         "deadman": {
-            "armed": g.deadman_ms != 0,
-            "supervised": g.deadman_ms != 0,
+            "armed": armed,
+            "supervised": armed and fresh,
+            "controller_pid": controller_pid(handle.iface),
             "deadline_ms": g.deadman_ms or (rec.deadman_ms if rec else None),
             "heartbeat_age_ms": round(hb_age, 1) if hb_age is not None else None,
             "skipped": snap.rejects["deadman"],

@@ -140,7 +140,9 @@ MIRRORS = {
 
 def symbol_key(name: str) -> SymbolKey:
     """The 8-byte key: ASCII, left-justified, space-padded (as on the wire)."""
-    return SymbolKey(name.encode("ascii").ljust(SYMBOL_LEN, b" "))
+    from .protocol import symbol_bytes  # validates the name (ProtocolError)
+
+    return SymbolKey(symbol_bytes(name))
 
 
 def key_name(raw: bytes) -> str:

@@ -26,7 +26,7 @@ class PathError(ValueError):
 
 def check_ifname(ifname: str) -> str:
     """Interface names reach paths and netlink, so they are checked first."""
-    if not _IFNAME.match(ifname or "") or ifname in (".", ".."):
+    if not isinstance(ifname, str) or not _IFNAME.fullmatch(ifname) or ifname in (".", ".."):
         raise PathError(f"invalid interface name {ifname!r}: 1-15 of letters, digits, '_', '.', ':', '-'")
     return ifname
 

@@ -35,13 +35,31 @@ class ProtocolError(ValueError):
 
 
 def check_symbol(name: str) -> str:
-    if not isinstance(name, str) or not _SYMBOL.match(name):
+    if not isinstance(name, str) or not _SYMBOL.fullmatch(name):
         raise ProtocolError(f"invalid symbol {name!r}: 1 to {SYMBOL_LEN} of letters, digits, '.', '-'")
     return name
 
 
 def symbol_bytes(name: str) -> bytes:
     return check_symbol(name).encode("ascii").ljust(SYMBOL_LEN, b" ")
+
+
+def decimal_to_units(dec: Decimal, what: str) -> int:
+    """An exact decimal (>= 0, already checked against its limit) to 1e-4 units.
+
+    Works on the digits, not with Decimal arithmetic, which rounds at 28
+    significant digits: 190.250000000000000000000000001 must be refused, not
+    rounded to 190.25.  Callers compare with their limit first, so 1E+999999
+    never becomes a million-digit integer.
+    """
+    _, digits, exp = dec.as_tuple()
+    digits = list(digits)
+    while exp < -PRICE_DECIMALS and digits and digits[-1] == 0:
+        digits.pop()
+        exp += 1
+    if exp < -PRICE_DECIMALS and any(digits):
+        raise ProtocolError(f"{what}: {dec} has more than {PRICE_DECIMALS} decimal places")
+    return int(dec.scaleb(PRICE_DECIMALS))
 
 
 def parse_price(value, what: str = "price") -> int:
@@ -59,13 +77,9 @@ def parse_price(value, what: str = "price") -> int:
         raise ProtocolError(f"{what}: {value!r} is not a number")
     if dec < 0:
         raise ProtocolError(f"{what}: {value} is negative")
-    units = dec * PRICE_SCALE
-    if units != units.to_integral_value():
-        raise ProtocolError(f"{what}: {value} has more than {PRICE_DECIMALS} decimal places")
-    units = int(units)
-    if units > U32_MAX:
+    if dec > price_to_decimal(U32_MAX):
         raise ProtocolError(f"{what}: {value} is above the largest price {price_to_str(U32_MAX)}")
-    return units
+    return decimal_to_units(dec, what)
 
 
 def price_to_str(units: int) -> str:

@@ -9,16 +9,25 @@ def _money(v: float) -> str:
 
 def render(st: dict) -> str:
     lines = []
-    state = "KILLED (" + st["kill_state"] + ")" if st["kill"] else ("trading" if st["attached"] else "DETACHED")
+    if not st["interface_present"]:
+        state = "INTERFACE GONE (hft-tui engine detach cleans up)"
+    elif not st["attached"]:
+        state = "DETACHED"
+    else:
+        state = "KILLED (" + st["kill_state"] + ")" if st["kill"] else "trading"
     lines.append(
         f"engine on {st['iface']}: {state}, mode {st['mode'] or '-'}, program id {st['prog_id'] or '-'}, "
         f"hash {(st['program_hash'] or '-')[:12]}, config v{st['config_version']}"
     )
     dm = st["deadman"]
-    supervision = (
-        f"supervised: dead-man {dm['deadline_ms']} ms, heartbeat {dm['heartbeat_age_ms']} ms ago"
-        if dm["armed"] else "UNSUPERVISED: no dead-man switch armed"
-    )
+    if dm["supervised"]:
+        pid = f" by pid {dm['controller_pid']}" if dm.get("controller_pid") else ""
+        supervision = f"supervised{pid}: dead-man {dm['deadline_ms']} ms, heartbeat {dm['heartbeat_age_ms']} ms ago"
+    elif dm["armed"]:
+        supervision = (f"NOT SUPERVISED: the controller's heartbeat is {dm['heartbeat_age_ms']} ms old "
+                       f"(deadline {dm['deadline_ms']} ms): no order leaves until a controller starts")
+    else:
+        supervision = "UNSUPERVISED: no dead-man switch armed (engine attach --deadman MS, or engine run)"
     lines.append(supervision)
     lines.append(
         f"feed port {st['feed_port']}, on no trade {st['on_no_trade']}; updates {st['updates_seen']:,}, "

@@ -112,11 +112,15 @@ def _supervise(args, stop: dict) -> int:
     if deadman is not None and not 1 <= deadman <= 3_600_000:
         raise engine.EngineError(f"--deadman {deadman}: give 1..3600000 ms")
     jpath = getattr(args, "journal", None) or journal_path(args.iface)
-    journal = Journal(jpath)  # first: a journal that cannot open must not leave an engine behind
+    # The engine first: a failed attach leaves no journal file behind.  Then a
+    # journal that cannot open detaches what was attached here.
+    handle, attached_here = _attach_or_take_over(args)
     try:
-        handle, attached_here = _attach_or_take_over(args)
+        journal = Journal(jpath)
     except BaseException:
-        journal.close()
+        handle.close()
+        if attached_here:
+            engine.detach(handle.iface)
         raise
     rec = handle.record
     ctl = Controller(handle, journal=journal, deadman_ms=deadman)

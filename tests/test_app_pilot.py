@@ -57,7 +57,7 @@ def kernel(le: LabEngine):
 
 def alert_text(app: HftApp) -> str:
     log = app.main.query_one("#alerts")
-    return "\n".join(line.text for line in log.lines)
+    return "\n".join(line.plain for line in log.lines)
 
 
 @pytest.fixture

@@ -279,6 +279,52 @@ def test_a_controller_stopping_without_detach_leaves_the_switch_armed(make_lab, 
     assert iface not in engine.attached_ifaces()
 
 
+UNTHROTTLED = """\
+[engine]
+feed_port = 9000
+update_sample = 0
+
+[symbols.AAPL]
+buy_target = 190.25
+sell_target = 190.75
+base_qty = 100
+scale_qty = 10
+max_order_qty = 1000
+max_position = 5000
+"""
+
+
+def test_a_backlog_is_drained_in_bounded_ticks_that_say_so(make_lab, fresh_journal, tmp_path):
+    """A controller that fell behind catches up MAX_BATCH records per ring per
+    tick (so each tick stays short and the heartbeat fresh), and says when
+    records still wait; the journal ends with every order."""
+    L = make_lab(41)
+    iface = L.engine_iface
+    config = tmp_path / "unthrottled.toml"
+    config.write_text(UNTHROTTLED)
+    cli("engine", "attach", iface, "--config", str(config))  # unarmed: no heartbeat needed
+    with engine.open_engine(iface) as h, journal.Journal(fresh_journal(iface)) as j:
+        ctl = Controller(h, journal=j, supervise=False)
+        ctl.start()
+        sent = Simulator(L, load_config(config), seed=2).run(120_000, 0)  # nobody drains meanwhile
+        st = status(iface)
+        orders, rejects = st["orders_sent"], sum(st["rejects"].values())
+        assert sent.orders_received == orders > 2 * Controller.MAX_BATCH
+        ticks = [ctl.tick(0)]
+        while ticks[-1].backlog:
+            ticks.append(ctl.tick(0))
+            assert len(ticks) < 100
+        assert ticks[0].backlog and len(ticks) >= 3
+        assert all(len(t.events) <= Controller.MAX_EVENTS_PER_TICK for t in ticks)
+        # The caller gets the newest events; every record is either shown or counted as not shown.
+        assert len(ticks[0].events) == Controller.MAX_EVENTS_PER_TICK
+        assert ticks[0].dropped_events + len(ticks[0].events) >= Controller.MAX_BATCH
+        assert sum(len(t.events) + t.dropped_events for t in ticks) == orders + rejects
+        ctl.stop(detach=True)
+        v = j.verify()
+    assert (v["rows"], v["gaps"], v["drops"], v["ok"]) == (orders, 0, 0, True)
+
+
 def test_one_controller_per_engine(make_lab, supervisors, fresh_journal, tmp_path):
     """A ring buffer has one consumer position: a second drain would split the events."""
     L = make_lab(43)

@@ -165,11 +165,13 @@ def foreign_program(make_lab):
 ])
 def test_another_xdp_program_makes_attach_refuse_and_change_nothing(foreign_program, argv):
     L, theirs = foreign_program
+    jpath = clear_journal(L.engine_iface)
     p = cli(*[a.format(iface=L.engine_iface) for a in argv])
     assert_one_line_error(p, f"{L.engine_iface} already has an XDP program (id {theirs.prog_id}, native mode)")
     assert "--force" in p.stderr
     assert xdp(L.engine_iface) == theirs
-    assert not paths.pin_dir(L.engine_iface).exists()
+    assert not paths.pin_dir(L.engine_iface).exists() and not paths.state_file(L.engine_iface).exists()
+    assert not jpath.exists()  # a refused 'engine run' leaves no journal behind
 
 
 def test_attach_force_replaces_another_xdp_program_from_the_api(foreign_program):

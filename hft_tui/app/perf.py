@@ -144,11 +144,12 @@ def measure(lab_number: int, rate: int, seconds: float, poll_hz: float, trials: 
                 sup_cpu = (s1 - s0) / (t1 - t0) * 100
                 rejects = sum(snap.rejects.values())
 
-                latencies = []
+                latencies, pressed_at = [], []
                 for _ in range(trials):
                     h.maps.set_kill(KILL_OFF)
                     time.sleep(0.3)
                     start = time.perf_counter()
+                    pressed_at.append(time.monotonic())
                     app.press(CTRL_K)
                     while h.maps.kill() == KILL_OFF:
                         if time.perf_counter() - start > 5:
@@ -189,6 +190,7 @@ def measure(lab_number: int, rate: int, seconds: float, poll_hz: float, trials: 
         "ringbuf_drops": final.counters["ringbuf_drops"],
         "tape_drops": final.counters.get("tape_drops", 0),
         "cpus": os.cpu_count(),
+        "pressed_at_monotonic": pressed_at,
     }
 
 
@@ -202,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     result = measure(args.lab, args.rate, args.seconds, args.poll_hz, args.trials)
+    result.pop("pressed_at_monotonic")
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -1,19 +1,35 @@
-"""Alerts: reject reasons firing, ring-buffer drops, kills, journal gaps, app errors."""
+"""Alerts: reject reasons firing, ring-buffer drops, kills, journal gaps, app errors.
+
+The newest alerts, newest at the bottom, in a fixed-height block.  A log
+widget that grows would re-layout the whole screen on every line; this one
+only repaints itself (the journal keeps the full history).
+"""
 
 from __future__ import annotations
 
+from collections import deque
+
 from rich.text import Text
-from textual.widgets import RichLog
+from textual.widgets import Static
 
-MAX_LINES = 300
+KEPT = 200
+STYLES = {"error": "bold red", "warning": "yellow", "information": ""}
 
 
-class AlertLog(RichLog):
+class AlertLog(Static):
     def __init__(self, **kwargs) -> None:
-        super().__init__(max_lines=MAX_LINES, wrap=True, markup=False, auto_scroll=True, **kwargs)
+        super().__init__("", **kwargs)
+        self.lines: deque[Text] = deque(maxlen=KEPT)
 
     def add(self, clock: str, text: str, severity: str = "warning") -> None:
-        style = {"error": "bold red", "warning": "yellow", "information": ""}.get(severity, "")
         line = Text(f"{clock} ", style="dim")
-        line.append(text, style=style)
-        self.write(line)
+        line.append(text, style=STYLES.get(severity, ""))
+        self.lines.append(line)
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        rows = max(1, self.content_size.height or 1)
+        self.update(Text("\n").join(list(self.lines)[-rows:]), layout=False)

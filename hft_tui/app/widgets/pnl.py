@@ -104,7 +104,10 @@ class SparkRow(Horizontal):
     def show(self, total: int, points: tuple[float, ...]) -> None:
         if not self.spark.is_mounted:
             return  # mounted a moment ago; the next tick fills it
-        self.value.update(_pnl(total))
+        text = _pnl(total)
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.value.update(text, layout=False)   # fixed width: no need to lay the screen out again
         data = list(points) or [0.0]
         if list(self.spark.data or []) != data:
             self.spark.data = data

@@ -14,7 +14,7 @@ from ..model import EngineView
 class RiskPanel(Static):
     def show(self, view: EngineView | None, display: Display) -> None:
         if view is None:
-            self.update("no engine supervised: attach or take one over on the Interfaces tab")
+            self._set("no engine supervised: attach or take one over on the Interfaces tab")
             return
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
@@ -40,4 +40,17 @@ class RiskPanel(Static):
                                f"rate {e.rate_per_sec:,}/s burst {e.burst:,}")
         rejects = ", ".join(f"{k} {v:,}" for k, v in view.rejects.items() if v) or "none"
         grid.add_row("rejects", Text(rejects, style="yellow" if rejects != "none" else ""))
-        self.update(grid)
+        self._set(grid)
+
+    def _set(self, content) -> None:
+        # A Rich table has no equality: compare what it prints.
+        from rich.console import Console
+
+        console = Console(width=200, record=False, color_system=None)
+        with console.capture() as cap:
+            console.print(content)
+        plain = cap.get()
+        if plain != getattr(self, "_shown", None):
+            relayout = plain.count("\n") != getattr(self, "_shown", "").count("\n")
+            self._shown = plain
+            self.update(content, layout=relayout)
