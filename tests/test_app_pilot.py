@@ -16,9 +16,8 @@ from hft_tui import engine, netlink
 from hft_tui.app.app import HftApp
 from hft_tui.app.lab_session import LabEngine
 from hft_tui.app.screens.dialogs import ConfirmScreen, QuitScreen
-from hft_tui.config import SYMBOL_KEYS
+from hft_tui.config import ENGINE_KEYS
 from hft_tui.constants import KILL_OFF, KILL_OPERATOR
-from hft_tui.layout import SymbolConfig
 from pyroute2 import IPRoute
 
 SIZE = (160, 48)
@@ -106,6 +105,7 @@ async def test_attach_in_the_chosen_mode_and_detach_by_keyboard(lab31):
         assert set(app.view.engine.__dict__) and {s.name for s in app.view.symbols} == set(lab31.config.symbols)
 
         app.show_tab("interfaces")
+        assert table.selected() == lab31.iface      # still, though other labs came and went meanwhile
         await pilot.press("d")
         await wait_until(pilot, lambda: lab31.iface not in engine.attached_ifaces() and app.busy is None,
                          "the engine detached")
@@ -160,7 +160,7 @@ async def test_editing_a_target_changes_the_kernel_map_and_echoes_it(lab32):
         # Engine-wide settings edit the same way.
         app.main.query_one("#engine-params").focus()
         table2 = app.main.query_one("#engine-params")
-        table2.cursor_coordinate = Coordinate(list(SYMBOL_KEYS).index("buy_target") * 0 + 5, 0)  # rate_per_sec
+        table2.cursor_coordinate = Coordinate(list(ENGINE_KEYS).index("rate_per_sec"), 0)
         await pilot.press("enter", *"1234", "enter")
         assert kernel(lab32).global_config.rate_per_sec == 1234
 
@@ -294,10 +294,12 @@ async def test_failures_are_shown_in_the_app_never_as_a_traceback(lab35):
         assert await xdp_mode(lab35.iface) == "generic"         # the other program is untouched
         await netlink_call(netlink.detach_xdp, lab35.iface, "generic")
         # Detaching a program that is not ours is refused.
+        assert table.selected() == lab35.iface
         await pilot.press("d")
         assert "never detaches other programs" in str(app.interfaces_pane.query_one("#interfaces-message").render())
 
         # The interface disappearing under a supervised engine.
+        assert table.selected() == lab35.iface
         await pilot.press("a")
         await wait_until(pilot, lambda: supervised(app), "attached")
         await netlink_call(lambda ipr: ipr.link("del", index=ipr.link_lookup(ifname=lab35.iface)[0]))

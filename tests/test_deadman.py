@@ -192,7 +192,8 @@ def test_sigkill_of_the_supervisor_stops_orders_within_the_deadline_and_restart_
     supervisors.append(run)
     st = status(iface)
     assert st["deadman"]["armed"] and st["deadman"]["deadline_ms"] == DEADLINE_MS
-    assert f"supervised: dead-man {DEADLINE_MS} ms" in cli("engine", "status", iface).stdout
+    assert (st["deadman"]["supervised"], st["deadman"]["controller_pid"]) == (True, run.proc.pid)
+    assert f"supervised by pid {run.proc.pid}: dead-man {DEADLINE_MS} ms" in cli("engine", "status", iface).stdout
 
     # Phase A: the simulator trades; the supervisor is killed in the middle.
     feed = Feed(L)
@@ -209,6 +210,10 @@ def test_sigkill_of_the_supervisor_stops_orders_within_the_deadline_and_restart_
     assert phase_b.updates_sent > 1000 and phase_b.orders_received == 0
     assert kernel_b["orders_sent"] == kernel_a["orders_sent"]
     assert kernel_b["deadman"]["skipped"] - kernel_a["deadman"]["skipped"] == phase_b.updates_sent
+    # Armed but orphaned: status says so, not "supervised".
+    assert (kernel_b["deadman"]["armed"], kernel_b["deadman"]["supervised"]) == (True, False)
+    assert kernel_b["deadman"]["controller_pid"] is None
+    assert "NOT SUPERVISED" in cli("engine", "status", iface).stdout
 
     # The controller starts again: it takes the pinned engine over, journals
     # the orders the ring kept, and latches the kill switch.

@@ -133,7 +133,7 @@ def test_an_interface_deleted_without_a_controller_is_reported_by_the_cli(make_l
     st = json.loads(p.stdout)
     assert (st["interface_present"], st["attached"]) == (False, False)
     p = cli("engine", "status", iface)
-    assert p.returncode == 0 and "DETACHED" in p.stdout
+    assert p.returncode == 0 and "INTERFACE GONE" in p.stdout
     p = cli("engine", "detach", iface)
     assert p.returncode == 0, p.stderr
     assert f"{iface} is gone; its engine went with it" in p.stdout

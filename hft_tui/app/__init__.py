@@ -27,6 +27,10 @@ def preflight() -> str | None:
 
 
 def run(args) -> int:
+    poll_hz = getattr(args, "poll_hz", 10.0)
+    if not 1 <= poll_hz <= 1000:
+        print(f"hft-tui: error: --poll-hz {poll_hz}: give 1 to 1000 polls a second", file=sys.stderr)
+        return EXIT_ERROR
     problem = preflight()
     if problem:
         print(f"hft-tui: error: {problem}", file=sys.stderr)

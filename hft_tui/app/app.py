@@ -86,7 +86,7 @@ class HftApp(App[int]):
         super().__init__()
         self.select_iface = iface
         self.config_path = config_path
-        self.mode = mode or "native"
+        self.mode = mode or self._config_mode(config_path)
         self.poll_hz = poll_hz
         self.auto_take_over = take_over
         self.display_opts = Display(deterministic=deterministic)
@@ -99,6 +99,16 @@ class HftApp(App[int]):
         self._tape: deque = deque(maxlen=TAPE_BACKLOG)  # tape lines not drawn yet
         self._frames = 0
         self._drawn_kill: str | None = None
+
+    @staticmethod
+    def _config_mode(config_path: str | None) -> str:
+        """The XDP mode the attach choice starts on: the config's, else native."""
+        if config_path:
+            try:
+                return load_config(config_path).engine.mode
+            except ConfigError:
+                pass  # the attach reports the bad config when it is tried
+        return "native"
 
     # -- life cycle -------------------------------------------------------
     async def on_mount(self) -> None:

@@ -10,7 +10,6 @@ messages; the thread never touches a widget.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
