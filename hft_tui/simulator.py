@@ -101,6 +101,7 @@ from .protocol import (
     symbol_bytes,
 )
 from .maps import EngineMaps, MapsError, symbol_params_from_map
+from .stopflag import StopFlag
 from .strategy_model import BUY, EngineModel
 
 # asm-generic/socket.h; Python's socket module does not export these.
@@ -883,7 +884,7 @@ def run(args) -> int:
     if not lab.netns_path.exists():
         raise lab_mod.LabError(f"lab {lab.namespace} is not up (hft-tui lab up)")
     count = args.count
-    stopping = threading.Event()
+    stopping = StopFlag()             # set from the signal handler: no lock taken
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     # The simulator is its own process: all of it moves into the lab.

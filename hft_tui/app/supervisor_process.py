@@ -34,6 +34,7 @@ import time
 from ..constants import KILL_OFF, KILL_OPERATOR
 from ..controller import Controller
 from ..engine import EngineHandle
+from ..stopflag import StopFlag
 from .model import LinkState, ViewBuilder
 
 FRAME = struct.Struct("!I")
@@ -59,7 +60,7 @@ class Supervisor:
         self.deterministic = deterministic
         self.out = out
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
-        self.stop = threading.Event()
+        self.stop = StopFlag()         # set by the SIGTERM handler too
         self.detach = False
         self.kill_on_stop = False
 
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         sup.stop.set()
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)   # the app's terminal went away
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -28,6 +28,7 @@ from ..config import Config, load_config
 from ..constants import DEFAULT_FEED_PORT, OFFSETS
 from ..lab import DEFAULT_LAB, Lab, enter_namespace, lab_socket
 from ..protocol import Update, encode_update
+from ..stopflag import StopFlag
 
 _SEQ = struct.Struct("!Q")
 STEPS = 4096        # distinct walk steps per symbol, replayed with growing sequence numbers
@@ -72,7 +73,7 @@ class WalkFeed:
         self.nsym = max(1, len(config.symbols))
         self.port = port or config.engine.feed_port or DEFAULT_FEED_PORT
         self.sent = 0
-        self._stop = threading.Event()
+        self._stop = StopFlag()        # the SIGTERM handler sets it
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
 
