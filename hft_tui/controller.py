@@ -267,23 +267,45 @@ def _lock_path(iface: str) -> Path:
 
 def _acquire_controller_lock(iface: str) -> int:
     """An flock held for the controller's life (the kernel drops it if the
-    process dies): a second drain would split the events between journals."""
+    process dies): a second drain would split the events between journals.
+
+    The file is removed when the controller stops (``_release_controller_lock``),
+    so a lock taken on a file that was unlinked meanwhile is retried on the
+    new one: two controllers can never hold locks on two different files."""
     paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(_lock_path(iface), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise EngineError(
-                f"{iface} already has a controller (pid {holder}): one process drains the events and "
-                "writes the journal; stop it first"
-            ) from None
-        raise
+    path = _lock_path(iface)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise EngineError(
+                    f"{iface} already has a controller (pid {holder}): one process drains the events and "
+                    "writes the journal; stop it first"
+                ) from None
+            raise
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)        # the last controller removed it between our open and flock
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _release_controller_lock(iface: str, fd: int) -> None:
+    """Removes the lock file while still holding it, then lets go: nothing is left in /run."""
+    try:
+        _lock_path(iface).unlink()
+    except FileNotFoundError:
+        pass
+    os.close(fd)
 
 
 def controller_pid(iface: str) -> int | None:
@@ -635,7 +657,7 @@ class Controller:
 
     def _release(self) -> None:
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            _release_controller_lock(self.handle.iface, self._lock_fd)
             self._lock_fd = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort

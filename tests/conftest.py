@@ -62,3 +62,14 @@ def strategy_program():
     maps = EngineMaps(engine.bcc_map_fds(b), owns_fds=False)
     yield b, fd, maps
     b.cleanup()
+
+
+@pytest.fixture(scope="module")
+def h(strategy_program):
+    """A BPF_PROG_TEST_RUN harness (frames.Harness) around that program."""
+    from frames import Harness
+
+    _, prog_fd, maps = strategy_program
+    harness = Harness(prog_fd, maps)
+    yield harness
+    harness.close()

@@ -28,9 +28,11 @@ from pathlib import Path
 
 import pytest
 
+from waiting import wait_for
+
 from hft_tui import engine, journal, paths
 from hft_tui.config import load_config
-from hft_tui.controller import Controller
+from hft_tui.controller import Controller, controller_pid
 from hft_tui.simulator import Simulator
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
@@ -48,16 +50,6 @@ def cli(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def status(iface: str) -> dict:
     return json.loads(cli("engine", "status", iface, "--json").stdout)
-
-
-def wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Supervisor:
@@ -346,6 +338,16 @@ def test_one_controller_per_engine(make_lab, supervisors, fresh_journal, tmp_pat
             Controller(h).start()
     assert run.proc.poll() is None
     assert run.term() == 0
+    # A stopped controller leaves no lock file behind, and the next one takes over.
+    assert not (paths.RUN_DIR / f"{iface}.controller").exists()
+    engine.attach(iface, load_config(DEMO))          # the supervisor detached on SIGTERM
+    with engine.open_engine(iface) as h:
+        ctl = Controller(h)
+        ctl.start()
+        assert controller_pid(iface) == os.getpid()
+        ctl.stop(detach=False)
+    assert controller_pid(iface) is None
+    assert not (paths.RUN_DIR / f"{iface}.controller").exists()
 
 
 def test_the_journal_records_program_hash_and_config_version_at_attach_and_every_change(

@@ -19,13 +19,14 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyroute2 import IPRoute
+
+from waiting import wait_for
 
 from hft_tui import engine, journal, netlink, paths
 from hft_tui.config import SYMBOL_KEYS, ConfigError, load_config, symbol_params
@@ -48,16 +49,6 @@ def assert_one_line_error(p: subprocess.CompletedProcess, words: str) -> None:
     assert "Traceback" not in p.stderr
     assert p.stderr.startswith("hft-tui: error: ") and p.stderr.count("\n") == 1, p.stderr
     assert words in p.stderr, p.stderr
-
-
-def wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def clear_journal(iface: str) -> Path:

@@ -21,8 +21,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from waiting import wait_for
 
 from hft_tui import journal
 
@@ -60,16 +61,6 @@ def cli_json(*argv: str, rc: int = 0) -> dict:
     return json.loads(p.stdout)
 
 
-def wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_a_million_updates_at_full_rate_lose_no_order(make_lab, tmp_path, record_property):
     L = make_lab(LAB)
     iface = L.engine_iface
@@ -93,7 +84,7 @@ def test_a_million_updates_at_full_rate_lose_no_order(make_lab, tmp_path, record
             with journal.Journal(jpath, readonly=True) as j:
                 return j.verify()["rows"] + kernel["ringbuf_drops"] >= kernel["orders_sent"]
 
-        wait_for(caught_up, 120, "the journal to catch up")
+        wait_for(caught_up, 120, "the journal to catch up", interval=0.2)
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=120) == 0, log.read_text()
     finally:

@@ -29,14 +29,6 @@ MAX_POSITION = 1000
 
 
 @pytest.fixture(scope="module")
-def h(strategy_program):
-    _, prog_fd, maps = strategy_program
-    harness = Harness(prog_fd, maps)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture(scope="module")
 def cpus() -> list[int]:
     allowed = sorted(os.sched_getaffinity(0))
     assert len(allowed) >= 2, f"these tests need two CPUs, this process may use {allowed}"

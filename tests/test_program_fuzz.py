@@ -303,14 +303,6 @@ def tally(request):
         print(f"\nfuzz: {t.frames} frames through BPF_PROG_TEST_RUN, {t.orders} came back as orders")
 
 
-@pytest.fixture(scope="module")
-def h(strategy_program):
-    _, prog_fd, maps = strategy_program
-    harness = Harness(prog_fd, maps)
-    yield harness
-    harness.close()
-
-
 def _check_decision(order, u: Update) -> None:
     p = PARAMS[u.symbol]
     if order.side == "B":

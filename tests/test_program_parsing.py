@@ -27,7 +27,6 @@ from frames import (
     FEED_PORT,
     LAB,
     TAG_LEN,
-    Harness,
     P,
     XdpAction,
     check_order,
@@ -48,14 +47,6 @@ GOOD = Update("AAPL", 1, P("190.00"), 100, P("190.20"), 100, 1234567890)
 MALFORMED = {"malformed": 1}
 PASSED = {"passed": 1}
 UNKNOWN = {"updates": 1, "unknown_symbol": 1}
-
-
-@pytest.fixture(scope="module")
-def h(strategy_program):
-    _, prog_fd, maps = strategy_program
-    harness = Harness(prog_fd, maps)
-    yield harness
-    harness.close()
 
 
 @pytest.fixture(autouse=True)

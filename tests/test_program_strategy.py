@@ -24,14 +24,6 @@ BASE = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 100, "scale
         "tick_size": "0.01", "max_order_qty": 1000, "max_position": 5000}
 
 
-@pytest.fixture(scope="module")
-def h(strategy_program):
-    _, prog_fd, maps = strategy_program
-    harness = Harness(prog_fd, maps)
-    yield harness
-    harness.close()
-
-
 def reset(h: Harness, engine: dict | None = None, deadman_ms: int = 0, **symbols: dict) -> None:
     h.reset(symbols={name: {**BASE, **values} for name, values in (symbols or {"AAPL": {}}).items()},
             engine=engine, deadman_ms=deadman_ms)
