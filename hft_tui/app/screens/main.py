@@ -104,7 +104,7 @@ class MainScreen(Screen):
     def show_view(self, view: EngineView | None, iface: str | None, error: str | None, display: Display,
                   tape: list | None = None, slow: bool = True) -> None:
         """Draws a view.  ``slow`` parts (chart, sparklines, risk, parameters) change
-        little from one frame to the next and are drawn on every fifth frame only."""
+        little from one frame to the next and are drawn on every SLOW_EVERY-th frame only (app.py)."""
         self.query_one(Headline).show(view, iface)
         self.query_one(KilledBanner).show(view.kill_state if view else None, iface)
         self.query_one(StatusBar).show(view, iface, error, display)
