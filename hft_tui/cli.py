@@ -34,6 +34,15 @@ def _iface_arg(p: argparse.ArgumentParser, positional: bool = True) -> None:
         p.add_argument("--iface", "-i", help=help_)
 
 
+def _deadman_ms(text: str) -> int:
+    from .config import ConfigError, parse_deadman_ms
+
+    try:
+        return parse_deadman_ms(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _plugin(module: str):
     return importlib.import_module(f"hft_tui.{module}")
 
@@ -80,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("native", "generic"), help="XDP mode (default: the config's, native)")
     p.add_argument("--config", help="TOML config (default: built-in defaults, no symbols)")
     p.add_argument("--force", action="store_true", help="replace another XDP program on the interface")
-    p.add_argument("--deadman", type=int, metavar="MS", help="arm the dead-man switch now with this deadline")
+    p.add_argument("--deadman", type=_deadman_ms, metavar="MS",
+                   help="arm the dead-man switch now with this deadline (100..3600000 ms)")
 
     p = esub.add_parser("status", help="engine state, counters and per-symbol stats")
     _iface_arg(p)

@@ -17,6 +17,11 @@ from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
 from .protocol import U32_MAX, U64_MAX, ProtocolError, check_symbol, decimal_to_units, parse_price, price_to_str
 
 MODES = ("native", "generic")
+S64_MAX = 2**63 - 1
+# The controller beats several times per deadline; below this a scheduling
+# hiccup of the controller would already stop trading.
+MIN_DEADMAN_MS = 100
+MAX_DEADMAN_MS = 3_600_000
 NO_TRADE = ("pass", "drop")
 MAX_RATE = 1_000_000
 
@@ -68,8 +73,8 @@ def _parse_price(value, key: str) -> int:
         raise ConfigError(str(exc)) from None
 
 
-def _parse_money(value, key: str) -> int:
-    """Dollars with at most 4 decimals, to u64 price units."""
+def _parse_money(value, key: str, limit: int = U64_MAX) -> int:
+    """Dollars with at most 4 decimals, to price units no larger than ``limit``."""
     if isinstance(value, (bool, float)):
         raise ConfigError(f"{key}: give a decimal number")
     try:
@@ -78,8 +83,8 @@ def _parse_money(value, key: str) -> int:
         raise ConfigError(f"{key}: {_shown(value)} is not a number") from None
     if not dec.is_finite() or dec < 0:
         raise ConfigError(f"{key}: {value} must be a number >= 0")
-    if dec > Decimal(U64_MAX).scaleb(-4):
-        raise ConfigError(f"{key}: {value} is too large")
+    if dec > Decimal(limit).scaleb(-4):
+        raise ConfigError(f"{key}: {value} is too large (at most {Decimal(limit).scaleb(-4)})")
     try:
         return decimal_to_units(dec, key)
     except ProtocolError as exc:
@@ -187,11 +192,12 @@ ENGINE_KEYS = {
     "mode": (None, "native"),
     "on_no_trade": (None, "pass"),
     "update_sample": (lambda v, k: _parse_int(v, k, 0, U32_MAX), 64),
-    "deadman_ms": (lambda v, k: _parse_int(v, k, 1, 3_600_000), 500),
+    "deadman_ms": (lambda v, k: _parse_int(v, k, MIN_DEADMAN_MS, MAX_DEADMAN_MS), 500),
     "rate_per_sec": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
     "burst": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
     "max_notional": (_parse_money, "0"),
-    "loss_limit": (_parse_money, "0"),
+    # The kernel compares the signed session PnL with -loss_limit: it must fit an s64.
+    "loss_limit": (lambda v, k: _parse_money(v, k, S64_MAX), "0"),
 }
 
 
@@ -248,7 +254,10 @@ def parse_config(data: dict) -> Config:
     unknown = sorted(set(data) - {"engine", "symbols"})
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}] (known: [engine], [symbols.NAME])")
-    engine = engine_params(data.get("engine", {}))
+    engine_table = data.get("engine", {})
+    if not isinstance(engine_table, dict):
+        raise ConfigError("[engine] must be a table of key = value lines")
+    engine = engine_params(engine_table)
     symbols_table = data.get("symbols", {})
     if not isinstance(symbols_table, dict):
         raise ConfigError("[symbols] must be a table of [symbols.NAME] tables")
@@ -269,6 +278,12 @@ def load_config(path: str | Path) -> Config:
             data = tomllib.load(f, parse_float=Decimal)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path}: permission denied") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (a TOML file is UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     try:
@@ -279,6 +294,11 @@ def load_config(path: str | Path) -> Config:
 
 def default_config() -> Config:
     return parse_config({})
+
+
+def parse_deadman_ms(value) -> int:
+    """A dead-man deadline given outside a config (``--deadman MS``)."""
+    return _parse_int(value, "dead-man deadline (ms)", MIN_DEADMAN_MS, MAX_DEADMAN_MS)
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:

@@ -27,11 +27,15 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from . import libbpf, netlink, paths
-from .config import Config, ConfigError, EngineParams, SymbolParams, check_symbol_name, engine_params, symbol_params
+from .config import (Config, ConfigError, EngineParams, SymbolParams, check_symbol_name, engine_params,
+                     parse_deadman_ms, symbol_params)
 from .constants import KILL_OFF, KILL_OPERATOR, KILL_STATES
 from .maps import MAP_VALUES, EngineMaps, MapsError, Snapshot, symbol_params_from_map
 
 PROGRAM_NAME = "xdp_strategy"
+# After a symbol's config is deleted, how long a packet already past the
+# config lookup may take to finish (a few microseconds; this is generous).
+REMOVE_SETTLE_S = 0.01
 
 
 class EngineError(RuntimeError):
@@ -203,6 +207,8 @@ def attach(
     """
     require_root()
     paths.check_ifname(iface)
+    if deadman_ms is not None:
+        deadman_ms = parse_deadman_ms(deadman_ms)   # never a wrapped u32 in the kernel
     mode = mode or config.engine.mode
     ensure_bpffs()
     directory = paths.pin_dir(iface)
@@ -354,9 +360,27 @@ class EngineHandle:
         return self.symbol(name)
 
     def remove_symbol(self, name: str) -> None:
+        """Removes a flat symbol.  A symbol holding shares is refused: removing it
+        would forget the position (the next buys could exceed max_position) and
+        leave its open cost in the engine-wide total, which only the kernel writes."""
         with control_lock(self.iface):
-            if not self.maps.remove_symbol(name):
+            check_symbol_name(name)
+            got = self.maps.read_symbol(name)
+            if got is None:
                 raise EngineError(f"symbol {name} is not configured")
+            cfg, _ = got
+            # No new decision can trade it once its config is gone; a packet
+            # already past the lookup finishes in microseconds.
+            self.maps.delete_symbol_config(name)
+            time.sleep(REMOVE_SETTLE_S)
+            st = self.maps.read_symbol_state(name)
+            if st is not None and (st.position or st.open_cost):
+                self.maps.restore_symbol_config(name, cfg)
+                raise EngineError(
+                    f"symbol {name} holds {st.position:,} shares: removing it would forget the position; "
+                    f"sell it down first, or stop trading it with 'hft-tui engine set {name} enabled=false'"
+                )
+            self.maps.remove_symbol(name)
             self.maps.bump_version()
 
     def set_engine(self, values: dict) -> EngineParams:
@@ -382,14 +406,18 @@ class EngineHandle:
             self.maps.bump_version()
 
     def arm_deadman(self, deadline_ms: int | None = None) -> int:
-        """A controller's first heartbeat arms the switch."""
+        """A controller's first heartbeat arms the switch.  Under the control
+        lock: the engine-wide config is read, changed and written whole, and an
+        ``engine set-engine`` at the same time must not undo it (or be undone)."""
         deadline = deadline_ms or (self.record.deadman_ms if self.record else 500)
-        self.maps.beat()
-        self.maps.set_deadman(deadline)
+        with control_lock(self.iface):
+            self.maps.beat()
+            self.maps.set_deadman(deadline)
         return deadline
 
     def disarm_deadman(self) -> None:
-        self.maps.set_deadman(0)
+        with control_lock(self.iface):
+            self.maps.set_deadman(0)
 
     def snapshot(self) -> Snapshot:
         return self.maps.snapshot()

@@ -212,6 +212,17 @@ class EngineMaps:
         )
         libbpf.update(self.fds["symbol_config"], key, cfg, BPF_F_LOCK)
 
+    def read_symbol_state(self, name: str) -> SymbolState | None:
+        st = SymbolState()
+        return st if libbpf.lookup(self.fds["symbol_state"], symbol_key(name), st, lock=True) else None
+
+    def delete_symbol_config(self, name: str) -> bool:
+        """The kernel stops deciding for the symbol (it becomes unknown); its state stays."""
+        return libbpf.delete(self.fds["symbol_config"], symbol_key(name))
+
+    def restore_symbol_config(self, name: str, cfg: SymbolConfig) -> None:
+        libbpf.update(self.fds["symbol_config"], symbol_key(name), cfg, BPF_F_LOCK)
+
     def remove_symbol(self, name: str) -> bool:
         key = symbol_key(name)
         found = libbpf.delete(self.fds["symbol_config"], key)

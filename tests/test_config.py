@@ -150,9 +150,11 @@ GOOD_ENGINE_VALUES = [
     ("mode", "generic", "generic"),
     ("on_no_trade", "drop", "drop"),
     ("update_sample", 0, 0),
-    ("deadman_ms", "1", 1),
+    ("deadman_ms", "100", 100),
+    ("deadman_ms", "3600000", 3_600_000),
     ("max_notional", "5000000", 50_000_000_000),
     ("loss_limit", Decimal("250000.5"), 2_500_005_000),
+    ("loss_limit", "922337203685477.5807", 2**63 - 1),   # the largest the kernel's signed compare takes
 ]
 
 
@@ -170,13 +172,18 @@ BAD_ENGINE_VALUES = [
     ({"mode": 1}, "mode: 1 is not one of native, generic"),
     ({"on_no_trade": "reject"}, "on_no_trade: 'reject' is not one of pass, drop"),
     ({"update_sample": -1}, "update_sample: -1 is below 0"),
-    ({"deadman_ms": 0}, "deadman_ms: 0 is below 1"),
+    ({"deadman_ms": 0}, "deadman_ms: 0 is below 100"),
+    ({"deadman_ms": 99}, "deadman_ms: 99 is below 100"),
+    ({"deadman_ms": 3_600_001}, "deadman_ms: 3600001 is above 3600000"),
     ({"deadman_ms": "soon"}, "deadman_ms: 'soon' is not a whole number"),
     ({"rate_per_sec": "1.5"}, "rate_per_sec: '1.5' is not a whole number"),
     ({"burst": -2}, "burst: -2 is below 0"),
     ({"max_notional": "-0.0001"}, "max_notional: -0.0001 must be a number >= 0"),
     ({"loss_limit": "1.23456"}, "loss_limit: 1.23456 has more than 4 decimal places"),
     ({"loss_limit": "lots"}, "loss_limit: 'lots' is not a number"),
+    # 2^63 units would turn negative in the kernel's signed compare
+    ({"loss_limit": "922337203685477.5808"}, "loss_limit: 922337203685477.5808 is too large"),
+    ({"loss_limit": "1844674407370955.1615"}, "loss_limit: 1844674407370955.1615 is too large"),
     ({"kill": "on"}, "unknown key 'kill'"),
 ]
 
@@ -206,6 +213,8 @@ BAD_CONFIGS = [
     ({"symbols": {"TOO LONG": {}}}, "invalid symbol 'TOO LONG'"),
     ({"symbols": {"AAPL": {"base_qty": "x"}}}, "symbol AAPL: base_qty: 'x' is not a whole number"),
     ({"engine": {"feed_port": 0}}, "engine: feed_port: 0 is below 1"),
+    ({"engine": 5}, "[engine] must be a table"),
+    ({"engine": "x"}, "[engine] must be a table"),
     ({"symbols": {f"S{i}": {} for i in range(MAX_SYMBOLS + 1)}}, f"the engine holds at most {MAX_SYMBOLS}"),
 ]
 
@@ -240,7 +249,15 @@ BAD_TOML = [
     ("[symbols.AAPL\n", "Expected ']'"),
     ("[symbols.AAPL]\nbuy_target = \n", "Invalid value"),
     ("[risk]\nx = 1\n", "unknown section [risk]"),
+    ("engine = 5\n", "[engine] must be a table"),
 ]
+
+
+def test_a_config_file_that_is_not_utf8_is_one_clear_config_error(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes("[symbols.AAPL]\n# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(path)
 
 
 @pytest.mark.parametrize("text,message", BAD_TOML, ids=[m for _, m in BAD_TOML])

@@ -15,6 +15,7 @@ what is left behind.  Labs 44-47.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from hft_tui import engine, journal, netlink, paths
 from hft_tui.config import SYMBOL_KEYS, ConfigError, load_config, symbol_params
 from hft_tui.constants import KILL_OFF
 from hft_tui.controller import Controller
-from hft_tui.lab import PASS_PROGRAM
+from hft_tui.lab import PASS_PROGRAM, Lab
 from hft_tui.simulator import Simulator
 
 PYTHON = sys.executable
@@ -278,7 +279,8 @@ def kernel_config(h) -> tuple:
     (["set", "AAPL", "base_qty=1.5"], "is not a whole number"),
     (["set", "AAPL", "base_qty"], "expected key=value"),
     (["set-engine", "mode=generic"], "mode cannot change while attached"),
-    (["set-engine", "deadman_ms=0"], "deadman_ms: 0 is below 1"),
+    (["set-engine", "deadman_ms=0"], "deadman_ms: 0 is below 100"),
+    (["set-engine", "loss_limit=922337203685477.5808"], "loss_limit: 922337203685477.5808 is too large"),
     (["set", "AA PL", "base_qty=1"], "invalid symbol"),
     (["set", "TOOLONGSYM", "base_qty=1"], "invalid symbol"),
 ])
@@ -339,3 +341,49 @@ def test_a_journal_that_cannot_be_written_latches_the_kill_and_keeps_the_events(
             ctl2.stop(detach=True)
             v = j2.verify()
     assert (v["rows"], v["gaps"], v["drops"]) == (summary.orders_received, 0, 0)
+
+
+# -- a dead-man deadline given on the command line ---------------------------------------
+
+@pytest.mark.parametrize("value, words", [
+    ("-5", "-5 is below 100"),                       # would wrap to ~49 days in the kernel's u32
+    ("5000000000", "5000000000 is above 3600000"),   # would wrap to 705032704 ms
+    ("0", "0 is below 100"),                         # "armed" with no deadline
+    ("50", "50 is below 100"),
+    ("soon", "'soon' is not a whole number"),
+])
+def test_a_bad_deadman_deadline_is_refused_before_anything_is_attached(make_lab, value, words):
+    L = make_lab(44)
+    p = cli("engine", "attach", L.engine_iface, "--config", str(DEMO), "--deadman", value)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert f"argument --deadman: dead-man deadline (ms): {words}" in p.stderr
+    assert xdp(L.engine_iface).mode is None and not paths.pin_dir(L.engine_iface).exists()
+    with pytest.raises(ConfigError, match=words.replace("'", "'")):
+        engine.attach(L.engine_iface, load_config(DEMO), deadman_ms=int(value) if value.lstrip("-").isdigit() else value)
+    assert xdp(L.engine_iface).mode is None
+
+
+# -- removing a symbol ------------------------------------------------------------------
+
+def test_a_symbol_holding_shares_cannot_be_removed_and_keeps_trading_state(attached):
+    L = Lab.numbered(47)             # the lab the fixture attached to
+    demo = load_config(DEMO)
+    # Buys only: the walk crosses AAPL's buy target, and no sell target flattens it.
+    config = dataclasses.replace(demo, symbols={**demo.symbols,
+                                                "AAPL": dataclasses.replace(demo.symbols["AAPL"], sell_target=0)})
+    attached.set_symbol("AAPL", {"sell_target": "0"})
+    assert Simulator(L, config, seed=4).run(3000, 0).orders_received > 0
+    held = attached.maps.read_symbol("AAPL")[1].position
+    assert held > 0
+    before = kernel_config(attached)
+    p = cli("engine", "remove", "AAPL", "--iface", attached.iface)
+    assert_one_line_error(p, f"symbol AAPL holds {held:,} shares: removing it would forget the position")
+    assert "enabled=false" in p.stderr
+    assert kernel_config(attached) == before
+    assert attached.maps.read_symbol("AAPL")[1].position == held
+    # A flat symbol goes, config and state together.
+    attached.set_symbol("ZZZZ", {"buy_target": "1.00"})
+    assert attached.maps.read_symbol_state("ZZZZ").position == 0
+    p = cli("engine", "remove", "ZZZZ", "--iface", attached.iface)
+    assert p.returncode == 0, p.stderr
+    assert attached.maps.read_symbol("ZZZZ") is None and attached.maps.read_symbol_state("ZZZZ") is None
