@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 HFT    := $(VENV)/bin/hft-tui
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench screenshots soak lab-down clean
+.PHONY: install demo test bench screenshots lab-down clean
 
 install:
 	@bash scripts/install.sh

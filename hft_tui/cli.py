@@ -43,6 +43,12 @@ def _deadman_ms(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _lab_number(text: str) -> int:
+    from .lab import lab_number_arg
+
+    return lab_number_arg(text)
+
+
 def _plugin(module: str):
     return importlib.import_module(f"hft_tui.{module}")
 
@@ -123,10 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     # -- lab ------------------------------------------------------------
     lab = sub.add_parser("lab", help="the one-machine exchange lab (netns + veth)")
     lsub = lab.add_subparsers(dest="verb", metavar="VERB", required=True)
-    lsub.add_parser("up", help="create the lab namespace and veth pair")
-    lsub.add_parser("down", help="remove the lab and everything in it")
-    p = lsub.add_parser("status", help="the lab's interfaces and addresses")
-    p.add_argument("--json", action="store_true")
+    for verb, text in (("up", "create the lab namespace and veth pair"),
+                       ("down", "remove the lab and everything in it"),
+                       ("status", "the lab's interfaces and addresses")):
+        p = lsub.add_parser(verb, help=text)
+        p.add_argument("--lab", type=_lab_number, metavar="N",
+                       help="numbered lab N: namespace hft-lab-N, 198.18.N.0/24 (default: the demo lab)")
+        if verb == "status":
+            p.add_argument("--json", action="store_true")
     p = lsub.add_parser("feed", help="run the exchange simulator in the lab")
     _add_plugin_arguments("simulator", p)
 
@@ -192,15 +202,18 @@ def cmd_engine(args) -> int:
 def cmd_lab(args) -> int:
     from . import lab
 
+    if args.verb == "feed":
+        return _run_plugin("simulator", args)
+    which = lab.Lab.numbered(args.lab) if args.lab else lab.DEFAULT_LAB
     if args.verb == "up":
-        st = lab.up()
+        st = lab.up(which)
         print(f"lab up: {st.engine_iface} {st.engine_ip} <-> {st.exchange_iface} {st.exchange_ip} "
               f"in namespace {st.namespace}")
     elif args.verb == "down":
-        for line in lab.down():
+        for line in lab.down(which):
             print(line)
     elif args.verb == "status":
-        st = lab.status()
+        st = lab.status(which)
         if args.json:
             _print_json(st.as_dict())
         else:
@@ -208,8 +221,6 @@ def cmd_lab(args) -> int:
             print(f"lab {state}: namespace {st.namespace}, engine {st.engine_iface} {st.engine_ip} "
                   f"{st.engine_mac or '-'}, exchange {st.exchange_iface} {st.exchange_ip} "
                   f"{st.exchange_mac or '-'}, engine attached: {st.engine_attached}")
-    elif args.verb == "feed":
-        return _run_plugin("simulator", args)
     return 0
 
 

@@ -467,7 +467,8 @@ def status_dict(handle: EngineHandle, snap: Snapshot) -> dict:
     rec = handle.record
     g = snap.global_config
     attached = bool(xdp and xdp.mode and rec and xdp.prog_id == rec.prog_id)
-    hb_age = (snap.taken_ns - snap.heartbeat_ns) / 1e6 if snap.heartbeat_ns else None
+    # The snapshot's clock is read just before the heartbeat: a beat in between is "now".
+    hb_age = max(0.0, (snap.taken_ns - snap.heartbeat_ns) / 1e6) if snap.heartbeat_ns else None
     armed = g.deadman_ms != 0
     # Supervised: armed and a controller beating now.  Armed with a stale
     # heartbeat means the controller is gone and the kernel is holding orders.

@@ -47,8 +47,8 @@ class Lab:
     @classmethod
     def numbered(cls, n: int) -> "Lab":
         """Lab number n (1..250): namespace hft-lab-n, veth hftN/hftxN, 198.18.n.0/24."""
-        if not 1 <= n <= 250:
-            raise ValueError("lab number must be 1..250")
+        if not 1 <= n <= MAX_LAB_NUMBER:
+            raise ValueError(f"lab number must be 1..{MAX_LAB_NUMBER}")
         return cls(f"hft-lab-{n}", f"hft{n}", f"hftx{n}", f"198.18.{n}.1", f"198.18.{n}.2")
 
     @property
@@ -57,6 +57,20 @@ class Lab:
 
 
 DEFAULT_LAB = Lab()
+MAX_LAB_NUMBER = 250
+
+
+def lab_number_arg(text: str) -> int:
+    """``--lab N`` on the command line (an argparse type)."""
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= MAX_LAB_NUMBER:
+        raise argparse.ArgumentTypeError(f"a lab number is 1..{MAX_LAB_NUMBER}")
+    return n
 
 
 class LabError(RuntimeError):

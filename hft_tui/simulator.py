@@ -87,7 +87,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
 from . import lab as lab_mod
-from . import paths
+from . import engine, paths
 from .config import Config, SymbolParams, load_config
 from .constants import MAGIC, MSG_LEN, OFFSETS, PRICE_SCALE, SYMBOL_LEN, TYPE_UPDATE, VERSION
 from .protocol import (
@@ -836,13 +836,6 @@ def _positive_int(text: str) -> int:
     return n
 
 
-def _lab_number(text: str) -> int:
-    n = _nonneg_int(text)
-    if not 1 <= n <= 250:
-        raise argparse.ArgumentTypeError("a lab number is 1..250")
-    return n
-
-
 def _port(text: str) -> int:
     n = _nonneg_int(text)
     if not 1 <= n <= 65535:
@@ -867,7 +860,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=_nonneg_int, default=1, help="random seed of the market (default 1)")
     parser.add_argument("--config", help="engine config the orders are checked against (default configs/demo.toml)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    parser.add_argument("--lab", type=_lab_number, metavar="N", help="numbered lab N (default: the demo lab)")
+    parser.add_argument("--lab", type=lab_mod.lab_number_arg, metavar="N", help="numbered lab N (default: the demo lab)")
     parser.add_argument("--port", type=_port, help="engine feed port (default: the config's feed_port)")
     parser.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
     parser.add_argument("--first-seq", type=_positive_int, metavar="N",
@@ -877,6 +870,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    engine.require_root()        # it enters the lab's namespace: one clear line, not EPERM from setns
     lab = lab_mod.Lab.numbered(args.lab) if args.lab else lab_mod.Lab()
     config = load_config(args.config or paths.DEMO_CONFIG)
     for name in args.symbols or ():

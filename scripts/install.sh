@@ -65,8 +65,15 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import bcc' 2>/dev/null; 
 fi
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   say "pip install -e .[test]"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c 'import textual, pyroute2, plotext, scapy, pytest, hypothesis, bcc' \
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2>&1; then
+    grep -v '^WARNING: Location' "$log" >&2
+    rm -f "$log"
+    echo "install: pip install failed (above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
+  .venv/bin/python -c 'import textual, textual_plotext, pyroute2, plotext, scapy, pytest, pytest_asyncio, pytest_textual_snapshot, hypothesis, bcc' \
     || { echo "install: the venv is missing a package" >&2; exit 1; }
   touch .venv/.installed
 fi

@@ -1,0 +1,135 @@
+"""What outside tools read: the JSON of ``lab status`` and ``engine status``,
+and that ``lab down`` leaves nothing behind.  Through the real CLI, lab 70.
+
+The key sets are the ones the issues name (outside tools depend on them):
+a missing key is a broken contract, an extra key is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute, netns
+
+from waiting import wait_for
+
+from hft_tui import lab, paths
+from hft_tui.constants import REJECT_REASONS
+
+HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
+DEMO = str(paths.DEMO_CONFIG)
+LAB_NUMBER = 70
+L = lab.Lab.numbered(LAB_NUMBER)
+BENCHMARKING_NET = ipaddress.ip_network("198.18.0.0/15")
+
+LAB_STATUS_KEYS = {"namespace", "engine_iface", "engine_ip", "engine_mac", "exchange_iface", "exchange_ip",
+                   "exchange_mac"}
+ENGINE_STATUS_KEYS = {"iface", "attached", "mode", "prog_id", "kill", "feed_port", "orders_sent", "updates_seen",
+                      "passed", "rejects", "ringbuf_drops", "symbols",
+                      # issue 5: risk, dead-man, knowing what runs
+                      "risk", "deadman", "program_hash", "config_version"}
+SYMBOL_CONFIG_KEYS = {"enabled", "buy_target", "sell_target", "base_qty", "scale_qty", "tick_size",
+                      "max_order_qty", "max_position"}
+SYMBOL_STATS_KEYS = {"position", "bought", "sold", "capital_spent", "proceeds", "buy_orders", "sell_orders",
+                     "updates", "last_bid", "last_ask"}
+DEADMAN_KEYS = {"deadline_ms", "heartbeat_age_ms", "skipped"}
+RISK_LIMITS = {"max_notional", "loss_limit", "rate_per_sec", "burst"}
+
+
+def cli(*argv: str, rc: int = 0) -> subprocess.CompletedProcess:
+    p = subprocess.run([HFT_TUI, *argv], capture_output=True, text=True, timeout=120)
+    assert p.returncode == rc, (argv, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    return p
+
+
+def cli_json(*argv: str) -> dict:
+    return json.loads(cli(*argv).stdout)
+
+
+@pytest.fixture
+def lab70():
+    lab.down(L, quiet=True)
+    yield L
+    lab.down(L, quiet=True)
+
+
+def test_lab_status_json_names_both_ends_with_addresses_from_the_benchmarking_range(lab70):
+    cli("lab", "up", "--lab", str(LAB_NUMBER))
+    st = cli_json("lab", "status", "--lab", str(LAB_NUMBER), "--json")
+    assert LAB_STATUS_KEYS <= set(st)
+    assert (st["namespace"], st["engine_iface"], st["exchange_iface"]) == (L.namespace, L.engine_iface,
+                                                                          L.exchange_iface)
+    for key in ("engine_ip", "exchange_ip"):
+        assert ipaddress.ip_address(st[key]) in BENCHMARKING_NET
+    for key in ("engine_mac", "exchange_mac"):
+        assert st[key] and len(st[key].split(":")) == 6
+    assert st["up"] is True and st["engine_attached"] is False
+
+
+def test_engine_status_json_has_every_key_outside_tools_read(lab70):
+    cli("lab", "up", "--lab", str(LAB_NUMBER))
+    cli("engine", "attach", L.engine_iface, "--config", DEMO, "--deadman", "500")
+    feed = cli_json("lab", "feed", "--lab", str(LAB_NUMBER), "--count", "2000", "--rate", "0", "--json")
+    st = cli_json("engine", "status", L.engine_iface, "--json")
+    assert ENGINE_STATUS_KEYS <= set(st)
+    assert (st["iface"], st["attached"], st["mode"]) == (L.engine_iface, True, "native")
+    assert isinstance(st["prog_id"], int) and st["kill"] is False and st["feed_port"] == 9000
+    assert st["orders_sent"] == feed["orders_received"] > 0
+    assert st["updates_seen"] == feed["updates_sent"] == 2000
+    assert set(st["rejects"]) == set(REJECT_REASONS.values())
+    assert all(isinstance(n, int) for n in st["rejects"].values())
+    assert st["ringbuf_drops"] == 0
+    assert len(st["program_hash"]) == 64 and st["config_version"] >= 1
+    assert DEADMAN_KEYS <= set(st["deadman"]) and st["deadman"]["deadline_ms"] == 500
+    assert RISK_LIMITS <= set(st["risk"])
+    assert set(st["symbols"]) == {"AAPL", "MSFT", "NVDA", "SPY"}
+    for name, sym in st["symbols"].items():
+        assert SYMBOL_CONFIG_KEYS <= set(sym["config"]), name
+        assert SYMBOL_STATS_KEYS <= set(sym["stats"]), name
+        # prices are decimal numbers, not kernel units
+        assert isinstance(sym["config"]["buy_target"], float) and sym["config"]["buy_target"] < 10_000
+    assert sum(s["stats"]["buy_orders"] + s["stats"]["sell_orders"] for s in st["symbols"].values()) \
+        == st["orders_sent"]
+
+
+def test_lab_down_leaves_no_namespace_link_pin_state_or_process(lab70):
+    cli("lab", "up", "--lab", str(LAB_NUMBER))
+    cli("engine", "attach", L.engine_iface, "--config", DEMO)
+    # A simulator running in the lab when it goes down.
+    feed = subprocess.Popen([HFT_TUI, "lab", "feed", "--lab", str(LAB_NUMBER), "--count", "0", "--rate", "500"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: feed.pid in lab.lab_pids(L), 30, "the simulator to enter the lab")
+        out = cli("lab", "down", "--lab", str(LAB_NUMBER)).stdout
+        assert feed.wait(timeout=10) is not None
+    finally:
+        if feed.poll() is None:
+            feed.kill()
+            feed.wait()
+    assert "stopped 1 lab process(es)" in out and f"removed namespace {L.namespace}" in out
+    assert L.namespace not in netns.listnetns()
+    with IPRoute() as ipr:
+        assert not ipr.link_lookup(ifname=L.engine_iface)
+    assert not paths.pin_dir(L.engine_iface).exists()
+    assert not paths.state_file(L.engine_iface).exists()
+    assert not (paths.RUN_DIR / f"{L.engine_iface}.lock").exists()
+    st = cli_json("lab", "status", "--lab", str(LAB_NUMBER), "--json")
+    assert st["up"] is False and st["engine_attached"] is False
+    # Down again: nothing to do, said so, still exit 0.
+    assert "the lab was not up" in cli("lab", "down", "--lab", str(LAB_NUMBER)).stdout
+
+
+def test_lab_feed_without_root_is_one_line_that_says_so(lab70):
+    cli("lab", "up", "--lab", str(LAB_NUMBER))
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", HFT_TUI,
+                        "lab", "feed", "--lab", str(LAB_NUMBER), "--count", "10"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.startswith("hft-tui: error: ") and p.stderr.count("\n") == 1, p.stderr
+    assert "root" in p.stderr
