@@ -166,6 +166,8 @@ def cmd_engine(args) -> int:
         supervised = f", dead-man {args.deadman} ms armed" if args.deadman else ", unsupervised (no dead-man switch)"
         print(f"attached to {rec.iface} in {rec.mode} mode, program id {rec.prog_id}, "
               f"{len(config.symbols)} symbol(s){supervised}")
+        _journal_cli_change(rec.iface, "attach", {"mode": rec.mode, "prog_id": rec.prog_id, "config": args.config,
+                                                  "deadman_ms": args.deadman})
         return 0
     if args.verb == "detach":
         for line in engine.detach(engine.resolve_iface(args.iface)):
@@ -182,21 +184,51 @@ def cmd_engine(args) -> int:
             else:
                 print(status_text.render(st))
         elif args.verb == "set":
-            p = h.set_symbol(args.symbol, parse_assignments(args.assignments))
+            values = parse_assignments(args.assignments)
+            p = h.set_symbol(args.symbol, values)
             print(f"{args.symbol}: " + " ".join(f"{k}={v}" for k, v in p.to_toml_values().items()))
+            _journal_cli_change(h.iface, "symbol_config", {"symbol": args.symbol, **values})
         elif args.verb == "set-engine":
-            p = h.set_engine(parse_assignments(args.assignments))
+            values = parse_assignments(args.assignments)
+            p = h.set_engine(values)
             print(" ".join(f"{k}={v}" for k, v in vars(p).items()))
+            _journal_cli_change(h.iface, "engine_config", values)
         elif args.verb == "remove":
             h.remove_symbol(args.symbol)
             print(f"removed {args.symbol}")
+            _journal_cli_change(h.iface, "symbol_remove", {"symbol": args.symbol})
         elif args.verb == "kill":
             h.kill()
             print(f"KILLED: {h.iface} sends no orders until 'hft-tui engine resume'")
+            _journal_cli_change(h.iface, "kill", {"state": "operator"})
         elif args.verb == "resume":
             h.resume()
             print(f"resumed: {h.iface} trades again")
+            _journal_cli_change(h.iface, "resume", {})
     return 0
+
+
+def _journal_cli_change(iface: str, kind: str, detail: dict) -> None:
+    """The journal records every attach and change with the program hash and
+    config version.  A running controller journals what it sees itself; with
+    none, the command does.  The change is made either way: a journal that
+    cannot be written is a warning here, not a failure of the change."""
+    from . import engine
+    from .controller import controller_pid
+
+    if controller_pid(iface) is not None:
+        return
+    try:
+        from .journal import record_cli_change
+
+        rec = engine.EngineRecord.load(iface)
+        with engine.EngineHandle(iface) as h:
+            version = h.maps.read_global().config_version
+        record_cli_change(iface, kind, detail, program_hash=rec.program_hash if rec else None,
+                          prog_id=rec.prog_id if rec else 0, attached_at=rec.attached_at if rec else 0.0,
+                          config_version=version)
+    except Exception as exc:  # noqa: BLE001 - the change is made; say what was not journaled
+        print(f"hft-tui: warning: {kind} not journaled: {exc}", file=sys.stderr)
 
 
 def cmd_lab(args) -> int:

@@ -567,6 +567,17 @@ def _kill_detail(state: str, pnl: int, symbol: str, seq: int, ts_ns: int) -> str
     return json.dumps({"state": state, "pnl": pnl, "symbol": symbol, "seq": seq, "ts_ns": ts_ns}, sort_keys=True)
 
 
+def record_cli_change(iface: str, kind: str, detail: dict, *, program_hash: str | None, prog_id: int,
+                      attached_at: float, config_version: int) -> None:
+    """An attach or a change made from the command line, journaled by the
+    command itself.  Only while no controller runs: a running controller
+    journals every change it sees (config versions, kills) on its own."""
+    with Journal.for_iface(iface) as j:
+        j.begin_engine(iface=iface, prog_id=prog_id, attached_at=attached_at, program_hash=program_hash)
+        j.record_control(kind, program_hash=program_hash, config_version=config_version,
+                         detail={"by": "cli", **detail})
+
+
 def open_journal(iface: str, path: str | Path | None = None) -> Journal:
     """The writer's journal for ``iface`` (made if missing, modes 0700/0600)."""
     return Journal.for_iface(iface, path)

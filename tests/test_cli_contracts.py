@@ -133,3 +133,22 @@ def test_lab_feed_without_root_is_one_line_that_says_so(lab70):
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.startswith("hft-tui: error: ") and p.stderr.count("\n") == 1, p.stderr
     assert "root" in p.stderr
+
+
+def test_the_journal_records_a_command_line_attach_and_changes_made_with_no_controller(lab70):
+    from hft_tui import engine, journal
+
+    jpath = journal.journal_path(L.engine_iface)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{jpath}{suffix}").unlink(missing_ok=True)
+    cli("lab", "up", "--lab", str(LAB_NUMBER))
+    cli("engine", "attach", L.engine_iface, "--config", DEMO)
+    cli("engine", "set", "AAPL", "buy_target=190.30", "--iface", L.engine_iface)
+    cli("engine", "kill", L.engine_iface)
+    cli("engine", "resume", L.engine_iface)
+    with journal.Journal(jpath, readonly=True) as j:
+        got = [(r["kind"], r["config_version"], r["program_hash"]) for r in j.rows("control")]
+        detail = json.loads(j.rows("control")[1]["detail"])
+    h = engine.program_hash()
+    assert got == [("attach", 1, h), ("symbol_config", 2, h), ("kill", 2, h), ("resume", 3, h)]
+    assert detail == {"by": "cli", "symbol": "AAPL", "buy_target": "190.30"}
