@@ -186,6 +186,29 @@ def _pin_all(directory: Path, map_fds: dict[str, int], prog_fd: int) -> None:
     libbpf.pin(prog_fd, str(directory / "prog"))
 
 
+def _pinned_prog_id(directory: Path) -> int | None:
+    """The id of the program pinned in ``directory`` (ours, whatever the state file says)."""
+    try:
+        fd = libbpf.obj_get(str(directory / "prog"))
+    except OSError:
+        return None
+    try:
+        return libbpf.prog_info(fd).id
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _ours_attached(directory: Path, current: netlink.XdpState | None, rec: "EngineRecord | None") -> bool:
+    """The XDP program on the interface is the engine pinned here.  The pinned
+    program decides, not only the state file: with the file lost, the pins
+    are still the only way to reach a running engine's kill switch."""
+    if not (current and current.mode):
+        return False
+    return current.prog_id in {rec.prog_id if rec else None, _pinned_prog_id(directory)}
+
+
 def _unpin_all(directory: Path) -> None:
     if directory.is_dir():
         shutil.rmtree(directory, ignore_errors=True)
@@ -216,8 +239,7 @@ def attach(
         idx = netlink.ifindex(ipr, iface)
         current = netlink.xdp_state(ipr, iface)
         if directory.exists():
-            rec = EngineRecord.load(iface)
-            if current.mode and rec and current.prog_id == rec.prog_id:
+            if _ours_attached(directory, current, EngineRecord.load(iface)):
                 raise EngineError(f"an hft-tui engine is already attached to {iface} (hft-tui engine detach {iface})")
             # Pins of an engine that is no longer attached: clear them.
             _unpin_all(directory)
@@ -274,7 +296,7 @@ def detach(iface: str) -> list[str]:
             except netlink.NetlinkFailure:
                 current = None
                 done.append(f"{iface} is gone; its engine went with it")
-            if current and current.mode and rec and current.prog_id == rec.prog_id:
+            if _ours_attached(directory, current, rec):
                 netlink.detach_xdp(ipr, iface, current.mode)
                 done.append(f"detached from {iface} ({current.mode})")
             elif current and current.mode:

@@ -152,3 +152,21 @@ def test_the_journal_records_a_command_line_attach_and_changes_made_with_no_cont
     h = engine.program_hash()
     assert got == [("attach", 1, h), ("symbol_config", 2, h), ("kill", 2, h), ("resume", 3, h)]
     assert detail == {"by": "cli", "symbol": "AAPL", "buy_target": "190.30"}
+
+
+def test_an_engine_whose_state_file_is_lost_is_still_known_as_ours_by_its_pinned_program(lab70):
+    from hft_tui import netlink
+
+    cli("lab", "up", "--lab", str(LAB_NUMBER))
+    cli("engine", "attach", L.engine_iface, "--config", DEMO)
+    paths.state_file(L.engine_iface).unlink()
+    # A second attach must not unpin it (its kill switch would be out of reach) ...
+    p = cli("engine", "attach", L.engine_iface, "--config", DEMO, rc=1)
+    assert f"an hft-tui engine is already attached to {L.engine_iface}" in p.stderr
+    assert (paths.pin_dir(L.engine_iface) / "kill_switch").exists()
+    # ... and detach takes it off the interface, not only its pins.
+    out = cli("engine", "detach", L.engine_iface).stdout
+    assert f"detached from {L.engine_iface} (native)" in out
+    with IPRoute() as ipr:
+        assert netlink.xdp_state(ipr, L.engine_iface).mode is None
+    assert not paths.pin_dir(L.engine_iface).exists()
