@@ -13,8 +13,18 @@
 #define HFT_STRUCTS_H
 
 #define HFT_MAX_SYMBOLS      256
+/*
+ * Ring sizes in pages (powers of two).  The engine always uses these; only
+ * programs built for a measurement or a test override them with -D (the
+ * benchmark's BPF_PROG_TEST_RUN copy, whose ring must hold every event of
+ * a million-iteration run).
+ */
+#ifndef HFT_RINGBUF_PAGES
 #define HFT_RINGBUF_PAGES    1024     /* 4 MiB of orders */
+#endif
+#ifndef HFT_TAPE_PAGES
 #define HFT_TAPE_PAGES       1024     /* 4 MiB of rejects and sampled updates */
+#endif
 #define HFT_NS_PER_SEC       1000000000
 
 /* Kill switch values (map kill_switch).  Non-zero means no order leaves. */
@@ -85,10 +95,20 @@ struct hft_symbol_config {
 	__u64 max_notional;      /* cap on open cost; 0 = unlimited */
 };
 
-/* Written by the kernel under its lock; read by user space with BPF_F_LOCK. */
+/*
+ * Written by the kernel under its lock; read by user space with BPF_F_LOCK.
+ * position is the committed position (bought - sold).  With engine-wide
+ * limits an order is reserved under this lock, asked about under the global
+ * lock and committed under this lock again; the pending_* fields hold what
+ * is reserved in between, so no CPU ever counts another's reservation as a
+ * fill: a pending buy takes buy room and notional room but is never
+ * sellable, a pending sell is never sold twice and frees no room.
+ */
 struct hft_symbol_state {
 	struct bpf_spin_lock lock;
 	__u32 position;
+	__u32 pending_buy;       /* shares of buys reserved, not yet committed */
+	__u32 pending_sell;      /* shares of sells reserved, not yet committed */
 	__u64 bought;
 	__u64 sold;
 	__u64 capital_spent;     /* sum of price * qty bought */
@@ -100,6 +120,7 @@ struct hft_symbol_state {
 	__u64 last_seq;
 	__u64 last_update_ns;    /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	__u64 open_cost;         /* average cost of the open position */
+	__u64 pending_cost;      /* price * qty of the pending buys */
 	__s64 pnl;               /* proceeds - capital_spent + position * mark */
 	__u64 tokens;            /* token bucket, in 1e-9 orders */
 	__u64 last_refill_ns;

@@ -10,13 +10,18 @@
  *    the engine-wide config likewise, but only for packets to the feed port:
  *    every other packet is told apart by one plain load of feed_port;
  *  - phase 1 (symbol lock): market data, duplicate check, the decision, and
- *    a reservation of the position and a throttle token, so two CPUs can
- *    never both fill the last share of max_position.  With no engine-wide
- *    throttle or notional cap configured the fill is committed right there;
+ *    a reservation (pending_buy/pending_sell/pending_cost, and a throttle
+ *    token), so two CPUs can never both fill the last share of
+ *    max_position.  With no engine-wide throttle or notional cap configured
+ *    the fill is committed right there;
  *  - phase 2 (global lock, only with engine-wide limits): the global
  *    throttle and the global notional cap;
  *  - phase 3 (symbol lock, only after phase 2): the fill is committed with
- *    its final quantity and the unused part of the reservation given back.
+ *    its final quantity and the whole reservation released.
+ * A reservation never moves `position`, which only ever holds committed
+ * fills: a pending buy takes buy room but cannot be sold, a pending sell
+ * frees no buy room, so whatever phase 2 decides for any interleaving of
+ * CPUs, position stays within 0..max_position.
  * Nothing holds two locks at once and no helper is called under a lock.
  */
 #include <uapi/linux/bpf.h>
@@ -95,7 +100,7 @@ struct update {
 struct decision {
 	__u32 side;       /* HFT_TYPE_BUY, HFT_TYPE_SELL or 0 */
 	__u32 price;
-	__u32 qty;        /* reserved in phase 1 */
+	__u32 qty;        /* reserved in phase 1 (pending until committed) */
 	__u32 reason;     /* HFT_REJECT_* or NO_REJECT */
 	__u32 token;      /* a symbol throttle token was taken */
 	__u32 position;   /* after phase 1, for the event */
@@ -225,19 +230,26 @@ static __always_inline __u64 cost_of_sale(__u64 open_cost, __u64 qty, __u64 held
 	return open_cost / held * qty + (open_cost % held) * qty / held;
 }
 
-/* The strategy; runs under the symbol lock and reserves what it decides. */
+/*
+ * The strategy; runs under the symbol lock and reserves what it decides.
+ * Other CPUs' reservations count against this decision the safe way: pending
+ * buys as if filled (room, notional), pending sells as if refused (nothing
+ * to sell twice, no room freed).  On one CPU nothing is pending here.
+ */
 static __always_inline void decide(struct symbol_view *c, struct hft_symbol_state *st,
 				   struct update *u, __u64 now, struct decision *d)
 {
 	__u32 ref = c->reference_price ? c->reference_price : st->session_ref;
 	__u32 tick = c->tick_size ? c->tick_size : 1;
-	__u64 qty, headroom, ticks, fits;
+	__u64 qty, headroom, ticks, fits, used;
+	__u64 held = (__u64)st->position + st->pending_buy;      /* if every pending buy fills */
+	__u32 sellable = st->position > st->pending_sell ? st->position - st->pending_sell : 0;
 
 	if (u->ask && u->ask_qty && u->ask <= c->buy_target) {
 		ticks = (c->buy_target - u->ask) / tick;
 		qty = min_u64(u->ask_qty, c->max_order_qty);
 		qty = min_u64(qty, c->base_qty + (__u64)c->scale_qty * ticks);
-		headroom = c->max_position > st->position ? c->max_position - st->position : 0;
+		headroom = c->max_position > held ? c->max_position - held : 0;
 		if (!headroom) {
 			d->reason = HFT_REJECT_POSITION_LIMIT;
 			return;
@@ -253,8 +265,8 @@ static __always_inline void decide(struct symbol_view *c, struct hft_symbol_stat
 			return;
 		}
 		if (c->max_notional) {
-			fits = st->open_cost >= c->max_notional ? 0 :
-			       (c->max_notional - st->open_cost) / u->ask;
+			used = st->open_cost + st->pending_cost;
+			fits = used >= c->max_notional ? 0 : (c->max_notional - used) / u->ask;
 			if (!fits) {
 				d->reason = HFT_REJECT_NOTIONAL;
 				return;
@@ -266,15 +278,16 @@ static __always_inline void decide(struct symbol_view *c, struct hft_symbol_stat
 			return;
 		}
 		d->token = c->rate_per_sec != 0;
-		st->position += qty;
+		st->pending_buy += qty;
+		st->pending_cost += qty * u->ask;
 		d->side = HFT_TYPE_BUY;
 		d->price = u->ask;
 		d->qty = qty;
 		return;
 	}
-	if (c->sell_target && st->position && u->bid && u->bid_qty && u->bid >= c->sell_target) {
+	if (c->sell_target && sellable && u->bid && u->bid_qty && u->bid >= c->sell_target) {
 		qty = min_u64(u->bid_qty, c->max_order_qty);
-		qty = min_u64(qty, st->position);
+		qty = min_u64(qty, sellable);
 		if (!qty) {
 			d->reason = HFT_REJECT_ZERO_QTY;
 			return;
@@ -289,7 +302,7 @@ static __always_inline void decide(struct symbol_view *c, struct hft_symbol_stat
 			return;
 		}
 		d->token = c->rate_per_sec != 0;
-		st->position -= qty;
+		st->pending_sell += qty;
 		d->side = HFT_TYPE_SELL;
 		d->price = u->bid;
 		d->qty = qty;
@@ -297,25 +310,28 @@ static __always_inline void decide(struct symbol_view *c, struct hft_symbol_stat
 }
 
 /*
- * Commits a fill of `final` shares (0: nothing filled) against the position
- * reserved in phase 1; runs under the symbol lock.  Returns the open cost a
- * sale released, for the engine-wide total.
+ * Commits a fill of `final` shares (0: nothing filled, final <= d->qty) and
+ * releases the whole reservation phase 1 made; runs under the symbol lock.
+ * Returns the open cost a sale released, for the engine-wide total.
  */
 static __always_inline __u64 commit_fill(struct hft_symbol_state *st, struct decision *d, __u32 final)
 {
 	__u64 cost = 0;
 
 	if (d->side == HFT_TYPE_BUY) {
-		st->position -= d->qty - final;
+		st->pending_buy -= d->qty;
+		st->pending_cost -= (__u64)d->qty * d->price;
 		if (final) {
+			st->position += final;
 			st->bought += final;
 			st->capital_spent += (__u64)final * d->price;
 			st->open_cost += (__u64)final * d->price;
 			st->buy_orders++;
 		}
 	} else {
-		st->position += d->qty - final;
+		st->pending_sell -= d->qty;
 		if (final) {
+			st->position -= final;
 			cost = cost_of_sale(st->open_cost, final, st->bought - st->sold);
 			st->open_cost -= cost;
 			st->sold += final;
@@ -494,13 +510,15 @@ int xdp_strategy(struct xdp_md *ctx)
 	if (d.reason != NO_REJECT)
 		st->rejects++;
 	if (d.side && g.loss_limit && tot->pnl + d.pnl_delta < -(__s64)g.loss_limit) {
-		commit_fill(st, &d, 0);   /* gives the reservation back, counts the reject */
+		commit_fill(st, &d, 0);   /* releases the reservation, counts the reject */
 		d.side = 0;
 		d.reason = HFT_REJECT_KILL;
 	}
 	final = d.qty;
+	/* Nothing engine-wide to ask: committed under the lock it was reserved under,
+	 * so no other CPU ever sees it pending. */
 	if (d.side && !global_limits)
-		released = commit_fill(st, &d, final);   /* nothing engine-wide to ask */
+		released = commit_fill(st, &d, final);
 	d.position = st->position;
 	d.pnl_delta += repnl(st);
 	bpf_spin_unlock(&st->lock);
@@ -565,7 +583,7 @@ int xdp_strategy(struct xdp_md *ctx)
 		}
 		bpf_spin_unlock(&gs->lock);
 
-		/* Phase 3: commit the fill, return the unused reservation. */
+		/* Phase 3: commit the fill, release the reservation. */
 		bpf_spin_lock(&st->lock);
 		released = commit_fill(st, &d, final);
 		d.pnl_delta = repnl(st);

@@ -48,6 +48,8 @@ class SymbolState(ctypes.Structure):
     _fields_ = [
         ("lock", SpinLock),
         ("position", c_uint32),
+        ("pending_buy", c_uint32),
+        ("pending_sell", c_uint32),
         ("bought", c_uint64),
         ("sold", c_uint64),
         ("capital_spent", c_uint64),
@@ -59,6 +61,7 @@ class SymbolState(ctypes.Structure):
         ("last_seq", c_uint64),
         ("last_update_ns", c_uint64),
         ("open_cost", c_uint64),
+        ("pending_cost", c_uint64),
         ("pnl", c_int64),
         ("tokens", c_uint64),
         ("last_refill_ns", c_uint64),

@@ -77,6 +77,19 @@ def test_field_offset_and_size_match_c(c_facts, cname, fname):
     assert c_facts[f"field {cname}.{fname}"] == (desc.offset, desc.size)
 
 
+@pytest.mark.parametrize("cname", list(MIRRORS))
+def test_structs_have_no_implicit_padding(cname):
+    # With the offsets equal to C's (above), this holds for the C struct too:
+    # every field starts where the one before ends (holes are explicit _pad
+    # fields) and nothing trails the last one.
+    at = 0
+    for fname, _ in MIRRORS[cname]._fields_:
+        desc = getattr(MIRRORS[cname], fname)
+        assert desc.offset == at, f"{cname}.{fname} at {desc.offset}: {desc.offset - at} bytes of implicit padding"
+        at += desc.size
+    assert ctypes.sizeof(MIRRORS[cname]) == at, f"{cname}: trailing padding"
+
+
 @pytest.mark.parametrize("name", list(C))
 def test_parsed_define_matches_the_preprocessor(c_facts, name):
     assert c_facts[f"define {name}"] == (C[name],)

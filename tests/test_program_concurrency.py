@@ -4,7 +4,10 @@ Two threads, each pinned to its own CPU, run the real program at the same
 time (ctypes releases the GIL for the syscall).  The spin-locked phases must
 keep position within max_position, make bought the sum of the orders, give
 out order ids that are unique and gap-free, and never let a reader see half
-of a symbol config that a writer replaces whole with BPF_F_LOCK.
+of a symbol config that a writer replaces whole with BPF_F_LOCK.  With
+engine-wide limits, whatever phase 2 refuses, another CPU's reservation must
+never push the position past max_position, below zero, or past a notional cap
+(run back to back in the kernel through a feeder program, see below).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import itertools
 import os
 import struct
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -235,3 +239,185 @@ def test_config_writes_are_atomic_for_readers_on_two_cpus(h, cpus):
     assert seen[(P("99.00"), "A")] and seen[(P("99.00"), "B")] and seen[(P("102.00"), "B")], seen
     events = h.drain()
     assert sum(1 for e in events if e.kind == "order") == sum(seen.values())
+
+
+
+
+# -- reservations in flight: engine-wide limits refuse in phase 2 ---------------------------
+
+# With engine-wide limits, phase 1 (symbol lock) reserves an order, phase 2
+# (global lock) may refuse it and phase 3 (symbol lock) commits what was filled.
+# In between, the other CPU decides on the same symbol: a reserved buy must not
+# be sellable, a reserved sell must not free buy room, two reserved buys must
+# not both fit the same room.  That window is a few hundred ns, far shorter
+# than a Python round trip, so here the program runs back to back in the
+# kernel: a feeder program, run with a large repeat, restores a buy or a sell
+# update, writes the next seq of one engine-wide counter and tail-calls the
+# strategy.  It alternates buys and sells every `period` runs of its CPU (the
+# byte after the frame): 1 on one CPU, 3 on the other, so the CPUs buy against
+# buys, sell against sells and buy against sells.  (With repeat > 1 the kernel
+# re-registers the XDP dispatcher around every run, some ms each, hence few
+# long runs rather than many short ones.)  Everything is checked from the
+# kernel's own record: the symbol state, the counters and every order and
+# reject event (the program's rings are large and drained between rounds).
+FEEDER = r"""
+#include <uapi/linux/bpf.h>
+#include "hft_protocol.h"
+
+struct frame_template { __u8 bytes[FRAME_LEN]; };
+
+BPF_PROG_ARRAY(feeder_target, 1);
+BPF_ARRAY(feeder_templates, struct frame_template, 2);
+BPF_ARRAY(feeder_seq, __u64, 1);
+BPF_PERCPU_ARRAY(feeder_runs, __u64, 1);
+
+int xdp_feeder(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	struct frame_template *t;
+	__u32 zero = 0, which, period;
+	__u64 *seq, *runs, be;
+
+	if (data + FRAME_LEN + 1 > data_end)
+		return XDP_ABORTED;
+	period = *(__u8 *)(data + FRAME_LEN);
+	runs = feeder_runs.lookup(&zero);
+	seq = feeder_seq.lookup(&zero);
+	if (!runs || !seq || !period)
+		return XDP_ABORTED;
+	which = (*runs)++ / period % 2;
+	t = feeder_templates.lookup(&which);
+	if (!t)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, t->bytes, FRAME_LEN);
+	be = __builtin_bswap64(__sync_fetch_and_add(seq, 1) + 1);
+	__builtin_memcpy(data + PAYLOAD_OFF + HFT_OFF_SEQ, &be, sizeof(be));
+	feeder_target.call(ctx, 0);
+	return XDP_ABORTED;   /* the tail call failed */
+}
+"""
+# Rings for every event of a round: 2 CPUs x REPEAT records of 96 bytes, each ring.
+RING_PAGES = 8192
+ROUNDS, REPEAT = 4, 100_000                 # per thread: 4 runs of 100,000 updates
+PERIODS = (1, 3)                            # runs per side, on the first and the second CPU
+BUY_ASK = P("99.50")
+SIDE_UPDATES = [
+    Update("AAPL", 0, P("99.00"), 100, BUY_ASK, 10_000),               # buys up to 300
+    Update("AAPL", 0, P("101.00"), 10_000, P("101.50"), 100),          # sells up to 300 of what is held
+]
+
+
+@pytest.fixture(scope="module")
+def strategy_program():
+    """This module's own copy of the strategy, with rings large enough for a round."""
+    from hft_tui import engine
+    from hft_tui.maps import EngineMaps
+
+    b, fd = engine.load_strategy(cflags=(f"-DHFT_RINGBUF_PAGES={RING_PAGES}", f"-DHFT_TAPE_PAGES={RING_PAGES}"))
+    yield b, fd, EngineMaps(engine.bcc_map_fds(b), owns_fds=False)
+    b.cleanup()
+
+
+@pytest.fixture(scope="module")
+def feeder(h):
+    """feed(period, repeat) -> XDP action of the last run, through the feeder."""
+    import bcc
+
+    from hft_tui.paths import EBPF_DIR
+
+    frames = [update_frame(u) for u in SIDE_UPDATES]
+    length = len(frames[0])
+    assert all(len(f) == length for f in frames)
+    b = bcc.BPF(text=FEEDER.encode(), cflags=[f"-I{EBPF_DIR}", f"-DFRAME_LEN={length}", f"-DPAYLOAD_OFF={PAYLOAD_AT}"])
+    try:
+        fd = b.load_func(b"xdp_feeder", bcc.BPF.XDP).fd
+        b[b"feeder_target"][ctypes.c_int(0)] = ctypes.c_int(h.prog_fd)
+        templates = b[b"feeder_templates"]
+        for i, f in enumerate(frames):
+            templates[ctypes.c_int(i)] = templates.Leaf((ctypes.c_uint8 * length).from_buffer_copy(f))
+
+        def feed(period: int, repeat: int) -> int:
+            action, _, _ = libbpf.test_run(fd, frames[0] + bytes([period]), repeat)
+            return action
+
+        yield feed
+    finally:
+        b.cleanup()
+
+
+# Set, but too high to bind: the engine-wide path (three phases) is taken.
+UNBOUND_NOTIONAL = "10000000"
+THROTTLE = {"rate_per_sec": 100_000, "burst": 3, "max_notional": UNBOUND_NOTIONAL}
+RESERVING = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 300, "max_order_qty": 300,
+             "max_position": MAX_POSITION, "collar_bps": 10000}
+# (name, engine-wide limits, symbol config over RESERVING, the (side, reason)
+#  refusals phase 2 must have given, the most shares the limits allow at 99.50)
+PHASE_2_CASES = [
+    ("engine throttle refuses buys and sells", THROTTLE, {},
+     {("B", "throttle"), ("S", "throttle")}, MAX_POSITION),
+    ("engine notional cap refuses buys", {"max_notional": "80000"}, {},
+     {("B", "notional")}, P("80000") // BUY_ASK),
+    ("engine limits that never refuse", {"max_notional": UNBOUND_NOTIONAL}, {},
+     set(), MAX_POSITION),
+    ("symbol notional cap, throttled", THROTTLE, {"max_notional": "50000"},
+     {("B", "throttle"), ("S", "throttle")}, P("50000") // BUY_ASK),
+    ("symbol notional cap, never refused", {"max_notional": UNBOUND_NOTIONAL}, {"max_notional": "50000"},
+     set(), P("50000") // BUY_ASK),
+]
+
+
+@pytest.mark.parametrize("name,engine,symbol,refusals,most", PHASE_2_CASES, ids=[c[0] for c in PHASE_2_CASES])
+def test_reservations_in_flight_keep_the_position_within_its_limits(h, cpus, feeder, name, engine, symbol,
+                                                                    refusals, most):
+    h.reset(symbols={"AAPL": {**RESERVING, **symbol}}, engine=engine)
+    counters_before = h.counters()
+    updates_before = per_cpu_counter(h, "updates")
+    events = []
+    rounds = threading.Barrier(len(cpus), action=lambda: events.extend(h.drain()))   # rings emptied each round
+
+    def work(cpu: int):
+        period, actions, span = PERIODS[cpus.index(cpu)], Counter(), []
+        for _ in range(ROUNDS):
+            span.append(time.monotonic_ns())
+            actions[feeder(period, REPEAT)] += 1
+            span.append(time.monotonic_ns())
+            rounds.wait()
+        return actions, (min(span), max(span))
+
+    runs = run_pinned(cpus, work)
+    events += h.drain()
+
+    total = len(cpus) * ROUNDS * REPEAT
+    assert set().union(*(actions for actions, _ in runs)) <= {XdpAction.TX, XdpAction.PASS}
+    counts = h.counters()
+    assert counts["ringbuf_drops"] == counts["tape_drops"] == 0, "events lost: the checks below need every one"
+    orders = [e for e in events if e.kind == "order"]
+    rejects = [e for e in events if e.kind == "reject"]
+    st = h.state("AAPL")
+    bought = sum(e.qty for e in orders if e.side == "B")
+    sold = sum(e.qty for e in orders if e.side == "S")
+    # The position: what the orders add up to, never above the limits, never short.
+    assert (st.bought, st.sold, st.capital_spent) == (bought, sold, bought * BUY_ASK)
+    assert bought >= sold, f"sold {sold} shares of {bought} bought: the engine went short"
+    assert st.position == bought - sold <= most
+    off = [(e.side, e.qty, e.order_id, e.position) for e in orders if not 0 <= e.position <= most]
+    assert not off, f"{len(off)} orders left a position outside 0..{most}, e.g. {off[:3]}"
+    assert (st.pending_buy, st.pending_sell, st.pending_cost) == (0, 0, 0), "a reservation was never released"
+    assert st.open_cost == h.maps.totals().open_cost <= most * BUY_ASK
+    # Order ids gap-free; every update an order, a reject or no trade; the counters add up.
+    ids = sorted(e.order_id for e in orders)
+    assert ids == list(range(1, len(orders) + 1)), "order ids not unique and gap-free"
+    assert h.maps.totals().order_seq == len(orders)
+    moved = {k: v - counters_before[k] for k, v in counts.items() if v != counters_before[k]}
+    assert moved == {"updates": total, "orders": len(orders), **Counter(e.reason for e in rejects)}
+    assert (st.updates, st.buy_orders + st.sell_orders, st.rejects) == (total, len(orders), len(rejects))
+    # The test did what it is about: both CPUs ran it at the same time, both sides
+    # traded, and phase 2 refused orders that phase 1 had reserved.
+    per_cpu = [b - a for a, b in zip(updates_before, per_cpu_counter(h, "updates"))]
+    assert [per_cpu[c] for c in cpus] == [total // 2] * 2
+    (_, (a0, a1)), (_, (b0, b1)) = runs
+    assert a0 < b1 and b0 < a1, "the threads never overlapped"
+    assert Counter(e.side for e in orders).keys() == {"B", "S"}
+    phase_2 = {(e.side, e.reason) for e in rejects if e.side}
+    assert refusals <= phase_2, f"phase 2 never refused {refusals - phase_2}"
