@@ -494,7 +494,8 @@ int xdp_strategy(struct xdp_md *ctx)
 			if (reason == NO_REJECT)
 				reason = HFT_REJECT_CROSSED;
 		} else if (!st->session_ref) {
-			st->session_ref = u.bid && u.ask ? (u.bid + u.ask) / 2 : (u.bid | u.ask);
+			/* The mid in 64 bits: two prices above 214748.3647 sum past 2^32. */
+			st->session_ref = u.bid && u.ask ? (__u32)(((__u64)u.bid + u.ask) / 2) : (u.bid | u.ask);
 		}
 	}
 	/*

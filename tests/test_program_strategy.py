@@ -15,6 +15,7 @@ import pytest
 from frames import Harness, P, XdpAction, update_frame
 from hft_tui.constants import KILL_LOSS_LIMIT, KILL_OFF, KILL_OPERATOR
 from hft_tui.protocol import Update
+from hft_tui.strategy_model import session_reference
 
 INF_POSITION = 4294967295
 DEADLINE_MS = 10_000
@@ -276,12 +277,27 @@ def test_sell_collar_against_the_reference_price(h):
     sell(h, 100, P("99.00"))                                   # exactly 1% below: allowed
 
 
-def test_collar_reference_is_the_first_updates_mid(h):
-    reset(h, AAPL={"buy_target": "200", "sell_target": "0", "collar_bps": 100})
-    buy(h, 100, P("101.00"), bid=P("99.00"))                   # mid 100.00: ask at +1% is allowed
-    assert h.state("AAPL").session_ref == P("100.00")
-    assert_rejected(h.update("AAPL", P("99.00"), 1, P("101.01"), 100), "collar")
-    buy(h, 100, P("100.50"), bid=P("99.00"))
+# The session's first non-crossed update sets the collar reference: the mid, or
+# the one side it has.  (first bid, first ask, reference)
+SESSION_REFERENCE = [
+    ("the mid of both sides", "99.00", "101.00", "100.00"),
+    ("the mid rounds down", "99.00", "99.0001", "99.00"),
+    ("a one-sided ask", "0", "150.00", "150.00"),
+    ("a one-sided bid", "150.00", "0", "150.00"),
+    ("the mid of prices whose sum needs 33 bits", "300000.00", "300000.02", "300000.01"),
+]
+
+
+@pytest.mark.parametrize("name,bid,ask,reference", SESSION_REFERENCE, ids=[r[0] for r in SESSION_REFERENCE])
+def test_collar_reference_is_the_first_updates_mid_or_side(h, name, bid, ask, reference):
+    reset(h, AAPL={"buy_target": "429496.7295", "sell_target": "0", "collar_bps": 100})
+    first = Update("AAPL", h.next_seq(), P(bid), 100, P(ask), 0)   # ask_qty 0: nothing to buy
+    assert session_reference(first) == P(reference)              # the spec's model agrees
+    assert_no_trade(h.run(update_frame(first)))
+    assert h.state("AAPL").session_ref == P(reference)
+    limit = P(reference) * 10100 // 10000                        # the highest ask within 1%
+    buy(h, 100, limit)
+    assert_rejected(h.update("AAPL", 0, 0, limit + 1, 100), "collar")
 
 
 def test_a_crossed_first_update_sets_no_reference(h):
@@ -290,13 +306,6 @@ def test_a_crossed_first_update_sets_no_reference(h):
     assert h.state("AAPL").session_ref == 0
     buy(h, 100, P("101.00"), bid=P("99.00"))
     assert h.state("AAPL").session_ref == P("100.00")
-
-
-def test_a_one_sided_first_update_is_the_reference(h):
-    reset(h, AAPL={"buy_target": "200", "sell_target": "0", "collar_bps": 100})
-    buy(h, 100, P("150.00"))                                   # no bid: reference 150.00
-    assert h.state("AAPL").session_ref == P("150.00")
-    assert_rejected(h.update("AAPL", 0, 0, P("151.51"), 100), "collar")
 
 
 def test_collar_comes_after_zero_qty(h):
