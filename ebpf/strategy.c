@@ -397,7 +397,7 @@ int xdp_strategy(struct xdp_md *ctx)
 	struct udphdr *udp;
 	struct hft_msg *msg;
 	__u32 zero = 0, udp_len, final, feed_port, reason = NO_REJECT;
-	__u64 now, *hb, *updates, cost, released = 0, *kill;
+	__u64 now, *hb, beat, *updates, cost, released = 0, *kill;
 	__be16 proto;
 	int rc, no_trade, global_limits, cost_counted = 0;
 
@@ -466,8 +466,14 @@ int xdp_strategy(struct xdp_md *ctx)
 		reason = HFT_REJECT_KILL;
 	} else if (g.deadman_ms) {
 		hb = heartbeat.lookup(&zero);
-		/* A heartbeat written after `now` was read is newer, not ancient. */
-		if (!hb || (*hb < now && now - *hb > (__u64)g.deadman_ms * 1000000))
+		/*
+		 * Fresh when within the deadline of `now` either way: a heartbeat
+		 * a little newer than `now` was written between the clock read and
+		 * this map read; one further ahead than the deadline is no beat of
+		 * this clock and must not keep the switch open forever.
+		 */
+		beat = hb ? *(volatile __u64 *)hb : 0;
+		if (!hb || (beat < now ? now - beat : beat - now) > (__u64)g.deadman_ms * 1000000)
 			reason = HFT_REJECT_DEADMAN;
 	}
 	if (reason == NO_REJECT && !c.enabled)

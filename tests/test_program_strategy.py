@@ -376,24 +376,29 @@ def test_a_global_throttle_reject_returns_the_symbol_token(h):
 # -- dead-man switch --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("heartbeat_age_s", [0, 60], ids=["never beat", "a minute old"])
-def test_armed_deadman_with_an_old_heartbeat_rejects(h, heartbeat_age_s):
+# The heartbeat against the program's clock (CLOCK_MONOTONIC), deadline 10 s:
+# fresh within the deadline either way.  A little ahead is legitimate (written
+# between the program's clock read and its map read); further ahead than the
+# deadline is not a heartbeat of this clock.  (heartbeat - now in s, or None:
+# never beat; rejected)
+HEARTBEATS = [
+    ("never beat", None, True),
+    ("a minute old", -60, True),
+    ("just written", 0, False),
+    ("a little ahead", 1, False),
+    ("more than the deadline ahead", DEADLINE_MS // 1000 + 60, True),
+    ("an hour ahead", 3600, True),
+]
+
+
+@pytest.mark.parametrize("name,ahead_s,rejected", HEARTBEATS, ids=[r[0] for r in HEARTBEATS])
+def test_armed_deadman_trades_only_within_the_deadline_of_the_heartbeat(h, name, ahead_s, rejected):
     reset(h, deadman_ms=DEADLINE_MS)
-    if heartbeat_age_s:
-        h.maps.beat(max(1, time.monotonic_ns() - heartbeat_age_s * 10**9))
-    assert_rejected(h.update("AAPL", 0, 0, P("99.00"), 100), "deadman")
-
-
-def test_armed_deadman_with_a_fresh_heartbeat_trades(h):
-    reset(h, deadman_ms=DEADLINE_MS)
-    h.maps.beat()
-    buy(h, 100, P("99.00"))
-
-
-def test_a_heartbeat_newer_than_the_packet_is_fresh(h):
-    reset(h, deadman_ms=DEADLINE_MS)
-    h.maps.beat(time.monotonic_ns() + 3600 * 10**9)          # written after the packet's clock read
-    buy(h, 100, P("99.00"))
+    h.maps.beat(0 if ahead_s is None else time.monotonic_ns() + ahead_s * 10**9)
+    if rejected:
+        assert_rejected(h.update("AAPL", 0, 0, P("99.00"), 100), "deadman")
+    else:
+        buy(h, 100, P("99.00"))
 
 
 def test_unarmed_deadman_ignores_the_heartbeat(h):
