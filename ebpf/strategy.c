@@ -348,7 +348,13 @@ static __always_inline __u64 commit_fill(struct hft_symbol_state *st, struct dec
 	return cost;
 }
 
-/* Adds a PnL change to the session total and latches the kill on a breach. */
+/*
+ * Adds a PnL change to the session total and latches the kill on a breach.
+ * The limit is a level, not an edge: a total found below it latches the kill
+ * even when this update did not move it (the operator resumed, or the limit
+ * was set, while the total was below), so an order refused for the loss
+ * limit is always refused with the switch latched and a kill event sent.
+ */
 static __always_inline void add_pnl(struct hft_totals *tot, __s64 delta, __u64 loss_limit,
 				    struct hft_event *ev)
 {
@@ -356,10 +362,14 @@ static __always_inline void add_pnl(struct hft_totals *tot, __s64 delta, __u64 l
 	__u64 *kill;
 	__s64 total;
 
-	if (!delta)
+	if (delta) {
+		total = __sync_fetch_and_add(&tot->pnl, delta) + delta;
+		ev->pnl = total;
+	} else if (loss_limit) {
+		total = *(volatile __s64 *)&tot->pnl;
+	} else {
 		return;
-	total = __sync_fetch_and_add(&tot->pnl, delta) + delta;
-	ev->pnl = total;
+	}
 	if (!loss_limit || total >= -(__s64)loss_limit)
 		return;
 	kill = kill_switch.lookup(&zero);
@@ -505,9 +515,10 @@ int xdp_strategy(struct xdp_md *ctx)
 		}
 	}
 	/*
-	 * The new mark alone may breach the loss limit: then no order, even
-	 * before add_pnl below latches the kill (a plain read of the total is
-	 * enough for this check; the atomic add decides the latch).
+	 * The total, with the new mark, may be below the loss limit: then no
+	 * order, even before add_pnl below latches the kill (a plain read of the
+	 * total is enough for this check; add_pnl decides the latch, and latches
+	 * whether or not this update moved the PnL).
 	 */
 	d.pnl_delta = repnl(st);
 	if (reason == NO_REJECT)

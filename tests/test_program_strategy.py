@@ -13,6 +13,7 @@ import time
 import pytest
 
 from frames import Harness, P, XdpAction, update_frame
+from hft_tui.config import engine_params
 from hft_tui.constants import KILL_LOSS_LIMIT, KILL_OFF, KILL_OPERATOR
 from hft_tui.protocol import Update
 from hft_tui.strategy_model import session_reference
@@ -435,6 +436,54 @@ def test_an_update_whose_mark_trips_the_loss_limit_sends_no_order(h):
     assert [(e.kind, e.reason) for e in r.events] == [("kill", "loss_limit"), ("reject", "kill")]
     st = h.state("AAPL")
     assert (st.position, st.bought, h.maps.totals().order_seq) == (10, 10, 1)   # the reservation is given back
+
+
+def _resumed_below_the_limit(h):
+    reset(h, engine={"loss_limit": "10"}, AAPL={"base_qty": 10})
+    buy(h, 10, P("100.00"), bid=P("100.00"))                 # flat PnL
+    h.update("AAPL", P("98.00"), 100, P("200.00"), 100)      # -$20: latched
+    assert h.maps.kill() == KILL_LOSS_LIMIT
+    h.maps.set_kill(KILL_OFF)                                # the operator resumes; still -$20
+
+
+def _limit_set_below_the_pnl(h):
+    reset(h, AAPL={"base_qty": 10})                          # no loss limit yet
+    buy(h, 10, P("100.00"), bid=P("100.00"))
+    h.update("AAPL", P("98.00"), 100, P("200.00"), 100)      # -$20
+    h.maps.write_global(engine_params({"update_sample": 0, "loss_limit": "10"}), deadman_ms=0, version=2)
+
+
+# The kill switch off while the total PnL is already below -loss_limit; then an
+# update that leaves the PnL where it is (mark unchanged at 98.00).  "Below the
+# limit" is a level: the kernel latches the kill, it does not only refuse.
+BELOW_THE_LIMIT = [
+    ("resumed by the operator", _resumed_below_the_limit),
+    ("limit set below the PnL", _limit_set_below_the_pnl),
+]
+# (update: bid, bid_qty, ask, ask_qty; counters moved; events)
+UNMOVED_PNL_UPDATES = [
+    ("a buy", (P("98.00"), 100, P("99.00"), 100), {"updates": 1, "loss_trips": 1, "kill": 1},
+     [("kill", "loss_limit"), ("reject", "kill")]),
+    ("no trade", (P("98.00"), 100, P("200.00"), 100), {"updates": 1, "loss_trips": 1},
+     [("kill", "loss_limit")]),
+]
+
+
+@pytest.mark.parametrize("setup", [s for _, s in BELOW_THE_LIMIT], ids=[n for n, _ in BELOW_THE_LIMIT])
+@pytest.mark.parametrize("update,counts,events", [u[1:] for u in UNMOVED_PNL_UPDATES],
+                         ids=[u[0] for u in UNMOVED_PNL_UPDATES])
+def test_pnl_below_the_loss_limit_latches_the_kill_even_when_the_update_does_not_move_it(h, setup, update,
+                                                                                          counts, events):
+    setup(h)
+    pnl = h.maps.totals().pnl
+    assert pnl == -P("20") and h.maps.kill() == KILL_OFF
+    r = h.update("AAPL", *update)
+    assert (XdpAction(r.action), r.untouched) == (XdpAction.PASS, True)
+    assert r.counts == counts
+    assert [(e.kind, e.reason) for e in r.events] == events
+    assert r.events[0].pnl == pnl == h.maps.totals().pnl
+    assert h.maps.kill() == KILL_LOSS_LIMIT
+    assert (h.state("AAPL").position, h.maps.totals().order_seq) == (10, 1)
 
 
 def test_loss_exactly_at_the_limit_does_not_kill(h):
