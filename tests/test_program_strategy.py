@@ -374,6 +374,56 @@ def test_a_global_throttle_reject_returns_the_symbol_token(h):
     buy(h, 100, P("99.00"))
 
 
+# Refill: exhaust a bucket, wait, then count the orders that pass.  The kernel
+# refills rate_per_sec tokens a second (bpf_ktime_get_ns, CLOCK_MONOTONIC, as
+# time.monotonic_ns) up to burst.  With the clock read around each call, the
+# count is bounded whatever the machine's speed (no timing is asserted):
+#   at least  min(burst, floor(rate * (first attempt - empty)))
+#   at most   min(floor(rate * (last attempt - empty)) + 1, burst + floor(rate * attempts' span))
+# (+1: the empty bucket holds under one token).  (rate, burst, wait in s)
+REFILLS = [
+    ("refill below the burst", 20, 10, 0.2),         # about 4 tokens
+    ("refill capped by the burst", 100, 3, 0.1),     # 10 tokens' worth, 3 kept
+]
+BUCKETS = [
+    ("symbol", lambda rate, burst: ({}, {"rate_per_sec": rate, "burst": burst})),
+    ("engine-wide", lambda rate, burst: ({"rate_per_sec": rate, "burst": burst}, {})),
+]
+
+
+@pytest.mark.parametrize("bucket", [b for _, b in BUCKETS], ids=[n for n, _ in BUCKETS])
+@pytest.mark.parametrize("rate,burst,wait_s", [r[1:] for r in REFILLS], ids=[r[0] for r in REFILLS])
+def test_a_throttle_refills_at_its_rate_up_to_its_burst(h, bucket, rate, burst, wait_s):
+    engine, symbol = bucket(rate, burst)
+    reset(h, engine=engine, AAPL={"base_qty": 1, "max_position": INF_POSITION, **symbol})
+
+    def attempt() -> bool:
+        r = h.update("AAPL", 0, 0, P("99.00"), 100)
+        if r.action == XdpAction.TX:
+            assert_order_event(r, r.order)
+            return True
+        assert_rejected(r, "throttle")
+        return False
+
+    # Empty it: the burst passes (and whatever refilled meanwhile), then a reject.
+    for passed in range(burst + 100):
+        emptied_after = time.monotonic_ns()
+        if not attempt():
+            emptied_before = time.monotonic_ns()
+            break
+    else:
+        pytest.fail("the bucket never ran dry")
+    assert passed >= burst
+    time.sleep(wait_s)
+    first = time.monotonic_ns()
+    passed = sum(attempt() for _ in range(burst + 3))
+    last = time.monotonic_ns()
+    ns = 10**9
+    lowest = min(burst, (first - emptied_before) * rate // ns)
+    highest = min((last - emptied_after) * rate // ns + 1, burst + (last - first) * rate // ns)
+    assert lowest <= passed <= highest
+
+
 # -- dead-man switch --------------------------------------------------------------------
 
 
