@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import libbpf, paths
-from .config import money_to_str
+from .config import MIN_DEADMAN_MS, money_to_str
 from .constants import KILL_OFF, KILL_OPERATOR, KILL_STATES, NO_TRADE_ACTIONS
 from .engine import EngineError, EngineHandle
 from .events import EngineEvent, EventReader
@@ -265,28 +265,73 @@ def _lock_path(iface: str) -> Path:
     return paths.RUN_DIR / f"{paths.check_ifname(iface)}.controller"
 
 
+#: a controller that finds the lock file held by a process that is not a
+#: controller (a status reader of an older hft-tui takes a shared lock for a
+#: moment) tries again for this long before it gives up
+LOCK_RETRY_S = 1.0
+LOCK_RETRY_STEP_S = 0.01
+
+
+def _flock_holders(fd: int) -> list[tuple[str, int]] | None:
+    """(kind, pid) of every flock held on ``fd``'s file, kind "WRITE" (LOCK_EX)
+    or "READ" (LOCK_SH), read from /proc/locks: no lock is taken to find out.
+    None when /proc/locks cannot be read."""
+    st = os.fstat(fd)
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    try:
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    exact, same_inode = [], []
+    for line in lines:
+        # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:56789 0 EOF"; a waiter has "->" after the number
+        words = line.split()
+        if len(words) < 6 or words[1] != "FLOCK" or not words[4].isdigit():
+            continue
+        where, _, ino = words[5].rpartition(":")
+        if ino == str(st.st_ino):
+            (exact if where == dev else same_inode).append((words[3], int(words[4])))
+    if not exact and same_inode:
+        # A stacked file system (overlayfs) shows the lower device: trust an
+        # inode-only match only for the pid the controller wrote in the file.
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        exact = [(kind, pid) for kind, pid in same_inode if str(pid) == text]
+    return exact
+
+
 def _acquire_controller_lock(iface: str) -> int:
     """An flock held for the controller's life (the kernel drops it if the
     process dies): a second drain would split the events between journals.
 
     The file is removed when the controller stops (``_release_controller_lock``),
     so a lock taken on a file that was unlinked meanwhile is retried on the
-    new one: two controllers can never hold locks on two different files."""
+    new one: two controllers can never hold locks on two different files.
+    A lock held only as shared (a reader looking, not a controller) is
+    retried for up to LOCK_RETRY_S: only a controller refuses a controller."""
     paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = _lock_path(iface)
+    give_up = time.monotonic() + LOCK_RETRY_S
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                os.close(fd)
+                raise
+            holders = _flock_holders(fd)
+            writers = [pid for kind, pid in holders or () if kind == "WRITE"]
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise EngineError(
-                    f"{iface} already has a controller (pid {holder}): one process drains the events and "
-                    "writes the journal; stop it first"
-                ) from None
-            raise
+            if not writers and time.monotonic() < give_up:
+                time.sleep(LOCK_RETRY_STEP_S)     # a reader, for a moment: not a controller
+                continue
+            holder = writers[0] if writers else (text or "?")
+            raise EngineError(
+                f"{iface} already has a controller (pid {holder}): one process drains the events and "
+                "writes the journal; stop it first"
+            ) from None
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -309,12 +354,20 @@ def _release_controller_lock(iface: str, fd: int) -> None:
 
 
 def controller_pid(iface: str) -> int | None:
-    """The pid of the live controller of ``iface``, or None."""
+    """The pid of the live controller of ``iface``, or None.
+
+    Looks without locking (/proc/locks): a shared lock taken here, even for a
+    moment, would make a controller starting at that instant refuse to start."""
     try:
         fd = os.open(_lock_path(iface), os.O_RDONLY)
     except (FileNotFoundError, PermissionError):
         return None
     try:
+        holders = _flock_holders(fd)
+        if holders is not None:
+            writers = [pid for kind, pid in holders if kind == "WRITE"]
+            return writers[0] if writers else None
+        # No /proc/locks: ask the lock itself (a controller starting now may retry).
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
@@ -364,6 +417,11 @@ class Controller:
     MAX_BATCH = 8192
     #: how often the controller asks netlink whether the engine is still attached
     ATTACH_CHECK_S = 1.0
+    #: a controller beats at least this many times per dead-man deadline ...
+    BEATS_PER_DEADLINE = 5
+    #: ... and never less often than this, so that a deadline shortened live
+    #: (even to the shortest the config accepts) is met from the next beat on
+    MAX_BEAT_INTERVAL_S = MIN_DEADMAN_MS / 2 / 1000
 
     def __init__(self, handle: EngineHandle, *, journal=None, deadman_ms: int | None = None,
                  supervise: bool = True) -> None:
@@ -445,8 +503,21 @@ class Controller:
         if self.supervise and not self.ended:
             self.handle.maps.beat()
 
+    def beat_interval_s(self, deadman_ms: int | None = None) -> float:
+        """The longest this controller may wait before its next beat: a fifth of
+        the dead-man deadline the kernel holds now (``deadman_ms`` when the
+        caller has just read it, else read here: a deadline edited live, in the
+        app or with ``engine set-engine``, applies from the next beat), and at
+        most MAX_BEAT_INTERVAL_S."""
+        if deadman_ms is None:
+            deadman_ms = self.handle.maps.read_global().deadman_ms
+        if not deadman_ms:
+            return self.MAX_BEAT_INTERVAL_S
+        return min(deadman_ms / 1000 / self.BEATS_PER_DEADLINE, self.MAX_BEAT_INTERVAL_S)
+
     def tick(self, timeout_ms: int = 0) -> Tick:
-        """Heartbeat, drain, journal, alerts: call at least a few times per deadline."""
+        """Heartbeat, drain, journal, alerts.  Between two calls the caller waits
+        at most :meth:`beat_interval_s` (or calls :meth:`beat` meanwhile)."""
         if self.ended:
             return Tick(snapshot=self._last, ended=self.ended)
         self.beat()

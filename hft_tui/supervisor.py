@@ -2,8 +2,9 @@
 
 It attaches the engine when none is attached on IFACE (else it takes over
 the pinned one), then runs a :class:`~hft_tui.controller.Controller` with the
-journal: the heartbeat (>= 10 ticks a second, so the dead-man switch stays
-fresh), the lossless drain into the journal, and alerts on stderr.
+journal: the heartbeat (at least five beats per dead-man deadline, the
+deadline read from the kernel every tick, so one shortened live is met at
+once), the lossless drain into the journal, and alerts on stderr.
 
 Stopping: SIGINT or SIGTERM drains the rings into the journal and detaches
 the engine (trading stops at once).  ``--keep-attached`` leaves it attached
@@ -27,7 +28,8 @@ from .config import default_config, load_config
 from .controller import Alert, Controller
 from .journal import Journal, journal_path
 
-#: one tick waits at most this long for events: 20 ticks a second when idle
+#: one tick waits at most this long for events: 20 ticks a second when idle,
+#: more when a fifth of the dead-man deadline is shorter (the tick beats)
 TICK_MS = 50
 #: reject alerts are summed and printed at most this often (one line per reason)
 SUMMARY_S = 1.0
@@ -107,6 +109,12 @@ def run(args) -> int:
             signal.signal(s, h)
 
 
+def _wait_ms(ctl: Controller, deadman_ms: int | None) -> int:
+    """How long the next tick may wait for events: each tick beats, so at most
+    a fifth of the deadline the kernel holds (``deadman_ms``, from the tick)."""
+    return max(1, min(TICK_MS, int(ctl.beat_interval_s(deadman_ms) * 1000)))
+
+
 def _supervise(args, stop: dict) -> int:
     deadman = getattr(args, "deadman", None)
     if deadman is not None and not 1 <= deadman <= 3_600_000:
@@ -147,9 +155,11 @@ def _supervise(args, stop: dict) -> int:
         _say(f"KILL SWITCH LATCHED: the previous controller died (heartbeat expired); trading resumes "
              f"with 'hft-tui engine resume {handle.iface}'")
     printer = _AlertPrinter()
+    wait_ms = _wait_ms(ctl, None)
     try:
         while stop["signal"] is None:
-            tick = ctl.tick(TICK_MS)
+            tick = ctl.tick(wait_ms)
+            wait_ms = _wait_ms(ctl, tick.snapshot.global_config.deadman_ms)
             printer.add(tick.alerts)
             if tick.ended:
                 printer.flush()

@@ -1,6 +1,6 @@
 """The dead-man switch and the foreground supervisor, on the real kernel.
 
-Labs 40-43.  The kernel's rule: when the switch is armed (deadman_ms != 0)
+Labs 40-43 and 68.  The kernel's rule: when the switch is armed (deadman_ms != 0)
 no order leaves once now - heartbeat > deadman_ms, and every update it skips
 for that is counted (reject "deadman").  The controller's rules: its first
 heartbeat arms the switch; a controller that finds the heartbeat expired
@@ -17,6 +17,7 @@ generous, so a loaded 2-core VM cannot make them flaky.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -378,3 +379,83 @@ def test_the_journal_records_program_hash_and_config_version_at_attach_and_every
     assert json.loads(got[4]["detail"])["changed"] == {"engine": {"loss_limit": ["250000.0000", "100000.0000"]}}
     assert status(iface)["config_version"] == 4
     assert run.term() == 0
+
+
+# -- the heartbeat's cadence, and starting while others look (lab 68) --------------------
+
+def test_engine_run_beats_five_times_per_deadline_even_one_shortened_live(make_lab, supervisors, fresh_journal,
+                                                                         tmp_path):
+    L = make_lab(68)
+    iface = L.engine_iface
+    fresh_journal(iface)
+    run = Supervisor(iface, tmp_path, "--config", str(DEMO), "--deadman", "100")
+    supervisors.append(run)
+    assert status(iface)["deadman"]["deadline_ms"] == 100
+    skipped = status(iface)["deadman"]["skipped"]
+    summary = feed_for(L, 3.0)
+    assert summary.orders_received > 0
+    assert status(iface)["deadman"]["skipped"] == skipped        # no update refused for the heartbeat
+
+    # 500 ms -> 100 ms while it runs: met from the next beat on.
+    cli("engine", "set-engine", "deadman_ms=500", "--iface", iface)
+    assert status(iface)["deadman"]["deadline_ms"] == 500
+    feed = Feed(L)
+    wait_for(lambda: status(iface)["orders_sent"] > 100, 30, "orders to flow")
+    cli("engine", "set-engine", "deadman_ms=100", "--iface", iface)
+    time.sleep(2.0)                                               # trading on under the short deadline
+    summary = feed.stop()
+    st = status(iface)
+    assert st["deadman"]["deadline_ms"] == 100 and summary.orders_received > 0
+    assert st["deadman"]["skipped"] == skipped
+    assert run.term() == 0
+
+
+def hold_shared(iface: str) -> int:
+    """A shared lock on the controller's lock file, as a status reader of an
+    older hft-tui took for a moment."""
+    paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(paths.RUN_DIR / f"{iface}.controller", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    return fd
+
+
+def test_a_reader_holding_the_controller_lock_for_a_moment_does_not_refuse_a_controller(make_lab):
+    L = make_lab(68)
+    iface = L.engine_iface
+    cli("engine", "attach", iface, "--config", str(DEMO))
+    fd = hold_shared(iface)
+    assert controller_pid(iface) is None                  # a reader is not a controller
+    threading.Timer(0.2, os.close, args=(fd,)).start()    # ... and lets go soon
+    with engine.open_engine(iface) as h:
+        ctl = Controller(h)
+        ctl.start()
+        try:
+            assert controller_pid(iface) == os.getpid()
+        finally:
+            ctl.stop(detach=True)
+
+
+def test_a_controller_starts_while_its_status_is_read_again_and_again(make_lab):
+    """Reading the status takes no lock, so a controller starting at that instant never refuses."""
+    L = make_lab(68)
+    iface = L.engine_iface
+    cli("engine", "attach", iface, "--config", str(DEMO))
+    stop = threading.Event()
+    seen = []
+
+    def read_status():
+        while not stop.is_set():
+            seen.append(controller_pid(iface))
+
+    reader = threading.Thread(target=read_status, daemon=True)
+    reader.start()
+    try:
+        with engine.open_engine(iface) as h:
+            for _ in range(30):
+                ctl = Controller(h, supervise=False)
+                ctl.start()
+                ctl.stop(detach=False)
+    finally:
+        stop.set()
+        reader.join()
+    assert os.getpid() in seen and set(seen) <= {None, os.getpid()}
