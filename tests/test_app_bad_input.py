@@ -136,3 +136,62 @@ async def test_a_valid_value_after_a_bad_one_is_written(lab36):
             assert h.symbol("AAPL").max_position == 12
         text, classes = message_beside_field(app)
         assert "-ok" in classes and "max_position = 12" in text
+
+
+# -- the Add-symbol dialog (lab 66) --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lab66():
+    with LabEngine(66) as le:
+        yield le
+
+
+# case -> (name typed, {field: value typed}, the field refused, what its message says)
+BAD_NEW_SYMBOLS = {
+    "letters": ("NEWX", {"buy_target": "abc"}, "buy_target", "buy_target: 'abc' is not a number"),
+    "negative": ("NEWX", {"base_qty": "-5"}, "base_qty", "base_qty: -5 is below 0"),
+    "too many decimals": ("NEWX", {"buy_target": "1.00001"}, "buy_target",
+                          "buy_target: 1.00001 has more than 4 decimal places"),
+    "overflow": ("NEWX", {"max_position": "99999999999999999999999"}, "max_position",
+                 "max_position: 99999999999999999999999 is above 4294967295"),
+    "sell below buy": ("NEWX", {"buy_target": "250", "sell_target": "249"}, "sell_target",
+                       "sell_target 249.0000 must be above buy_target 250.0000"),
+    "bad symbol name": ("TOO-LONG-NAME", {"buy_target": "250"}, "name", "invalid symbol 'TOO-LONG-NAME'"),
+    "no symbol name": ("", {"buy_target": "250"}, "name", "give the symbol a name"),
+}
+
+
+def kernel_symbols(le: LabEngine) -> tuple[list[str], int]:
+    with le.handle() as h:
+        return sorted(h.maps.symbol_names()), h.maps.read_global().config_version
+
+
+@pytest.mark.parametrize("case", list(BAD_NEW_SYMBOLS))
+async def test_the_add_symbol_dialog_refuses_bad_input_beside_the_field_and_writes_nothing(lab66, case):
+    from hft_tui.app.screens.dialogs import AddSymbolScreen
+
+    name, values, field, says = BAD_NEW_SYMBOLS[case]
+    app = HftApp(iface=lab66.iface, take_over=True, poll_hz=POLL_HZ)
+    async with app.run_test(size=SIZE) as pilot:
+        await supervised_app(lab66, pilot, app)
+        before = kernel_symbols(lab66)
+        await pilot.press("2", "n")
+        dialog = app.screen
+        assert isinstance(dialog, AddSymbolScreen)
+        await pilot.press(*name)                                   # the name field has the focus
+        for key, value in values.items():
+            dialog.query_one(f"#new-{key}").focus()
+            await pilot.press(*value)                              # replaces the default shown
+            assert dialog.query_one(f"#new-{key}").value == value
+        await pilot.press("enter")
+        assert app.screen is dialog                                # still open: nothing to add
+        assert says in dialog.problem(field), dialog.problem(field)
+        assert dialog.query_one(f"#new-{field}").has_class("-invalid")
+        others = [f for f in ("name", *values) if f != field]
+        assert all(not dialog.problem(f) for f in others), [dialog.problem(f) for f in others]
+        message = str(dialog.query_one("#add-message").render())
+        assert says in message and message.endswith("(nothing written)")
+        assert kernel_symbols(lab66) == before
+        await pilot.press("escape")
+        assert not isinstance(app.screen, AddSymbolScreen)
+    assert kernel_symbols(lab66) == before

@@ -1,13 +1,17 @@
-"""The app killed outright (SIGKILL, no handler runs) must not leave the engine trading (lab 38).
+"""The app killed outright (SIGKILL, no handler runs) must not leave the engine trading (labs 38, 69).
 
 The app runs as a user runs it, on a pseudo-terminal; its supervisor process
-learns of the death (PR_SET_PDEATHSIG), sets the kill switch and stops.
+learns of the death (PR_SET_PDEATHSIG), sets the kill switch and stops.  An
+app that dies before its supervisor could even ask for PR_SET_PDEATHSIG is
+caught too: the supervisor finds another parent than the app and sets the
+kill switch before it exits.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -65,4 +69,42 @@ def test_sigkill_of_the_app_sets_the_kill_switch(lab38):
             assert settled >= orders
     finally:
         app.close()
+        feed.stop()
+
+
+@pytest.fixture
+def lab69():
+    with LabEngine(69) as le:
+        yield le
+
+
+def test_an_app_dead_before_its_supervisor_asked_for_pdeathsig_still_gets_its_engine_killed(lab69):
+    # The "app" is a shell that starts the supervisor process the way the app
+    # does and exits at once: the supervisor, still starting Python, is
+    # reparented before it can ask to be told of its parent's death.
+    argv = f"{sys.executable} -m hft_tui.app.supervisor_process {lab69.iface} --app-pid $$ &"
+    feed = lab69.start_feed(rate=2000)
+    try:
+        with lab69.handle() as h:
+            deadline = time.monotonic() + 20
+            while feed.orders_received == 0:                 # a plain attach trades, unsupervised
+                assert time.monotonic() < deadline, "no orders"
+                time.sleep(0.05)
+            subprocess.run(["sh", "-c", argv], check=True, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while h.maps.kill() == KILL_OFF:
+                assert time.monotonic() < deadline + 20, "the kill switch was not set"
+                time.sleep(0.02)
+            assert h.maps.kill() == KILL_OPERATOR
+            orders = h.snapshot().totals.order_seq
+            while feed.orders_received != orders:            # the orders in flight arrive
+                assert time.monotonic() < deadline + 30, "orders in flight never arrived"
+                time.sleep(0.02)
+            sent = feed.sent
+            while feed.sent < sent + 1000:                   # the feed goes on ...
+                assert time.monotonic() < deadline + 40, "the feed stopped"
+                time.sleep(0.02)
+            assert feed.orders_received == orders == h.snapshot().totals.order_seq   # ... no order goes out
+            assert h.snapshot().global_config.deadman_ms == 0  # it never took the engine over
+    finally:
         feed.stop()

@@ -1,4 +1,4 @@
-"""The app driven by keyboard against the real engine in a lab (labs 31-35).
+"""The app driven by keyboard against the real engine in a lab (labs 31-35 and 65).
 
 Each test reads the outcome from the kernel (maps, netlink), not from the
 screen alone: what the app shows is what the kernel says.
@@ -149,13 +149,21 @@ async def test_editing_a_target_changes_the_kernel_map_and_echoes_it(lab32):
         message = str(editor.query_one("#edit-message").render())
         assert "buy_target = 190.3000" in message and "read back from the kernel" in message
         assert table.has_focus                                    # back to the table after Enter
-        await wait_until(pilot, lambda: app.view.symbol("AAPL").params.buy_target == 1903000,
+        await wait_until(pilot, lambda: str(table.get_cell("AAPL", "buy_target")) == "190.3000",
                          "the table showing the kernel's value")
 
         # Escape discards: nothing written.
-        await pilot.press("enter", *"190.4", "escape")
+        await pilot.press("enter")
+        assert (editor.symbol, editor.key) == ("AAPL", "buy_target")      # the editor is open on the field
+        assert app.focused is editor.input and editor.input.value == "190.3000"
+        await pilot.press(*"190.4")
+        assert editor.input.value == "190.4"
+        await pilot.press("escape")
+        assert str(editor.query_one("#edit-message").render()) == "discarded the edit of buy_target"
+        assert editor.key is None and editor.input.disabled and table.has_focus
         with lab32.handle() as h:
             assert h.symbol("AAPL").buy_target == 1903000
+            assert h.snapshot().global_config.config_version == version + 1   # nothing written since
 
         # Engine-wide settings edit the same way.
         app.main.query_one("#engine-params").focus()
@@ -166,24 +174,26 @@ async def test_editing_a_target_changes_the_kernel_map_and_echoes_it(lab32):
 
 
 async def test_kill_key_stops_orders_at_once_and_resume_asks_first(lab33):
+    """Seen from the exchange: the feed counts the orders the engine sends back."""
     feed = lab33.start_feed(rate=2000)
     app = HftApp(iface=lab33.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: supervised(app) and app.view.orders > 0, "orders flowing")
+        await wait_until(pilot, lambda: supervised(app) and feed.orders_received > 0, "orders reaching the exchange")
         # ctrl+k works from inside an edit too (an Input would take ctrl+k otherwise).
         await pilot.press("2", "right", "right", "enter")
         assert app.focused.id == "edit-input"
         await pilot.press("ctrl+k")
         assert kernel(lab33).kill == KILL_OPERATOR                # set by the key handler itself
         assert app.main.has_class("-killed")
-        await pilot.pause(0.3)                                    # orders already in flight are counted
+        # Orders already on the wire arrive; then the exchange has every order the kernel sent.
         orders = kernel(lab33).totals.order_seq
-        updates = kernel(lab33).counters["updates"]
-        await pilot.pause(1.0)
+        await wait_until(pilot, lambda: feed.orders_received == orders, "the orders in flight to arrive")
+        sent = feed.sent
+        await wait_until(pilot, lambda: feed.sent > sent + 2000, "2000 more updates sent")
         snap = kernel(lab33)
-        assert snap.counters["updates"] > updates                 # the feed goes on ...
-        assert snap.totals.order_seq == orders                    # ... and no order goes out
-        assert snap.rejects["kill"] > 0
+        assert feed.orders_received == orders                     # the exchange's count stops ...
+        assert snap.totals.order_seq == orders                    # ... and the kernel's
+        assert snap.rejects["kill"] > 0                           # the updates came, refused for the kill
 
         await pilot.press("ctrl+r")
         assert isinstance(app.screen, ConfirmScreen)
@@ -191,7 +201,7 @@ async def test_kill_key_stops_orders_at_once_and_resume_asks_first(lab33):
         assert kernel(lab33).kill == KILL_OPERATOR
         await pilot.press("ctrl+r", "y")
         assert kernel(lab33).kill == KILL_OFF
-        await wait_until(pilot, lambda: kernel(lab33).totals.order_seq > orders, "orders again")
+        await wait_until(pilot, lambda: feed.orders_received > orders, "orders reaching the exchange again")
         await wait_until(pilot, lambda: not app.main.has_class("-killed"), "the killed look gone")
 
         # The kill button does the same as the key.
@@ -240,20 +250,6 @@ async def test_a_crash_of_the_app_sets_the_kill_switch(lab34):
     assert app.handle is None and not app.poller
 
 
-async def test_every_reject_reason_shows_as_an_alert(lab33):
-    app = HftApp(iface=lab33.iface, take_over=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: supervised(app), "supervision")
-        with lab33.handle() as h:
-            h.set_symbol("MSFT", {"enabled": "false"})
-        lab33.feed(count=40)
-        await wait_until(pilot, lambda: "reject disabled MSFT" in alert_text(app), "the disabled alert")
-        await pilot.press("ctrl+k")
-        lab33.feed(count=40)
-        await wait_until(pilot, lambda: "reject kill" in alert_text(app), "the kill alert")
-        assert "KILLED" in str(app.main.query_one("#killed-banner").render())
-
-
 async def test_add_and_remove_a_symbol(lab32):
     app = HftApp(iface=lab32.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -291,12 +287,16 @@ async def test_failures_are_shown_in_the_app_never_as_a_traceback(lab35):
         await wait_until(pilot, lambda: app.busy is None and app.last_error, "the attach failing")
         assert "already has an XDP program" in app.last_error
         assert lab35.iface not in engine.attached_ifaces()
-        assert await xdp_mode(lab35.iface) == "generic"         # the other program is untouched
-        await netlink_call(netlink.detach_xdp, lab35.iface, "generic")
-        # Detaching a program that is not ours is refused.
+        other = await netlink_call(netlink.xdp_state, lab35.iface)
+        assert other.mode == "generic"                           # the other program is untouched
+        # Detaching a program that is not ours is refused, and it stays attached.
         assert table.selected() == lab35.iface
         await pilot.press("d")
         assert "never detaches other programs" in str(app.interfaces_pane.query_one("#interfaces-message").render())
+        await pilot.pause(0.2)
+        assert app.busy is None
+        assert await netlink_call(netlink.xdp_state, lab35.iface) == other     # same program, same mode
+        await netlink_call(netlink.detach_xdp, lab35.iface, "generic")
 
         # The interface disappearing under a supervised engine.
         assert table.selected() == lab35.iface
@@ -309,3 +309,112 @@ async def test_failures_are_shown_in_the_app_never_as_a_traceback(lab35):
         status = str(app.main.query_one("#status-bar").render())
         assert "DETACHED" in status and "is gone" in status
         assert lab35.iface not in engine.attached_ifaces()       # the controller cleaned the pins
+
+
+# -- lab 65: the kill with nothing supervised, the link going down, the heartbeat at a slow poll rate --------
+
+@pytest.fixture
+def lab65():
+    with LabEngine(65) as le:
+        yield le
+
+
+def status_bar(app: HftApp) -> str:
+    return str(app.main.query_one("#status-bar").render())
+
+
+def headline(app: HftApp) -> str:
+    return str(app.main.query_one("#headline").render())
+
+
+async def test_the_kill_key_and_the_button_kill_an_attached_engine_this_app_does_not_supervise(lab65, monkeypatch):
+    # "Every engine on this machine" is this lab's here: other test runs may have engines of their own.
+    every_engine = engine.attached_ifaces
+    monkeypatch.setattr(engine, "attached_ifaces", lambda: [i for i in every_engine() if i == lab65.iface])
+    feed = lab65.start_feed(rate=2000)
+    app = HftApp(iface=lab65.iface)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the take-over question")
+        await pilot.press("n")                                     # declined: attached, trading, not supervised
+        assert app.handle is None
+        await wait_until(pilot, lambda: feed.orders_received > 0, "the engine trading unsupervised")
+
+        await pilot.press("ctrl+k")
+        assert kernel(lab65).kill == KILL_OPERATOR
+        assert f"KILL: kill switch set on {lab65.iface}" in app.last_error
+        assert f"kill switch set on {lab65.iface}" in str(app.main.query_one("#status-bar").render())
+        orders = kernel(lab65).totals.order_seq
+        await wait_until(pilot, lambda: feed.orders_received == orders, "the orders in flight to arrive")
+        sent = feed.sent
+        await wait_until(pilot, lambda: feed.sent > sent + 2000, "2000 more updates sent")
+        assert feed.orders_received == orders and kernel(lab65).totals.order_seq == orders
+
+        # The red button does the same.
+        with lab65.handle() as h:
+            h.resume()
+        await wait_until(pilot, lambda: feed.orders_received > orders, "trading again after a resume")
+        app.last_error = None
+        await pilot.click("#kill-button")
+        assert kernel(lab65).kill == KILL_OPERATOR
+        assert f"kill switch set on {lab65.iface}" in app.last_error
+    feed.stop()
+
+
+async def test_the_kill_key_with_no_engine_attached_says_there_is_nothing_to_kill(lab65, monkeypatch):
+    monkeypatch.setattr(engine, "attached_ifaces", lambda: [])
+    app = HftApp(iface=lab65.iface)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+k")
+        assert app.last_error == "no hft-tui engine attached on this machine: nothing to kill"
+    assert kernel(lab65).kill == KILL_OFF
+
+
+async def test_a_link_going_down_shows_in_the_status_bar_and_as_an_alert(lab65):
+    def set_link(state: str):
+        return netlink_call(lambda ipr: ipr.link("set", index=ipr.link_lookup(ifname=lab65.iface)[0], state=state))
+
+    app = HftApp(iface=lab65.iface, take_over=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: supervised(app) and "TRADING" in status_bar(app), "trading")
+        await set_link("down")
+        await wait_until(pilot, lambda: "LINK DOWN (down)" in status_bar(app), "LINK DOWN in the status bar")
+        assert "LINK DOWN" in headline(app) and "TRADING" not in status_bar(app)
+        assert f"LINK DOWN: {lab65.iface} is down" in alert_text(app)
+        await set_link("up")
+        await wait_until(pilot, lambda: "TRADING" in status_bar(app), "TRADING again")
+        assert f"link {lab65.iface} is up again" in alert_text(app)
+        assert "LINK DOWN" not in headline(app)
+
+
+async def test_at_one_poll_a_second_the_heartbeat_meets_the_deadline_and_one_shortened_live(lab65):
+    """The view goes to the screen once a second; the heartbeat still beats
+    five times per dead-man deadline, so no update is refused for it."""
+    feed = lab65.start_feed(rate=2000)
+    app = HftApp(iface=lab65.iface, take_over=True, poll_hz=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: supervised(app), "supervision")
+        assert kernel(lab65).global_config.deadman_ms == 500
+        start = kernel(lab65)
+        sent = feed.sent
+        await wait_until(pilot, lambda: feed.sent > sent + 6000, "6000 updates sent")
+        snap = kernel(lab65)
+        assert snap.rejects["deadman"] == start.rejects["deadman"]
+        assert snap.totals.order_seq > start.totals.order_seq    # trading all along
+
+        # The deadline shortened in the Parameters tab: met from the next beat on,
+        # and shown as the kernel holds it.
+        await pilot.press("2")
+        table = app.main.query_one("#engine-params")
+        table.focus()
+        table.cursor_coordinate = Coordinate(list(ENGINE_KEYS).index("deadman_ms"), 0)
+        await pilot.press("enter", *"100", "enter")
+        assert kernel(lab65).global_config.deadman_ms == 100
+        await wait_until(pilot, lambda: app.view.engine.deadman_ms == 100 and
+                         str(table.get_cell("deadman_ms", "value")) == "100", "the engine table showing 100 ms")
+        start = kernel(lab65)
+        sent = feed.sent
+        await wait_until(pilot, lambda: feed.sent > sent + 6000, "6000 more updates sent")
+        snap = kernel(lab65)
+        assert snap.rejects["deadman"] == start.rejects["deadman"]
+        assert snap.totals.order_seq > start.totals.order_seq
+    feed.stop()

@@ -37,3 +37,22 @@ def test_without_bcc_one_line_says_how_to_install_it(tmp_path):
     lines = got.stderr.strip().splitlines()
     assert len(lines) == 1 and "BCC's Python module is missing: run 'make install'" in lines[0]
     assert got.stdout == ""
+
+
+def test_without_kernel_headers_one_line_says_how_to_install_them(tmp_path):
+    # A kernel release with nothing under /lib/modules: BCC would have no headers to compile against.
+    release = "0.0.0-hft-tui-no-headers"
+    assert not Path(f"/lib/modules/{release}").exists()
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os\n"
+        "_uname = os.uname\n"
+        "def uname():\n"
+        "    u = _uname()\n"
+        f"    return os.uname_result((u.sysname, u.nodename, {release!r}, u.version, u.machine))\n"
+        "os.uname = uname\n")
+    got = run_app(env={"PYTHONPATH": str(tmp_path)})
+    assert got.returncode != 0
+    assert got.stderr.strip().splitlines() == [
+        f"hft-tui: error: no kernel headers at /lib/modules/{release}/build: run 'make install' "
+        "(installs linux-headers-amd64 and links /lib/modules/$(uname -r) to them)"]
+    assert got.stdout == ""                       # the screen never opened

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import time
 import traceback
 from collections import deque
@@ -26,7 +27,7 @@ from textual.widgets import Input
 
 from .. import engine, netlink, paths
 from ..config import ConfigError, default_config, load_config
-from ..constants import KILL_STATES
+from ..constants import KILL_OFF, KILL_STATES
 from ..engine import EngineError, EngineHandle, EngineRecord
 from ..maps import MapsError
 from ..paths import PathError
@@ -95,6 +96,7 @@ class HftApp(App[int]):
         self.display_opts = Display(deterministic=deterministic)
         self.handle: EngineHandle | None = None     # control writes (UI thread)
         self.poller: EnginePoller | None = None     # supervision (its own thread)
+        self._engine_lock = threading.Lock()         # handle and poller change together
         self.view: EngineView | None = None
         self.last_error: str | None = None
         self.exit_policy: str | None = None          # what the quit dialog chose
@@ -115,7 +117,7 @@ class HftApp(App[int]):
 
     # -- life cycle -------------------------------------------------------
     async def on_mount(self) -> None:
-        self.main = MainScreen(self.mode)
+        self.main = MainScreen(self.mode, deterministic=self.display_opts.deterministic)
         await self.push_screen(self.main)
         # The widgets live as long as the app: out of the collector's way.  A full
         # collection over them took ~100 ms, a stall the kill key would wait behind.
@@ -138,7 +140,7 @@ class HftApp(App[int]):
     def on_unmount(self) -> None:
         """Any way out that did not go through the quit dialog leaves the engine killed."""
         if self.handle is not None:
-            self.release_engine("kill")
+            self.release_engine("kill")   # takes its own copy: a worker may release meanwhile
 
     @property
     def running(self) -> bool:
@@ -148,7 +150,8 @@ class HftApp(App[int]):
 
     @property
     def iface(self) -> str | None:
-        return self.handle.iface if self.handle else None
+        handle = self.handle      # one read: a worker thread may clear it (release_engine)
+        return handle.iface if handle else None
 
     def offer_take_over(self) -> None:
         """An engine already attached is taken over, never loaded a second time."""
@@ -181,26 +184,47 @@ class HftApp(App[int]):
             self.interfaces_pane.set_message(text)
 
     def take_over(self, iface: str) -> None:
-        if self.poller is not None:
-            self.set_error(f"already supervising {self.poller.iface}: detach it first")
+        poller = self.poller
+        if poller is not None:
+            self.set_error(f"already supervising {poller.iface}: detach it first")
             return
+        handle = None
         try:
-            self.handle = EngineHandle(iface)
-            self.poller = EnginePoller(self, iface, poll_hz=self.poll_hz,
-                                       deterministic=self.display_opts.deterministic)
+            handle = EngineHandle(iface)
+            poller = EnginePoller(self, iface, poll_hz=self.poll_hz, deterministic=self.display_opts.deterministic)
         except (*USER_ERRORS, ValueError) as exc:
-            self.handle = None
+            if handle is not None:
+                handle.close()
             self.set_error(one_line(exc))
             return
-        self.poller.start()
+        with self._engine_lock:
+            self.handle, self.poller = handle, poller
+        poller.start()
         self.show_tab("trading")
+
+    def _take_engine(self) -> tuple[EngineHandle | None, EnginePoller | None]:
+        """The supervised engine's handle and poller, now no longer the app's: whichever
+        thread takes them (a worker's release, the UI's end of supervision) is the only one."""
+        with self._engine_lock:
+            handle, poller = self.handle, self.poller
+            self.handle = self.poller = None
+        return handle, poller
+
+    def _with_handle(self, use):
+        """(iface, ``use(handle)``) on the supervised engine's handle, or None when none is
+        supervised.  The handle is read once and held while ``use`` runs (a few map
+        operations), so a worker thread's release_engine cannot close it meanwhile."""
+        with self._engine_lock:
+            handle = self.handle
+            if handle is None:
+                return None
+            return handle.iface, use(handle)
 
     def release_engine(self, policy: str) -> list[str]:
         """Ends supervision: "detach" removes the engine, "kill" sets its kill switch and
         leaves it, "leave" leaves it to the dead-man switch.  Safe from any thread."""
         done: list[str] = []
-        handle, poller = self.handle, self.poller
-        self.handle = self.poller = None
+        handle, poller = self._take_engine()
         if handle is None:
             return done
         iface = handle.iface
@@ -221,12 +245,13 @@ class HftApp(App[int]):
     def on_engine_ticked(self, message: EngineTicked) -> None:
         if not self.running:
             return
-        if self.poller is None or message.view.iface != self.poller.iface:
+        poller = self.poller
+        if poller is None or message.view.iface != poller.iface:
             return  # a late tick of an engine no longer supervised
         self.view = message.view
         self._tape.extend(message.view.tape)
         for text in message.view.alerts:
-            self.alert(text, "error" if text.startswith("KILL") else "warning")
+            self.alert(text, "error" if text.startswith(("KILL", "LINK DOWN")) else "warning")
         if not message.view.present:
             self.set_error(f"interface {message.view.iface} disappeared", notify=False)
         if message.view.kill_state != self._drawn_kill:
@@ -246,10 +271,11 @@ class HftApp(App[int]):
             return
         if message.error:
             self.set_error(message.error)
-            if self.poller is not None and self.poller.iface == message.iface:
-                if self.handle is not None:
-                    self.handle.close()
-                self.handle = self.poller = None
+            poller = self.poller
+            if poller is not None and poller.iface == message.iface:
+                handle, _ = self._take_engine()
+                if handle is not None:
+                    handle.close()
                 self.view = None
                 self.render_view()
 
@@ -289,20 +315,53 @@ class HftApp(App[int]):
         self.render_view()
 
     # -- the kill switch ---------------------------------------------------
+    # release_engine, run by a worker thread (detach, quit), may clear and close
+    # the handle at any moment: the methods below use it through _with_handle
+    # (read once, held while used) or read it once into a local.
     def action_kill(self) -> None:
-        """Straight to the kernel: one map write, then the value read back."""
-        if self.handle is None:
-            self.set_error("no engine supervised: nothing to kill")
-            return
+        """Straight to the kernel: one map write, then the value read back.
+        With no engine supervised here, every hft-tui engine on this machine is killed."""
+        iface = self.iface
+
+        def kill(handle: EngineHandle) -> int:
+            handle.kill()
+            return handle.maps.kill()
+
         try:
-            self.handle.kill()
-            state = self.handle.maps.kill()
+            got = self._with_handle(kill)
         except USER_ERRORS as exc:
             self.bell()
-            self.set_error(f"KILL FAILED: {one_line(exc)} (hft-tui engine kill {self.handle.iface})")
+            self.set_error(f"KILL FAILED: {one_line(exc)} (hft-tui engine kill {iface or 'IFACE'})")
             return
+        if got is None:
+            self.kill_unsupervised()
+            return
+        _, state = got
         self.note_change("kill", {"state": state})
         self.show_kill_state(state)
+
+    def kill_unsupervised(self) -> None:
+        """The emergency kill with nothing supervised here (take-over declined, supervision
+        ended): sets the kill switch of every hft-tui engine attached on this machine."""
+        killed, failed = [], []
+        for iface in engine.attached_ifaces():
+            try:
+                with EngineHandle(iface) as handle:
+                    handle.kill()
+                    if handle.maps.kill() == KILL_OFF:
+                        raise EngineError("the kill switch reads back as off")
+                killed.append(iface)
+            except (*USER_ERRORS, ValueError) as exc:
+                failed.append(f"{iface} ({one_line(exc)})")
+        if failed:
+            self.bell()
+            self.set_error(f"KILL FAILED on {', '.join(failed)}: hft-tui engine kill IFACE"
+                           + (f"; kill switch set on {', '.join(killed)}" if killed else ""))
+        elif killed:
+            self.set_error(f"KILL: kill switch set on {', '.join(killed)} (not supervised here; "
+                           "the Interfaces tab lists them)")
+        else:
+            self.set_error("no hft-tui engine attached on this machine: nothing to kill")
 
     def show_kill_state(self, state: int) -> None:
         """Shows the kill switch as just read back from the map, without waiting for a tick."""
@@ -315,33 +374,42 @@ class HftApp(App[int]):
             self.action_kill()
 
     def action_resume(self) -> None:
-        if self.handle is None:
+        handle = self.handle
+        if handle is None:
             self.set_error("no engine supervised: nothing to resume")
             return
         why = self.view.kill_state if self.view else "?"
         self.push_screen(
             ConfirmScreen("Resume trading?",
-                          f"The kill switch on {self.handle.iface} is set ({why}).\n"
+                          f"The kill switch on {handle.iface} is set ({why}).\n"
                           "Resuming lets the kernel send orders again at once.", yes="Resume", danger=True),
             self._resume_confirmed,
         )
 
     def _resume_confirmed(self, yes: bool | None) -> None:
-        if not yes or self.handle is None:
+        if not yes:
             return
+
+        def resume(handle: EngineHandle) -> int:
+            handle.resume()
+            return handle.maps.kill()
+
         try:
-            self.handle.resume()
-            state = self.handle.maps.kill()
+            got = self._with_handle(resume)
         except USER_ERRORS as exc:
             self.set_error(f"resume failed: {one_line(exc)}")
             return
+        if got is None:
+            return
+        iface, state = got
         self.note_change("resume", {"state": state})
-        self.alert(f"resumed: {self.handle.iface} trades again", "information")
+        self.alert(f"resumed: {iface} trades again", "information")
         self.show_kill_state(state)
 
     def note_change(self, what: str, detail: dict) -> None:
-        if self.poller is not None:
-            self.poller.note_change(what, detail)
+        poller = self.poller
+        if poller is not None:
+            poller.note_change(what, detail)
 
     # -- parameters --------------------------------------------------------
     @property
@@ -350,18 +418,23 @@ class HftApp(App[int]):
 
     def on_param_editor_apply(self, message: ParamEditor.Apply) -> None:
         editor = self.params_pane.editor
-        if self.handle is None:
-            editor.set_message("no engine supervised: nothing written", "error")
-            return
-        try:
+
+        def apply(handle: EngineHandle):
             if message.symbol is not None:
-                applied = self.handle.set_symbol(message.symbol, {message.key: message.value})
+                applied = handle.set_symbol(message.symbol, {message.key: message.value})
             else:
-                applied = self.handle.set_engine({message.key: message.value})
-            version = self.handle.maps.read_global().config_version
+                applied = handle.set_engine({message.key: message.value})
+            return applied, handle.maps.read_global().config_version
+
+        try:
+            got = self._with_handle(apply)
         except USER_ERRORS as exc:
             editor.set_message(f"{one_line(exc)} (nothing written)", "error")
             return
+        if got is None:
+            editor.set_message("no engine supervised: nothing written", "error")
+            return
+        _, (applied, version) = got
         shown = param_value(message.key, getattr(applied, message.key))
         where = message.symbol or "engine"
         editor.set_message(f"applied {where} {message.key} = {shown} (read back from the kernel, config v{version})",
@@ -375,23 +448,27 @@ class HftApp(App[int]):
         self.action_add_symbol()
 
     def action_add_symbol(self) -> None:
-        if self.handle is None:
+        if self.handle is None:   # a first look only: _add_symbol looks again
             self.set_error("no engine supervised: attach or take over one first")
             return
         self.push_screen(AddSymbolScreen(), self._add_symbol)
 
     def _add_symbol(self, result) -> None:
-        if not result or self.handle is None:
+        if not result:
             return
         name, values = result
         if self.view and self.view.symbol(name):
             self.set_error(f"symbol {name} exists already: edit it in the table")
             return
         try:
-            applied = self.handle.set_symbol(name, {k: v for k, v in values.items() if v.strip()})
+            got = self._with_handle(lambda h: h.set_symbol(name, {k: v for k, v in values.items() if v.strip()}))
         except USER_ERRORS as exc:
             self.set_error(f"{one_line(exc)} (nothing written)")
             return
+        if got is None:
+            self.set_error("no engine supervised: nothing written")
+            return
+        _, applied = got
         self.note_change("symbol_add", {"symbol": name, **applied.to_toml_values()})
         self.params_pane.editor.set_message(f"added {name} (buy {param_value('buy_target', applied.buy_target)}, "
                                             f"sell {param_value('sell_target', applied.sell_target)})", "ok")
@@ -405,12 +482,12 @@ class HftApp(App[int]):
         )
 
     def _remove_symbol(self, name: str) -> None:
-        if self.handle is None:
-            return
         try:
-            self.handle.remove_symbol(name)
+            got = self._with_handle(lambda h: h.remove_symbol(name))
         except USER_ERRORS as exc:
             self.set_error(one_line(exc))
+            return
+        if got is None:
             return
         self.note_change("symbol_remove", {"symbol": name})
         self.params_pane.editor.set_message(f"removed {name}", "ok")
@@ -445,9 +522,10 @@ class HftApp(App[int]):
         if self.busy:
             self.interfaces_pane.set_message(f"wait: {self.busy}", "error")
             return
-        if self.poller is not None:
-            text = (f"{iface} is already supervised here" if self.poller.iface == iface else
-                    f"this app supervises {self.poller.iface}: detach it first (d on its row)")
+        poller = self.poller
+        if poller is not None:
+            text = (f"{iface} is already supervised here" if poller.iface == iface else
+                    f"this app supervises {poller.iface}: detach it first (d on its row)")
             self.interfaces_pane.set_message(text, "error")
             return
         if iface in our_engines():
@@ -490,7 +568,8 @@ class HftApp(App[int]):
     @work(thread=True, group="attach")
     def detach_engine(self, iface: str) -> None:
         try:
-            if self.poller is not None and self.poller.iface == iface:
+            poller = self.poller
+            if poller is not None and poller.iface == iface:
                 lines = self.release_engine("detach")
             else:
                 lines = engine.detach(iface)
@@ -545,11 +624,12 @@ class HftApp(App[int]):
             self.set_error("select an interface with an hft-tui engine on the Interfaces tab first")
 
     async def action_quit(self) -> None:
-        if self.handle is None:
+        handle = self.handle
+        if handle is None:
             self.exit(return_code=0)
             return
         deadman = (self.view.deadman_ms if self.view else 0) or 500
-        self.push_screen(QuitScreen(self.handle.iface, deadman), self._quit_answered)
+        self.push_screen(QuitScreen(handle.iface, deadman), self._quit_answered)
 
     def _quit_answered(self, answer: str | None) -> None:
         if answer is None:

@@ -27,6 +27,10 @@ TAPE_REJECT_LINES_PER_TICK = 3
 CHART_SECONDS = 300.0
 CHART_POINT_EVERY_S = 0.5
 SPARK_POINTS = 60
+SPARK_SECONDS = SPARK_POINTS * CHART_POINT_EVERY_S     # what a sparkline spans
+# Operational states (/sys/class/net/IFACE/operstate) in which frames move;
+# "unknown" is what drivers without carrier reporting (tun, loopback) say.
+LINK_UP_STATES = ("up", "unknown")
 # Rates are averaged over this window so the figure does not flicker.
 RATE_WINDOW_S = 1.0
 # A reject reason that keeps firing is repeated in the alert log this often.
@@ -106,17 +110,24 @@ class EngineView:
     journal_failures: int = 0
     events_not_kept: int = 0   # events the controller did not hand over this tick
     taken_ns: int = 0
+    operstate: str | None = None   # the interface's operational state; None: not read
 
     @property
     def killed(self) -> bool:
         return self.kill_state != KILL_STATES[KILL_OFF]
+
+    @property
+    def link_down(self) -> bool:
+        """The interface exists but moves no frames: no update arrives, no order leaves."""
+        return self.present and self.operstate is not None and self.operstate not in LINK_UP_STATES
 
     def symbol(self, name: str) -> SymbolView | None:
         return next((s for s in self.symbols if s.name == name), None)
 
 
 def engine_params_from_snapshot(snap: Snapshot, mode: str | None, deadman_ms: int | None) -> EngineParams:
-    """The running engine-wide settings, as config.EngineParams, from one snapshot."""
+    """The running engine-wide settings, as config.EngineParams, from one snapshot.
+    Values are shown as the kernel holds them, not validated again."""
     g = snap.global_config
     base = engine_params({
         "feed_port": g.feed_port,
@@ -125,9 +136,9 @@ def engine_params_from_snapshot(snap: Snapshot, mode: str | None, deadman_ms: in
         "rate_per_sec": g.rate_per_sec,
         "burst": g.burst,
         **({"mode": mode} if mode in ("native", "generic") else {}),
-        **({"deadman_ms": deadman_ms} if deadman_ms else {}),
     })
-    return EngineParams(**{**base.__dict__, "max_notional": g.max_notional, "loss_limit": g.loss_limit})
+    return EngineParams(**{**base.__dict__, "max_notional": g.max_notional, "loss_limit": g.loss_limit,
+                           "deadman_ms": deadman_ms or base.deadman_ms})
 
 
 def symbol_view(name: str, cfg, st, now_ns: int) -> SymbolView:
@@ -316,6 +327,7 @@ class LinkState:
     attached: bool = False
     mode: str | None = None
     prog_id: int | None = None
+    operstate: str | None = None    # up, down, lowerlayerdown, ...; None: not read
 
 
 class ViewBuilder:
@@ -330,6 +342,7 @@ class ViewBuilder:
         self.journal_gaps = 0
         self.journal_failures = 0
         self.alerts = AlertDigest()
+        self._link_down = False
 
     def build(self, tick, link: LinkState) -> EngineView:
         snap: Snapshot = tick.snapshot
@@ -341,6 +354,10 @@ class ViewBuilder:
         self.journal_gaps += sum(a.count for a in tick.alerts if a.kind == "journal_gap")
         self.journal_failures += sum(1 for a in tick.alerts if a.kind == "journal")
         rec = self.record
+        alerts = self.alerts.add(tick.alerts, time.monotonic()) + self._link_alerts(link)
+        # The deadline is the kernel's (an edit in the app or the CLI shows at
+        # once); the record's is what a controller arms when the switch is off.
+        deadline = snap.global_config.deadman_ms or (rec.deadman_ms if rec else None)
         return EngineView(
             iface=self.iface,
             present=link.present,
@@ -362,15 +379,25 @@ class ViewBuilder:
             rejects=dict(snap.rejects),
             pnl=snap.totals.pnl,
             open_cost=snap.totals.open_cost,
-            engine=engine_params_from_snapshot(snap, link.mode or (rec.mode if rec else None),
-                                               rec.deadman_ms if rec else None),
+            engine=engine_params_from_snapshot(snap, link.mode or (rec.mode if rec else None), deadline),
             symbols=symbols,
             tape=sample_tape(tick.events, tick.dropped_events),
-            alerts=tuple(self.alerts.add(tick.alerts, time.monotonic())),
+            alerts=tuple(alerts),
             pnl_history=self.history.chart(),
             sparklines=self.history.sparklines(),
             journal_gaps=self.journal_gaps,
             journal_failures=self.journal_failures,
             events_not_kept=tick.dropped_events,
             taken_ns=now,
+            operstate=link.operstate if link.present else None,
         )
+
+    def _link_alerts(self, link: LinkState) -> list[str]:
+        """One alert when the interface stops moving frames, one when it moves them again."""
+        down = link.present and link.operstate is not None and link.operstate not in LINK_UP_STATES
+        if down == self._link_down:
+            return []
+        self._link_down = down
+        if down:
+            return [f"LINK DOWN: {self.iface} is {link.operstate}: no update arrives and no order leaves"]
+        return [f"link {self.iface} is up again"]

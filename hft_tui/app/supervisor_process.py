@@ -6,7 +6,12 @@ interpreter lock against the UI thread, and a key press would wait behind
 it; in its own process it cannot delay the UI, and the kill key (a map
 write done by the UI process itself) stays fast whatever the feed does.
 
-    python -m hft_tui.app.supervisor_process IFACE [--poll-hz 10] [--deterministic]
+    python -m hft_tui.app.supervisor_process IFACE [--poll-hz 10] [--app-pid PID] [--deterministic]
+
+The controller ticks (drain, journal, alerts) and a view goes to the app at
+the poll rate; between two ticks it beats the heartbeat at least five times
+per dead-man deadline, the deadline read from the kernel at every beat, so
+a slow poll rate or a deadline shortened live never starves the switch.
 
 Protocol: stdout carries length-prefixed pickles of (kind, payload) tuples:
 ("started", (tripped_on_start, journal_error)), ("view", EngineView) once a
@@ -14,7 +19,8 @@ tick, and last ("ended", (error, stop_lines)).  stdin carries one JSON
 object a line: {"change": [what, detail]} journals an operator's change,
 {"stop": {"detach": bool}} ends supervision.  If the app dies this process
 gets SIGTERM (PR_SET_PDEATHSIG): it sets the kill switch and stops, leaving
-the engine attached and killed.
+the engine attached and killed; if the app died before the PDEATHSIG could
+be asked for, it sets the kill switch too before it exits.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import struct
 import sys
 import threading
 import time
+from pathlib import Path
 
 from ..constants import KILL_OFF, KILL_OPERATOR
 from ..controller import Controller
@@ -38,8 +45,8 @@ from ..stopflag import StopFlag
 from .model import LinkState, ViewBuilder
 
 FRAME = struct.Struct("!I")
-# The interface's XDP state is read over netlink once every this many ticks.
-LINK_CHECK_EVERY = 10
+# The interface's XDP state (netlink) and operational state are read this often.
+LINK_CHECK_S = 1.0
 # Events decoded per tick for the screen (the journal gets all of them): the
 # tape shows a dozen lines a tick, the rest would be decoded for nothing.
 EVENTS_FOR_THE_SCREEN = 256
@@ -93,7 +100,7 @@ class Supervisor:
             return LinkState(present=False)
         ours = bool(xdp.mode and handle.record and xdp.prog_id == handle.record.prog_id)
         return LinkState(present=True, attached=ours, mode=xdp.mode if ours else None,
-                         prog_id=xdp.prog_id if ours else None)
+                         prog_id=xdp.prog_id if ours else None, operstate=operstate(handle.iface))
 
     def open_journal(self, handle: EngineHandle):
         """The journal, or (None, why): orders that cannot be journaled may not be sent."""
@@ -115,26 +122,30 @@ class Supervisor:
             controller.start()
             self.send("started", (controller.tripped_on_start, journal_error))
             builder = ViewBuilder(self.iface, handle.record, deterministic=self.deterministic)
-            link, ticks = self.link(handle), 0
-            next_at = time.monotonic()
+            link, next_link_check = self.link(handle), time.monotonic() + LINK_CHECK_S
+            next_view = time.monotonic()
             while not self.stop.is_set():
-                if ticks and ticks % LINK_CHECK_EVERY == 0:
-                    link = self.link(handle)
                 while not self.commands.empty():
                     controller.record_change(*self.commands.get_nowait())
-                tick = controller.tick(0)
-                ticks += 1
-                self.send("view", builder.build(tick, link))
-                if tick.ended:
-                    # The interface went away or the engine was detached under us;
-                    # the controller journaled it and cleaned the pins.
-                    error = "; ".join(a.text() for a in tick.alerts if a.kind == "engine") or tick.ended
-                    break
-                next_at += self.interval
-                delay = next_at - time.monotonic()
-                if delay < 0:  # fell behind (a slow tick): do not try to catch up
-                    next_at, delay = time.monotonic(), 0
-                self.stop.wait(delay)
+                now = time.monotonic()
+                if now >= next_view:
+                    if now >= next_link_check:
+                        link, next_link_check = self.link(handle), now + LINK_CHECK_S
+                    tick = controller.tick(0)
+                    self.send("view", builder.build(tick, link))
+                    if tick.ended:
+                        # The interface went away or the engine was detached under us;
+                        # the controller journaled it and cleaned the pins.
+                        error = "; ".join(a.text() for a in tick.alerts if a.kind == "engine") or tick.ended
+                        break
+                    next_view += self.interval
+                    if next_view < time.monotonic():   # fell behind (a slow tick): do not catch up
+                        next_view = time.monotonic()
+                else:
+                    controller.beat()   # between two views: the heartbeat only
+                # The deadline is read from the kernel at each beat: one edited live applies at once.
+                now = time.monotonic()
+                self.stop.wait(max(0.0, min(next_view - now, controller.beat_interval_s())))
         except Exception as exc:  # one line for the app; never a traceback
             error = f"supervision of {self.iface} failed: {exc}"
         finally:
@@ -159,10 +170,30 @@ class Supervisor:
                 pass
 
 
+def operstate(iface: str) -> str | None:
+    """The interface's operational state as the kernel reports it (up, down,
+    lowerlayerdown, unknown, ...); None when it cannot be read."""
+    try:
+        return Path(f"/sys/class/net/{iface}/operstate").read_text().strip()
+    except OSError:
+        return None
+
+
+def kill_orphaned(iface: str) -> None:
+    """The app is gone before supervision began: stop the engine from trading unsupervised."""
+    try:
+        with EngineHandle(iface) as handle:
+            handle.kill()
+        print(f"{iface}: the app went away before supervision began: kill switch set", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - nothing else can be done from here
+        print(f"{iface}: the app went away and the kill switch could not be set: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hft_tui.app.supervisor_process")
     p.add_argument("iface")
     p.add_argument("--poll-hz", type=float, default=10.0)
+    p.add_argument("--app-pid", type=int, help="the app's pid: any other parent means the app is gone")
     p.add_argument("--deterministic", action="store_true")
     args = p.parse_args(argv)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
@@ -178,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:               # the app died before the prctl
+    parent = os.getppid()
+    if parent != (args.app_pid or parent) or parent == 1:
+        # The app died before the prctl (we were reparented): no SIGTERM will
+        # come, and an engine left trading would be unsupervised.
+        kill_orphaned(args.iface)
         return 1
     threading.Thread(target=sup.read_commands, args=(sys.stdin,), daemon=True).start()
     sup.run()

@@ -7,6 +7,10 @@ engine's interface.  Payloads are encoded once per walk step; sending only
 patches the sequence number and timestamp, so one process can offer 100k
 updates a second.
 
+The engine answers an update it trades on with an order sent back to the
+update's source: a feed started with :meth:`WalkFeed.start` reads them from
+its socket and counts them (``orders_received``), as an exchange would.
+
 The exchange simulator (``hft-tui lab feed``) is the full-featured feed; this
 one exists so the app's tests and benchmark control exactly what is sent.
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import select
 import signal
 import socket
 import struct
@@ -27,12 +32,13 @@ import time
 from ..config import Config, load_config
 from ..constants import DEFAULT_FEED_PORT, OFFSETS
 from ..lab import DEFAULT_LAB, Lab, enter_namespace, lab_socket
-from ..protocol import Update, encode_update
+from ..protocol import ProtocolError, Update, decode_order, encode_update
 from ..stopflag import StopFlag
 
 _SEQ = struct.Struct("!Q")
 STEPS = 4096        # distinct walk steps per symbol, replayed with growing sequence numbers
 PERIOD = 256        # walk steps per swing from below the buy target to above the sell target
+RCVBUF = 4 << 20    # room for the orders that arrive while the reader waits for the interpreter
 
 
 def walk(config: Config, seed: int, steps: int = STEPS, period: int = PERIOD) -> list[Update]:
@@ -73,14 +79,38 @@ class WalkFeed:
         self.nsym = max(1, len(config.symbols))
         self.port = port or config.engine.feed_port or DEFAULT_FEED_PORT
         self.sent = 0
+        self.orders_received = 0       # orders the engine sent back (start() only)
         self._stop = StopFlag()        # the SIGTERM handler sets it
         self._thread: threading.Thread | None = None
+        self._receiver: threading.Thread | None = None
         self._sock: socket.socket | None = None
 
     def _socket(self, inside: bool) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if inside else lab_socket(self.lab)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        except OSError:
+            pass   # the default buffer then
         sock.bind((self.lab.exchange_ip, 0))
         return sock
+
+    def _receive(self, sock: socket.socket) -> None:
+        """Counts the orders that come back to the feed's socket (the exchange's side)."""
+        while not self._stop.is_set():
+            try:
+                # select, not a socket timeout: a timeout would apply to the sender's sendto too
+                if not select.select([sock], [], [], 0.1)[0]:
+                    continue
+                data = sock.recv(2048, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):
+                return          # closed
+            try:
+                decode_order(data)
+            except ProtocolError:
+                continue        # not an order
+            self.orders_received += 1
 
     def run(self, count: int = 0, rate: float = 1000.0, *, inside_namespace: bool = False) -> int:
         """Sends ``count`` updates (0: until stopped) at ``rate`` a second; returns how many."""
@@ -113,6 +143,10 @@ class WalkFeed:
         return self.sent
 
     def start(self, rate: float = 1000.0, count: int = 0) -> "WalkFeed":
+        """Sends in a thread; another thread counts the orders that come back."""
+        self._sock = self._socket(False)
+        self._receiver = threading.Thread(target=self._receive, args=(self._sock,), daemon=True, name="walk-orders")
+        self._receiver.start()
         self._thread = threading.Thread(target=self.run, args=(count, rate), daemon=True, name="walk-feed")
         self._thread.start()
         return self
@@ -121,6 +155,8 @@ class WalkFeed:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self._receiver is not None:
+            self._receiver.join(5)
         if self._sock is not None:
             self._sock.close()
             self._sock = None

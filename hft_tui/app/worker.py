@@ -10,6 +10,7 @@ messages; the thread never touches a widget.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -43,7 +44,8 @@ class EnginePoller:
         self._thread = threading.Thread(target=self._read, name=f"engine-views-{iface}", daemon=True)
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "hft_tui.app.supervisor_process", self.iface, "--poll-hz", str(self.poll_hz)]
+        argv = [sys.executable, "-m", "hft_tui.app.supervisor_process", self.iface, "--poll-hz", str(self.poll_hz),
+                "--app-pid", str(os.getpid())]
         if self.deterministic:
             argv.append("--deterministic")
         paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)

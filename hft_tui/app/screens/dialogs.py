@@ -8,7 +8,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from ...config import ConfigError, SYMBOL_KEYS
+from ...config import SYMBOL_KEYS, ConfigError, check_symbol_name
 from ..formatting import param_value
 from ..validation import new_symbol_values
 
@@ -85,20 +85,53 @@ class QuitScreen(ModalScreen[str | None]):
 NEW_SYMBOL_FIELDS = ("buy_target", "sell_target", "base_qty", "max_order_qty", "max_position")
 
 
+def new_symbol_problems(name: str, values: dict[str, str]) -> dict[str, str]:
+    """field ("name" or a key) -> what is wrong with it; empty when the symbol can be added.
+
+    Each field is checked alone (the rules of hft_tui.config), then the rules
+    between fields (sell above buy), which are shown beside the field they name."""
+    problems: dict[str, str] = {}
+    try:
+        check_symbol_name(name.strip())
+    except ConfigError as exc:
+        problems["name"] = str(exc) if name.strip() else "give the symbol a name (1-8 letters, digits, '.', '-')"
+    for key in NEW_SYMBOL_FIELDS:
+        text = values.get(key, "")
+        if text.strip():
+            parser, _ = SYMBOL_KEYS[key]
+            try:
+                parser(text.strip(), key)
+            except ConfigError as exc:
+                problems[key] = str(exc)
+    if not problems:
+        try:
+            new_symbol_values(name, values)
+        except ConfigError as exc:
+            text = str(exc)
+            rule = text.split(":", 1)[-1]
+            named = sorted((k for k in NEW_SYMBOL_FIELDS if k in rule.split()), key=rule.index)
+            problems[named[0] if named else "name"] = text   # beside the field the rule names first
+    return problems
+
+
 class AddSymbolScreen(ModalScreen[tuple[str, dict] | None]):
-    """A new symbol: its name and the main parameters (the rest take the defaults)."""
+    """A new symbol: its name and the main parameters (the rest take the defaults).
+    What is wrong with a field is shown beside it as it is typed; Enter adds the
+    symbol only when every field is right."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="add-cancel")]
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog", id="add-dialog"):
             yield Label("Add a symbol", classes="dialog-title")
             with Grid(id="add-grid"):
                 yield Label("symbol")
                 yield Input(placeholder="e.g. TSLA", id="new-name")
+                yield Static("", id="problem-name", classes="field-problem")
                 for key in NEW_SYMBOL_FIELDS:
                     yield Label(key)
                     yield Input(value=param_value(key, _default(key)), id=f"new-{key}")
+                    yield Static("", id=f"problem-{key}", classes="field-problem")
             yield Static("Enter adds it to the running engine; Escape cancels", id="add-message")
 
     def _values(self) -> tuple[str, dict]:
@@ -106,25 +139,34 @@ class AddSymbolScreen(ModalScreen[tuple[str, dict] | None]):
         values = {key: self.query_one(f"#new-{key}", Input).value for key in NEW_SYMBOL_FIELDS}
         return name, values
 
-    def _check(self) -> str | None:
+    def _check(self, *, submitted: bool = False) -> dict[str, str]:
+        """Shows each field's problem beside it (the name's only once something was
+        typed or Enter pressed); returns the problems."""
         name, values = self._values()
-        try:
-            new_symbol_values(name, values)
-        except ConfigError as exc:
-            return str(exc)
-        return None
+        problems = new_symbol_problems(name, values)
+        for field in ("name", *NEW_SYMBOL_FIELDS):
+            text = problems.get(field, "")
+            if field == "name" and not name and not submitted:
+                text = ""
+            self.query_one(f"#problem-{field}", Static).update(text)
+            self.query_one(f"#new-{field}", Input).set_class(bool(text), "-invalid")
+        return problems
+
+    def problem(self, field: str) -> str:
+        """The message shown beside ``field`` ("name" or a key) now."""
+        return str(self.query_one(f"#problem-{field}", Static).render())
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        problem = self._check()
+        problems = self._check()
         msg = self.query_one("#add-message", Static)
-        msg.update(problem or "valid: Enter adds it")
-        msg.set_classes("-error" if problem else "-info")
+        msg.update("fix the field marked in red" if problems else "valid: Enter adds it")
+        msg.set_classes("-error" if problems else "-info")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        problem = self._check()
-        if problem:
+        problems = self._check(submitted=True)
+        if problems:
             msg = self.query_one("#add-message", Static)
-            msg.update(problem + " (nothing written)")
+            msg.update(next(iter(problems.values())) + " (nothing written)")
             msg.set_classes("-error")
             return
         self.dismiss(self._values())

@@ -32,7 +32,9 @@ the same rules as the config file.
 over, never loaded twice.
 
 **Supervision**: while the app runs it beats the engine's heartbeat; if the app
-dies the kernel's dead-man switch stops trading after the deadline.
+dies the kernel's dead-man switch stops trading after the deadline.  With no
+engine supervised here, ctrl+k sets the kill switch of every hft-tui engine
+attached on this machine.
 
 Press Escape to close.
 """

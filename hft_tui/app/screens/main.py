@@ -17,7 +17,7 @@ from ..widgets.book import BookTable
 from ..widgets.interfaces import InterfacesPane
 from ..widgets.kill import KillButton, KilledBanner
 from ..widgets.params import ParametersPane
-from ..widgets.pnl import PnlChart, PnlTable, SymbolSparklines
+from ..widgets.pnl import PnlChart, PnlTable, SymbolSparklines, sparkline_title
 from ..widgets.risk import RiskPanel
 from ..widgets.status_bar import StatusBar, engine_state
 from ..widgets.tape import Tape
@@ -55,9 +55,10 @@ class MainScreen(Screen):
         Binding("4", "show_tab('risk')", "Risk", id="tab-risk"),
     ]
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, deterministic: bool = False) -> None:
         super().__init__(id="main")
         self.mode = mode
+        self.deterministic = deterministic
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="topbar"):
@@ -71,7 +72,7 @@ class MainScreen(Screen):
                         yield Label("Top of book", classes="pane-title")
                         yield BookTable(id="book")
                     with Vertical(id="spark-box"):
-                        yield Label("PnL by symbol (last minute)", classes="pane-title")
+                        yield Label(sparkline_title(self.deterministic), classes="pane-title", id="spark-title")
                         yield SymbolSparklines(id="sparklines")
                 yield Label("PnL (unrealised marked to the last bid)", classes="pane-title")
                 yield PnlTable(id="pnl")
@@ -109,9 +110,11 @@ class MainScreen(Screen):
         self.query_one(KilledBanner).show(view.kill_state if view else None, iface)
         self.query_one(StatusBar).show(view, iface, error, display)
         self.set_class(bool(view and view.killed), "-killed")
+        params = self.query_one(ParametersPane)
+        params.view = view      # an edit begins on the newest values, drawn or not
         if slow:
             self.query_one(RiskPanel).show(view, display)
-            self.query_one(ParametersPane).show(view)
+            params.show(view)
         if view is None:
             return
         self.query_one(BookTable).show(view, display)

@@ -9,7 +9,7 @@ from textual_plotext import PlotextPlot
 
 from .. import formatting as fmt
 from ..formatting import Display
-from ..model import EngineView
+from ..model import SPARK_POINTS, SPARK_SECONDS, EngineView
 from .text_table import TextTable, render_table
 
 HEADERS = ["Symbol", "Position", "Bought", "Sold", "Capital spent", "Proceeds", "Realised", "Unrealised",
@@ -46,7 +46,13 @@ class PnlTable(TextTable):
             (fmt.money(tot("proceeds")), "bold"), _pnl_cell(tot("realised")), _pnl_cell(tot("unrealised")),
             _pnl_cell(view.pnl), (fmt.qty(view.orders), "bold"),
         ])
-        self.set_text(render_table(HEADERS, rows, RIGHT))
+        text = render_table(HEADERS, rows, RIGHT)
+        # The rates beside the PnL they make (the status bar shows them too).
+        text.append("\norders/s ", style="bold")
+        text.append(display.rate(view.orders_per_s))
+        text.append("   updates/s ", style="bold")
+        text.append(display.rate(view.updates_per_s))
+        self.set_text(text)
 
 
 class PnlChart(PlotextPlot):
@@ -75,8 +81,16 @@ class PnlChart(PlotextPlot):
         self.refresh()
 
 
+def sparkline_title(deterministic: bool = False) -> str:
+    """What a sparkline spans: SPARK_POINTS points, one per CHART_POINT_EVERY_S
+    (in snapshot mode, one per change of the PnL)."""
+    if deterministic:
+        return f"PnL by symbol (last {SPARK_POINTS} changes)"
+    return f"PnL by symbol (last {SPARK_SECONDS:g} s)"
+
+
 class SymbolSparklines(VerticalScroll):
-    """One line per symbol: its name, its PnL now, and a sparkline of the last minute."""
+    """One line per symbol: its name, its PnL now, and a sparkline of its last SPARK_POINTS points."""
 
     def show(self, view: EngineView, display: Display) -> None:
         names = [s.name for s in view.symbols]

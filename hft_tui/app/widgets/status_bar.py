@@ -15,8 +15,11 @@ def engine_state(view: EngineView | None) -> tuple[str, str]:
         return "DETACHED", "bold black on grey70"
     if not view.present:
         return "INTERFACE GONE", "bold white on red"
+    link = f"LINK DOWN ({view.operstate})" if view.link_down else ""
     if view.killed:
-        return f"KILLED ({view.kill_state})", "bold white on red"
+        return f"KILLED ({view.kill_state})" + (f" · {link}" if link else ""), "bold white on red"
+    if link:
+        return link, "bold white on red"
     if view.attached:
         return f"TRADING {view.mode}", "bold black on green"
     return "NOT ATTACHED (pins left)", "bold black on yellow"

@@ -1,0 +1,212 @@
+"""Every reason the kernel refuses an order shows as an alert in the app within 5 s (lab 67).
+
+MiFID II RTS 6 asks for alerts within five seconds.  Each reason is produced
+for real: updates sent from the lab's exchange side to the engine, with a
+config that has one symbol per reason, and the reject counted by the kernel
+before the alert is awaited.  The one reason that cannot fire while the app
+supervises, the dead-man switch, is produced by stopping the app's
+supervisor process (SIGSTOP) past the deadline: its alert comes once it runs
+again, and the 5 s are counted from then.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+
+import pytest
+
+from hft_tui.app.app import HftApp
+from hft_tui.app.lab_session import LabEngine
+from hft_tui.constants import DEFAULT_FEED_PORT, KILL_OFF, OFFSETS, REJECT_REASONS
+from hft_tui.lab import lab_socket
+from hft_tui.protocol import Update, encode_update
+
+SIZE = (160, 48)
+ALERT_WITHIN_S = 5.0
+P = 10_000                      # $1 in price units
+
+CONFIG = """
+[engine]
+feed_port = 9000
+update_sample = 1
+deadman_ms = 500
+
+[symbols.OK]
+buy_target = 100.00
+base_qty = 1
+max_position = 1000000
+
+[symbols.DIS]
+buy_target = 100.00
+enabled = false
+
+[symbols.POS]
+buy_target = 100.00
+base_qty = 100
+max_order_qty = 100
+max_position = 100
+
+[symbols.ZERO]
+buy_target = 100.00
+base_qty = 0
+scale_qty = 0
+
+[symbols.NOTL]
+buy_target = 100.00
+max_notional = 1
+
+[symbols.THR]
+buy_target = 100.00
+base_qty = 1
+rate_per_sec = 1
+burst = 1
+max_position = 1000000
+
+[symbols.COL]
+buy_target = 100.00
+reference_price = 50.00
+collar_bps = 100
+"""
+
+_seq: dict[str, itertools.count] = {}
+
+
+def next_seq(symbol: str) -> int:
+    return next(_seq.setdefault(symbol, itertools.count(1)))
+
+
+class Exchange:
+    """Sends updates to the engine from the lab's exchange side."""
+
+    def __init__(self, le: LabEngine) -> None:
+        self.le = le
+        self.sock = lab_socket(le.lab)
+        self.sock.bind((le.lab.exchange_ip, 0))
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendto(payload, (self.le.lab.engine_ip, DEFAULT_FEED_PORT))
+
+    def update(self, symbol: str, *, ask: int = 99 * P, bid: int = 98 * P, seq: int | None = None,
+               qty: int = 1000) -> int:
+        seq = next_seq(symbol) if seq is None else seq
+        self.send(encode_update(Update(symbol, seq, bid, qty, ask, qty)))
+        return seq
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# What makes each reason fire: (symbol, what is sent).  A buy is an ask at or
+# below the symbol's buy target; 101 is above it (no trade, no decision).
+def buy(sym):
+    return lambda ex: ex.update(sym)
+
+
+def stale(ex):
+    seq = ex.update("OK", ask=101 * P, bid=100 * P)
+    ex.update("OK", ask=101 * P, bid=100 * P, seq=seq)          # the same sequence number again
+
+
+def malformed(ex):
+    payload = bytearray(encode_update(Update("OK", next_seq("OK"), 98 * P, 10, 99 * P, 10)))
+    payload[OFFSETS["magic"]] ^= 0xFF                               # not our protocol's magic
+    ex.send(bytes(payload))
+
+
+def throttle(ex):
+    for _ in range(3):                                               # a bucket of one token a second
+        ex.update("THR")
+
+
+def position_limit(ex):
+    ex.update("POS")                                                 # fills the 100 shares allowed (once)
+    ex.update("POS")                                                 # no room left
+
+
+PRODUCE = {
+    "kill": buy("OK"),                      # after ctrl+k
+    "disabled": buy("DIS"),
+    "unknown_symbol": buy("NOPE"),
+    "crossed": lambda ex: ex.update("OK", bid=102 * P, ask=101 * P),
+    "position_limit": position_limit,
+    "malformed": malformed,
+    "zero_qty": buy("ZERO"),
+    "notional": buy("NOTL"),
+    "throttle": throttle,
+    "collar": buy("COL"),
+    "stale": stale,
+    "deadman": lambda ex: ex.update("OK", ask=101 * P, bid=100 * P),  # with the heartbeat stale
+}
+
+
+@pytest.fixture(scope="module")
+def lab67():
+    with LabEngine(67, CONFIG) as le:
+        yield le
+
+
+@pytest.fixture
+def exchange(lab67):
+    ex = Exchange(lab67)
+    yield ex
+    ex.close()
+
+
+def rejects(le: LabEngine, reason: str) -> int:
+    with le.handle() as h:
+        return h.snapshot().rejects[reason]
+
+
+def alert_text(app: HftApp) -> str:
+    return "\n".join(line.plain for line in app.main.query_one("#alerts").lines)
+
+
+async def wait_until(pilot, predicate, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await pilot.pause(0.05)
+
+
+def test_the_table_covers_every_reject_reason_of_the_kernel():
+    assert set(PRODUCE) == set(REJECT_REASONS.values())
+
+
+@pytest.mark.parametrize("reason", list(PRODUCE))
+async def test_every_reject_reason_shows_as_an_alert_within_5_s(lab67, exchange, reason):
+    app = HftApp(iface=lab67.iface, take_over=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.view is not None and app.poller.ticks > 1, "supervision", 20)
+        with lab67.handle() as h:
+            if h.maps.kill() != KILL_OFF:
+                h.resume()                          # the last test's app left it killed on its way out
+        before = rejects(lab67, reason)
+        if reason == "kill":
+            await pilot.press("ctrl+k")
+        if reason == "deadman":
+            supervisor = app.poller.proc.pid
+            os.kill(supervisor, signal.SIGSTOP)     # no heartbeat now: the switch stops orders
+            try:
+                with lab67.handle() as h:
+                    deadline_ns = h.maps.read_global().deadman_ms * 1_000_000
+                    give_up = time.monotonic() + 10
+                    while time.monotonic_ns() - h.maps.heartbeat() <= deadline_ns + 50_000_000:
+                        assert time.monotonic() < give_up, "the heartbeat did not go stale"
+                        time.sleep(0.02)
+                PRODUCE[reason](exchange)
+                give_up = time.monotonic() + 10
+                while rejects(lab67, reason) == before:
+                    assert time.monotonic() < give_up, "the kernel did not refuse for the dead-man switch"
+                    time.sleep(0.02)
+            finally:
+                os.kill(supervisor, signal.SIGCONT)
+        else:
+            PRODUCE[reason](exchange)
+            await wait_until(pilot, lambda: rejects(lab67, reason) > before, f"the kernel counting {reason}", 10)
+        # From the reject counted by the kernel (for the dead-man, from the supervisor running again):
+        await wait_until(pilot, lambda: f"reject {reason}" in alert_text(app), f"the alert 'reject {reason}'",
+                         ALERT_WITHIN_S)
