@@ -132,10 +132,12 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {tr[name]} |")
     lines += ["", f"All four go through the same harness (frame restored, fresh seq, tail call); the harness costs "
               f"{tr['harness_overhead']} ns (trivial program alone: {tr['direct']['trivial']} ns, non-feed frame "
-              f"straight into the strategy: {tr['direct']['non_feed']} ns). In a run of {tr['repeat']} trades the ring "
-              f"buffer fills and later order events fail fast ({tr['ringbuf_drops']} dropped over all runs); a "
-              f"trading run of {tr['trade_events_written_repeat']}, where every event is written, takes "
-              f"{tr['trade_events_written']} ns per run."]
+              f"straight into the strategy: {tr['direct']['non_feed']} ns). The strategy figures come from a copy of "
+              f"the program compiled with an orders ring of {tr.get('test_run_ring_pages', '?')} pages, big enough "
+              f"for every order event of a {tr['repeat']}-run trade ({tr['ringbuf_drops']} dropped over all runs: "
+              f"a drop would stop the bench); the deployed program, with its own ring, takes "
+              f"{tr['trade_events_written']} ns per trade in a run of {tr['trade_events_written_repeat']} that "
+              f"fits that ring."]
     th = result["throughput"]
     lines += ["", "## Throughput (engine native, exact accounting)", "",
               f"Highest rate held: **{th['max_rate_held']} updates/s**; limit: {th['limit']}. Sender on CPU "
