@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 
 from . import engine, paths
-from .config import default_config, load_config
+from .config import default_config, load_config, parse_deadman_ms
 from .controller import Alert, Controller
 from .journal import Journal, journal_path
 
@@ -117,8 +117,9 @@ def _wait_ms(ctl: Controller, deadman_ms: int | None) -> int:
 
 def _supervise(args, stop: dict) -> int:
     deadman = getattr(args, "deadman", None)
-    if deadman is not None and not 1 <= deadman <= 3_600_000:
-        raise engine.EngineError(f"--deadman {deadman}: give 1..3600000 ms")
+    if deadman is not None:
+        # The config's range (100..3600000): a taken-over engine is armed with it as given.
+        deadman = parse_deadman_ms(deadman)
     jpath = getattr(args, "journal", None) or journal_path(args.iface)
     # The engine first: a failed attach leaves no journal file behind.  Then a
     # journal that cannot open detaches what was attached here.

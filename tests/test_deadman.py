@@ -459,3 +459,13 @@ def test_a_controller_starts_while_its_status_is_read_again_and_again(make_lab):
         stop.set()
         reader.join()
     assert os.getpid() in seen and set(seen) <= {None, os.getpid()}
+
+
+def test_engine_run_refuses_a_deadline_below_the_minimum_before_arming_anything(make_lab):
+    L = make_lab(68)
+    iface = L.engine_iface
+    cli("engine", "attach", iface, "--config", str(DEMO))             # attached, unarmed: run would take it over
+    p = cli("engine", "run", iface, "--deadman", "50", check=False)
+    assert p.returncode == 1
+    assert p.stderr.strip() == "hft-tui: error: dead-man deadline (ms): 50 is below 100"
+    assert status(iface)["deadman"]["armed"] is False
