@@ -106,8 +106,60 @@ def _event_struct() -> struct.Struct:
 EVENT_STRUCT = _event_struct()
 EVENT_FIELDS = tuple(name for name, _ in Event._fields_)
 # A record of our one event type: header (length, page offset) + the event.
-_RECORD_STRIDE = (_RINGBUF_HDR_SZ + EVENT_STRUCT.size + 7) & ~7
-_RECORD_STRUCT = struct.Struct("=II" + EVENT_STRUCT.format[1:] + "x" * (_RECORD_STRIDE - _RINGBUF_HDR_SZ - EVENT_STRUCT.size))
+RECORD_STRIDE = (_RINGBUF_HDR_SZ + EVENT_STRUCT.size + 7) & ~7
+RECORD_STRUCT = struct.Struct("=II" + EVENT_STRUCT.format[1:] + "x" * (RECORD_STRIDE - _RINGBUF_HDR_SZ - EVENT_STRUCT.size))
+
+
+_STRIDE_WORDS = RECORD_STRIDE // 4
+assert Event.kind.offset % 4 == 0 and _RINGBUF_HDR_SZ % 4 == 0
+_KIND_WORD = (_RINGBUF_HDR_SZ + Event.kind.offset) // 4   # the event's kind, in 32-bit words of a record
+
+
+class RecordRun:
+    """``n`` whole ring records read in place from ring position ``pos``, as
+    the kernel wrote them: each RECORD_STRIDE bytes, an 8-byte header and
+    the event.  The journal keeps the rejects among them as bytes, so a
+    record costs no per-field decoding on the way (only the newest few are
+    decoded, for the screen)."""
+
+    __slots__ = ("pos", "data", "n")
+
+    def __init__(self, pos: int, data: bytes, n: int) -> None:
+        self.pos, self.data, self.n = pos, data, n
+
+    @property
+    def end(self) -> int:
+        return self.pos + self.n * RECORD_STRIDE
+
+    @staticmethod
+    def position_index(pos: int, start: int) -> int:
+        """Index of the first record at or after ring position ``start`` in a run from ``pos``."""
+        return max(0, -(-(start - pos) // RECORD_STRIDE))
+
+    def kinds(self) -> list[int]:
+        return memoryview(self.data).cast("I")[_KIND_WORD::_STRIDE_WORDS].tolist()
+
+    def records_of_kind(self, kind: int, start: int = 0) -> tuple[bytes, int]:
+        """(the records of ``kind`` from index ``start`` on, whole and back to
+        back; how many).  Cut only at the records of other kinds (few: the
+        tape ring holds rejects and 1-in-N sampled updates), so a run costs a
+        few slices, not one per record."""
+        kinds = self.kinds()[start:]
+        stride = RECORD_STRIDE
+        if kinds.count(kind) == len(kinds):
+            return self.data[start * stride:], len(kinds)
+        pieces, lo = [], start
+        for hi in [i + start for i, k in enumerate(kinds) if k != kind] + [self.n]:
+            if hi > lo:
+                pieces.append(self.data[lo * stride: hi * stride])
+            lo = hi + 1
+        return b"".join(pieces), sum(len(p) for p in pieces) // stride
+
+    def tuples(self, start: int = 0) -> list[tuple[int, tuple]]:
+        """(ring position, event tuple in layout.Event order) of records ``start``.. (decoded)."""
+        off = start * RECORD_STRIDE
+        return [(self.pos + off + i * RECORD_STRIDE, rec[2:])
+                for i, rec in enumerate(RECORD_STRUCT.iter_unpack(self.data[off:]))]
 
 
 def event_from_tuple(t: tuple) -> EngineEvent:
@@ -163,14 +215,14 @@ class RingDrain:
         out: list[tuple[int, tuple]] = []
         # Fast path: every record is one event, so a run of them unpacks in
         # one call (the data pages are mapped twice: a run never wraps).
-        n = min((prod - pos) // _RECORD_STRIDE, max_records)
+        n = min((prod - pos) // RECORD_STRIDE, max_records)
         if n:
             off = base + (pos & mask)
-            for rec in _RECORD_STRUCT.iter_unpack(data[off: off + n * _RECORD_STRIDE]):
+            for rec in RECORD_STRUCT.iter_unpack(data[off: off + n * RECORD_STRIDE]):
                 if rec[0] != EVENT_STRUCT.size:
                     break  # busy, discarded or not ours: the careful path below
                 out.append((pos, rec[2:]))
-                pos += _RECORD_STRIDE
+                pos += RECORD_STRIDE
         while pos < prod and len(out) < max_records:
             off = base + (pos & mask)
             hdr = _U32.unpack_from(data, off)[0]
@@ -184,6 +236,23 @@ class RingDrain:
                 out.append((pos, EVENT_STRUCT.unpack_from(data, off + _RINGBUF_HDR_SZ)))
             pos += (size + _RINGBUF_HDR_SZ + 7) & ~7
         return out, pos
+
+    def read_run(self, max_records: int) -> RecordRun | None:
+        """The committed records after the consumer position, up to the first
+        one still being written (or not a plain event), as one RecordRun;
+        None when the first is such a record (:meth:`read` handles those).
+        Nothing moves until :meth:`commit`."""
+        pos = self.consumer_pos
+        n = min((self.producer_pos - pos) // RECORD_STRIDE, max_records)
+        if n <= 0:
+            return None
+        off = self._base + (pos & self._mask)
+        data = self._data[off: off + n * RECORD_STRIDE]   # mapped twice: a run never wraps
+        headers = memoryview(data).cast("I")[0::_STRIDE_WORDS].tolist()
+        if headers.count(EVENT_STRUCT.size) != n:
+            n = next(i for i, h in enumerate(headers) if h != EVENT_STRUCT.size)
+            data = data[: n * RECORD_STRIDE]
+        return RecordRun(pos, data, n) if n else None
 
     def commit(self, pos: int) -> None:
         if pos > self.consumer_pos:
@@ -228,21 +297,29 @@ class _Rings:
             self._poll.poll(timeout_ms / 1000)
 
     def read(self, max_records: int, timeout_ms: int = 0):
-        """(records, commit function).  In-place reader: records are
-        (position, event tuple), orders ring first; libbpf reader: EngineEvents."""
+        """(records, runs, commit function).  In-place reader: records are
+        (position, event tuple) from the orders ring (orders first: the
+        lossless ring is never starved) and runs the tape ring's records as
+        read (RecordRun); libbpf reader: EngineEvents and no runs."""
         if self.reader is not None:
-            return self.reader.poll(timeout_ms), lambda: None
-        records, ends = [], []
-        for d in self.drains:  # orders first: the lossless ring is never starved
-            recs, end = d.read(max_records)
-            ends.append(end)
+            return self.reader.poll(timeout_ms), [], lambda: None
+        orders, tape = self.drains
+        records, end = orders.read(max_records)
+        ends, runs = [end], []
+        run = tape.read_run(max_records)
+        if run is not None:
+            runs.append(run)
+            ends.append(run.end)
+        else:  # a record still being written, or discarded: the careful path
+            recs, end = tape.read(max_records)
             records.extend(recs)
+            ends.append(end)
 
         def commit() -> None:
             for d, end in zip(self.drains, ends):
                 d.commit(end)
 
-        return records, commit
+        return records, runs, commit
 
     def pending(self) -> bool:
         return any(d.pending() for d in self.drains)
@@ -540,13 +617,13 @@ class Controller:
         """One batch from each ring into the journal; the rings move only
         after the commit.  Returns the newest events (decoded) for the caller."""
         self._drained = 0
-        records, commit = self.rings.read(max_records, timeout_ms)
-        if self.journal is not None and records:
+        records, runs, commit = self.rings.read(max_records, timeout_ms)
+        if self.journal is not None and (records or runs):
             from .journal import JournalError
 
             try:
                 if self.rings.reader is None:
-                    self.journal.record_raw(records)
+                    self.journal.record_raw(records, runs)
                 else:
                     self.journal.record_events(records)
             except JournalError as exc:
@@ -554,11 +631,14 @@ class Controller:
                 return [], self._journal_failure(exc)
             self._journal_failed = False
         commit()
-        self._drained = len(records)
+        self._drained = len(records) + sum(r.n for r in runs)
         if self.rings.reader is not None:
             return records[-self.MAX_EVENTS_PER_TICK:], []
         # Only the newest events are decoded: the caller shows them, the journal has all.
-        newest = sorted(records, key=lambda r: r[1][0])[-self.MAX_EVENTS_PER_TICK:]
+        keep = self.MAX_EVENTS_PER_TICK
+        for run in runs:
+            records = records + run.tuples(max(0, run.n - keep))
+        newest = sorted(records, key=lambda r: r[1][0])[-keep:]
         return [event_from_tuple(t) for _pos, t in newest], []
 
     def _journal_failure(self, exc: Exception) -> list[Alert]:

@@ -5,13 +5,17 @@ Format and rules: docs/JOURNAL.md.  In short:
  - one SQLite file per interface, /var/lib/hft-tui/IFACE.journal.sqlite
    (directory 0700, file 0600, root only), WAL mode;
  - tables ``engines`` (one row per attached engine instance: its program
-   hash, the last kernel counters the writer saw), ``orders``, ``rejects``
-   and ``control`` (attach, controller start/stop, config versions, kills);
+   hash, the last kernel counters the writer saw), ``orders`` (a row per
+   order), ``reject_blocks`` (the rejects of one drained batch, kept as the
+   kernel's events, decoded when read: a reject storm of 50,000/s costs the
+   writer one row a tick, not one a reject) and ``control`` (attach,
+   controller start/stop, config versions, kills);
  - the writer (the controller: one per engine) commits one transaction per
    batch it drains, and only then moves the ring buffer's consumer position,
    so a controller killed at any instant loses nothing: the next one reads
-   the uncommitted records again and ``INSERT OR IGNORE`` on their ring
-   position makes that exactly-once;
+   the uncommitted records again; ``INSERT OR IGNORE`` on the order id (and
+   the kill's ring position) and the tape ring's journaled end (rejects)
+   make that exactly-once;
  - order ids are engine-wide and gap-free by construction (1, 2, 3, ...), so
    a missing id in ``orders`` proves a loss: :meth:`Journal.verify` counts
    the missing ids ("gaps") and reports the kernel's ring-buffer drop
@@ -37,13 +41,14 @@ from pathlib import Path
 
 from . import paths
 from .config import money_to_str
-from .constants import EVENT_KILL, EVENT_ORDER, EVENT_UPDATE, EVENT_REJECT, KILL_STATES, REJECT_REASONS
-from .controller import EVENT_FIELDS, Alert
+from .constants import EVENT_KILL, EVENT_KINDS, EVENT_ORDER, EVENT_UPDATE, EVENT_REJECT, KILL_STATES, REJECT_REASONS
+from .controller import RECORD_STRIDE, RECORD_STRUCT, EVENT_FIELDS, EVENT_STRUCT, Alert, RecordRun
 from .layout import key_name
 from .engine import EngineError, attached_ifaces
-from .protocol import price_to_str
+from .protocol import price_to_str, symbol_bytes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2            # 2: rejects in blocks of kernel events (1: a row per reject)
+READABLE_SCHEMAS = (1, 2)     # a writer upgrades 1 in place; readers read both
 # Field indices of an event tuple (layout.Event order), for record_raw.
 _RAW = type("_RawFields", (), {name: i for i, name in enumerate(EVENT_FIELDS)})
 
@@ -53,6 +58,11 @@ MAX_LISTED_GAPS = 100
 
 _EVENT_COLUMNS = ("ring_pos", "ts_ns", "sender_ts", "seq", "symbol", "side", "price", "qty",
                   "position", "pnl", "bid", "bid_qty", "ask", "ask_qty")
+# A reject read back from a block has the columns an order row has, with the
+# reason in place of the order id (and no ring position of its own).
+_REJECT_ROW_KEYS = ("jseq", "engine", "reason", *_EVENT_COLUMNS)
+_KIND_CODE = {name: code for code, name in EVENT_KINDS.items()}
+_REASON_CODE = {name: code for code, name in REJECT_REASONS.items()}
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -82,11 +92,18 @@ CREATE TABLE IF NOT EXISTS orders (
     {", ".join(f"{c} INTEGER" if c not in ("symbol", "side") else f"{c} TEXT" for c in _EVENT_COLUMNS)},
     UNIQUE (engine, order_id)
 );
-CREATE TABLE IF NOT EXISTS rejects (
+-- The rejects of one drained batch: `records` holds `count` ring records as
+-- the kernel wrote them, back to back (each an 8-byte ring header, the
+-- struct hft_event, padding to 8 bytes; native byte order); reject i has
+-- journal order jseq + i.  ring_pos..ring_end is the part of the tape ring
+-- the batch covered (NULL when read through libbpf).
+CREATE TABLE IF NOT EXISTS reject_blocks (
     jseq      INTEGER PRIMARY KEY,
     engine    INTEGER NOT NULL,
-    reason    TEXT    NOT NULL,
-    {", ".join(f"{c} INTEGER" if c not in ("symbol", "side") else f"{c} TEXT" for c in _EVENT_COLUMNS)},
+    ring_pos  INTEGER,
+    ring_end  INTEGER,
+    count     INTEGER NOT NULL,
+    records   BLOB    NOT NULL,
     UNIQUE (engine, ring_pos)
 );
 CREATE TABLE IF NOT EXISTS control (
@@ -197,6 +214,7 @@ class Journal:
         self._alerts: list[Alert] = []
         self._names: dict[bytes, str] = {}  # at most HFT_MAX_SYMBOLS: only known symbols make events
         self._known = {"ringbuf_drops": 0, "tape_drops": 0}
+        self._tape_journaled = 0   # tape-ring position up to which this engine's rejects are in the journal
         try:
             if readonly:
                 if not self.path.exists():
@@ -222,7 +240,9 @@ class Journal:
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(SCHEMA)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self._check_schema()
+                if self._check_schema() == 1:
+                    self._upgrade_from_1()
+            self.schema = self._check_schema()
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc):
                 raise JournalError(f"{self.path} is not an hft-tui journal ({exc})") from None
@@ -234,15 +254,51 @@ class Journal:
     def for_iface(cls, iface: str, path: str | Path | None = None, *, readonly: bool = False) -> "Journal":
         return cls(path or journal_path(iface), readonly=readonly)
 
-    def _check_schema(self) -> None:
+    def _check_schema(self) -> int:
         try:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.OperationalError:
             row = None
         if not row:
             raise JournalError(f"{self.path} is not an hft-tui journal")
-        if int(row[0]) != SCHEMA_VERSION:
-            raise JournalError(f"{self.path} has journal schema {row[0]}, this hft-tui reads {SCHEMA_VERSION}")
+        if int(row[0]) not in READABLE_SCHEMAS:
+            raise JournalError(f"{self.path} has journal schema {row[0]}, this hft-tui reads "
+                               f"{', '.join(map(str, READABLE_SCHEMAS))}")
+        return int(row[0])
+
+    def _upgrade_from_1(self) -> None:
+        """Schema 1 kept a row per reject: the writer turns each run of rejects
+        with consecutive journal numbers into one block, so every reject keeps
+        its jseq, its fields and its place in journal order."""
+        f = _RAW
+        with self._tx() as db:
+            rows = db.execute(f"SELECT jseq, engine, reason, {', '.join(_EVENT_COLUMNS)} FROM rejects"
+                              " ORDER BY engine, jseq").fetchall()
+            runs: list[list] = []
+            for row in rows:
+                if runs and runs[-1][-1][1] == row[1] and runs[-1][-1][0] + 1 == row[0]:
+                    runs[-1].append(row)
+                else:
+                    runs.append([row])
+            for run in runs:
+                events = []
+                for jseq, engine, reason, ring_pos, ts_ns, sender_ts, seq, symbol, side, price, qty, position, \
+                        pnl, bid, bid_qty, ask, ask_qty in run:
+                    t = [0] * len(EVENT_FIELDS)
+                    for name, value in (("ts_ns", ts_ns), ("sender_ts", sender_ts), ("seq", seq),
+                                        ("symbol", symbol_bytes(symbol)), ("kind", EVENT_REJECT),
+                                        ("side", ord(side) if side else 0), ("price", price), ("qty", qty),
+                                        ("reason", _REASON_CODE.get(reason, 0)), ("bid", bid), ("bid_qty", bid_qty),
+                                        ("ask", ask), ("ask_qty", ask_qty), ("position", position), ("pnl", pnl)):
+                        t[getattr(f, name)] = value
+                    events.append(_ring_record(t))
+                positions = [r[3] for r in run if r[3] is not None]
+                db.execute("INSERT INTO reject_blocks (jseq, engine, ring_pos, ring_end, count, records)"
+                           " VALUES (?, ?, ?, ?, ?, ?)",
+                           (run[0][0], run[0][1], min(positions) if positions else None,
+                            max(positions) + RECORD_STRIDE if positions else None, len(run), b"".join(events)))
+            db.execute("DROP TABLE rejects")
+            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         with self._lock:
@@ -274,12 +330,17 @@ class Journal:
 
     def _next_jseq(self, db) -> int:
         # Read inside the transaction, so two writers can never reuse a number.
+        # Blocks never overlap: the one with the highest jseq ends highest (index, not a scan).
         row = db.execute(
             "SELECT max(coalesce((SELECT max(jseq) FROM orders), 0),"
-            " coalesce((SELECT max(jseq) FROM rejects), 0),"
+            " coalesce((SELECT jseq + count - 1 FROM reject_blocks ORDER BY jseq DESC LIMIT 1), 0),"
             " coalesce((SELECT max(jseq) FROM control), 0))"
         ).fetchone()
         return row[0] + 1
+
+    def _load_tape_journaled(self, db) -> None:
+        row = db.execute("SELECT max(ring_end) FROM reject_blocks WHERE engine=?", (self._engine,)).fetchone()
+        self._tape_journaled = row[0] or 0
 
     def begin_engine(self, *, iface: str, prog_id: int, attached_at: float, program_hash: str | None) -> int:
         """Makes this engine instance the one events are recorded for."""
@@ -302,6 +363,7 @@ class Journal:
             ).fetchone()
         self._engine = row[0]
         self._known = {"ringbuf_drops": row[1], "tape_drops": row[2]}
+        self._load_tape_journaled(self._db)
         # Gaps already journaled are verify's to report, not new alerts.
         self._tracker = _GapTracker(contig=last, horizon=last)
         return self._engine
@@ -315,6 +377,7 @@ class Journal:
                 (time.time_ns(), time.time_ns() - time.monotonic_ns()),
             )
             self._engine = db.execute("SELECT id FROM engines WHERE prog_id=0 AND attached_at=0").fetchone()[0]
+            self._load_tape_journaled(db)
         return self._engine
 
     def record_events(self, events, positions: list[int] | None = None) -> int:
@@ -333,14 +396,16 @@ class Journal:
             if ev.kind == "order":
                 orders.append((ev.order_id, *row))
             elif ev.kind == "reject":
-                rejects.append((ev.reason, *row))
+                rejects.append((pos, _event_tuple(ev)))
             elif ev.kind == "kill":
                 kills.append((pos, _kill_detail(ev.reason, ev.pnl, ev.symbol, ev.seq, ev.ts_ns)))
-        return self._insert(orders, rejects, kills)
+        return self._insert(orders, self._blocks(rejects, ()), kills)
 
-    def record_raw(self, records) -> int:
+    def record_raw(self, records, runs=()) -> int:
         """The controller's fast path: ``records`` are (ring position, event
-        tuple in layout.Event order) straight from the ring buffer."""
+        tuple in layout.Event order) straight from the ring buffers, ``runs``
+        the tape ring's records as read (RecordRun): their rejects are kept
+        as the kernel wrote them."""
         f = _RAW
         names = self._names  # symbols repeat: decode each once
         orders, rejects, kills = [], [], []
@@ -358,44 +423,72 @@ class Journal:
             if kind == EVENT_ORDER:
                 orders.append((t[f.order_id], *row))
             elif kind == EVENT_REJECT:
-                rejects.append((REJECT_REASONS.get(t[f.reason], str(t[f.reason])), *row))
+                rejects.append((pos, t))
             elif kind == EVENT_KILL:
                 kills.append((pos, _kill_detail(KILL_STATES.get(t[f.reason], str(t[f.reason])), t[f.pnl],
                                                 key_name(t[f.symbol]), t[f.seq], t[f.ts_ns])))
-        return self._insert(orders, rejects, kills)
+        return self._insert(orders, self._blocks(rejects, runs), kills)
 
-    def _insert(self, orders: list, rejects: list, kills: list) -> int:
-        if not (orders or rejects or kills):
+    def _blocks(self, rejects: list, runs) -> list[tuple]:
+        """(ring_pos, ring_end, count, records) per block: the rejects among
+        ``rejects`` ((position, event tuple)) and among each run.  Records at
+        tape-ring positions already journaled (read again after a writer died
+        before it moved the ring) are left out: exactly once."""
+        done = self._tape_journaled
+        blocks = []
+        fresh = [(pos, t) for pos, t in rejects if pos is None or pos >= done]
+        if fresh:
+            positions = [pos for pos, _ in fresh if pos is not None]
+            blocks.append((min(positions) if positions else None,
+                           max(positions) + RECORD_STRIDE if positions else None,
+                           len(fresh), b"".join(_ring_record(t) for _, t in fresh)))
+        for run in runs:
+            start = RecordRun.position_index(run.pos, done)
+            records, count = run.records_of_kind(EVENT_REJECT, start)
+            if count:
+                blocks.append((run.pos + start * RECORD_STRIDE, run.end, count, records))
+        return blocks
+
+    def _insert(self, orders: list, blocks: list, kills: list) -> int:
+        if not (orders or blocks or kills):
             return 0
         cols = ", ".join(_EVENT_COLUMNS)
         marks = ", ".join("?" * (len(_EVENT_COLUMNS) + 3))
+        written = 0
         with self._tx() as db:
             engine = self._engine_id(db)
             jseq = self._next_jseq(db)
-            before = db.total_changes
             if orders:
+                before = db.total_changes
                 db.executemany(
                     f"INSERT OR IGNORE INTO orders (jseq, engine, order_id, {cols}) VALUES ({marks})",
                     [(jseq + i, engine, *r) for i, r in enumerate(orders)],
                 )
+                written += db.total_changes - before
                 jseq += len(orders)
-            if rejects:
-                db.executemany(
-                    f"INSERT OR IGNORE INTO rejects (jseq, engine, reason, {cols}) VALUES ({marks})",
-                    [(jseq + i, engine, *r) for i, r in enumerate(rejects)],
-                )
-                jseq += len(rejects)
+            for ring_pos, ring_end, count, records in blocks:
+                before = db.total_changes
+                db.execute(
+                    "INSERT OR IGNORE INTO reject_blocks (jseq, engine, ring_pos, ring_end, count, records)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", (jseq, engine, ring_pos, ring_end, count, records))
+                written += count if db.total_changes > before else 0
+                jseq += count
             if kills:
+                before = db.total_changes
                 now = time.time_ns()
                 db.executemany(
                     "INSERT OR IGNORE INTO control (jseq, engine, wall_ns, kind, ring_pos, detail)"
                     " VALUES (?, ?, ?, 'kernel_kill', ?, ?)",
                     [(jseq + i, engine, now, pos, detail) for i, (pos, detail) in enumerate(kills)],
                 )
-            written = db.total_changes - before
+                written += db.total_changes - before
         with self._lock:
             for r in orders:
                 self._tracker.see(r[0])
+            # Committed: these tape positions are journaled.
+            ends = [end for _pos, end, _n, _r in blocks if end is not None]
+            if ends:
+                self._tape_journaled = max(self._tape_journaled, *ends)
         return written
 
     def record_control(self, kind: str, *, program_hash: str | None = None, config_version: int | None = None,
@@ -485,7 +578,9 @@ class Journal:
                         ranges.append([start, stop])
                 if end > (last or 0) and len(ranges) < MAX_LISTED_GAPS:
                     ranges.append([(last or 0) + 1, end])
-            rejects = db.execute("SELECT count(*) FROM rejects WHERE engine=?", (e["id"],)).fetchone()[0]
+            rejects = db.execute("SELECT count(*) FROM rejects WHERE engine=?" if self.schema == 1 else
+                                 "SELECT coalesce(sum(count), 0) FROM reject_blocks WHERE engine=?",
+                                 (e["id"],)).fetchone()[0]
             per_engine.append({
                 "engine": e["id"], "iface": e["iface"], "prog_id": e["prog_id"],
                 "attached_at": e["attached_at"], "program_hash": e["program_hash"],
@@ -520,23 +615,45 @@ class Journal:
         }
 
     def rows(self, table: str, *, after: int = 0, limit: int | None = None, newest: bool = False) -> list[dict]:
-        """Rows of one table as dicts, by journal order (jseq > ``after``)."""
+        """Rows of one table as dicts, by journal order (jseq > ``after``);
+        ``rejects`` are read out of their blocks, a row each."""
         if table not in ("orders", "rejects", "control"):
             raise JournalError(f"no table {table!r}")
         offsets = {e["id"]: e["clock_offset_ns"] for e in self.engines()}
-        sql = f"SELECT * FROM {table} WHERE jseq > ? ORDER BY jseq {'DESC' if newest else ''} LIMIT ?"
         with self._lock:
-            cur = self._db.execute(sql, (after, -1 if limit is None else limit))
-            names = [d[0] for d in cur.description]
-            out = []
-            for r in cur:
-                row = dict(zip(names, r))
-                row["table"] = table
-                row["kind"] = {"orders": "order", "rejects": "reject"}.get(table, row.get("kind"))
-                # Kernel times are CLOCK_MONOTONIC; shown as wall time via the engine's offset.
-                row["wall_ns"] = row["ts_ns"] + offsets.get(row["engine"], 0) if "ts_ns" in row else row["wall_ns"]
-                out.append(row)
+            if table == "rejects" and self.schema != 1:
+                raw = self._reject_rows(after, limit, newest)
+            else:
+                raw = self._table_rows(table, after, limit, newest)
+        out = []
+        for row in raw:
+            row["table"] = table
+            row["kind"] = {"orders": "order", "rejects": "reject"}.get(table, row.get("kind"))
+            # Kernel times are CLOCK_MONOTONIC; shown as wall time via the engine's offset.
+            row["wall_ns"] = row["ts_ns"] + offsets.get(row["engine"], 0) if "ts_ns" in row else row["wall_ns"]
+            out.append(row)
         return out[::-1] if newest else out
+
+    def _table_rows(self, table: str, after: int, limit: int | None, newest: bool) -> list[dict]:
+        sql = f"SELECT * FROM {table} WHERE jseq > ? ORDER BY jseq {'DESC' if newest else ''} LIMIT ?"
+        cur = self._db.execute(sql, (after, -1 if limit is None else limit))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def _reject_rows(self, after: int, limit: int | None, newest: bool) -> list[dict]:
+        """Rejects with jseq > ``after``: the first ``limit`` (newest first with ``newest``)."""
+        # The block that starts at or before ``after`` may hold later rejects too (by the index, no scan).
+        cur = self._db.execute(
+            "SELECT jseq, engine, records FROM reject_blocks"
+            " WHERE jseq >= coalesce((SELECT max(jseq) FROM reject_blocks WHERE jseq <= ?), 0)"
+            f" ORDER BY jseq {'DESC' if newest else ''}", (after,))
+        out: list[dict] = []
+        for jseq, engine, records in cur:
+            rows = [r for r in _decode_reject_block(jseq, engine, records) if r["jseq"] > after]
+            out.extend(reversed(rows) if newest else rows)
+            if limit is not None and len(out) >= limit:
+                return out[:limit]
+        return out
 
     def entries(self, *, after: int = 0, last: int | None = None,
                 tables=("orders", "rejects", "control")) -> list[dict]:
@@ -561,6 +678,36 @@ class Journal:
             batch = merged[:size]  # every row up to the size-th jseq of any table is here
             yield batch
             after = batch[-1]["jseq"]
+
+
+def _event_tuple(ev) -> tuple:
+    """An EngineEvent back as the kernel's event tuple (layout.Event order)."""
+    values = {
+        "ts_ns": ev.ts_ns, "sender_ts": ev.sender_ts, "seq": ev.seq, "symbol": symbol_bytes(ev.symbol),
+        "kind": _KIND_CODE[ev.kind], "side": ord(ev.side) if ev.side else 0, "price": ev.price, "qty": ev.qty,
+        "order_id": ev.order_id, "reason": _REASON_CODE.get(ev.reason, 0), "bid": ev.bid, "bid_qty": ev.bid_qty,
+        "ask": ev.ask, "ask_qty": ev.ask_qty, "position": ev.position, "pnl": ev.pnl,
+    }
+    return tuple(values.get(name, 0) for name in EVENT_FIELDS)
+
+
+def _ring_record(t: tuple) -> bytes:
+    """An event tuple as a ring record (header, event, padding), as the kernel writes one."""
+    return RECORD_STRUCT.pack(EVENT_STRUCT.size, 0, *t)
+
+
+def _decode_reject_block(jseq: int, engine: int, records: bytes) -> list[dict]:
+    """The rejects of one block as rows (the columns of an order row, a reason for the id)."""
+    f = _RAW
+    rows = []
+    for i, rec in enumerate(RECORD_STRUCT.iter_unpack(records)):
+        t = rec[2:]
+        side = t[f.side]
+        rows.append(dict(zip(_REJECT_ROW_KEYS, (
+            jseq + i, engine, REJECT_REASONS.get(t[f.reason], str(t[f.reason])), None, t[f.ts_ns],
+            t[f.sender_ts], t[f.seq], key_name(t[f.symbol]), chr(side) if side else "", t[f.price], t[f.qty],
+            t[f.position], t[f.pnl], t[f.bid], t[f.bid_qty], t[f.ask], t[f.ask_qty]))))
+    return rows
 
 
 def _kill_detail(state: str, pnl: int, symbol: str, seq: int, ts_ns: int) -> str:

@@ -28,7 +28,7 @@ from frames import update_frame
 from hft_tui import libbpf
 from hft_tui.config import engine_params, symbol_params
 from hft_tui.constants import BPF_F_LOCK, KILL_OFF, MSG_LEN, NUM_COUNTERS, OFFSETS
-from hft_tui.controller import EVENT_FIELDS, RingDrain, event_from_tuple
+from hft_tui.controller import EVENT_FIELDS, RECORD_STRIDE, RecordRun, RingDrain, event_from_tuple
 from hft_tui.journal import CSV_COLUMNS, Journal, _GapTracker
 from hft_tui.layout import GlobalState, Totals
 from hft_tui.protocol import Update, parse_price
@@ -41,6 +41,7 @@ TRADING = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 10, "max
            "max_position": 4294967295, "collar_bps": 10000}
 BUY = Update(SYMBOL, 0, parse_price("99.00"), 100, parse_price("99.99"), 100)
 SELL = Update(SYMBOL, 0, parse_price("101.01"), 100, parse_price("102.00"), 100)
+QUIET = Update(SYMBOL, 0, parse_price("100.10"), 100, parse_price("100.20"), 100)   # between the targets
 SEQ_AT = -MSG_LEN + OFFSETS["seq"]  # the payload ends the frame
 K = {name: i for i, name in enumerate(EVENT_FIELDS)}
 
@@ -104,6 +105,20 @@ class Rig:
             records.extend(recs)
             d.close()
         return records, ends
+
+    def read_as_controller(self) -> tuple[list, list, dict]:
+        """What the controller reads: the orders ring as event tuples, the
+        tape ring as one run of records kept as bytes (RecordRun)."""
+        d = self.drain("events")
+        records, end = d.read(1 << 20)
+        d.close()
+        d = self.drain("tape_events")
+        run = d.read_run(1 << 20)
+        d.close()
+        ends = {"events": end}
+        if run is not None:
+            ends["tape_events"] = run.end
+        return records, [run] if run is not None else [], ends
 
     def commit(self, ends: dict) -> None:
         for ring, end in ends.items():
@@ -181,6 +196,65 @@ def test_the_eventengine_api_writes_the_same_rows_as_the_raw_path(rig, tmp_path)
             assert strip(a.rows(table)) == strip(b.rows(table))
 
 
+def test_rejects_kept_as_the_kernel_wrote_them_read_back_as_the_same_rows(rig, tmp_path):
+    """The controller's path (the tape ring's records kept as bytes, a block
+    per batch) and the decoded path give the same journal, row for row, and
+    sampled updates in the tape ring never become rows."""
+    rig.reset(update_sample=3)          # every 3rd update that neither trades nor is refused is sampled
+    quiet = bytearray(update_frame(QUIET, udp_fields={"chksum": 0}))
+    rig.trade(60)
+    rig.stale(20)
+    for _ in range(30):
+        rig.seq += 1
+        rig.run(quiet, rig.seq)
+    rig.trade(30)
+    rig.stale(7)
+    records, runs, ends = rig.read_as_controller()
+    assert len(runs) == 1 and runs[0].n > 27  # rejects and sampled updates, in one run
+    decoded, _ = rig.read_all()
+    rig.commit(ends)
+    with Journal(tmp_path / "runs.sqlite") as a, Journal(tmp_path / "tuples.sqlite") as b:
+        assert a.record_raw(records, runs) == b.record_raw(decoded) == 90 + 27
+        for table in ("orders", "rejects"):
+            strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_ns"} for r in rows]  # noqa: E731
+            assert strip(a.rows(table)) == strip(b.rows(table))
+        assert [r["seq"] for r in a.rows("rejects")] == [1] * 27
+        assert {r["reason"] for r in a.rows("rejects")} == {"stale"}
+        assert a.verify()["rejects"] == 27
+        # The newest few, and those after a journal position, come out of the blocks the same way.
+        every = a.entries()
+        assert a.entries(last=5) == every[-5:]
+        assert a.entries(after=every[40]["jseq"]) == every[41:]
+
+
+@pytest.mark.parametrize("crash_point", ["before_the_journal_commit", "after_the_commit_before_the_ring_moves"])
+def test_a_controller_dying_at_any_instant_journals_every_reject_once(rig, journal, crash_point):
+    """The same rule on the controller's path: a reject block read again
+    after a crash is never journaled twice, and the rejects that came
+    meanwhile are journaled."""
+    rig.reset()
+    rig.trade(100)
+    rig.stale(40)
+    records, runs, _ends = rig.read_as_controller()
+    if crash_point == "after_the_commit_before_the_ring_moves":
+        journal.record_raw(records, runs)
+    # ... the controller dies here: the rings' consumer positions did not move.
+    rig.stale(15)
+    rig.trade(10)
+    records, runs, ends = rig.read_as_controller()
+    assert runs[0].n == 55  # read again from the start, and the newer ones
+    journal.record_raw(records, runs)
+    rig.commit(ends)
+    journal.record_kernel(**rig.kernel(), final=True)
+    v = journal.verify()
+    assert (v["rows"], v["rejects"], v["gaps"], v["ok"]) == (110, 55, 0, True)
+    # A writer started afresh on the same file knows what is journaled.
+    with Journal(journal.path) as again:
+        again.begin_engine(iface="hft48", prog_id=1, attached_at=1.0, program_hash="test")
+        assert again.record_raw(records, runs) == 0
+        assert again.verify()["rejects"] == 55
+
+
 @pytest.mark.parametrize("crash_point", ["before_the_journal_commit", "after_the_commit_before_the_ring_moves"])
 def test_a_writer_dying_at_any_instant_loses_and_duplicates_nothing(rig, journal, crash_point):
     """The ring's consumer position moves only after the commit: the next
@@ -226,7 +300,7 @@ def test_a_reader_that_keeps_up_never_makes_the_kernel_drop(rig):
     import multiprocessing
 
     rig.reset()
-    n = 5 * (rig.drain("events").size // 96)
+    n = 5 * (rig.drain("events").size // RECORD_STRIDE)
     ctx = multiprocessing.get_context("fork")
     stop = ctx.Event()
     mine, theirs = ctx.Pipe(duplex=False)
@@ -289,7 +363,7 @@ def test_a_full_orders_ring_drops_are_counted_exactly_and_match_the_gaps(rig, jo
     every order it had no room for.  The journal then holds exactly the
     orders that fit, reports the drop count and the same number of gaps."""
     rig.reset()
-    capacity = rig.drain("events").size // 96  # 88-byte event + 8-byte header
+    capacity = rig.drain("events").size // RECORD_STRIDE
     sent = capacity + 1500
     rig.trade(sent)
     kernel = rig.kernel()
@@ -448,3 +522,56 @@ def test_bad_input_gets_one_line_and_changes_nothing(filled, tmp_path, argv, wor
     p = cli(*[a.format(path=path, junk=junk) for a in argv])
     assert_one_line_error(p, words)
     assert path.read_bytes() == before
+
+
+def test_a_schema_1_journal_is_read_as_it_is_and_upgraded_by_a_writer_row_for_row(rig, tmp_path):
+    """Schema 1 kept a row per reject.  Readers read such a file as it is; a
+    writer turns its rejects into blocks in place, each reject keeping its
+    journal number and fields."""
+    import sqlite3
+
+    path = tmp_path / "old.journal.sqlite"
+    rig.reset()
+    rig.trade(20)
+    rig.stale(6)
+    rig.trade(5)
+    rig.stale(3)
+    with Journal(path) as j:
+        j.begin_engine(iface="hft48", prog_id=7, attached_at=2.0, program_hash="abc")
+        records, (run,), ends = rig.read_as_controller()
+        assert run.n == 9
+        stride = len(run.data) // run.n
+        first = RecordRun(run.pos, run.data[:6 * stride], 6)
+        rest = RecordRun(run.pos + 6 * stride, run.data[6 * stride:], 3)
+        j.record_raw(records[:20], [first])           # two batches: two runs of journal numbers
+        j.record_raw(records[20:], [rest])
+        rig.commit(ends)
+        want = {t: j.rows(t) for t in ("orders", "rejects", "control")}
+        verified = j.verify()
+    # The same journal as schema 1 wrote it.
+    db = sqlite3.connect(path)
+    cols = "ring_pos, ts_ns, sender_ts, seq, symbol, side, price, qty, position, pnl, bid, bid_qty, ask, ask_qty"
+    db.executescript(f"CREATE TABLE rejects (jseq INTEGER PRIMARY KEY, engine INTEGER NOT NULL, reason TEXT NOT NULL,"
+                     f" {cols}, UNIQUE (engine, ring_pos)); DROP TABLE reject_blocks;"
+                     " UPDATE meta SET value='1' WHERE key='schema_version';")
+    db.executemany(f"INSERT INTO rejects (jseq, engine, reason, {cols}) VALUES ({', '.join('?' * 17)})",
+                   [tuple(r[k] for k in ("jseq", "engine", "reason", *cols.split(", "))) for r in want["rejects"]])
+    db.commit()
+    db.close()
+
+    def same(got, expected):
+        drop = ("wall_ns", "ring_pos")
+        return [{k: v for k, v in r.items() if k not in drop} for r in got] == \
+               [{k: v for k, v in r.items() if k not in drop} for r in expected]
+
+    with Journal(path, readonly=True) as old:
+        assert old.schema == 1
+        assert all(same(old.rows(t), want[t]) for t in want)
+        assert old.verify()["rejects"] == 9
+    with Journal(path) as upgraded:
+        assert upgraded.schema == 2
+        assert all(same(upgraded.rows(t), want[t]) for t in want)
+        v = upgraded.verify()
+        assert {k: v[k] for k in ("rows", "rejects", "gaps", "ok")} == \
+               {k: verified[k] for k in ("rows", "rejects", "gaps", "ok")}
+        assert upgraded._db.execute("SELECT count(*) FROM reject_blocks").fetchone()[0] == 2
