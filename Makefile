@@ -22,6 +22,7 @@ test: install
 
 bench: install
 	$(HFT) bench --out docs/bench
+	$(PY) -m hft_tui.app.perf --out docs/bench/app.json
 
 screenshots: install
 	$(PY) -m hft_tui.app.screenshots

@@ -18,6 +18,7 @@ runs it, with a thread here reading its screen output.
 from __future__ import annotations
 
 import argparse
+import datetime
 import fcntl
 import json
 import os
@@ -202,9 +203,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--poll-hz", type=float, default=10.0)
     p.add_argument("--trials", type=int, default=30, help="kill-key trials (default 30)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--out", metavar="FILE", help="also write the result, with the machine it ran on, as JSON here")
     args = p.parse_args(argv)
-    result = measure(args.lab, args.rate, args.seconds, args.poll_hz, args.trials)
+    from ..bench.runner import machine
+    from ..engine import EngineError
+    from .app import UI_HZ
+
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    try:
+        result = measure(args.lab, args.rate, args.seconds, args.poll_hz, args.trials)
+    except (RuntimeError, EngineError, OSError) as exc:
+        print(f"app perf: error: {exc}", file=sys.stderr)
+        return 1
     result.pop("pressed_at_monotonic")
+    result["ui_redraw_hz"] = UI_HZ
+    if args.out:
+        record = {"machine": machine(), "started": started, "window_s": args.seconds, **result}
+        with open(args.out, "w") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
     if args.json:
         print(json.dumps(result, indent=2))
     else:
