@@ -58,8 +58,6 @@ class Display:
         # frame if it showed milliseconds, for no information.
         if ms < 100:
             return "<0.1 s"
-        if ms < 1000:
-            return f"{ms / 1000:.1f} s"
         if ms < 120_000:
             return f"{ms / 1000:.1f} s"
         return f"{ms / 60000:.0f} min"

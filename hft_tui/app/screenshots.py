@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         app = HftApp(iface=the_lab.engine_iface, config_path=config, take_over=True)
         for path in asyncio.run(shoot(app, out, args.seconds)):
             print(path)
+    except Exception as exc:  # noqa: BLE001 - one line, like every other command
+        from .app import one_line
+
+        print(f"screenshots: error: {one_line(exc)}", file=sys.stderr)
+        return 1
     finally:
         if feed is not None:
             demo.stop_feed(feed)
