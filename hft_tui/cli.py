@@ -15,6 +15,7 @@ when used, so a broken optional piece never stops ``engine kill``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -175,6 +176,13 @@ def cmd_engine(args) -> int:
         return 0
     if args.verb == "run":
         return _run_plugin("supervisor", args)
+    if args.verb == "kill":
+        # Through the kill switch's own pin: works even on an engine of another hft-tui version.
+        iface = engine.resolve_iface(args.iface)
+        engine.kill_pinned(iface)
+        print(f"KILLED: {iface} sends no orders until 'hft-tui engine resume'")
+        _journal_cli_change(iface, "kill", {"state": "operator"})
+        return 0
 
     with engine.open_engine(getattr(args, "iface", None)) as h:
         if args.verb == "status":
@@ -187,28 +195,24 @@ def cmd_engine(args) -> int:
             values = parse_assignments(args.assignments)
             p = h.set_symbol(args.symbol, values)
             print(f"{args.symbol}: " + " ".join(f"{k}={v}" for k, v in p.to_toml_values().items()))
-            _journal_cli_change(h.iface, "symbol_config", {"symbol": args.symbol, **values})
+            _journal_cli_change(h.iface, "symbol_config", {"symbol": args.symbol, **values}, handle=h)
         elif args.verb == "set-engine":
             values = parse_assignments(args.assignments)
             p = h.set_engine(values)
             print(" ".join(f"{k}={v}" for k, v in vars(p).items()))
-            _journal_cli_change(h.iface, "engine_config", values)
+            _journal_cli_change(h.iface, "engine_config", values, handle=h)
         elif args.verb == "remove":
             h.remove_symbol(args.symbol)
             print(f"removed {args.symbol}")
-            _journal_cli_change(h.iface, "symbol_remove", {"symbol": args.symbol})
-        elif args.verb == "kill":
-            h.kill()
-            print(f"KILLED: {h.iface} sends no orders until 'hft-tui engine resume'")
-            _journal_cli_change(h.iface, "kill", {"state": "operator"})
+            _journal_cli_change(h.iface, "symbol_remove", {"symbol": args.symbol}, handle=h)
         elif args.verb == "resume":
             h.resume()
             print(f"resumed: {h.iface} trades again")
-            _journal_cli_change(h.iface, "resume", {})
+            _journal_cli_change(h.iface, "resume", {}, handle=h)
     return 0
 
 
-def _journal_cli_change(iface: str, kind: str, detail: dict) -> None:
+def _journal_cli_change(iface: str, kind: str, detail: dict, handle=None) -> None:
     """The journal records every attach and change with the program hash and
     config version.  A running controller journals what it sees itself; with
     none, the command does.  The change is made either way: a journal that
@@ -221,11 +225,12 @@ def _journal_cli_change(iface: str, kind: str, detail: dict) -> None:
     try:
         from .journal import record_cli_change
 
-        rec = engine.EngineRecord.load(iface)
-        with engine.EngineHandle(iface) as h:
+        with contextlib.ExitStack() as stack:
+            h = handle or stack.enter_context(engine.EngineHandle(iface))
             version = h.maps.read_global().config_version
-        record_cli_change(iface, kind, detail, program_hash=rec.program_hash if rec else None,
-                          prog_id=rec.prog_id if rec else 0, attached_at=rec.attached_at if rec else 0.0,
+            prog_id, attached_at = h.identity()
+            program_hash = h.record.program_hash if h.record else None
+        record_cli_change(iface, kind, detail, program_hash=program_hash, prog_id=prog_id, attached_at=attached_at,
                           config_version=version)
     except Exception as exc:  # noqa: BLE001 - the change is made; say what was not journaled
         print(f"hft-tui: warning: {kind} not journaled: {exc}", file=sys.stderr)

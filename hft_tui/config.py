@@ -21,6 +21,7 @@ S64_MAX = 2**63 - 1
 # The controller beats several times per deadline; below this a scheduling
 # hiccup of the controller would already stop trading.
 MIN_DEADMAN_MS = 100
+DEFAULT_DEADMAN_MS = 500
 MAX_DEADMAN_MS = 3_600_000
 NO_TRADE = ("pass", "drop")
 MAX_RATE = 1_000_000
@@ -192,7 +193,7 @@ ENGINE_KEYS = {
     "mode": (None, "native"),
     "on_no_trade": (None, "pass"),
     "update_sample": (lambda v, k: _parse_int(v, k, 0, U32_MAX), 64),
-    "deadman_ms": (lambda v, k: _parse_int(v, k, MIN_DEADMAN_MS, MAX_DEADMAN_MS), 500),
+    "deadman_ms": (lambda v, k: _parse_int(v, k, MIN_DEADMAN_MS, MAX_DEADMAN_MS), DEFAULT_DEADMAN_MS),
     "rate_per_sec": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
     "burst": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
     "max_notional": (_parse_money, "0"),

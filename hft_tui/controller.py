@@ -542,8 +542,9 @@ class Controller:
         snap = self.handle.snapshot()
         g = snap.global_config
         if self.supervise:
+            # The kernel's rule: a heartbeat further than the deadline from now, either way, is stale.
             expired = g.deadman_ms and (
-                not snap.heartbeat_ns or (time.monotonic_ns() - snap.heartbeat_ns) > g.deadman_ms * 1_000_000
+                not snap.heartbeat_ns or abs(time.monotonic_ns() - snap.heartbeat_ns) > g.deadman_ms * 1_000_000
             )
             if expired and snap.kill == KILL_OFF:
                 self.handle.maps.set_kill(KILL_OPERATOR)
@@ -551,13 +552,9 @@ class Controller:
             self.deadline_ms = self.handle.arm_deadman(self.deadman_ms)
         snap = self.handle.snapshot()
         if self.journal is not None:
-            rec = self.handle.record
-            self.journal.begin_engine(
-                iface=self.handle.iface,
-                prog_id=rec.prog_id if rec else 0,
-                attached_at=rec.attached_at if rec else 0.0,
-                program_hash=self.program_hash,
-            )
+            prog_id, attached_at = self.handle.identity()
+            self.journal.begin_engine(iface=self.handle.iface, prog_id=prog_id, attached_at=attached_at,
+                                      program_hash=self.program_hash)
             self.journal.record_control(
                 "controller_start",
                 program_hash=self.program_hash,
@@ -735,11 +732,7 @@ class Controller:
             st = self.handle.xdp()
             if st is None:
                 return self._end("interface_gone", f"INTERFACE {self.handle.iface} is gone: its engine went with it")
-            if rec is not None:
-                ours = bool(st.mode) and st.prog_id == rec.prog_id
-            else:  # no state file to compare with: the pins say whether it is ours
-                ours = bool(st.mode) and self.handle.pin_dir.is_dir()
-            if not ours:
+            if not self.handle.attached_as(st):
                 return self._end("detached", f"ENGINE DETACHED: {self.handle.iface} no longer runs this engine "
                                              "(detached or replaced by another program)")
         return []

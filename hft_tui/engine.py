@@ -27,9 +27,9 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from . import libbpf, netlink, paths
-from .config import (Config, ConfigError, EngineParams, SymbolParams, check_symbol_name, engine_params,
-                     parse_deadman_ms, symbol_params)
-from .constants import KILL_OFF, KILL_OPERATOR, KILL_STATES
+from .config import (DEFAULT_DEADMAN_MS, Config, ConfigError, EngineParams, SymbolParams, check_symbol_name,
+                     engine_params, money_to_str, parse_deadman_ms, symbol_params)
+from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR, KILL_STATES
 from .maps import MAP_VALUES, EngineMaps, MapsError, Snapshot, symbol_params_from_map
 
 PROGRAM_NAME = "xdp_strategy"
@@ -312,6 +312,35 @@ def detach(iface: str) -> list[str]:
 
 # -- a running engine -----------------------------------------------------
 
+def _refuse_if_holding(name: str, st) -> None:
+    if st.position or st.pending_buy or st.pending_sell or st.open_cost:
+        raise EngineError(
+            f"symbol {name} holds {st.position:,} shares: removing it would forget the position; "
+            f"sell it down first, or stop trading it with 'hft-tui engine set {name} enabled=false'"
+        )
+
+
+def kill_pinned(iface: str) -> int:
+    """Sets the kill switch through its own pin only, and returns what it reads
+    back: it works on any engine, of this hft-tui or another version (whose
+    other maps it may not read)."""
+    require_root()
+    path = paths.pin_dir(paths.check_ifname(iface)) / "kill_switch"
+    try:
+        fd = libbpf.obj_get(str(path))
+    except OSError as exc:
+        raise EngineError(f"no hft-tui engine on {iface} ({path}: {exc.strerror or exc})") from None
+    try:
+        libbpf.update(fd, ctypes.c_uint32(0), ctypes.c_uint64(KILL_OPERATOR), BPF_ANY)
+        state = ctypes.c_uint64()
+        libbpf.lookup(fd, ctypes.c_uint32(0), state)
+    finally:
+        os.close(fd)
+    if state.value == KILL_OFF:
+        raise EngineError(f"the kill switch of {iface} reads back as off")
+    return state.value
+
+
 class EngineHandle:
     """A running engine, opened from its pins by any process."""
 
@@ -346,8 +375,28 @@ class EngineHandle:
             return None
 
     def attached(self) -> bool:
-        st = self.xdp()
-        return bool(st and st.mode and self.record and st.prog_id == self.record.prog_id)
+        return self.attached_as(self.xdp())
+
+    def identity(self) -> tuple[int, float]:
+        """(program id, attached_at): what the journal tells engine instances
+        apart by.  From the state file; without one, from the pinned program
+        (its id, and its load time in seconds since boot), so two engines
+        whose state files were lost are never taken for one."""
+        if self.record is not None:
+            return self.record.prog_id, self.record.attached_at
+        try:
+            fd = libbpf.obj_get(str(self.pin_dir / "prog"))
+        except OSError as exc:
+            raise EngineError(f"{self.iface}: no state file and no pinned program ({exc.strerror or exc})") from None
+        try:
+            info = libbpf.prog_info(fd)
+        finally:
+            os.close(fd)
+        return info.id, info.load_time / 1e9
+
+    def attached_as(self, xdp: netlink.XdpState | None) -> bool:
+        """``xdp`` (an interface's XDP state just read) runs this engine."""
+        return _ours_attached(self.pin_dir, xdp, self.record)
 
     def engine_params(self) -> EngineParams:
         g = self.maps.read_global()
@@ -382,26 +431,28 @@ class EngineHandle:
         return self.symbol(name)
 
     def remove_symbol(self, name: str) -> None:
-        """Removes a flat symbol.  A symbol holding shares is refused: removing it
-        would forget the position (the next buys could exceed max_position) and
-        leave its open cost in the engine-wide total, which only the kernel writes."""
+        """Removes a flat symbol.  A symbol holding shares is refused, untouched:
+        removing it would forget the position (the next buys could exceed
+        max_position) and leave its open cost in the engine-wide total, which
+        only the kernel writes."""
         with control_lock(self.iface):
             check_symbol_name(name)
             got = self.maps.read_symbol(name)
             if got is None:
                 raise EngineError(f"symbol {name} is not configured")
-            cfg, _ = got
+            cfg, st = got
+            _refuse_if_holding(name, st)
             # No new decision can trade it once its config is gone; a packet
-            # already past the lookup finishes in microseconds.
+            # already past the lookup finishes in microseconds: then look again.
             self.maps.delete_symbol_config(name)
             time.sleep(REMOVE_SETTLE_S)
             st = self.maps.read_symbol_state(name)
-            if st is not None and (st.position or st.open_cost):
+            try:
+                if st is not None:
+                    _refuse_if_holding(name, st)
+            except EngineError:
                 self.maps.restore_symbol_config(name, cfg)
-                raise EngineError(
-                    f"symbol {name} holds {st.position:,} shares: removing it would forget the position; "
-                    f"sell it down first, or stop trading it with 'hft-tui engine set {name} enabled=false'"
-                )
+                raise
             self.maps.remove_symbol(name)
             self.maps.bump_version()
 
@@ -423,7 +474,16 @@ class EngineHandle:
         self.maps.set_kill(KILL_OPERATOR)
 
     def resume(self) -> None:
+        """Clears the kill switch, unless the loss limit would latch it again at
+        the next update: then it says what to do instead."""
         with control_lock(self.iface):
+            g = self.maps.read_global()
+            pnl = self.maps.totals().pnl
+            if g.loss_limit and pnl < -g.loss_limit:
+                raise EngineError(
+                    f"session PnL {money_to_str(pnl)} is below the loss limit -{money_to_str(g.loss_limit)}: "
+                    f"resuming would latch the kill again at the next update; raise it first "
+                    f"(hft-tui engine set-engine loss_limit=...)")
             self.maps.set_kill(KILL_OFF)
             self.maps.bump_version()
 
@@ -431,7 +491,12 @@ class EngineHandle:
         """A controller's first heartbeat arms the switch.  Under the control
         lock: the engine-wide config is read, changed and written whole, and an
         ``engine set-engine`` at the same time must not undo it (or be undone)."""
-        deadline = deadline_ms or (self.record.deadman_ms if self.record else 500)
+        stored = self.record.deadman_ms if self.record else None
+        try:
+            # The state file may come from an older hft-tui, or a hand: checked like any input.
+            deadline = parse_deadman_ms(deadline_ms or stored or DEFAULT_DEADMAN_MS)
+        except ConfigError:
+            deadline = DEFAULT_DEADMAN_MS
         with control_lock(self.iface):
             self.maps.beat()
             self.maps.set_deadman(deadline)
@@ -488,9 +553,10 @@ def status_dict(handle: EngineHandle, snap: Snapshot) -> dict:
     xdp = handle.xdp()
     rec = handle.record
     g = snap.global_config
-    attached = bool(xdp and xdp.mode and rec and xdp.prog_id == rec.prog_id)
-    # The snapshot's clock is read just before the heartbeat: a beat in between is "now".
-    hb_age = max(0.0, (snap.taken_ns - snap.heartbeat_ns) / 1e6) if snap.heartbeat_ns else None
+    attached = handle.attached_as(xdp)
+    # The snapshot's clock is read just before the heartbeat: a beat in between is "now".  A
+    # heartbeat further ahead than the deadline is as stale as one behind it (the kernel's rule).
+    hb_age = abs(snap.taken_ns - snap.heartbeat_ns) / 1e6 if snap.heartbeat_ns else None
     armed = g.deadman_ms != 0
     # Supervised: armed and a controller beating now.  Armed with a stale
     # heartbeat means the controller is gone and the kernel is holding orders.

@@ -272,6 +272,9 @@ class Journal:
         its jseq, its fields and its place in journal order."""
         f = _RAW
         with self._tx() as db:
+            # Another writer may have upgraded it since this one looked: decide inside the transaction.
+            if int(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]) != 1:
+                return
             rows = db.execute(f"SELECT jseq, engine, reason, {', '.join(_EVENT_COLUMNS)} FROM rejects"
                               " ORDER BY engine, jseq").fetchall()
             runs: list[list] = []
@@ -288,7 +291,7 @@ class Journal:
                     for name, value in (("ts_ns", ts_ns), ("sender_ts", sender_ts), ("seq", seq),
                                         ("symbol", symbol_bytes(symbol)), ("kind", EVENT_REJECT),
                                         ("side", ord(side) if side else 0), ("price", price), ("qty", qty),
-                                        ("reason", _REASON_CODE.get(reason, 0)), ("bid", bid), ("bid_qty", bid_qty),
+                                        ("reason", _reason_code(reason)), ("bid", bid), ("bid_qty", bid_qty),
                                         ("ask", ask), ("ask_qty", ask_qty), ("position", position), ("pnl", pnl)):
                         t[getattr(f, name)] = value
                     events.append(_ring_record(t))
@@ -559,6 +562,7 @@ class Journal:
 
     def _verify(self) -> dict:
         db = self._db
+        self.schema = self._check_schema()   # a writer may have upgraded the file since it was opened
         per_engine = []
         ranges: list[list[int]] = []
         for e in self.engines():
@@ -621,10 +625,12 @@ class Journal:
             raise JournalError(f"no table {table!r}")
         offsets = {e["id"]: e["clock_offset_ns"] for e in self.engines()}
         with self._lock:
-            if table == "rejects" and self.schema != 1:
-                raw = self._reject_rows(after, limit, newest)
-            else:
-                raw = self._table_rows(table, after, limit, newest)
+            try:
+                raw = self._raw_rows(table, after, limit, newest)
+            except sqlite3.OperationalError:
+                # A writer upgraded the file under this reader (schema 1 -> 2): look again.
+                self.schema = self._check_schema()
+                raw = self._raw_rows(table, after, limit, newest)
         out = []
         for row in raw:
             row["table"] = table
@@ -633,6 +639,11 @@ class Journal:
             row["wall_ns"] = row["ts_ns"] + offsets.get(row["engine"], 0) if "ts_ns" in row else row["wall_ns"]
             out.append(row)
         return out[::-1] if newest else out
+
+    def _raw_rows(self, table: str, after: int, limit: int | None, newest: bool) -> list[dict]:
+        if table == "rejects" and self.schema != 1:
+            return self._reject_rows(after, limit, newest)
+        return self._table_rows(table, after, limit, newest)
 
     def _table_rows(self, table: str, after: int, limit: int | None, newest: bool) -> list[dict]:
         sql = f"SELECT * FROM {table} WHERE jseq > ? ORDER BY jseq {'DESC' if newest else ''} LIMIT ?"
@@ -685,10 +696,20 @@ def _event_tuple(ev) -> tuple:
     values = {
         "ts_ns": ev.ts_ns, "sender_ts": ev.sender_ts, "seq": ev.seq, "symbol": symbol_bytes(ev.symbol),
         "kind": _KIND_CODE[ev.kind], "side": ord(ev.side) if ev.side else 0, "price": ev.price, "qty": ev.qty,
-        "order_id": ev.order_id, "reason": _REASON_CODE.get(ev.reason, 0), "bid": ev.bid, "bid_qty": ev.bid_qty,
+        "order_id": ev.order_id, "reason": _reason_code(ev.reason), "bid": ev.bid, "bid_qty": ev.bid_qty,
         "ask": ev.ask, "ask_qty": ev.ask_qty, "position": ev.position, "pnl": ev.pnl,
     }
     return tuple(values.get(name, 0) for name in EVENT_FIELDS)
+
+
+def _reason_code(reason: str) -> int:
+    """A reject reason's kernel code; a code this hft-tui has no name for was
+    kept as its number, and stays that number (never another reason)."""
+    if reason in _REASON_CODE:
+        return _REASON_CODE[reason]
+    if reason.isdigit():
+        return int(reason)
+    raise JournalError(f"reject reason {reason!r} has no kernel code")
 
 
 def _ring_record(t: tuple) -> bytes:

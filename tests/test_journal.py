@@ -554,8 +554,11 @@ def test_a_schema_1_journal_is_read_as_it_is_and_upgraded_by_a_writer_row_for_ro
     db.executescript(f"CREATE TABLE rejects (jseq INTEGER PRIMARY KEY, engine INTEGER NOT NULL, reason TEXT NOT NULL,"
                      f" {cols}, UNIQUE (engine, ring_pos)); DROP TABLE reject_blocks;"
                      " UPDATE meta SET value='1' WHERE key='schema_version';")
+    # Schema 1 kept each reject's own ring position (all 9 tape records are rejects here).
+    positions = [run.pos + i * stride for i in range(run.n)]
     db.executemany(f"INSERT INTO rejects (jseq, engine, reason, {cols}) VALUES ({', '.join('?' * 17)})",
-                   [tuple(r[k] for k in ("jseq", "engine", "reason", *cols.split(", "))) for r in want["rejects"]])
+                   [tuple({**r, "ring_pos": pos}[k] for k in ("jseq", "engine", "reason", *cols.split(", ")))
+                    for r, pos in zip(want["rejects"], positions)])
     db.commit()
     db.close()
 
@@ -575,3 +578,25 @@ def test_a_schema_1_journal_is_read_as_it_is_and_upgraded_by_a_writer_row_for_ro
         assert {k: v[k] for k in ("rows", "rejects", "gaps", "ok")} == \
                {k: verified[k] for k in ("rows", "rejects", "gaps", "ok")}
         assert upgraded._db.execute("SELECT count(*) FROM reject_blocks").fetchone()[0] == 2
+        # The upgraded blocks know how far the tape ring is journaled: read again, nothing is new.
+        upgraded.begin_engine(iface="hft48", prog_id=7, attached_at=2.0, program_hash="abc")
+        assert upgraded.record_raw(records, [run]) == 0
+        assert upgraded.verify()["rejects"] == 9
+
+
+@pytest.mark.parametrize("reason, code", [
+    ("stale", 10),          # a name the kernel's header gives
+    ("kill", 0),
+    ("13", 13),             # a code this hft-tui had no name for was kept as its number
+])
+def test_a_reject_reason_goes_back_to_its_own_kernel_code(reason, code):
+    from hft_tui.journal import _reason_code
+
+    assert _reason_code(reason) == code
+
+
+def test_a_reject_reason_with_no_kernel_code_is_refused_not_made_a_kill():
+    from hft_tui.journal import JournalError, _reason_code
+
+    with pytest.raises(JournalError, match="has no kernel code"):
+        _reason_code("bogus")

@@ -1,7 +1,7 @@
 """The engine's controller in a process of its own, feeding the app views.
 
 Draining the rings into the journal is steady Python work (at 100k updates
-a second, a fifth of a core).  In the app's process it would hold the
+a second, about 5% of a core).  In the app's process it would hold the
 interpreter lock against the UI thread, and a key press would wait behind
 it; in its own process it cannot delay the UI, and the kill key (a map
 write done by the UI process itself) stays fast whatever the feed does.
@@ -9,9 +9,11 @@ write done by the UI process itself) stays fast whatever the feed does.
     python -m hft_tui.app.supervisor_process IFACE [--poll-hz 10] [--app-pid PID] [--deterministic]
 
 The controller ticks (drain, journal, alerts) and a view goes to the app at
-the poll rate; between two ticks it beats the heartbeat at least five times
-per dead-man deadline, the deadline read from the kernel at every beat, so
-a slow poll rate or a deadline shortened live never starves the switch.
+the poll rate, and at once whenever records wait in a ring (a slow poll
+rate must not let the rings fill); between two ticks it beats the heartbeat
+at least five times per dead-man deadline, the deadline read from the
+kernel at every beat, so a slow poll rate or a deadline shortened live
+never starves the switch.
 
 Protocol: stdout carries length-prefixed pickles of (kind, payload) tuples:
 ("started", (tripped_on_start, journal_error)), ("view", EngineView) once a
@@ -40,6 +42,7 @@ from pathlib import Path
 
 from ..constants import KILL_OFF, KILL_OPERATOR
 from ..controller import Controller
+from .. import engine
 from ..engine import EngineHandle
 from ..stopflag import StopFlag
 from .model import LinkState, ViewBuilder
@@ -98,7 +101,7 @@ class Supervisor:
         xdp = handle.xdp()
         if xdp is None:
             return LinkState(present=False)
-        ours = bool(xdp.mode and handle.record and xdp.prog_id == handle.record.prog_id)
+        ours = handle.attached_as(xdp)
         return LinkState(present=True, attached=ours, mode=xdp.mode if ours else None,
                          prog_id=xdp.prog_id if ours else None, operstate=operstate(handle.iface))
 
@@ -128,7 +131,10 @@ class Supervisor:
                 while not self.commands.empty():
                     controller.record_change(*self.commands.get_nowait())
                 now = time.monotonic()
-                if now >= next_view:
+                due = now >= next_view
+                # Records waiting in a ring are drained at once, whatever the view rate: a slow
+                # poll rate must not let the rings fill (orders lost to the journal).
+                if due or controller.rings.pending():
                     if now >= next_link_check:
                         link, next_link_check = self.link(handle), now + LINK_CHECK_S
                     tick = controller.tick(0)
@@ -138,11 +144,12 @@ class Supervisor:
                         # the controller journaled it and cleaned the pins.
                         error = "; ".join(a.text() for a in tick.alerts if a.kind == "engine") or tick.ended
                         break
-                    next_view += self.interval
-                    if next_view < time.monotonic():   # fell behind (a slow tick): do not catch up
-                        next_view = time.monotonic()
+                    if due:
+                        next_view += self.interval
+                        if next_view < time.monotonic():   # fell behind (a slow tick): do not catch up
+                            next_view = time.monotonic()
                 else:
-                    controller.beat()   # between two views: the heartbeat only
+                    controller.beat()   # between two views, nothing to drain: the heartbeat only
                 # The deadline is read from the kernel at each beat: one edited live applies at once.
                 now = time.monotonic()
                 self.stop.wait(max(0.0, min(next_view - now, controller.beat_interval_s())))
@@ -182,8 +189,7 @@ def operstate(iface: str) -> str | None:
 def kill_orphaned(iface: str) -> None:
     """The app is gone before supervision began: stop the engine from trading unsupervised."""
     try:
-        with EngineHandle(iface) as handle:
-            handle.kill()
+        engine.kill_pinned(iface)
         print(f"{iface}: the app went away before supervision began: kill switch set", file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - nothing else can be done from here
         print(f"{iface}: the app went away and the kill switch could not be set: {exc}", file=sys.stderr)

@@ -1,0 +1,112 @@
+"""Operator actions that must fail safe, through the real CLI and kernel, lab 71.
+
+- a resume the loss limit would undo at the next update is refused, saying what to do;
+- the kill switch needs only its own pin (an engine of another hft-tui version can be killed);
+- a dead-man deadline read from the state file is checked like any input before it is armed;
+- an engine whose state file is lost keeps its own identity in the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hft_tui import engine, journal, lab, paths
+from hft_tui.config import DEFAULT_DEADMAN_MS, load_config
+from hft_tui.constants import KILL_OFF, KILL_STATES
+from hft_tui.controller import Controller
+from hft_tui.protocol import Update, encode_update, parse_price
+
+from waiting import wait_for
+
+HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
+DEMO = paths.DEMO_CONFIG
+L = lab.Lab.numbered(71)
+
+
+def cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([HFT_TUI, *argv], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def attached():
+    lab.down(L, quiet=True)
+    lab.up(L)
+    engine.attach(L.engine_iface, load_config(DEMO))
+    try:
+        with engine.open_engine(L.engine_iface) as h:
+            yield h
+    finally:
+        lab.down(L, quiet=True)
+
+
+def send_update(u: Update) -> None:
+    with lab.lab_socket(L) as sock:
+        sock.sendto(encode_update(u), (L.engine_ip, 9000))
+
+
+def test_a_resume_the_loss_limit_would_undo_is_refused_until_the_limit_is_raised(attached):
+    h = attached
+    assert cli("engine", "set-engine", "loss_limit=0.0001", "--iface", h.iface).returncode == 0
+    # A buy at the ask 190.00, marked at the bid 189.00: a loss of a dollar a share, far past the limit.
+    send_update(Update("AAPL", 1, parse_price("189.00"), 100, parse_price("190.00"), 100))
+    wait_for(lambda: h.maps.kill() != KILL_OFF, 5, "the loss limit to latch the kill switch")
+    assert KILL_STATES[h.maps.kill()] == "loss_limit"
+    pnl = h.maps.totals().pnl
+    assert pnl < -1
+    p = cli("engine", "resume", h.iface)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "is below the loss limit" in p.stderr and "loss_limit=" in p.stderr and p.stderr.count("\n") == 1
+    assert KILL_STATES[h.maps.kill()] == "loss_limit"           # unchanged
+    # Raised above the loss: the resume goes through.
+    assert cli("engine", "set-engine", f"loss_limit={(-pnl) // 10000 + 1}", "--iface", h.iface).returncode == 0
+    p = cli("engine", "resume", h.iface)
+    assert p.returncode == 0, p.stderr
+    assert h.maps.kill() == KILL_OFF
+
+
+def test_the_kill_switch_needs_only_its_own_pin(attached):
+    """An engine of another hft-tui version has maps this one cannot read; its
+    kill switch (a u64 in its own map) must still be reachable."""
+    iface = attached.iface
+    (paths.pin_dir(iface) / "symbol_state").unlink()        # a map this version would refuse to open
+    assert "cannot open the engine's maps" in cli("engine", "status", iface).stderr
+    p = cli("engine", "kill", iface)
+    assert p.returncode == 0, p.stderr
+    assert f"KILLED: {iface}" in p.stdout
+    assert attached.maps.kill() != KILL_OFF
+
+
+@pytest.mark.parametrize("stored", [1, 99, 0, 2**40])
+def test_a_deadline_from_the_state_file_is_checked_before_it_is_armed(attached, stored):
+    rec = engine.EngineRecord.load(attached.iface)
+    rec.deadman_ms = stored                                   # an older hft-tui, or a hand, wrote it
+    rec.save()
+    with engine.EngineHandle(attached.iface) as h:
+        ctl = Controller(h)
+        ctl.start()
+        try:
+            armed = h.maps.read_global().deadman_ms
+        finally:
+            ctl.stop(detach=False)
+    assert armed == DEFAULT_DEADMAN_MS
+
+
+def test_an_engine_without_its_state_file_keeps_its_own_identity_in_the_journal(attached, tmp_path):
+    iface = attached.iface
+    prog_id = engine.EngineRecord.load(iface).prog_id
+    paths.state_file(iface).unlink()
+    with engine.EngineHandle(iface) as h, journal.Journal(tmp_path / "j.sqlite") as j:
+        assert h.identity()[0] == prog_id
+        ctl = Controller(h, journal=j)
+        ctl.start()
+        ctl.stop(detach=False)
+        engines = j.engines()
+    assert [e["prog_id"] for e in engines] == [prog_id]
+    assert engines[0]["attached_at"] > 0
+    p = cli("engine", "status", iface, "--json")
+    assert json.loads(p.stdout)["attached"] is True            # still known as ours, by its pinned program
