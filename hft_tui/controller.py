@@ -324,6 +324,11 @@ class _Rings:
     def pending(self) -> bool:
         return any(d.pending() for d in self.drains)
 
+    def behind(self, records: int) -> bool:
+        """A ring holds at least ``records`` undrained records (a tick's batch):
+        the caller should drain now, whatever its own rate, before it fills."""
+        return any(d.pending() >= records * RECORD_STRIDE for d in self.drains)
+
     def close(self) -> None:
         for d in self.drains:
             with contextlib.suppress(Exception):

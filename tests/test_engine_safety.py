@@ -3,7 +3,8 @@
 - a resume the loss limit would undo at the next update is refused, saying what to do;
 - the kill switch needs only its own pin (an engine of another hft-tui version can be killed);
 - a dead-man deadline read from the state file is checked like any input before it is armed;
-- an engine whose state file is lost keeps its own identity in the journal.
+- an engine whose state file is lost keeps its own identity in the journal;
+- the app's supervisor drains a burst before a ring fills, whatever its poll rate (lab 72).
 """
 
 from __future__ import annotations
@@ -110,3 +111,75 @@ def test_an_engine_without_its_state_file_keeps_its_own_identity_in_the_journal(
     assert engines[0]["attached_at"] > 0
     p = cli("engine", "status", iface, "--json")
     assert json.loads(p.stdout)["attached"] is True            # still known as ours, by its pinned program
+
+
+UNTHROTTLED = """\
+[engine]
+feed_port = 9000
+update_sample = 0
+
+[symbols.AAPL]
+buy_target = 190.25
+sell_target = 190.75
+base_qty = 100
+scale_qty = 10
+max_order_qty = 1000
+max_position = 5000
+"""
+
+
+class _Views:
+    """Stands in for the app: collects what the supervisor process posts."""
+
+    def __init__(self) -> None:
+        self.messages = []
+
+    def post_message(self, message) -> bool:
+        self.messages.append(message)
+        return True
+
+
+def test_the_apps_supervisor_drains_a_burst_before_a_ring_fills_even_at_one_poll_a_second(tmp_path):
+    """At --poll-hz 1 a tick drains at most a batch (8,192 records) a ring:
+    more orders than the orders ring holds plus a batch a second would be
+    dropped if it drained only at the poll rate.  It drains whenever a ring
+    holds a batch, so the kernel drops nothing and the journal has every order."""
+    from hft_tui.app.worker import EnginePoller
+    from hft_tui.controller import Controller
+    from hft_tui.simulator import Simulator
+
+    L72 = lab.Lab.numbered(72)
+    lab.down(L72, quiet=True)
+    lab.up(L72)
+    poller = None
+    try:
+        config = tmp_path / "unthrottled.toml"
+        config.write_text(UNTHROTTLED)
+        engine.attach(L72.engine_iface, load_config(config))
+        jpath = journal.journal_path(L72.engine_iface)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{jpath}{suffix}").unlink(missing_ok=True)
+        views = _Views()
+        poller = EnginePoller(views, L72.engine_iface, poll_hz=1)
+        poller.start()
+        wait_for(lambda: views.messages, 30, "the supervisor to start")
+        sent = Simulator(L72, load_config(config), seed=2).run(800_000, 0)
+        with engine.EngineHandle(L72.engine_iface) as h:
+            snap = h.snapshot()
+        assert sent.orders_received == snap.totals.order_seq > 43_690 + 8 * Controller.MAX_BATCH
+        assert snap.counters["ringbuf_drops"] == 0
+
+        def journaled():
+            with journal.Journal(jpath, readonly=True) as j:
+                return j.verify()["rows"] == snap.totals.order_seq
+
+        wait_for(journaled, 30, "the journal to have every order")
+        poller.stop(detach=True)
+        poller = None
+        with journal.Journal(jpath, readonly=True) as j:
+            v = j.verify()
+        assert (v["rows"], v["gaps"], v["drops"], v["ok"]) == (sent.orders_received, 0, 0, True)
+    finally:
+        if poller is not None:
+            poller.stop(detach=True)
+        lab.down(L72, quiet=True)

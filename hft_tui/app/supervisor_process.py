@@ -9,8 +9,8 @@ write done by the UI process itself) stays fast whatever the feed does.
     python -m hft_tui.app.supervisor_process IFACE [--poll-hz 10] [--app-pid PID] [--deterministic]
 
 The controller ticks (drain, journal, alerts) and a view goes to the app at
-the poll rate, and at once whenever records wait in a ring (a slow poll
-rate must not let the rings fill); between two ticks it beats the heartbeat
+the poll rate, and at once whenever a ring holds a tick's batch (a slow
+poll rate must not let a ring fill and drop orders); between two ticks it beats the heartbeat
 at least five times per dead-man deadline, the deadline read from the
 kernel at every beat, so a slow poll rate or a deadline shortened live
 never starves the switch.
@@ -132,9 +132,9 @@ class Supervisor:
                     controller.record_change(*self.commands.get_nowait())
                 now = time.monotonic()
                 due = now >= next_view
-                # Records waiting in a ring are drained at once, whatever the view rate: a slow
-                # poll rate must not let the rings fill (orders lost to the journal).
-                if due or controller.rings.pending():
+                # A ring holding a tick's batch is drained at once, whatever the view rate:
+                # a slow poll rate must not let a ring fill and drop orders.
+                if due or controller.rings.behind(controller.MAX_BATCH):
                     if now >= next_link_check:
                         link, next_link_check = self.link(handle), now + LINK_CHECK_S
                     tick = controller.tick(0)
