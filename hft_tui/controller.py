@@ -209,20 +209,13 @@ class RingDrain:
     def read(self, max_records: int) -> tuple[list[tuple[int, tuple]], int]:
         """([(position, event tuple in layout.Event order)], position after
         them); nothing moves until :meth:`commit`."""
-        pos = self.consumer_pos
+        # Fast path: a run of plain event records, unpacked in one call.
+        run = self.read_run(max_records)
+        out: list[tuple[int, tuple]] = run.tuples() if run else []
+        pos = run.end if run else self.consumer_pos
         prod = self.producer_pos
         data, base, mask = self._data, self._base, self._mask
-        out: list[tuple[int, tuple]] = []
-        # Fast path: every record is one event, so a run of them unpacks in
-        # one call (the data pages are mapped twice: a run never wraps).
-        n = min((prod - pos) // RECORD_STRIDE, max_records)
-        if n:
-            off = base + (pos & mask)
-            for rec in RECORD_STRUCT.iter_unpack(data[off: off + n * RECORD_STRIDE]):
-                if rec[0] != EVENT_STRUCT.size:
-                    break  # busy, discarded or not ours: the careful path below
-                out.append((pos, rec[2:]))
-                pos += RECORD_STRIDE
+        # The careful path: a record still being written, discarded, or not ours.
         while pos < prod and len(out) < max_records:
             off = base + (pos & mask)
             hdr = _U32.unpack_from(data, off)[0]

@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 from . import paths
 from .config import money_to_str
@@ -270,7 +271,6 @@ class Journal:
         """Schema 1 kept a row per reject: the writer turns each run of rejects
         with consecutive journal numbers into one block, so every reject keeps
         its jseq, its fields and its place in journal order."""
-        f = _RAW
         with self._tx() as db:
             # Another writer may have upgraded it since this one looked: decide inside the transaction.
             if int(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]) != 1:
@@ -284,17 +284,7 @@ class Journal:
                 else:
                     runs.append([row])
             for run in runs:
-                events = []
-                for jseq, engine, reason, ring_pos, ts_ns, sender_ts, seq, symbol, side, price, qty, position, \
-                        pnl, bid, bid_qty, ask, ask_qty in run:
-                    t = [0] * len(EVENT_FIELDS)
-                    for name, value in (("ts_ns", ts_ns), ("sender_ts", sender_ts), ("seq", seq),
-                                        ("symbol", symbol_bytes(symbol)), ("kind", EVENT_REJECT),
-                                        ("side", ord(side) if side else 0), ("price", price), ("qty", qty),
-                                        ("reason", _reason_code(reason)), ("bid", bid), ("bid_qty", bid_qty),
-                                        ("ask", ask), ("ask_qty", ask_qty), ("position", position), ("pnl", pnl)):
-                        t[getattr(f, name)] = value
-                    events.append(_ring_record(t))
+                events = [_ring_record(_event_tuple(_schema1_reject(row))) for row in run]
                 positions = [r[3] for r in run if r[3] is not None]
                 db.execute("INSERT INTO reject_blocks (jseq, engine, ring_pos, ring_end, count, records)"
                            " VALUES (?, ?, ?, ?, ?, ?)",
@@ -692,7 +682,8 @@ class Journal:
 
 
 def _event_tuple(ev) -> tuple:
-    """An EngineEvent back as the kernel's event tuple (layout.Event order)."""
+    """An EngineEvent (or any object with its fields, names for the coded ones)
+    back as the kernel's event tuple (layout.Event order)."""
     values = {
         "ts_ns": ev.ts_ns, "sender_ts": ev.sender_ts, "seq": ev.seq, "symbol": symbol_bytes(ev.symbol),
         "kind": _KIND_CODE[ev.kind], "side": ord(ev.side) if ev.side else 0, "price": ev.price, "qty": ev.qty,
@@ -700,6 +691,12 @@ def _event_tuple(ev) -> tuple:
         "ask": ev.ask, "ask_qty": ev.ask_qty, "position": ev.position, "pnl": ev.pnl,
     }
     return tuple(values.get(name, 0) for name in EVENT_FIELDS)
+
+
+def _schema1_reject(row: tuple):
+    """A schema 1 reject row (jseq, engine, reason, then the event columns) as an event-like object."""
+    fields = dict(zip(("reason", *_EVENT_COLUMNS), row[2:]))
+    return SimpleNamespace(kind="reject", order_id=0, **fields)
 
 
 def _reason_code(reason: str) -> int:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from engine_configs import UNTHROTTLED
 from waiting import wait_for
 
 from hft_tui import engine, journal, paths
@@ -277,19 +278,6 @@ def test_a_controller_stopping_without_detach_leaves_the_switch_armed(make_lab, 
     assert iface not in engine.attached_ifaces()
 
 
-UNTHROTTLED = """\
-[engine]
-feed_port = 9000
-update_sample = 0
-
-[symbols.AAPL]
-buy_target = 190.25
-sell_target = 190.75
-base_qty = 100
-scale_qty = 10
-max_order_qty = 1000
-max_position = 5000
-"""
 
 
 def test_a_backlog_is_drained_in_bounded_ticks_that_say_so(make_lab, fresh_journal, tmp_path):

@@ -22,6 +22,7 @@ from hft_tui.constants import KILL_OFF, KILL_STATES
 from hft_tui.controller import Controller
 from hft_tui.protocol import Update, encode_update, parse_price
 
+from engine_configs import UNTHROTTLED
 from waiting import wait_for
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
@@ -113,19 +114,6 @@ def test_an_engine_without_its_state_file_keeps_its_own_identity_in_the_journal(
     assert json.loads(p.stdout)["attached"] is True            # still known as ours, by its pinned program
 
 
-UNTHROTTLED = """\
-[engine]
-feed_port = 9000
-update_sample = 0
-
-[symbols.AAPL]
-buy_target = 190.25
-sell_target = 190.75
-base_qty = 100
-scale_qty = 10
-max_order_qty = 1000
-max_position = 5000
-"""
 
 
 class _Views:
