@@ -206,7 +206,9 @@ def _ours_attached(directory: Path, current: netlink.XdpState | None, rec: "Engi
     are still the only way to reach a running engine's kill switch."""
     if not (current and current.mode):
         return False
-    return current.prog_id in {rec.prog_id if rec else None, _pinned_prog_id(directory)}
+    if rec is not None and current.prog_id == rec.prog_id:
+        return True              # the common case: no pin to open
+    return current.prog_id == _pinned_prog_id(directory)
 
 
 def _unpin_all(directory: Path) -> None:

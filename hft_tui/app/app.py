@@ -27,7 +27,7 @@ from textual.widgets import Input
 
 from .. import engine, netlink, paths
 from ..config import ConfigError, default_config, load_config
-from ..constants import KILL_OFF, KILL_STATES
+from ..constants import KILL_STATES
 from ..engine import EngineError, EngineHandle, EngineRecord
 from ..maps import MapsError
 from ..paths import PathError
