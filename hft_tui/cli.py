@@ -21,7 +21,8 @@ import json
 import os
 import sys
 
-from . import __version__, status_text
+from . import __version__
+from .errors import HftError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -143,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -- journal --------------------------------------------------------
     jr = sub.add_parser("journal", help="the order journal")
-    _add_plugin_arguments("journal", jr)
+    _add_plugin_arguments("journal_cli", jr)
 
     # -- bench ----------------------------------------------------------
     bn = sub.add_parser("bench", help="latency benchmark: engine vs bots vs bare reflector")
@@ -156,7 +157,8 @@ def _print_json(obj) -> None:
 
 
 def cmd_engine(args) -> int:
-    from . import engine
+    from . import engine, status
+    from .symbol import Symbol
     from .config import default_config, load_config, parse_assignments
 
     if args.verb == "attach":
@@ -186,14 +188,14 @@ def cmd_engine(args) -> int:
 
     with engine.open_engine(getattr(args, "iface", None)) as h:
         if args.verb == "status":
-            st = h.status()
+            st = status.status_dict(h)
             if args.json:
                 _print_json(st)
             else:
-                print(status_text.render(st))
+                print(status.status_text(st))
         elif args.verb == "set":
             values = parse_assignments(args.assignments)
-            p = h.set_symbol(args.symbol, values)
+            p = h.set_symbol(Symbol(args.symbol), values)
             print(f"{args.symbol}: " + " ".join(f"{k}={v}" for k, v in p.to_toml_values().items()))
             _journal_cli_change(h.iface, "symbol_config", {"symbol": args.symbol, **values}, handle=h)
         elif args.verb == "set-engine":
@@ -202,7 +204,7 @@ def cmd_engine(args) -> int:
             print(" ".join(f"{k}={v}" for k, v in vars(p).items()))
             _journal_cli_change(h.iface, "engine_config", values, handle=h)
         elif args.verb == "remove":
-            h.remove_symbol(args.symbol)
+            h.remove_symbol(Symbol(args.symbol))
             print(f"removed {args.symbol}")
             _journal_cli_change(h.iface, "symbol_remove", {"symbol": args.symbol}, handle=h)
         elif args.verb == "resume":
@@ -218,12 +220,12 @@ def _journal_cli_change(iface: str, kind: str, detail: dict, handle=None) -> Non
     none, the command does.  The change is made either way: a journal that
     cannot be written is a warning here, not a failure of the change."""
     from . import engine
-    from .controller import controller_pid
+    from .locks import controller_pid
 
     if controller_pid(iface) is not None:
         return
     try:
-        from .journal import record_cli_change
+        from .journal.store import record_cli_change
 
         with contextlib.ExitStack() as stack:
             h = handle or stack.enter_context(engine.EngineHandle(iface))
@@ -261,18 +263,6 @@ def cmd_lab(args) -> int:
     return 0
 
 
-def _errors():
-    """Exception types whose message is meant for the user as it is."""
-    from .config import ConfigError
-    from .engine import EngineError
-    from .lab import LabError
-    from .maps import MapsError
-    from .netlink import NetlinkFailure
-    from .paths import PathError
-    from .protocol import ProtocolError
-
-    return (ConfigError, EngineError, LabError, MapsError, NetlinkFailure, PathError, ProtocolError)
-
 
 def main(argv: list[str] | None = None) -> int:
     try:
@@ -285,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "lab":
             return cmd_lab(args)
         if args.command == "journal":
-            return _run_plugin("journal", args)
+            return _run_plugin("journal_cli", args)
         if args.command == "bench":
             return _run_plugin("bench", args)
         return _run_plugin("app", args)
@@ -295,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         # `hft-tui engine status | head`: the reader left; not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except _errors() as exc:
+    except HftError as exc:
         print(f"hft-tui: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except PermissionError as exc:

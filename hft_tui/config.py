@@ -14,7 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
-from .protocol import U32_MAX, U64_MAX, ProtocolError, check_symbol, decimal_to_units, parse_price, price_to_str
+from .protocol import U32_MAX, U64_MAX, ProtocolError, decimal_to_units, parse_price, price_to_str
+from .symbol import Symbol
+from .errors import ConfigError
 
 MODES = ("native", "generic")
 S64_MAX = 2**63 - 1
@@ -25,10 +27,6 @@ DEFAULT_DEADMAN_MS = 500
 MAX_DEADMAN_MS = 3_600_000
 NO_TRADE = ("pass", "drop")
 MAX_RATE = 1_000_000
-
-
-class ConfigError(ValueError):
-    """A configuration value that may not reach the kernel."""
 
 
 def _shown(value) -> str:
@@ -165,16 +163,8 @@ def _check_symbol_rules(name: str, p: SymbolParams) -> SymbolParams:
     return p
 
 
-def check_symbol_name(name: str) -> str:
-    try:
-        return check_symbol(name)
-    except ProtocolError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def symbol_params(name: str, values: dict, base: SymbolParams | None = None) -> SymbolParams:
+def symbol_params(name: Symbol, values: dict, base: SymbolParams | None = None) -> SymbolParams:
     """Validates ``values`` (TOML units) over ``base`` (or the defaults)."""
-    check_symbol_name(name)
     unknown = sorted(set(values) - set(SYMBOL_KEYS))
     if unknown:
         raise ConfigError(f"symbol {name}: unknown key {unknown[0]!r} (known: {', '.join(SYMBOL_KEYS)})")
@@ -248,7 +238,7 @@ def engine_params(values: dict, base: EngineParams | None = None) -> EngineParam
 @dataclass(frozen=True)
 class Config:
     engine: EngineParams
-    symbols: dict[str, SymbolParams]
+    symbols: dict[Symbol, SymbolParams]
 
 
 def parse_config(data: dict) -> Config:
@@ -265,9 +255,10 @@ def parse_config(data: dict) -> Config:
     if len(symbols_table) > MAX_SYMBOLS:
         raise ConfigError(f"{len(symbols_table)} symbols; the engine holds at most {MAX_SYMBOLS}")
     symbols = {}
-    for name, values in symbols_table.items():
+    for raw_name, values in symbols_table.items():
         if not isinstance(values, dict):
-            raise ConfigError(f"symbols.{name} must be a table")
+            raise ConfigError(f"symbols.{raw_name} must be a table")
+        name = Symbol(raw_name)           # the edge: a config file's table name
         symbols[name] = symbol_params(name, values)
     return Config(engine=engine, symbols=symbols)
 

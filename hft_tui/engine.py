@@ -1,25 +1,22 @@
-"""The engine's life cycle: compile, load, pin, attach, control, detach.
+"""The engine's life cycle: attach, control, detach.
 
-``attach`` compiles ebpf/strategy.c with BCC, writes the configuration into
-the fresh maps, pins the maps and the program under
-/sys/fs/bpf/hft_tui/IFACE/ and only then attaches it with netlink, so the
-first packet the program sees already has its configuration.  Afterwards
-the engine lives on without the process that loaded it: every other
-operation opens the pins (:class:`EngineHandle`).
+``attach`` compiles ebpf/strategy.c with BCC (program.py), writes the
+configuration into the fresh maps, pins the maps and the program under
+/sys/fs/bpf/hft_tui/IFACE/ (pins.py) and only then attaches it with
+netlink, so the first packet the program sees already has its
+configuration.  Afterwards the engine lives on without the process that
+loaded it: every other operation opens the pins (:class:`EngineHandle`).
 
-Control-plane writes take an flock on /run/hft-tui/IFACE.lock, so the CLI
-and the TUI writing at once cannot lose each other's config version bump.
+Control-plane writes take the control lock (locks.py), so the CLI and the
+TUI writing at once cannot lose each other's config version bump.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
-import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,93 +24,20 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from . import libbpf, netlink, paths
-from .config import (DEFAULT_DEADMAN_MS, Config, ConfigError, EngineParams, SymbolParams, check_symbol_name,
+from .config import (DEFAULT_DEADMAN_MS, Config, EngineParams, SymbolParams,
                      engine_params, money_to_str, parse_deadman_ms, symbol_params)
-from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR, KILL_STATES
-from .maps import MAP_VALUES, EngineMaps, MapsError, Snapshot, symbol_params_from_map
+from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
+from .errors import ConfigError, EngineError, MapsError
+from .locks import control_lock
+from .maps import EngineMaps, Snapshot, symbol_params_from_map
+from .pins import attached_ifaces, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
+from .preflight import require_root
+from .program import bcc_map_fds, load_strategy, program_hash
+from .symbol import Symbol
 
-PROGRAM_NAME = "xdp_strategy"
 # After a symbol's config is deleted, how long a packet already past the
 # config lookup may take to finish (a few microseconds; this is generous).
 REMOVE_SETTLE_S = 0.01
-
-
-class EngineError(RuntimeError):
-    """Anything that stops an engine operation; its text is the one line the user sees."""
-
-
-# -- preflight ------------------------------------------------------------
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise EngineError("hft-tui needs root for BPF and netlink: run it with sudo")
-
-
-def require_bcc():
-    try:
-        import bcc  # noqa: F401  (Debian's python3-bpfcc)
-    except ImportError:
-        raise EngineError(
-            "BCC's Python module is missing: run 'make install' (apt-get install python3-bpfcc libbpfcc) "
-            "and use the venv made from /usr/bin/python3 --system-site-packages"
-        ) from None
-    build = Path(f"/lib/modules/{os.uname().release}/build")
-    if not build.exists():
-        raise EngineError(
-            f"no kernel headers at {build}: run 'make install' (installs linux-headers-amd64 "
-            "and links /lib/modules/$(uname -r) to them)"
-        )
-    return bcc
-
-
-def ensure_bpffs() -> None:
-    """Mounts bpffs on /sys/fs/bpf when nothing is mounted there."""
-    with open("/proc/mounts") as f:
-        if any(line.split()[1:3] == [str(paths.BPFFS), "bpf"] for line in f):
-            return
-    libc = ctypes.CDLL(None, use_errno=True)
-    paths.BPFFS.mkdir(parents=True, exist_ok=True)
-    if libc.mount(b"bpf", str(paths.BPFFS).encode(), b"bpf", 0, b"mode=0700") != 0:
-        err = ctypes.get_errno()
-        raise EngineError(
-            f"bpffs is not mounted on {paths.BPFFS} and mounting it failed ({os.strerror(err)}): "
-            f"mount -t bpf bpf {paths.BPFFS}"
-        )
-
-
-def program_sources() -> list[Path]:
-    return [paths.STRATEGY_SOURCE, *sorted(paths.EBPF_DIR.glob("*.h"))]
-
-
-def program_hash() -> str:
-    """SHA-256 of the C source and headers that make the program."""
-    h = hashlib.sha256()
-    for src in program_sources():
-        h.update(src.name.encode() + b"\0" + src.read_bytes())
-    return h.hexdigest()
-
-
-def compile_program(source: Path = paths.STRATEGY_SOURCE, cflags: tuple[str, ...] = ()):
-    """BCC object for ``source``; raises EngineError with the compiler's complaint."""
-    bcc = require_bcc()
-    try:
-        return bcc.BPF(src_file=str(source).encode(), cflags=[f"-I{paths.EBPF_DIR}", *cflags])
-    except Exception as exc:
-        raise EngineError(f"cannot compile {source.name}: {exc}") from None
-
-
-def load_strategy(cflags: tuple[str, ...] = ()):
-    """(BCC object, program fd): for attach and for BPF_PROG_TEST_RUN."""
-    b = compile_program(cflags=cflags)
-    try:
-        fn = b.load_func(PROGRAM_NAME.encode(), b.XDP)
-    except Exception as exc:
-        raise EngineError(f"the verifier refused {PROGRAM_NAME}: {exc}") from None
-    return b, fn.fd
-
-
-def bcc_map_fds(b) -> dict[str, int]:
-    return {name: b.get_table(name.encode()).map_fd for name in MAP_VALUES}
 
 
 # -- state kept beside the pins -------------------------------------------
@@ -147,13 +71,6 @@ class EngineRecord:
             return None
 
 
-def attached_ifaces() -> list[str]:
-    """Interfaces that have an engine pinned (attached, or left behind)."""
-    if not paths.PIN_ROOT.is_dir():
-        return []
-    return sorted(p.name for p in paths.PIN_ROOT.iterdir() if p.is_dir())
-
-
 def resolve_iface(iface: str | None) -> str:
     if iface:
         return paths.check_ifname(iface)
@@ -165,40 +82,8 @@ def resolve_iface(iface: str | None) -> str:
     raise EngineError(f"several engines are attached ({', '.join(found)}): name the interface")
 
 
-@contextlib.contextmanager
-def control_lock(iface: str):
-    paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(paths.RUN_DIR / f"{iface}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
 
 # -- attach / detach ------------------------------------------------------
-
-def _pin_all(directory: Path, map_fds: dict[str, int], prog_fd: int) -> None:
-    paths.PIN_ROOT.mkdir(mode=0o700, exist_ok=True)
-    directory.mkdir(mode=0o700)
-    for name, fd in map_fds.items():
-        libbpf.pin(fd, str(directory / name))
-    libbpf.pin(prog_fd, str(directory / "prog"))
-
-
-def _pinned_prog_id(directory: Path) -> int | None:
-    """The id of the program pinned in ``directory`` (ours, whatever the state file says)."""
-    try:
-        fd = libbpf.obj_get(str(directory / "prog"))
-    except OSError:
-        return None
-    try:
-        return libbpf.prog_info(fd).id
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
 
 def _ours_attached(directory: Path, current: netlink.XdpState | None, rec: "EngineRecord | None") -> bool:
     """The XDP program on the interface is the engine pinned here.  The pinned
@@ -208,12 +93,7 @@ def _ours_attached(directory: Path, current: netlink.XdpState | None, rec: "Engi
         return False
     if rec is not None and current.prog_id == rec.prog_id:
         return True              # the common case: no pin to open
-    return current.prog_id == _pinned_prog_id(directory)
-
-
-def _unpin_all(directory: Path) -> None:
-    if directory.is_dir():
-        shutil.rmtree(directory, ignore_errors=True)
+    return current.prog_id == pinned_prog_id(directory)
 
 
 def attach(
@@ -244,7 +124,7 @@ def attach(
             if _ours_attached(directory, current, EngineRecord.load(iface)):
                 raise EngineError(f"an hft-tui engine is already attached to {iface} (hft-tui engine detach {iface})")
             # Pins of an engine that is no longer attached: clear them.
-            _unpin_all(directory)
+            unpin_all(directory)
         if current.mode and not force:
             raise EngineError(
                 f"{iface} already has an XDP program (id {current.prog_id}, {current.mode} mode): "
@@ -260,11 +140,11 @@ def attach(
             for name, params in config.symbols.items():
                 maps.write_symbol(name, params)
             with control_lock(iface):
-                _pin_all(directory, maps.fds, prog_fd)
+                pin_all(directory, maps.fds, prog_fd)
                 try:
                     state = netlink.attach_xdp(ipr, iface, prog_fd, mode, force=force)
                 except netlink.NetlinkFailure as exc:
-                    _unpin_all(directory)
+                    unpin_all(directory)
                     raise EngineError(str(exc)) from None
                 rec = EngineRecord(
                     iface=iface,
@@ -303,7 +183,7 @@ def detach(iface: str) -> list[str]:
                 done.append(f"detached from {iface} ({current.mode})")
             elif current and current.mode:
                 done.append(f"left {iface}'s XDP program id {current.prog_id} alone: it is not ours")
-        _unpin_all(directory)
+        unpin_all(directory)
         done.append(f"removed {directory}")
         with contextlib.suppress(FileNotFoundError):
             paths.state_file(iface).unlink()
@@ -418,27 +298,25 @@ class EngineHandle:
             loss_limit=g.loss_limit,
         )
 
-    def symbol(self, name: str) -> SymbolParams | None:
+    def symbol(self, name: Symbol) -> SymbolParams | None:
         got = self.maps.read_symbol(name)
         return symbol_params_from_map(got[0]) if got else None
 
     # -- control (each a single map write, validated first) --
-    def set_symbol(self, name: str, values: dict) -> SymbolParams:
+    def set_symbol(self, name: Symbol, values: dict) -> SymbolParams:
         """Validates ``values`` over the running config and writes it whole."""
         with control_lock(self.iface):
-            check_symbol_name(name)  # before the name becomes a map key
             params = symbol_params(name, values, base=self.symbol(name))
             self.maps.write_symbol(name, params)
             self.maps.bump_version()
         return self.symbol(name)
 
-    def remove_symbol(self, name: str) -> None:
+    def remove_symbol(self, name: Symbol) -> None:
         """Removes a flat symbol.  A symbol holding shares is refused, untouched:
         removing it would forget the position (the next buys could exceed
         max_position) and leave its open cost in the engine-wide total, which
         only the kernel writes."""
         with control_lock(self.iface):
-            check_symbol_name(name)
             got = self.maps.read_symbol(name)
             if got is None:
                 raise EngineError(f"symbol {name} is not configured")
@@ -511,95 +389,9 @@ class EngineHandle:
     def snapshot(self) -> Snapshot:
         return self.maps.snapshot()
 
-    def status(self) -> dict:
-        return status_dict(self, self.snapshot())
 
 
 def open_engine(iface: str | None = None) -> EngineHandle:
     require_root()
     return EngineHandle(resolve_iface(iface))
-
-
-def _symbol_status(cfg, st) -> dict:
-    params = symbol_params_from_map(cfg).to_toml_values()
-    for key in ("buy_target", "sell_target", "tick_size", "reference_price"):
-        params[key] = float(params[key])
-    params["max_notional"] = cfg.max_notional / 10000
-    held = st.bought - st.sold
-    return {
-        "config": params,
-        "stats": {
-            "position": st.position,
-            "bought": st.bought,
-            "sold": st.sold,
-            "capital_spent": st.capital_spent / 10000,
-            "proceeds": st.proceeds / 10000,
-            "buy_orders": st.buy_orders,
-            "sell_orders": st.sell_orders,
-            "updates": st.updates,
-            "rejects": st.rejects,
-            "last_bid": st.last_bid / 10000,
-            "last_bid_qty": st.last_bid_qty,
-            "last_ask": st.last_ask / 10000,
-            "last_ask_qty": st.last_ask_qty,
-            "last_seq": st.last_seq,
-            "open_cost": st.open_cost / 10000,
-            "realised_pnl": (st.proceeds - (st.capital_spent - st.open_cost)) / 10000,
-            "unrealised_pnl": (held * st.mark - st.open_cost) / 10000,
-            "pnl": st.pnl / 10000,
-        },
-    }
-
-
-def status_dict(handle: EngineHandle, snap: Snapshot) -> dict:
-    xdp = handle.xdp()
-    rec = handle.record
-    g = snap.global_config
-    attached = handle.attached_as(xdp)
-    # The snapshot's clock is read just before the heartbeat: a beat in between is "now".  A
-    # heartbeat further ahead than the deadline is as stale as one behind it (the kernel's rule).
-    hb_age = abs(snap.taken_ns - snap.heartbeat_ns) / 1e6 if snap.heartbeat_ns else None
-    armed = g.deadman_ms != 0
-    # Supervised: armed and a controller beating now.  Armed with a stale
-    # heartbeat means the controller is gone and the kernel is holding orders.
-    fresh = hb_age is not None and hb_age <= g.deadman_ms
-    from .controller import controller_pid  # the controller imports this module
-    return {
-        "iface": handle.iface,
-        "interface_present": xdp is not None,
-        "attached": attached,
-        "mode": (xdp.mode if attached else None),
-        "prog_id": (xdp.prog_id if attached else None),
-        "program_hash": rec.program_hash if rec else None,
-        "config_version": g.config_version,
-        "kill": snap.kill != KILL_OFF,
-        "kill_state": KILL_STATES.get(snap.kill, str(snap.kill)),
-        "feed_port": g.feed_port,
-        "on_no_trade": "drop" if g.on_no_trade else "pass",
-        "orders_sent": snap.totals.order_seq,
-        "updates_seen": snap.counters["updates"],
-        "passed": snap.counters["passed"],
-        "rejects": dict(snap.rejects),
-        "ringbuf_drops": snap.counters["ringbuf_drops"],
-        "tape_drops": snap.counters["tape_drops"],
-        "pnl": snap.totals.pnl / 10000,
-        "open_cost": snap.totals.open_cost / 10000,
-        "risk": {
-            "max_notional": g.max_notional / 10000,
-            "loss_limit": g.loss_limit / 10000,
-            "rate_per_sec": g.rate_per_sec,
-            "burst": g.burst,
-            "loss_trips": snap.counters["loss_trips"],
-            "reject_counters": {k: snap.rejects[k] for k in ("notional", "throttle", "collar", "stale", "deadman", "position_limit")},
-        },
-        "deadman": {
-            "armed": armed,
-            "supervised": armed and fresh,
-            "controller_pid": controller_pid(handle.iface),
-            "deadline_ms": g.deadman_ms or (rec.deadman_ms if rec else None),
-            "heartbeat_age_ms": round(hb_age, 1) if hb_age is not None else None,
-            "skipped": snap.rejects["deadman"],
-        },
-        "symbols": {name: _symbol_status(cfg, st) for name, (cfg, st) in snap.symbols.items()},
-    }
 

@@ -1,4 +1,4 @@
-"""The engine's ring buffer, read as typed events.
+"""The engine's events, decoded: ring-buffer records and the alerts they raise.
 
 One process should own the drain of an engine's ring buffer (records are
 consumed once); the controller (TUI or ``engine run``) owns it, writes the
@@ -68,6 +68,21 @@ class EngineEvent:
             position=ev.position,
             pnl=ev.pnl,
         )
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something an operator must see: a reject reason firing, drops, a kill."""
+
+    kind: str            # "reject", "ringbuf_drops", "tape_drops", "kill", "journal_gap", "journal", "engine"
+    reason: str          # reject reason, kill state, ...
+    count: int           # how many since the previous tick
+    symbol: str = ""     # when one symbol caused it
+    message: str = ""
+
+    def text(self) -> str:
+        where = f" {self.symbol}" if self.symbol else ""
+        return self.message or f"{self.kind} {self.reason}{where}: {self.count}"
 
 
 class EventReader:

@@ -28,6 +28,9 @@ from pathlib import Path
 from pyroute2 import IPRoute, NetNS, netns
 
 from . import engine
+from .pins import attached_ifaces
+from .preflight import require_bcc, require_root
+from .errors import LabError
 
 PREFIX = 24
 PASS_PROGRAM = b"int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }"
@@ -71,10 +74,6 @@ def lab_number_arg(text: str) -> int:
     if not 1 <= n <= MAX_LAB_NUMBER:
         raise argparse.ArgumentTypeError(f"a lab number is 1..{MAX_LAB_NUMBER}")
     return n
-
-
-class LabError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -130,12 +129,12 @@ def status(lab: Lab = DEFAULT_LAB) -> LabStatus:
         exchange_ip=lab.exchange_ip,
         exchange_mac=exchange_mac,
         peer_xdp=peer,
-        engine_attached=lab.engine_iface in engine.attached_ifaces(),
+        engine_attached=lab.engine_iface in attached_ifaces(),
     )
 
 
 def _attach_peer_pass(ns: NetNS, idx: int) -> None:
-    bcc = engine.require_bcc()
+    bcc = require_bcc()
     b = bcc.BPF(text=PASS_PROGRAM)
     fn = b.load_func(b"xdp_pass", bcc.BPF.XDP)
     # The netlink socket lives in the namespace; the fd is ours, so this works.
@@ -145,7 +144,7 @@ def _attach_peer_pass(ns: NetNS, idx: int) -> None:
 
 def up(lab: Lab = DEFAULT_LAB) -> LabStatus:
     """Creates the lab; running it again on a lab that is up changes nothing."""
-    engine.require_root()
+    require_root()
     if is_up(lab):
         return status(lab)
     down(lab, quiet=True)  # half-built leftovers
@@ -199,7 +198,7 @@ def _alive(pid: int) -> bool:
 
 def down(lab: Lab = DEFAULT_LAB, quiet: bool = False) -> list[str]:
     """Removes everything the lab made: processes, engine, links, namespace."""
-    engine.require_root()
+    require_root()
     done = []
     pids = lab_pids(lab)
     for pid in pids:
@@ -213,7 +212,7 @@ def down(lab: Lab = DEFAULT_LAB, quiet: bool = False) -> list[str]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         done.append(f"stopped {len(pids)} lab process(es)")
-    if lab.engine_iface in engine.attached_ifaces():
+    if lab.engine_iface in attached_ifaces():
         done.extend(engine.detach(lab.engine_iface))
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=lab.engine_iface)

@@ -12,6 +12,7 @@ import ctypes
 from ctypes import c_char, c_int64, c_uint32, c_uint64
 
 from .constants import SYMBOL_LEN
+from .symbol import Symbol
 
 
 class SpinLock(ctypes.Structure):
@@ -141,11 +142,9 @@ MIRRORS = {
 }
 
 
-def symbol_key(name: str) -> SymbolKey:
+def symbol_key(name: Symbol) -> SymbolKey:
     """The 8-byte key: ASCII, left-justified, space-padded (as on the wire)."""
-    from .protocol import symbol_bytes  # validates the name (ProtocolError)
-
-    return SymbolKey(symbol_bytes(name))
+    return SymbolKey(Symbol(name).key)
 
 
 def key_name(raw: bytes) -> str:

@@ -36,6 +36,8 @@ from .layout import (
     key_name,
     symbol_key,
 )
+from .errors import MapsError
+from .symbol import Symbol
 
 # pin name -> value type (None: not read as a struct here)
 MAP_VALUES = {
@@ -52,10 +54,6 @@ MAP_VALUES = {
     "scratch_event": None,
 }
 _NO_TRADE_CODE = {name: code for code, name in NO_TRADE_ACTIONS.items()}
-
-
-class MapsError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -175,10 +173,10 @@ class EngineMaps:
         return out
 
     # -- symbols --------------------------------------------------------
-    def symbol_names(self) -> list[str]:
-        return sorted(key_name(k.name) for k in libbpf.keys(self.fds["symbol_config"], SymbolKey))
+    def symbol_names(self) -> list[Symbol]:
+        return sorted(Symbol(key_name(k.name)) for k in libbpf.keys(self.fds["symbol_config"], SymbolKey))
 
-    def read_symbol(self, name: str) -> tuple[SymbolConfig, SymbolState] | None:
+    def read_symbol(self, name: Symbol) -> tuple[SymbolConfig, SymbolState] | None:
         key = symbol_key(name)
         cfg, st = SymbolConfig(), SymbolState()
         if not libbpf.lookup(self.fds["symbol_config"], key, cfg, lock=True):
@@ -187,7 +185,7 @@ class EngineMaps:
             st = SymbolState()
         return cfg, st
 
-    def write_symbol(self, name: str, p: SymbolParams) -> None:
+    def write_symbol(self, name: Symbol, p: SymbolParams) -> None:
         """One whole-value update of the symbol's config (state created first)."""
         key = symbol_key(name)
         try:
@@ -212,18 +210,18 @@ class EngineMaps:
         )
         libbpf.update(self.fds["symbol_config"], key, cfg, BPF_F_LOCK)
 
-    def read_symbol_state(self, name: str) -> SymbolState | None:
+    def read_symbol_state(self, name: Symbol) -> SymbolState | None:
         st = SymbolState()
         return st if libbpf.lookup(self.fds["symbol_state"], symbol_key(name), st, lock=True) else None
 
-    def delete_symbol_config(self, name: str) -> bool:
+    def delete_symbol_config(self, name: Symbol) -> bool:
         """The kernel stops deciding for the symbol (it becomes unknown); its state stays."""
         return libbpf.delete(self.fds["symbol_config"], symbol_key(name))
 
-    def restore_symbol_config(self, name: str, cfg: SymbolConfig) -> None:
+    def restore_symbol_config(self, name: Symbol, cfg: SymbolConfig) -> None:
         libbpf.update(self.fds["symbol_config"], symbol_key(name), cfg, BPF_F_LOCK)
 
-    def remove_symbol(self, name: str) -> bool:
+    def remove_symbol(self, name: Symbol) -> bool:
         key = symbol_key(name)
         found = libbpf.delete(self.fds["symbol_config"], key)
         libbpf.delete(self.fds["symbol_state"], key)

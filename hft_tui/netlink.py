@@ -18,6 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from .constants import XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST
 from .paths import check_ifname
+from .errors import NetlinkFailure
 
 MODE_FLAGS = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE}
 # IFLA_XDP_ATTACHED, as pyroute2 decodes it (names) or as numbers.
@@ -28,10 +29,6 @@ _ATTACHED = {
     3: "offload", "xdpoffload": "offload", "hw": "offload",
     4: "multi", "xdpmulti": "multi", "multi": "multi",
 }
-
-
-class NetlinkFailure(RuntimeError):
-    """An attach, detach or query that the kernel refused; one clear line."""
 
 
 @dataclass

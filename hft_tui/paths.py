@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from .errors import PathError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -18,10 +19,6 @@ RUN_DIR = Path("/run/hft-tui")
 JOURNAL_DIR = Path("/var/lib/hft-tui")
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
-
-
-class PathError(ValueError):
-    """A name that may not be used to build a path."""
 
 
 def check_ifname(ifname: str) -> str:

@@ -7,7 +7,6 @@ Prices are integers with 4 implied decimals; :func:`price_to_str` and
 
 from __future__ import annotations
 
-import re
 import struct
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -23,27 +22,12 @@ from .constants import (
     TYPE_UPDATE,
     VERSION,
 )
+from .errors import ProtocolError
+from .symbol import Symbol
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 PRICE_DECIMALS = len(str(PRICE_SCALE)) - 1
-_SYMBOL = re.compile(r"^[A-Za-z0-9.\-]{1,8}$")
-
-
-class ProtocolError(ValueError):
-    """A payload or a value that does not follow the protocol."""
-
-
-def check_symbol(name: str) -> str:
-    if not isinstance(name, str) or not _SYMBOL.fullmatch(name):
-        raise ProtocolError(f"invalid symbol {name!r}: 1 to {SYMBOL_LEN} of letters, digits, '.', '-'")
-    return name
-
-
-def symbol_bytes(name: str) -> bytes:
-    return check_symbol(name).encode("ascii").ljust(SYMBOL_LEN, b" ")
-
-
 def decimal_to_units(dec: Decimal, what: str) -> int:
     """An exact decimal (>= 0, already checked against its limit) to 1e-4 units.
 
@@ -123,7 +107,7 @@ def encode_update(u: Update, length: int = MSG_LEN) -> bytes:
     _U16.pack_into(buf, OFFSETS["magic"], MAGIC)
     buf[OFFSETS["version"]] = VERSION
     buf[OFFSETS["type"]] = TYPE_UPDATE
-    buf[OFFSETS["symbol"]:OFFSETS["symbol"] + SYMBOL_LEN] = symbol_bytes(u.symbol)
+    buf[OFFSETS["symbol"]:OFFSETS["symbol"] + SYMBOL_LEN] = Symbol(u.symbol).key
     _U64.pack_into(buf, OFFSETS["seq"], u.seq)
     _U32.pack_into(buf, OFFSETS["bid"], u.bid)
     _U32.pack_into(buf, OFFSETS["bid_qty"], u.bid_qty)

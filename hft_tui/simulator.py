@@ -94,15 +94,15 @@ from .protocol import (
     U32_MAX,
     ProtocolError,
     Update,
-    check_symbol,
     decode_order,
     decode_update,
     price_to_str,
-    symbol_bytes,
 )
 from .maps import EngineMaps, MapsError, symbol_params_from_map
+from .errors import SimulatorError
 from .stopflag import StopFlag
 from .strategy_model import BUY, EngineModel
+from .symbol import Symbol
 
 # asm-generic/socket.h; Python's socket module does not export these.
 SO_RCVBUFFORCE = 33
@@ -126,10 +126,6 @@ WALK_THETA = 0.05
 WALK_STD_FACTOR = 1.25
 MAX_SPREAD_TICKS = 4          # a power of two: drawn from 2 random bits
 MAX_SIZE = 1_000_000
-
-
-class SimulatorError(RuntimeError):
-    """A reason the simulator cannot run; one line for the user."""
 
 
 # -- the wire format, packed fast -------------------------------------------
@@ -210,7 +206,7 @@ class MarketWalk:
 
     def __init__(self, names: list[str], config: Config, seed: int) -> None:
         self.names = list(names)
-        self.keys = [symbol_bytes(n) for n in self.names]
+        self.keys = [Symbol(n).key for n in self.names]
         self.shapes = [walk_shape(config.symbols.get(n)) for n in self.names]
         self.rng = random.Random(seed)
         self.normals = [self.rng.gauss(0.0, 1.0) for _ in range(self.NORMALS)]
@@ -645,7 +641,7 @@ class Simulator:
                  cpu: int | None | str = "auto", grace_s: float = GRACE_S) -> None:
         self.lab = lab
         self.config = config
-        self.names = [check_symbol(s) for s in (symbols or list(config.symbols))]
+        self.names = [Symbol(s) for s in (symbols or list(config.symbols))]
         if not self.names:
             raise SimulatorError("no symbols to trade: the config has none and --symbols gave none")
         if len(set(self.names)) != len(self.names):
@@ -874,7 +870,7 @@ def run(args) -> int:
     lab = lab_mod.Lab.numbered(args.lab) if args.lab else lab_mod.Lab()
     config = load_config(args.config or paths.DEMO_CONFIG)
     for name in args.symbols or ():
-        check_symbol(name)
+        Symbol(name)
     if not lab.netns_path.exists():
         raise lab_mod.LabError(f"lab {lab.namespace} is not up (hft-tui lab up)")
     count = args.count

@@ -24,8 +24,11 @@ import time
 from collections import defaultdict
 
 from . import engine, paths
+from .pins import attached_ifaces
+from .preflight import require_root
 from .config import default_config, load_config, parse_deadman_ms
-from .controller import Alert, Controller
+from .controller import Controller
+from .events import Alert
 from .journal import Journal, journal_path
 
 #: one tick waits at most this long for events: 20 ticks a second when idle,
@@ -79,7 +82,7 @@ class _AlertPrinter:
 def _attach_or_take_over(args) -> tuple[engine.EngineHandle, bool]:
     """(handle, attached_here).  A fresh attach when nothing of ours runs on the interface."""
     iface = paths.check_ifname(args.iface)
-    if iface in engine.attached_ifaces():
+    if iface in attached_ifaces():
         h = engine.EngineHandle(iface)
         if h.attached():
             if args.config:
@@ -93,7 +96,7 @@ def _attach_or_take_over(args) -> tuple[engine.EngineHandle, bool]:
 
 
 def run(args) -> int:
-    engine.require_root()
+    require_root()
     paths.check_ifname(args.iface)
     stop = {"signal": None}
 

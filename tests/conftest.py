@@ -1,8 +1,12 @@
-"""Shared fixtures.
+"""Shared fixtures, and the two kinds of test.
 
-The kernel tests need root, BCC and kernel headers; CI runs as root.  Under
-CI=true a skipped test is turned into a failure, so a green run always
-exercised the real kernel.
+Pure tests (marked ``pure``: the config, the protocol, the layouts, the
+strategy model, the app's views...) need neither root nor the kernel and run
+as any user: ``pytest -m pure``.  Every other test is a kernel test: it needs
+root, BCC and kernel headers, and a session that selects one without them
+ends at once with the reason (CI runs as root).  Under CI=true a skipped
+test is turned into a failure, so a green run always exercised the real
+kernel.
 """
 
 from __future__ import annotations
@@ -11,17 +15,35 @@ import os
 
 import pytest
 
-from hft_tui import engine, lab
+from hft_tui import lab, preflight
+from hft_tui.errors import HftError
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def pytest_sessionstart(session):
+def is_pure(item: pytest.Item) -> bool:
+    """Marked pure (module or test) and not marked kernel (a kernel test in a pure module)."""
+    return item.get_closest_marker("pure") is not None and item.get_closest_marker("kernel") is None
+
+
+def kernel_problem() -> str | None:
+    """Why the kernel tests cannot run here, or None."""
     try:
-        engine.require_root()
-        engine.require_bcc()
-    except engine.EngineError as exc:
-        pytest.exit(f"kernel tests cannot run: {exc}", returncode=3)
+        preflight.require_root()
+        preflight.require_bcc()
+    except HftError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    kernel_tests = [item for item in items if not is_pure(item)]
+    if not kernel_tests:
+        return
+    problem = kernel_problem()
+    if problem:
+        pytest.exit(f"{len(kernel_tests)} kernel test(s) selected but they cannot run: {problem} "
+                    "(the tests that need neither root nor the kernel: pytest -m pure)", returncode=3)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -57,9 +79,10 @@ def make_lab():
 def strategy_program():
     """(BCC object, prog fd, EngineMaps) of a freshly loaded, unattached strategy."""
     from hft_tui.maps import EngineMaps
+    from hft_tui.program import bcc_map_fds, load_strategy
 
-    b, fd = engine.load_strategy()
-    maps = EngineMaps(engine.bcc_map_fds(b), owns_fds=False)
+    b, fd = load_strategy()
+    maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
     yield b, fd, maps
     b.cleanup()
 

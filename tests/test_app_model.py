@@ -13,8 +13,11 @@ from hft_tui.app.model import (
     RateMeter,
     sample_tape,
 )
-from hft_tui.controller import Alert
+from hft_tui.events import Alert
 from hft_tui.events import EngineEvent
+import pytest
+
+pytestmark = pytest.mark.pure  # no root, no kernel
 
 
 def event(kind: str, i: int, symbol: str = "AAPL", reason: str = "", side: str = "") -> EngineEvent:

@@ -12,7 +12,7 @@ import time
 import pytest
 from textual.coordinate import Coordinate
 
-from hft_tui import engine, netlink
+from hft_tui import engine, netlink, preflight
 from hft_tui.app.app import HftApp
 from hft_tui.app.lab_session import LabEngine
 from hft_tui.app.screens.dialogs import ConfirmScreen, QuitScreen
@@ -274,7 +274,7 @@ async def test_add_and_remove_a_symbol(lab32):
 
 async def test_failures_are_shown_in_the_app_never_as_a_traceback(lab35):
     # Another XDP program on the interface: the attach is refused and said so.
-    bcc = engine.require_bcc()
+    bcc = preflight.require_bcc()
     b = bcc.BPF(text=b"int xdp_other(struct xdp_md *ctx) { return XDP_PASS; }")
     fn = b.load_func(b"xdp_other", bcc.BPF.XDP)
     await netlink_call(netlink.attach_xdp, lab35.iface, fn.fd, "generic")

@@ -26,6 +26,8 @@ from hft_tui.constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
 from hft_tui.paths import DEMO_CONFIG
 from hft_tui.protocol import parse_price
 
+pytestmark = pytest.mark.pure  # no root, no kernel, but for the tests marked kernel at the end
+
 # -- symbol values ------------------------------------------------------------
 
 GOOD_SYMBOL_VALUES = [
@@ -345,6 +347,7 @@ REFUSED_SET_SYMBOL = [
 ]
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("name,values", REFUSED_SET_SYMBOL, ids=[f"{n}:{v}" for n, v in REFUSED_SET_SYMBOL])
 def test_refused_set_symbol_leaves_the_kernel_maps_unchanged(attached, name, values):
     before = _raw_maps(attached)
@@ -363,6 +366,7 @@ REFUSED_SET_ENGINE = [
 ]
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("values", REFUSED_SET_ENGINE, ids=repr)
 def test_refused_set_engine_leaves_the_kernel_maps_unchanged(attached, values):
     before = _raw_maps(attached)
@@ -371,6 +375,7 @@ def test_refused_set_engine_leaves_the_kernel_maps_unchanged(attached, values):
     assert _raw_maps(attached) == before
 
 
+@pytest.mark.kernel
 def test_accepted_set_symbol_writes_the_map_and_bumps_the_version(attached):
     version = attached.maps.read_global().config_version
     attached.set_symbol("AAPL", {"base_qty": "123"})
@@ -380,6 +385,7 @@ def test_accepted_set_symbol_writes_the_map_and_bumps_the_version(attached):
     assert attached.maps.read_global().config_version == version + 1
 
 
+@pytest.mark.kernel
 def test_removing_an_unknown_symbol_is_an_engine_error_and_changes_nothing(attached):
     before = _raw_maps(attached)
     with pytest.raises(engine.EngineError, match="not configured"):

@@ -34,7 +34,8 @@ from waiting import wait_for
 
 from hft_tui import engine, journal, paths
 from hft_tui.config import load_config
-from hft_tui.controller import Controller, controller_pid
+from hft_tui.controller import Controller
+from hft_tui.locks import controller_pid
 from hft_tui.simulator import Simulator
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))

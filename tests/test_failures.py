@@ -29,9 +29,10 @@ from pyroute2 import IPRoute
 
 from waiting import wait_for
 
-from hft_tui import engine, journal, netlink, paths
+from hft_tui import engine, journal, netlink, paths, preflight
 from hft_tui.config import SYMBOL_KEYS, ConfigError, load_config, symbol_params
 from hft_tui.constants import KILL_OFF
+from hft_tui.errors import JournalError
 from hft_tui.controller import Controller
 from hft_tui.lab import PASS_PROGRAM, Lab
 from hft_tui.simulator import Simulator
@@ -139,7 +140,7 @@ def test_an_interface_deleted_without_a_controller_is_reported_by_the_cli(make_l
 def foreign_program(make_lab):
     """Lab 46 with someone else's XDP program (XDP_PASS) on the engine side."""
     L = make_lab(46)
-    bcc = engine.require_bcc()
+    bcc = preflight.require_bcc()
     b = bcc.BPF(text=PASS_PROGRAM)
     fn = b.load_func(b"xdp_pass", bcc.BPF.XDP)
     with IPRoute() as ipr:
@@ -332,7 +333,7 @@ def test_a_journal_that_cannot_be_written_latches_the_kill_and_keeps_the_events(
         assert h.maps.kill() != KILL_OFF
         assert ctl.rings.pending()  # nothing was committed: the orders wait in the ring
         assert Simulator(L, load_config(DEMO), seed=6).run(2000, 0).orders_received == 0
-        with pytest.raises(journal.JournalError):  # it cannot even journal its stop
+        with pytest.raises(JournalError):  # it cannot even journal its stop
             ctl.stop(detach=False)
         # A working journal on the next controller gets every order.
         with journal.Journal(tmp_path / "j2.sqlite") as j2:

@@ -28,8 +28,10 @@ from frames import update_frame
 from hft_tui import libbpf
 from hft_tui.config import engine_params, symbol_params
 from hft_tui.constants import BPF_F_LOCK, KILL_OFF, MSG_LEN, NUM_COUNTERS, OFFSETS
-from hft_tui.controller import EVENT_FIELDS, RECORD_STRIDE, RecordRun, RingDrain, event_from_tuple
-from hft_tui.journal import CSV_COLUMNS, Journal, _GapTracker
+from hft_tui.rings import EVENT_FIELDS, RECORD_STRIDE, RecordRun, RingDrain, event_from_tuple
+from hft_tui.journal import Journal
+from hft_tui.journal.store import _GapTracker
+from hft_tui.journal_cli import CSV_COLUMNS
 from hft_tui.layout import GlobalState, Totals
 from hft_tui.protocol import Update, parse_price
 
@@ -396,6 +398,7 @@ def test_a_kernel_kill_is_journaled_once_even_when_read_twice(rig, journal):
 
 # -- the online gap detector -------------------------------------------------------
 
+@pytest.mark.pure
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(2, 120), data=st.data())
 def test_the_online_detector_reports_each_lost_id_once_and_never_a_reordered_one(n, data):
@@ -584,19 +587,22 @@ def test_a_schema_1_journal_is_read_as_it_is_and_upgraded_by_a_writer_row_for_ro
         assert upgraded.verify()["rejects"] == 9
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize("reason, code", [
     ("stale", 10),          # a name the kernel's header gives
     ("kill", 0),
     ("13", 13),             # a code this hft-tui had no name for was kept as its number
 ])
 def test_a_reject_reason_goes_back_to_its_own_kernel_code(reason, code):
-    from hft_tui.journal import _reason_code
+    from hft_tui.journal.records import reason_code as _reason_code
 
     assert _reason_code(reason) == code
 
 
+@pytest.mark.pure
 def test_a_reject_reason_with_no_kernel_code_is_refused_not_made_a_kill():
-    from hft_tui.journal import JournalError, _reason_code
+    from hft_tui.errors import JournalError
+    from hft_tui.journal.records import reason_code as _reason_code
 
     with pytest.raises(JournalError, match="has no kernel code"):
         _reason_code("bogus")

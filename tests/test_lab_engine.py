@@ -34,6 +34,7 @@ from hft_tui.config import parse_config
 from hft_tui.constants import MSG_LEN
 from hft_tui.protocol import Order, Update, decode_order, encode_order, encode_update, parse_price
 from hft_tui.simulator import Simulator
+from hft_tui.status import status_dict
 from hft_tui.strategy_model import EngineModel
 
 MODES = ("native", "generic")
@@ -240,7 +241,7 @@ def test_orders_follow_the_rules_and_are_well_formed_frames(mode, make_lab, exch
         assert order_frame[UDP].chksum != 0, rule
         next_id += 1
     with engine.open_engine(L.engine_iface) as h:
-        st = h.status()
+        st = status_dict(h)
         assert st["orders_sent"] == next_id - 1 == 6
         assert st["symbols"]["AAPL"]["stats"]["position"] == 40 + 333
 
@@ -368,7 +369,7 @@ def test_config_change_applies_to_the_next_packet_without_reloading(shared, exch
     ex.send(Update("RETUNE", 2, price("190.30"), 100, price("190.35"), 500, 2))
     o = decode_order(ex.order())
     assert (o.side, o.price, o.qty) == ("B", price("190.35"), 100 + 10 * 5)
-    assert h.xdp().prog_id == prog_before == h.status()["prog_id"]
+    assert h.xdp().prog_id == prog_before == status_dict(h)["prog_id"]
 
 
 def test_position_never_exceeds_max_position_and_position_limit_is_counted(shared, exchange_for):

@@ -19,6 +19,8 @@ from hft_tui.constants import C, MSG_LEN, OFFSETS
 from hft_tui.layout import MIRRORS
 from hft_tui.paths import EBPF_DIR
 
+pytestmark = pytest.mark.pure  # gcc only: no root, no kernel
+
 
 def _c_program() -> str:
     lines = [

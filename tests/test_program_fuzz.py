@@ -47,7 +47,8 @@ from frames import (
 )
 from hft_tui.config import symbol_params
 from hft_tui.constants import DEFAULT_FEED_PORT, MAX_UDP_LEN, MSG_LEN, OFFSETS, SYMBOL_LEN
-from hft_tui.protocol import ProtocolError, Update, decode_update, symbol_bytes
+from hft_tui.protocol import ProtocolError, Update, decode_update
+from hft_tui.symbol import Symbol
 
 SYMBOLS = {
     "AAPL": {"buy_target": "190.25", "sell_target": "190.75", "base_qty": 100, "scale_qty": 10,
@@ -56,7 +57,7 @@ SYMBOLS = {
              "max_order_qty": 500, "max_position": 2000},
 }
 PARAMS = {name: symbol_params(name, values) for name, values in SYMBOLS.items()}
-KNOWN = {symbol_bytes(name): name for name in SYMBOLS}
+KNOWN = {Symbol(name).key: name for name in SYMBOLS}
 ENGINE = {"feed_port": DEFAULT_FEED_PORT, "update_sample": 1}
 
 SEEDED_FRAMES = 100_000   # alone enough for the 100,000; hypothesis adds its own

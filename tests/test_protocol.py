@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hft_tui.constants import MAGIC, MSG_LEN, OFFSETS, SYMBOL_LEN, TYPE_BUY, TYPE_SELL, TYPE_UPDATE, VERSION
+from hft_tui.symbol import Symbol
 from hft_tui.protocol import (
     U32_MAX,
     U64_MAX,
     Order,
     ProtocolError,
     Update,
-    check_symbol,
     decode_order,
     decode_update,
     encode_order,
@@ -24,6 +24,8 @@ from hft_tui.protocol import (
     parse_price,
     price_to_str,
 )
+
+pytestmark = pytest.mark.pure  # no root, no kernel
 
 SETTINGS = settings(max_examples=500, deadline=None, derandomize=True, database=None)
 
@@ -98,13 +100,13 @@ BAD_SYMBOLS = ["", "ABCDEFGHI", "AA PL", "AAPL ", "ÄPPL", "AAPL\0", "A/B", "A_B
 
 @pytest.mark.parametrize("name", GOOD_SYMBOLS)
 def test_valid_symbol_is_accepted(name):
-    assert check_symbol(name) == name
+    assert Symbol(name) == name
 
 
 @pytest.mark.parametrize("name", BAD_SYMBOLS, ids=repr)
 def test_invalid_symbol_is_refused(name):
     with pytest.raises(ProtocolError, match="invalid symbol") as exc:
-        check_symbol(name)
+        Symbol(name)
     assert "\n" not in str(exc.value)
 
 

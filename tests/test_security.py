@@ -25,7 +25,8 @@ from hft_tui import engine, journal, paths
 from hft_tui.config import load_config
 from hft_tui.controller import Controller
 from hft_tui.paths import PathError, check_ifname
-from hft_tui.protocol import ProtocolError, check_symbol
+from hft_tui.errors import ProtocolError
+from hft_tui.symbol import Symbol
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
 DEMO = paths.DEMO_CONFIG
@@ -126,7 +127,7 @@ def test_an_accepted_interface_name_stays_inside_our_directories(name):
 @example("AAPL\n")
 def test_an_accepted_symbol_is_eight_plain_ascii_characters_at_most(name):
     try:
-        check_symbol(name)
+        Symbol(name)
     except ProtocolError:
         return
     assert name.isascii() and 1 <= len(name) <= 8

@@ -34,6 +34,8 @@ from hft_tui.simulator import (
     walk_shape,
 )
 
+pytestmark = pytest.mark.pure  # no root, no kernel, but for the test marked kernel
+
 DEMO = load_config(DEMO_CONFIG)
 CHECKER_LAB = 19     # one of this module's lab numbers; only ever checked to be down
 
@@ -278,6 +280,7 @@ def test_summary_has_every_field_the_brief_names_and_is_json():
 
 # -- the command line: bad input is one line and changes nothing ------------
 
+@pytest.mark.kernel  # the lab feed verb needs root
 @pytest.mark.parametrize(
     "argv,code,message",
     [

@@ -7,6 +7,9 @@ import signal
 import threading
 
 from hft_tui.stopflag import StopFlag
+import pytest
+
+pytestmark = pytest.mark.pure  # no root, no kernel
 
 
 def test_a_signal_handler_setting_the_flag_ends_the_wait_of_the_main_thread():

@@ -25,6 +25,8 @@ from hft_tui.strategy_model import (
     session_reference,
 )
 
+pytestmark = pytest.mark.pure  # no root, no kernel
+
 # buy 190.25, sell 190.75, 100 + 10 per cent below, at most 1000 an order and 5000 held
 AAPL = {
     "buy_target": "190.25", "sell_target": "190.75", "base_qty": 100, "scale_qty": 10,

@@ -16,7 +16,8 @@ EXIT_ERROR = 1
 
 def preflight() -> str | None:
     """The one line to print when the app cannot work here, or None."""
-    from ..engine import EngineError, require_bcc, require_root
+    from ..errors import EngineError
+    from ..preflight import require_bcc, require_root
 
     try:
         require_root()

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from ..errors import HftError
 
 
-class BenchError(RuntimeError):
+class BenchError(HftError):
     """Anything that stops the benchmark; its text is the one line the user sees."""
 
 

@@ -34,15 +34,15 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import engine, lab as lab_mod, libbpf, netlink
-from ..config import ConfigError
+from .. import lab as lab_mod, libbpf, netlink
 from ..constants import DEFAULT_FEED_PORT
-from ..engine import EngineError
-from ..lab import LabError
-from ..maps import EngineMaps, MapsError
-from ..netlink import NetlinkFailure
+from ..errors import HftError
+from ..maps import EngineMaps
 from ..paths import EBPF_DIR, REPO_DIR
-from ..protocol import ProtocolError, decode_order, encode_update
+from ..errors import ProtocolError
+from ..preflight import require_bcc, require_root
+from ..program import bcc_map_fds, compile_program, load_strategy
+from ..protocol import decode_order, encode_update
 from . import DEFAULT_COUNT, DEFAULT_LAB, BenchError, bots, report, testrun, throughput, workload
 from .client import OFF_TIMESTAMP, Client, NoAnswer, _U64
 from .testrun import Rings
@@ -273,15 +273,15 @@ class _Run:
         self.blast = bots.compile_c(bots.BLAST_SOURCE, tmp / "blast", "-pthread")
 
         say("loading the strategy and the reflector (BCC)")
-        b, self.strategy_fd = engine.load_strategy()
+        b, self.strategy_fd = load_strategy()
         stack.callback(b.cleanup)
-        self.maps = EngineMaps(engine.bcc_map_fds(b), owns_fds=False)
+        self.maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
         self.maps.write_global(self.cfg.engine, deadman_ms=0, version=1)
         for name, params in self.cfg.symbols.items():
             self.maps.write_symbol(name, params)
         self.ring = Rings(self.maps)
         stack.callback(self.ring.close)
-        r = engine.compile_program(REFLECTOR_SOURCE, cflags=(f"-DREFLECT_PORT={o.feed_port}",))
+        r = compile_program(REFLECTOR_SOURCE, cflags=(f"-DREFLECT_PORT={o.feed_port}",))
         stack.callback(r.cleanup)
         try:
             self.reflector_fd = r.load_func(b"xdp_reflector", r.XDP).fd
@@ -495,9 +495,9 @@ def run_bench(opts: Options, progress=None) -> dict:
     """Runs the whole benchmark; returns the result (and writes it under opts.out_dir)."""
     say = progress or (lambda _line: None)
     try:
-        engine.require_root()
-        engine.require_bcc()
-    except EngineError as exc:
+        require_root()
+        require_bcc()
+    except HftError as exc:
         raise BenchError(str(exc)) from None
     opts.check()
     r = _Run(opts, say)
@@ -512,7 +512,7 @@ def run_bench(opts: Options, progress=None) -> dict:
     try:
         os.sched_setaffinity(0, {opts.sim_cpu})
         result = r.run()
-    except (EngineError, LabError, NetlinkFailure, MapsError, ConfigError, ProtocolError) as exc:
+    except HftError as exc:
         raise BenchError(str(exc)) from None
     except OSError as exc:
         raise BenchError(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")) from None

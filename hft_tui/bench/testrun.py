@@ -34,7 +34,9 @@ from dataclasses import replace
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from .. import engine, libbpf
+from .. import libbpf
+from ..errors import EngineError
+from ..program import bcc_map_fds, load_strategy
 from ..constants import CTR_REJECT_BASE, NUM_COUNTERS, C
 from ..lab import PASS_PROGRAM
 from ..layout import Event
@@ -96,10 +98,10 @@ def load_measured_copy(feed_port: int, repeat: int):
     orders ring that holds every event of a run of ``repeat`` trades, configured like the bench engine."""
     pages = ring_pages_for(repeat + 1)
     try:
-        b, fd = engine.load_strategy(cflags=(f"-DHFT_RINGBUF_PAGES={pages}",))
-    except engine.EngineError as exc:
+        b, fd = load_strategy(cflags=(f"-DHFT_RINGBUF_PAGES={pages}",))
+    except EngineError as exc:
         raise BenchError(f"the test-run copy of the strategy: {exc}") from None
-    maps = EngineMaps(engine.bcc_map_fds(b), owns_fds=False)
+    maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
     cfg = workload.config(feed_port)
     maps.write_global(cfg.engine, deadman_ms=0, version=1)
     for name, params in cfg.symbols.items():

@@ -1,0 +1,149 @@
+"""``engine status``: the engine's state as a dict (the JSON contract) and as text.
+
+Kernel values are integers (prices and money in 1e-4 units, PRICE_SCALE);
+this is where they become the decimals a person reads.
+"""
+
+from __future__ import annotations
+
+from .constants import KILL_OFF, KILL_STATES, PRICE_SCALE
+from .engine import EngineHandle
+from .locks import controller_pid
+from .maps import Snapshot, symbol_params_from_map
+
+
+def _dollars(units: int) -> float:
+    """Price or money units (1e-4) as the float the JSON has always carried."""
+    return units / PRICE_SCALE
+
+
+def _symbol_status(cfg, st) -> dict:
+    params = symbol_params_from_map(cfg).to_toml_values()
+    for key in ("buy_target", "sell_target", "tick_size", "reference_price"):
+        params[key] = float(params[key])
+    params["max_notional"] = _dollars(cfg.max_notional)
+    held = st.bought - st.sold
+    return {
+        "config": params,
+        "stats": {
+            "position": st.position,
+            "bought": st.bought,
+            "sold": st.sold,
+            "capital_spent": _dollars(st.capital_spent),
+            "proceeds": _dollars(st.proceeds),
+            "buy_orders": st.buy_orders,
+            "sell_orders": st.sell_orders,
+            "updates": st.updates,
+            "rejects": st.rejects,
+            "last_bid": _dollars(st.last_bid),
+            "last_bid_qty": st.last_bid_qty,
+            "last_ask": _dollars(st.last_ask),
+            "last_ask_qty": st.last_ask_qty,
+            "last_seq": st.last_seq,
+            "open_cost": _dollars(st.open_cost),
+            "realised_pnl": _dollars(st.proceeds - (st.capital_spent - st.open_cost)),
+            "unrealised_pnl": _dollars(held * st.mark - st.open_cost),
+            "pnl": _dollars(st.pnl),
+        },
+    }
+
+
+def status_dict(handle: EngineHandle, snap: Snapshot | None = None) -> dict:
+    """The engine's state as `engine status --json` prints it (a JSON contract: keys only grow)."""
+    snap = snap if snap is not None else handle.snapshot()
+    xdp = handle.xdp()
+    rec = handle.record
+    g = snap.global_config
+    attached = handle.attached_as(xdp)
+    # The snapshot's clock is read just before the heartbeat: a beat in between is "now".  A
+    # heartbeat further ahead than the deadline is as stale as one behind it (the kernel's rule).
+    hb_age = abs(snap.taken_ns - snap.heartbeat_ns) / 1e6 if snap.heartbeat_ns else None
+    armed = g.deadman_ms != 0
+    # Supervised: armed and a controller beating now.  Armed with a stale
+    # heartbeat means the controller is gone and the kernel is holding orders.
+    fresh = hb_age is not None and hb_age <= g.deadman_ms
+    return {
+        "iface": handle.iface,
+        "interface_present": xdp is not None,
+        "attached": attached,
+        "mode": (xdp.mode if attached else None),
+        "prog_id": (xdp.prog_id if attached else None),
+        "program_hash": rec.program_hash if rec else None,
+        "config_version": g.config_version,
+        "kill": snap.kill != KILL_OFF,
+        "kill_state": KILL_STATES.get(snap.kill, str(snap.kill)),
+        "feed_port": g.feed_port,
+        "on_no_trade": "drop" if g.on_no_trade else "pass",
+        "orders_sent": snap.totals.order_seq,
+        "updates_seen": snap.counters["updates"],
+        "passed": snap.counters["passed"],
+        "rejects": dict(snap.rejects),
+        "ringbuf_drops": snap.counters["ringbuf_drops"],
+        "tape_drops": snap.counters["tape_drops"],
+        "pnl": _dollars(snap.totals.pnl),
+        "open_cost": _dollars(snap.totals.open_cost),
+        "risk": {
+            "max_notional": _dollars(g.max_notional),
+            "loss_limit": _dollars(g.loss_limit),
+            "rate_per_sec": g.rate_per_sec,
+            "burst": g.burst,
+            "loss_trips": snap.counters["loss_trips"],
+            "reject_counters": {k: snap.rejects[k] for k in ("notional", "throttle", "collar", "stale", "deadman", "position_limit")},
+        },
+        "deadman": {
+            "armed": armed,
+            "supervised": armed and fresh,
+            "controller_pid": controller_pid(handle.iface),
+            "deadline_ms": g.deadman_ms or (rec.deadman_ms if rec else None),
+            "heartbeat_age_ms": round(hb_age, 1) if hb_age is not None else None,
+            "skipped": snap.rejects["deadman"],
+        },
+        "symbols": {name: _symbol_status(cfg, st) for name, (cfg, st) in snap.symbols.items()},
+    }
+
+
+def _money(v: float) -> str:
+    return f"{v:,.2f}"
+
+
+def status_text(st: dict) -> str:
+    """``engine status`` without --json: the same dict, for a person."""
+    lines = []
+    if not st["interface_present"]:
+        state = "INTERFACE GONE (hft-tui engine detach cleans up)"
+    elif not st["attached"]:
+        state = "DETACHED"
+    else:
+        state = "KILLED (" + st["kill_state"] + ")" if st["kill"] else "trading"
+    lines.append(
+        f"engine on {st['iface']}: {state}, mode {st['mode'] or '-'}, program id {st['prog_id'] or '-'}, "
+        f"hash {(st['program_hash'] or '-')[:12]}, config v{st['config_version']}"
+    )
+    dm = st["deadman"]
+    if dm["supervised"]:
+        pid = f" by pid {dm['controller_pid']}" if dm.get("controller_pid") else ""
+        supervision = f"supervised{pid}: dead-man {dm['deadline_ms']} ms, heartbeat {dm['heartbeat_age_ms']} ms ago"
+    elif dm["armed"]:
+        supervision = (f"NOT SUPERVISED: the controller's heartbeat is {dm['heartbeat_age_ms']} ms old "
+                       f"(deadline {dm['deadline_ms']} ms): no order leaves until a controller starts")
+    else:
+        supervision = "UNSUPERVISED: no dead-man switch armed (engine attach --deadman MS, or engine run)"
+    lines.append(supervision)
+    lines.append(
+        f"feed port {st['feed_port']}, on no trade {st['on_no_trade']}; updates {st['updates_seen']:,}, "
+        f"orders {st['orders_sent']:,}, passed {st['passed']:,}, ring-buffer drops {st['ringbuf_drops']:,}"
+    )
+    lines.append(f"session PnL {_money(st['pnl'])}, open cost {_money(st['open_cost'])}")
+    rejects = ", ".join(f"{k} {v:,}" for k, v in st["rejects"].items() if v)
+    lines.append(f"rejects: {rejects or 'none'}")
+    header = f"{'symbol':8} {'on':>3} {'buy@':>10} {'sell@':>10} {'pos':>7} {'bought':>9} {'sold':>9} " \
+             f"{'bid':>10} {'ask':>10} {'orders':>7} {'PnL':>12}"
+    lines.append(header)
+    for name, sym in st["symbols"].items():
+        c, s = sym["config"], sym["stats"]
+        lines.append(
+            f"{name:8} {'yes' if c['enabled'] else 'no':>3} {c['buy_target']:>10.4f} {c['sell_target']:>10.4f} "
+            f"{s['position']:>7} {s['bought']:>9} {s['sold']:>9} {s['last_bid']:>10.4f} {s['last_ask']:>10.4f} "
+            f"{s['buy_orders'] + s['sell_orders']:>7} {_money(s['pnl']):>12}"
+        )
+    return "\n".join(lines)
