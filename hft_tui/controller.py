@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 from .config import MIN_DEADMAN_MS, money_to_str
 from .constants import KILL_OFF, KILL_OPERATOR, KILL_STATES, NO_TRADE_ACTIONS
-from .engine import EngineHandle, detach
+from .engine import EngineHandle
+from .engine import detach as detach_engine
 from .errors import EngineError, JournalError
 from .events import Alert, EngineEvent
 from .layout import as_dict
@@ -341,7 +342,7 @@ class Controller:
                                             config_version=self._version, detail={"message": message})
             alerts.extend(self.journal.take_alerts())
         with contextlib.suppress(EngineError):
-            for line in detach(self.handle.iface):
+            for line in detach_engine(self.handle.iface):
                 alerts.append(Alert("engine", "cleanup", 1, message=line))
         self.ended = why
         self.rings.close()
@@ -371,7 +372,7 @@ class Controller:
         lines: list[str] = []
         try:
             if detach:
-                        lines = detach(self.handle.iface)
+                        lines = detach_engine(self.handle.iface)
             self._final_drain()
             if self.journal is not None:
                 self._journal_changes(self.handle.snapshot(), final=detach)

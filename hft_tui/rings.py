@@ -219,6 +219,7 @@ class EngineRings:
         self.drains: list[RingDrain] = []
         self.reader: EventReader | None = None
         self._poll = select.epoll()
+        self._wake_fd: int | None = None
         try:
             if IN_PLACE_READER:
                 for name in self.NAMES:
@@ -232,11 +233,17 @@ class EngineRings:
             self.close()
             raise EngineError(f"cannot open the engine's ring buffers in {pin_dir}: {exc.strerror or exc}") from None
 
-    def wait(self, timeout_ms: int) -> None:
-        if self.reader is not None or timeout_ms <= 0:
+    def wait(self, timeout_ms: int, wake_fd: int | None = None) -> None:
+        """Returns when a ring holds records, ``wake_fd`` is readable (a stop
+        request), or after ``timeout_ms``."""
+        if timeout_ms <= 0 or any(d.pending() for d in self.drains):
             return
-        if any(d.pending() for d in self.drains):
+        if self.reader is not None:   # libbpf's reader polls on its own: only the stop can wake us
+            select.select([wake_fd] if wake_fd is not None else [], [], [], timeout_ms / 1000)
             return
+        if wake_fd is not None and wake_fd != self._wake_fd:
+            self._poll.register(wake_fd, select.EPOLLIN)
+            self._wake_fd = wake_fd
         with contextlib.suppress(InterruptedError):
             self._poll.poll(timeout_ms / 1000)
 
@@ -279,6 +286,9 @@ class EngineRings:
                 self._poll.unregister(d.fd)
             d.close()
         self.drains = []
+        if self._wake_fd is not None:
+            with contextlib.suppress(Exception):
+                self._poll.unregister(self._wake_fd)
         self._poll.close()
         if self.reader is not None:
             self.reader.close()

@@ -27,6 +27,10 @@ class StopFlag:
         except OSError:      # the pipe is full (it already wakes every waiter) or closed
             pass
 
+    def fileno(self) -> int:
+        """Readable once set: a select or epoll over other files wakes on a stop too."""
+        return self._read
+
     def is_set(self) -> bool:
         return self._set
 

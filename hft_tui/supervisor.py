@@ -26,6 +26,8 @@ from collections import defaultdict
 from . import engine, paths
 from .pins import attached_ifaces
 from .preflight import require_root
+from .stopflag import StopFlag
+from .supervision import SupervisionLoop
 from .config import default_config, load_config, parse_deadman_ms
 from .controller import Controller
 from .events import Alert
@@ -98,27 +100,24 @@ def _attach_or_take_over(args) -> tuple[engine.EngineHandle, bool]:
 def run(args) -> int:
     require_root()
     paths.check_ifname(args.iface)
-    stop = {"signal": None}
+    stop = StopFlag()           # set from the signal handler: takes no lock
+    stopped_by: list[str] = []
 
     def on_signal(signum, _frame):
-        stop["signal"] = signal.Signals(signum).name
+        stopped_by.append(signal.Signals(signum).name)
+        stop.set()
 
     # Before anything slow: a SIGTERM during the attach still stops cleanly.
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        return _supervise(args, stop)
+        return _supervise(args, stop, stopped_by)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        stop.close()
 
 
-def _wait_ms(ctl: Controller, deadman_ms: int | None) -> int:
-    """How long the next tick may wait for events: each tick beats, so at most
-    a fifth of the deadline the kernel holds (``deadman_ms``, from the tick)."""
-    return max(1, min(TICK_MS, int(ctl.beat_interval_s(deadman_ms) * 1000)))
-
-
-def _supervise(args, stop: dict) -> int:
+def _supervise(args, stop: StopFlag, stopped_by: list[str]) -> int:
     deadman = getattr(args, "deadman", None)
     if deadman is not None:
         # The config's range (100..3600000): a taken-over engine is armed with it as given.
@@ -159,19 +158,16 @@ def _supervise(args, stop: dict) -> int:
         _say(f"KILL SWITCH LATCHED: the previous controller died (heartbeat expired); trading resumes "
              f"with 'hft-tui engine resume {handle.iface}'")
     printer = _AlertPrinter()
-    wait_ms = _wait_ms(ctl, None)
     try:
-        while stop["signal"] is None:
-            tick = ctl.tick(wait_ms)
-            wait_ms = _wait_ms(ctl, tick.snapshot.global_config.deadman_ms)
-            printer.add(tick.alerts)
-            if tick.ended:
-                printer.flush()
-                _say(f"supervision of {handle.iface} ended: {tick.ended}")
-                return 1
+        ended = SupervisionLoop(ctl, stop, interval_s=TICK_MS / 1000, wake_on_events=True).run(
+            lambda tick: printer.add(tick.alerts))
+        if ended is not None:
+            printer.flush()
+            _say(f"supervision of {handle.iface} ended: {ended.ended}")
+            return 1
         printer.flush()
         keep = getattr(args, "keep_attached", False)
-        _say(f"{stop['signal']}: stopping, {'leaving the engine armed' if keep else 'detaching'}")
+        _say(f"{stopped_by[0] if stopped_by else 'stop'}: stopping, {'leaving the engine armed' if keep else 'detaching'}")
         for line in ctl.stop(detach=not keep):
             _say(line)
         v = journal.verify()

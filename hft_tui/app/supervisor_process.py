@@ -8,12 +8,10 @@ write done by the UI process itself) stays fast whatever the feed does.
 
     python -m hft_tui.app.supervisor_process IFACE [--poll-hz 10] [--app-pid PID] [--deterministic]
 
-The controller ticks (drain, journal, alerts) and a view goes to the app at
-the poll rate, and at once whenever a ring holds a tick's batch (a slow
-poll rate must not let a ring fill and drop orders); between two ticks it beats the heartbeat
-at least five times per dead-man deadline, the deadline read from the
-kernel at every beat, so a slow poll rate or a deadline shortened live
-never starves the switch.
+The controller runs in the supervision loop (supervision.py) at the poll
+rate: it ticks (drain, journal, alerts) and a view goes to the app each
+tick, at once whenever a ring holds a tick's batch, and it beats the
+heartbeat between ticks at least five times per dead-man deadline.
 
 Protocol: stdout carries length-prefixed pickles of (kind, payload) tuples:
 ("started", (tripped_on_start, journal_error)), ("view", EngineView) once a
@@ -45,6 +43,7 @@ from ..controller import Controller
 from .. import engine
 from ..engine import EngineHandle
 from ..stopflag import StopFlag
+from ..supervision import SupervisionLoop
 from .model import LinkState, ViewBuilder
 
 FRAME = struct.Struct("!I")
@@ -125,34 +124,24 @@ class Supervisor:
             controller.start()
             self.send("started", (controller.tripped_on_start, journal_error))
             builder = ViewBuilder(self.iface, handle.record, deterministic=self.deterministic)
-            link, next_link_check = self.link(handle), time.monotonic() + LINK_CHECK_S
-            next_view = time.monotonic()
-            while not self.stop.is_set():
+            link = self.link(handle)
+            next_link_check = time.monotonic() + LINK_CHECK_S
+
+            def journal_changes() -> None:
                 while not self.commands.empty():
                     controller.record_change(*self.commands.get_nowait())
-                now = time.monotonic()
-                due = now >= next_view
-                # A ring holding a tick's batch is drained at once, whatever the view rate:
-                # a slow poll rate must not let a ring fill and drop orders.
-                if due or controller.rings.behind(controller.MAX_BATCH):
-                    if now >= next_link_check:
-                        link, next_link_check = self.link(handle), now + LINK_CHECK_S
-                    tick = controller.tick(0)
-                    self.send("view", builder.build(tick, link))
-                    if tick.ended:
-                        # The interface went away or the engine was detached under us;
-                        # the controller journaled it and cleaned the pins.
-                        error = "; ".join(a.text() for a in tick.alerts if a.kind == "engine") or tick.ended
-                        break
-                    if due:
-                        next_view += self.interval
-                        if next_view < time.monotonic():   # fell behind (a slow tick): do not catch up
-                            next_view = time.monotonic()
-                else:
-                    controller.beat()   # between two views, nothing to drain: the heartbeat only
-                # The deadline is read from the kernel at each beat: one edited live applies at once.
-                now = time.monotonic()
-                self.stop.wait(max(0.0, min(next_view - now, controller.beat_interval_s())))
+
+            def send_view(tick) -> None:
+                nonlocal link, next_link_check
+                if time.monotonic() >= next_link_check:
+                    link, next_link_check = self.link(handle), time.monotonic() + LINK_CHECK_S
+                self.send("view", builder.build(tick, link))
+
+            ended = SupervisionLoop(controller, self.stop, interval_s=self.interval).run(send_view, journal_changes)
+            if ended is not None:
+                # The interface went away or the engine was detached under us;
+                # the controller journaled it and cleaned the pins.
+                error = "; ".join(a.text() for a in ended.alerts if a.kind == "engine") or ended.ended
         except Exception as exc:  # one line for the app; never a traceback
             error = f"supervision of {self.iface} failed: {exc}"
         finally:
