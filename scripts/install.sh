@@ -73,7 +73,7 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
     exit 1
   fi
   rm -f "$log"
-  .venv/bin/python -c 'import textual, textual_plotext, pyroute2, plotext, scapy, pytest, pytest_asyncio, pytest_textual_snapshot, hypothesis, bcc' \
+  .venv/bin/python -c 'import textual, textual_plotext, pyroute2, plotext, scapy, pytest, pytest_asyncio, pytest_textual_snapshot, hypothesis, importlinter, mypy, bcc' && [ -x .venv/bin/ruff ] \
     || { echo "install: the venv is missing a package" >&2; exit 1; }
   touch .venv/.installed
 fi
