@@ -19,7 +19,8 @@ import pytest
 from pyroute2 import IPRoute, netns
 
 from hft_tui import cli, libbpf
-from hft_tui.bench import BenchError, runner
+from hft_tui.bench import BenchError
+from hft_tui.bench.options import Options
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
 LAB = 52
@@ -163,4 +164,4 @@ def test_bad_input_is_one_line_and_changes_nothing(argv, message, capsys):
 
 def test_options_refuse_before_touching_anything():
     with pytest.raises(BenchError):
-        runner.Options(count=0).check()
+        Options(count=0).check()

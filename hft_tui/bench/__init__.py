@@ -62,9 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from . import report, runner
+    from .options import Options
 
     try:
-        opts = runner.Options.from_args(args)
+        opts = Options.from_args(args)
         result = runner.run_bench(opts, progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
     except BenchError as exc:
         print(f"hft-tui: error: {exc}", file=sys.stderr)

@@ -22,122 +22,32 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import gc
 import os
-import platform
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import lab as lab_mod, libbpf, netlink
-from ..constants import DEFAULT_FEED_PORT
 from ..errors import HftError
 from ..maps import EngineMaps
-from ..paths import EBPF_DIR, REPO_DIR
+from ..paths import EBPF_DIR
 from ..errors import ProtocolError
 from ..preflight import require_bcc, require_root
 from ..program import bcc_map_fds, compile_program, load_strategy
 from ..protocol import decode_order, encode_update
-from . import DEFAULT_COUNT, DEFAULT_LAB, BenchError, bots, report, testrun, throughput, workload
+from . import BenchError, bots, report, testrun, throughput, workload
 from .client import OFF_TIMESTAMP, Client, NoAnswer, _U64
+from .machine import exclusive, machine, netns_inode, verify_cleanup, write_outputs
+from .options import BOT_NAMES, BOT_PORT_OFFSET, VARIANTS, Options, Variant
 from .testrun import Rings
 
 REFLECTOR_SOURCE = EBPF_DIR / "reflector.c"
-DEFAULT_OUT = REPO_DIR / "docs" / "bench"
 PATTERNS = report.PATTERNS
 
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    kind: str                  # "xdp" or "bot"
-    program: str = ""          # xdp: "reflector" or "strategy"
-    mode: str = ""             # xdp: "native" or "generic"
-    bot: str = ""              # bot: "python", "c" or "c-busy"
-    own_core: bool = True      # bot: own core, or the simulator's
-
-    @property
-    def actor(self) -> str:
-        """Who numbers the orders (ids run 1, 2, 3 ... per actor)."""
-        return "engine" if self.program == "strategy" else (self.bot or "")
-
-
-VARIANTS = (
-    Variant("bare", "xdp", program="reflector", mode="native"),
-    Variant("engine-native", "xdp", program="strategy", mode="native"),
-    Variant("engine-generic", "xdp", program="strategy", mode="generic"),
-    Variant("python-bot-own-core", "bot", bot="python", own_core=True),
-    Variant("python-bot-shared-core", "bot", bot="python", own_core=False),
-    Variant("c-bot-own-core", "bot", bot="c", own_core=True),
-    Variant("c-bot-shared-core", "bot", bot="c", own_core=False),
-    Variant("c-bot-busy-poll-own-core", "bot", bot="c-busy", own_core=True),
-)
-BOT_PORT_OFFSET = {"python": 1, "c": 2, "c-busy": 3}
-BOT_NAMES = {"python": "Python bot", "c": "C bot", "c-busy": "busy-polling C bot"}
-
-
-@dataclass
-class Options:
-    count: int = DEFAULT_COUNT
-    lab_number: int = DEFAULT_LAB
-    rounds: int = 10
-    paced_rate: int = 1000
-    sim_cpu: int | None = None
-    bot_cpu: int | None = None
-    repeat: int = 1_000_000
-    throughput_step_s: float = 0.4
-    out_dir: Path | None = DEFAULT_OUT
-    warmup: int = 20
-    timeout_s: float = 1.0
-    feed_port: int = DEFAULT_FEED_PORT
-
-    @classmethod
-    def from_args(cls, args) -> "Options":
-        out = None if args.no_save else Path(args.out) if args.out else DEFAULT_OUT
-        return cls(count=args.count, lab_number=args.lab, rounds=args.rounds, paced_rate=args.paced_rate,
-                   sim_cpu=args.sim_cpu, bot_cpu=args.bot_cpu, repeat=args.repeat,
-                   throughput_step_s=args.throughput_seconds, out_dir=out)
-
-    def check(self) -> None:
-        """Fills in the CPUs; one clear error for anything that cannot run."""
-        if not 1 <= self.lab_number <= 250:
-            raise BenchError(f"--lab {self.lab_number}: a lab number is 1..250")
-        if self.count < 1 or self.count > 1_000_000:
-            raise BenchError(f"--count {self.count}: give 1 to 1000000 round trips")
-        if self.rounds < 1:
-            raise BenchError("--rounds must be at least 1")
-        if not 1 <= self.paced_rate <= 100_000:
-            raise BenchError(f"--paced-rate {self.paced_rate}: give 1 to 100000 updates/s")
-        if self.repeat < 1 or self.repeat > 100_000_000:
-            raise BenchError(f"--repeat {self.repeat}: give 1 to 100000000")
-        if not 0 < self.throughput_step_s <= 10:
-            raise BenchError("--throughput-seconds: give a length above 0 and at most 10")
-        if not 1 <= self.feed_port <= 65535 - max(BOT_PORT_OFFSET.values()):
-            raise BenchError(f"feed port {self.feed_port} leaves no room for the bots' ports")
-        allowed = sorted(os.sched_getaffinity(0))
-        if len(allowed) < 2:
-            raise BenchError(f"the bench needs 2 CPUs (a bot's own core and the simulator's); this process may use {allowed}")
-        sim = allowed[0] if self.sim_cpu is None else self.sim_cpu
-        bot = next(c for c in allowed if c != sim) if self.bot_cpu is None else self.bot_cpu
-        for what, cpu in (("--sim-cpu", sim), ("--bot-cpu", bot)):
-            if cpu not in allowed:
-                raise BenchError(f"{what} {cpu}: not one of the CPUs this process may use {allowed}")
-        if sim == bot:
-            raise BenchError("--sim-cpu and --bot-cpu must differ (the bot's own core is not the simulator's)")
-        self.sim_cpu, self.bot_cpu = sim, bot
-        if self.out_dir is not None:
-            existing = self.out_dir
-            while not existing.exists() and existing != existing.parent:
-                existing = existing.parent
-            if not existing.is_dir():
-                raise BenchError(f"--out {self.out_dir}: {existing} is not a directory")
-            if not os.access(existing, os.W_OK):
-                raise BenchError(f"--out {self.out_dir}: {existing} is not writable")
 
 
 # -- the run ---------------------------------------------------------------------
@@ -291,11 +201,11 @@ class _Run:
 
         say(f"lab {self.lab.namespace} up ({self.lab.engine_iface} {self.lab.engine_ip} <-> "
             f"{self.lab.exchange_iface} {self.lab.exchange_ip})")
-        home = _netns_inode()
+        home = netns_inode()
         lab_mod.down(self.lab, quiet=True)
         stack.callback(lab_mod.down, self.lab, True)
         lab_mod.up(self.lab)
-        if _netns_inode() != home:
+        if netns_inode() != home:
             raise BenchError("bringing the lab up left this thread in another network namespace")
 
         strategy = workload.bot_argv(self.p)
@@ -420,76 +330,6 @@ NOTES = [
 ]
 
 
-def machine() -> dict:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    clocksource = "unknown"
-    with contextlib.suppress(OSError):
-        clocksource = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource").read_text().strip()
-    return {"kernel": os.uname().release, "cpu_model": model, "cores": os.cpu_count(),
-            "clocksource": clocksource, "python": platform.python_version(),
-            "loadavg_1m_at_start": round(os.getloadavg()[0], 2)}
-
-
-# -- entry point -------------------------------------------------------------------
-
-def _exclusive(lab: lab_mod.Lab) -> socket.socket:
-    """An abstract unix socket as a lock: one bench per lab number; freed when the process ends."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        s.bind(f"\0hft-tui-bench-{lab.namespace}")
-    except OSError:
-        s.close()
-        raise BenchError(f"another bench is running on lab {lab.namespace} (use --lab N for another number)") from None
-    return s
-
-
-def _netns_inode() -> int:
-    return os.stat("/proc/thread-self/ns/net").st_ino
-
-
-def _prog_gone(prog_id: int) -> bool:
-    try:
-        fd = libbpf.prog_fd_by_id(prog_id)
-    except OSError as exc:
-        return exc.errno == errno.ENOENT
-    os.close(fd)
-    return False
-
-
-def verify_cleanup(lab: lab_mod.Lab, bot_pids: list[int], prog_ids: list[int], tmp: Path | None) -> dict:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not all(_prog_gone(i) for i in prog_ids):
-        time.sleep(0.05)   # programs are freed after an RCU grace period
-    from pyroute2 import IPRoute, netns
-
-    with IPRoute() as ipr:
-        iface_gone = not ipr.link_lookup(ifname=lab.engine_iface)
-    return {
-        "lab_removed": iface_gone and lab.namespace not in netns.listnetns(),
-        "bots_gone": all(bots.pid_gone(p) for p in bot_pids),
-        "programs_freed": all(_prog_gone(i) for i in prog_ids),
-        "tmp_removed": tmp is None or not tmp.exists(),
-        "bot_pids": bot_pids,
-        "prog_ids": prog_ids,
-    }
-
-
-def write_outputs(result: dict, samples: dict, out_dir: Path) -> list[str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"results.json": None, "results.md": report.markdown(result), "latency.svg": report.svg(result, samples)}
-    result["files"] = [str(out_dir / name) for name in files]
-    files["results.json"] = report.to_json(result) + "\n"
-    for name, text in files.items():
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out_dir / name)
-    return result["files"]
-
 
 def run_bench(opts: Options, progress=None) -> dict:
     """Runs the whole benchmark; returns the result (and writes it under opts.out_dir)."""
@@ -501,7 +341,7 @@ def run_bench(opts: Options, progress=None) -> dict:
         raise BenchError(str(exc)) from None
     opts.check()
     r = _Run(opts, say)
-    lock = _exclusive(r.lab)
+    lock = exclusive(r.lab)
     old_affinity = os.sched_getaffinity(0)
     old_term = None
     global _BENCH_PID
