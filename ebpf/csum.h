@@ -8,11 +8,17 @@
  * that field, so an incremental update of it is wrong.  The loops are
  * bounded (HFT_MAX_UDP_LEN, 60-byte IPv4 header) and check the packet bounds
  * at every step, which the verifier accepts.
+ *
+ * BPF-only (BCC supplies bpf_htons and __always_inline).
  */
 #ifndef HFT_CSUM_H
 #define HFT_CSUM_H
 
-#include "hft_protocol.h"
+#include <linux/types.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/udp.h>
+#include <uapi/linux/in.h>
+#include "hft_protocol.h"       /* HFT_MAX_UDP_LEN */
 
 /*
  * An empty asm makes data_end opaque to clang, so it keeps the per-word

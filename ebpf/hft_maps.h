@@ -3,6 +3,8 @@
  * The engine's maps (BCC declarations).  The control plane pins each one
  * under /sys/fs/bpf/hft_tui/<ifname>/<map name>; the names here are the
  * pin names.
+ *
+ * BPF-only (BCC supplies the BPF_* map macros).
  */
 #ifndef HFT_MAPS_H
 #define HFT_MAPS_H

@@ -12,6 +12,14 @@
 #ifndef HFT_STRUCTS_H
 #define HFT_STRUCTS_H
 
+#include <linux/types.h>
+#ifdef __KERNEL__
+#include <uapi/linux/bpf.h>     /* the program, compiled by BCC against the kernel's headers */
+#else
+#include <linux/bpf.h>          /* user space (tests/test_layout.py): the installed uapi headers */
+#endif
+#include "hft_protocol.h"       /* HFT_SYMBOL_LEN */
+
 #define HFT_MAX_SYMBOLS      256
 /*
  * Ring sizes in pages (powers of two).  The engine always uses these; only
@@ -76,9 +84,12 @@ struct hft_symbol_key {
 	char name[HFT_SYMBOL_LEN];
 };
 
-/* Written whole by user space with BPF_F_LOCK; read under the lock. */
-struct hft_symbol_config {
-	struct bpf_spin_lock lock;
+/*
+ * A symbol's parameters: everything the strategy decides with.  A new
+ * parameter is a field here (and in its ctypes mirror and hft_tui.config's
+ * SymbolParams): the program copies the struct whole.
+ */
+struct hft_symbol_params {
 	__u32 enabled;
 	__u32 buy_target;        /* price; buy when ask <= buy_target */
 	__u32 sell_target;       /* price; 0 = selling off */
@@ -91,8 +102,14 @@ struct hft_symbol_config {
 	__u32 reference_price;   /* 0 = first update of the session */
 	__u32 rate_per_sec;      /* order token bucket; 0 = unlimited */
 	__u32 burst;
-	__u32 _pad;
 	__u64 max_notional;      /* cap on open cost; 0 = unlimited */
+};
+
+/* Written whole by user space with BPF_F_LOCK; p is copied out under the lock. */
+struct hft_symbol_config {
+	struct bpf_spin_lock lock;
+	__u32 _pad;              /* p is 8-byte aligned (its __u64) */
+	struct hft_symbol_params p;
 };
 
 /*
@@ -132,19 +149,24 @@ struct hft_symbol_state {
 	__u32 session_ref;       /* collar reference taken from the first update */
 };
 
-/* Written whole by user space with BPF_F_LOCK; read under the lock. */
-struct hft_global_config {
-	struct bpf_spin_lock lock;
+/* The engine-wide parameters, copied whole like a symbol's. */
+struct hft_global_params {
 	__u32 feed_port;         /* host byte order */
 	__u32 on_no_trade;       /* HFT_NO_TRADE_* */
 	__u32 update_sample;     /* emit 1 in N updates as events; 0 = none */
 	__u32 deadman_ms;        /* 0 = dead-man switch unarmed */
 	__u32 rate_per_sec;      /* global order token bucket; 0 = unlimited */
 	__u32 burst;
-	__u32 _pad;
 	__u64 max_notional;      /* cap on the open cost of all symbols; 0 = off */
 	__u64 loss_limit;        /* kill when session PnL < -loss_limit; 0 = off */
-	__u64 config_version;
+};
+
+/* Written whole by user space with BPF_F_LOCK; p is copied out under the lock. */
+struct hft_global_config {
+	struct bpf_spin_lock lock;
+	__u32 _pad;              /* p is 8-byte aligned (its __u64s) */
+	struct hft_global_params p;
+	__u64 config_version;    /* counts the control plane's changes; the program never reads it */
 };
 
 /* Kernel-only global throttle state. */

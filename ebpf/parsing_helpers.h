@@ -7,10 +7,13 @@
  * Return values: the parse functions return PARSE_OK, PARSE_OTHER (a
  * well-formed packet that is not ours: pass it, count it as passed) or
  * PARSE_MALFORMED (truncated or inconsistent: pass it, count it as malformed).
+ *
+ * BPF-only (BCC supplies bpf_htons/bpf_ntohs and __always_inline).
  */
 #ifndef HFT_PARSING_HELPERS_H
 #define HFT_PARSING_HELPERS_H
 
+#include <linux/types.h>
 #include <uapi/linux/if_ether.h>
 #include <uapi/linux/ip.h>
 #include <uapi/linux/udp.h>
@@ -107,6 +110,34 @@ static __always_inline int parse_udphdr(struct hdr_cursor *nh, void *data_end,
 	nh->pos = udp + 1;
 	*udphdr = udp;
 	return PARSE_OK;
+}
+
+/*
+ * The prologue every program here shares: Ethernet (one VLAN tag at most),
+ * IPv4 and UDP, each checked by its parse_* above.  On PARSE_OK the cursor
+ * is at the UDP payload (udp->len was checked against the IPv4 total length).
+ */
+struct udp_frame {
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct udphdr *udp;
+};
+
+static __always_inline int parse_udp_frame(struct hdr_cursor *nh, void *data_end,
+					   struct udp_frame *f)
+{
+	__be16 proto;
+	int rc;
+
+	rc = parse_ethhdr(nh, data_end, &f->eth, &proto);
+	if (rc != PARSE_OK)
+		return rc;
+	if (proto != bpf_htons(ETH_P_IP))
+		return PARSE_OTHER;
+	rc = parse_iphdr(nh, data_end, &f->iph);
+	if (rc != PARSE_OK)
+		return rc;
+	return parse_udphdr(nh, data_end, f->iph, &f->udp);
 }
 
 #endif /* HFT_PARSING_HELPERS_H */

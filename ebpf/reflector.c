@@ -25,30 +25,20 @@
 int xdp_reflector(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
-	void *data = (void *)(long)ctx->data;
-	struct hdr_cursor nh = { .pos = data };
-	struct ethhdr *eth;
-	struct iphdr *iph;
-	struct udphdr *udp;
+	struct hdr_cursor nh = { .pos = (void *)(long)ctx->data };
+	struct udp_frame f;
 	__u32 udp_len;
-	__be16 proto;
 
-	if (parse_ethhdr(&nh, data_end, &eth, &proto) != PARSE_OK)
+	if (parse_udp_frame(&nh, data_end, &f) != PARSE_OK)
 		return XDP_PASS;
-	if (proto != bpf_htons(ETH_P_IP))
+	if (f.udp->dest != bpf_htons(REFLECT_PORT))
 		return XDP_PASS;
-	if (parse_iphdr(&nh, data_end, &iph) != PARSE_OK)
-		return XDP_PASS;
-	if (parse_udphdr(&nh, data_end, iph, &udp) != PARSE_OK)
-		return XDP_PASS;
-	if (udp->dest != bpf_htons(REFLECT_PORT))
-		return XDP_PASS;
-	udp_len = bpf_ntohs(udp->len);
+	udp_len = bpf_ntohs(f.udp->len);
 	if (udp_len > HFT_MAX_UDP_LEN)
 		return XDP_PASS;
 
-	swap_addresses(eth, iph, udp);
-	ipv4_csum_recompute(iph, data_end);
-	udp_csum_recompute(iph, udp, udp_len, data_end);
+	swap_addresses(f.eth, f.iph, f.udp);
+	ipv4_csum_recompute(f.iph, data_end);
+	udp_csum_recompute(f.iph, f.udp, udp_len, data_end);
 	return XDP_TX;
 }

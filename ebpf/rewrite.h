@@ -3,11 +3,16 @@
  * Turning a received frame around: the reply goes back to its sender from
  * the address it was sent to.  Shared by the strategy and the bare reflector
  * so the benchmark compares the same rewrite.
+ *
+ * BPF-only (BCC supplies __always_inline).
  */
 #ifndef HFT_REWRITE_H
 #define HFT_REWRITE_H
 
-#include "parsing_helpers.h"
+#include <linux/types.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/udp.h>
 
 static __always_inline void swap_addresses(struct ethhdr *eth, struct iphdr *iph,
 					   struct udphdr *udp)

@@ -25,9 +25,11 @@ class SymbolKey(ctypes.Structure):
     _fields_ = [("name", c_char * SYMBOL_LEN)]
 
 
-class SymbolConfig(ctypes.Structure):
+class KernelSymbolParams(ctypes.Structure):
+    """struct hft_symbol_params: one symbol's parameters as the kernel holds them
+    (the fields of hft_tui.config.SymbolParams, in kernel units)."""
+
     _fields_ = [
-        ("lock", SpinLock),
         ("enabled", c_uint32),
         ("buy_target", c_uint32),
         ("sell_target", c_uint32),
@@ -40,8 +42,18 @@ class SymbolConfig(ctypes.Structure):
         ("reference_price", c_uint32),
         ("rate_per_sec", c_uint32),
         ("burst", c_uint32),
-        ("_pad", c_uint32),
         ("max_notional", c_uint64),
+    ]
+
+
+class SymbolConfig(ctypes.Structure):
+    """The symbol_config map value; ``p``'s fields read as the value's own (cfg.buy_target)."""
+
+    _anonymous_ = ("p",)
+    _fields_ = [
+        ("lock", SpinLock),
+        ("_pad", c_uint32),
+        ("p", KernelSymbolParams),
     ]
 
 
@@ -75,18 +87,29 @@ class SymbolState(ctypes.Structure):
     ]
 
 
-class GlobalConfig(ctypes.Structure):
+class KernelGlobalParams(ctypes.Structure):
+    """struct hft_global_params: the engine-wide parameters as the kernel holds them."""
+
     _fields_ = [
-        ("lock", SpinLock),
         ("feed_port", c_uint32),
         ("on_no_trade", c_uint32),
         ("update_sample", c_uint32),
         ("deadman_ms", c_uint32),
         ("rate_per_sec", c_uint32),
         ("burst", c_uint32),
-        ("_pad", c_uint32),
         ("max_notional", c_uint64),
         ("loss_limit", c_uint64),
+    ]
+
+
+class GlobalConfig(ctypes.Structure):
+    """The global_config map value; ``p``'s fields read as the value's own (g.deadman_ms)."""
+
+    _anonymous_ = ("p",)
+    _fields_ = [
+        ("lock", SpinLock),
+        ("_pad", c_uint32),
+        ("p", KernelGlobalParams),
         ("config_version", c_uint64),
     ]
 
@@ -133,8 +156,10 @@ class Event(ctypes.Structure):
 # C struct name -> mirror, for the layout test.
 MIRRORS = {
     "hft_symbol_key": SymbolKey,
+    "hft_symbol_params": KernelSymbolParams,
     "hft_symbol_config": SymbolConfig,
     "hft_symbol_state": SymbolState,
+    "hft_global_params": KernelGlobalParams,
     "hft_global_config": GlobalConfig,
     "hft_global_state": GlobalState,
     "hft_totals": Totals,
@@ -152,9 +177,15 @@ def key_name(raw: bytes) -> str:
 
 
 def as_dict(value: ctypes.Structure) -> dict:
-    """Fields of a mirror as a plain dict, without the lock and padding."""
-    return {
-        name: getattr(value, name)
-        for name, _ in value._fields_
-        if name != "lock" and not name.startswith("_")
-    }
+    """Fields of a mirror as a plain dict, without the lock and padding; the
+    fields of an anonymous nested struct (a config's params) are its own."""
+    out: dict = {}
+    anonymous = getattr(type(value), "_anonymous_", ())
+    for name, _ in value._fields_:
+        if name == "lock" or name.startswith("_"):
+            continue
+        if name in anonymous:
+            out.update(as_dict(getattr(value, name)))
+        else:
+            out[name] = getattr(value, name)
+    return out

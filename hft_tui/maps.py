@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import libbpf
@@ -29,6 +29,8 @@ from .constants import (
 from .layout import (
     GlobalConfig,
     GlobalState,
+    KernelGlobalParams,
+    KernelSymbolParams,
     SymbolConfig,
     SymbolKey,
     SymbolState,
@@ -116,17 +118,7 @@ class EngineMaps:
         return value
 
     def write_global(self, params: EngineParams, *, deadman_ms: int, version: int) -> None:
-        value = GlobalConfig(
-            feed_port=params.feed_port,
-            on_no_trade=_NO_TRADE_CODE[params.on_no_trade],
-            update_sample=params.update_sample,
-            deadman_ms=deadman_ms,
-            rate_per_sec=params.rate_per_sec,
-            burst=params.burst,
-            max_notional=params.max_notional,
-            loss_limit=params.loss_limit,
-            config_version=version,
-        )
+        value = GlobalConfig(p=global_params_to_map(params, deadman_ms=deadman_ms), config_version=version)
         libbpf.update(self.fds["global_config"], ctypes.c_uint32(0), value, BPF_F_LOCK)
 
     def set_deadman(self, deadman_ms: int) -> None:
@@ -193,21 +185,7 @@ class EngineMaps:
         except OSError as exc:
             if exc.errno != 17:  # EEXIST: the symbol trades already, keep its state
                 raise
-        cfg = SymbolConfig(
-            enabled=p.enabled,
-            buy_target=p.buy_target,
-            sell_target=p.sell_target,
-            base_qty=p.base_qty,
-            scale_qty=p.scale_qty,
-            tick_size=p.tick_size,
-            max_order_qty=p.max_order_qty,
-            max_position=p.max_position,
-            collar_bps=p.collar_bps,
-            reference_price=p.reference_price,
-            rate_per_sec=p.rate_per_sec,
-            burst=p.burst,
-            max_notional=p.max_notional,
-        )
+        cfg = SymbolConfig(p=symbol_params_to_map(p))
         libbpf.update(self.fds["symbol_config"], key, cfg, BPF_F_LOCK)
 
     def read_symbol_state(self, name: Symbol) -> SymbolState | None:
@@ -246,22 +224,26 @@ class EngineMaps:
         )
 
 
+def symbol_params_to_map(p: SymbolParams) -> KernelSymbolParams:
+    """A symbol's validated parameters as the kernel holds them (the same fields, by name)."""
+    return KernelSymbolParams(**asdict(p))
+
+
 def symbol_params_from_map(cfg: SymbolConfig) -> SymbolParams:
     """The applied values, read back from the kernel."""
-    return SymbolParams(
-        enabled=cfg.enabled,
-        buy_target=cfg.buy_target,
-        sell_target=cfg.sell_target,
-        base_qty=cfg.base_qty,
-        scale_qty=cfg.scale_qty,
-        tick_size=cfg.tick_size,
-        max_order_qty=cfg.max_order_qty,
-        max_position=cfg.max_position,
-        collar_bps=cfg.collar_bps,
-        reference_price=cfg.reference_price,
-        rate_per_sec=cfg.rate_per_sec,
-        burst=cfg.burst,
-        max_notional=cfg.max_notional,
+    return SymbolParams(**{f.name: getattr(cfg.p, f.name) for f in fields(SymbolParams)})
+
+
+def global_params_to_map(params: EngineParams, *, deadman_ms: int) -> KernelGlobalParams:
+    """The engine-wide parameters as the kernel holds them; the dead-man deadline is the
+    controller's to arm, so it is given apart from the config's."""
+    return KernelGlobalParams(
+        feed_port=params.feed_port,
+        on_no_trade=_NO_TRADE_CODE[params.on_no_trade],
+        update_sample=params.update_sample,
+        deadman_ms=deadman_ms,
+        rate_per_sec=params.rate_per_sec,
+        burst=params.burst,
+        max_notional=params.max_notional,
+        loss_limit=params.loss_limit,
     )
-
-

@@ -1,36 +1,48 @@
 """The ctypes mirrors and the parsed constants agree with the C headers.
 
-gcc compiles ebpf/hft_structs.h (after <linux/types.h> and <linux/bpf.h>,
-as BCC sees it) into a program that prints sizeof/offsetof of every field
-of every mirrored struct and the value of every #define the Python side
-parsed.  The C is generated from the ctypes ``_fields_``, so a field added
-on one side only is caught too.
+gcc compiles ebpf/hft_structs.h into a program that prints sizeof/offsetof
+of every field of every mirrored struct (the nested params structs too, and
+which struct a nested field is) and the value of every #define the Python
+side parsed.  The C is generated from the ctypes ``_fields_``, so a field
+added on one side only is caught too.  The headers user space can compile
+must each compile on their own (tests/test_program_headers.py compiles every
+header alone as a BPF program, with BCC).
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import subprocess
 
 import pytest
 
 from frames import XdpAction
+from hft_tui.config import EngineParams, SymbolParams
 from hft_tui.constants import C, MSG_LEN, OFFSETS
-from hft_tui.layout import MIRRORS
+from hft_tui.layout import MIRRORS, KernelGlobalParams, KernelSymbolParams, SpinLock
 from hft_tui.paths import EBPF_DIR
 
 pytestmark = pytest.mark.pure  # gcc only: no root, no kernel
+
+# The headers user space compiles too (the rest are BPF-only).
+USER_SPACE_HEADERS = ("hft_protocol.h", "hft_structs.h")
+MIRROR_NAME = {mirror: cname for cname, mirror in MIRRORS.items()}
+
+
+def _nested(mirror) -> list[tuple[str, type]]:
+    """(field, mirror) of every struct-typed field but the lock."""
+    return [(f, t) for f, t in mirror._fields_ if issubclass(t, ctypes.Structure) and t is not SpinLock]
 
 
 def _c_program() -> str:
     lines = [
         "#include <stdio.h>",
         "#include <stddef.h>",
-        "#include <linux/types.h>",
-        "#include <linux/bpf.h>",
-        '#include "hft_protocol.h"',
         '#include "hft_structs.h"',
+        "#include <linux/bpf.h>",
         "#define MEMBER_SIZE(t, m) sizeof(((t *)0)->m)",
+        "#define MEMBER_IS(t, m, s) __builtin_types_compatible_p(__typeof__(((t *)0)->m), s)",
         "int main(void) {",
     ]
     for cname, mirror in MIRRORS.items():
@@ -40,6 +52,11 @@ def _c_program() -> str:
             lines.append(
                 f'  printf("field {cname}.{fname} %zu %zu\\n", offsetof({t}, {fname}), MEMBER_SIZE({t}, {fname}));'
             )
+        for fname, ftype in _nested(mirror):
+            if ftype in MIRROR_NAME:
+                lines.append(
+                    f'  printf("nested {cname}.{fname} %d\\n", MEMBER_IS({t}, {fname}, struct {MIRROR_NAME[ftype]}));'
+                )
     for name in C:
         lines.append(f'  printf("define {name} %lld\\n", (long long)({name}));')
     for action in XdpAction:
@@ -90,6 +107,45 @@ def test_structs_have_no_implicit_padding(cname):
         assert desc.offset == at, f"{cname}.{fname} at {desc.offset}: {desc.offset - at} bytes of implicit padding"
         at += desc.size
     assert ctypes.sizeof(MIRRORS[cname]) == at, f"{cname}: trailing padding"
+
+
+NESTED_FIELDS = [(cname, fname) for cname, mirror in MIRRORS.items() for fname, _ in _nested(mirror)]
+
+
+@pytest.mark.parametrize("cname,fname", NESTED_FIELDS, ids=[f"{c}.{f}" for c, f in NESTED_FIELDS])
+def test_nested_struct_is_a_checked_mirror_of_the_same_c_struct(c_facts, cname, fname):
+    # Its own fields are then checked by the tests above, like any mirror's.
+    ftype = dict(MIRRORS[cname]._fields_)[fname]
+    assert ftype in MIRROR_NAME, f"{cname}.{fname}: {ftype.__name__} is not in layout.MIRRORS"
+    assert c_facts[f"nested {cname}.{fname}"] == (1,), f"{cname}.{fname} is not a struct {MIRROR_NAME[ftype]} in C"
+
+
+def test_configs_are_a_lock_then_their_params():
+    for cname, params in (("hft_symbol_config", KernelSymbolParams), ("hft_global_config", KernelGlobalParams)):
+        names = [f for f, _ in MIRRORS[cname]._fields_]
+        assert names[:3] == ["lock", "_pad", "p"] and dict(MIRRORS[cname]._fields_)["p"] is params
+
+
+def test_symbol_params_mirror_has_the_config_fields():
+    # maps.py copies hft_tui.config.SymbolParams into the mirror by field name.
+    assert [f for f, _ in KernelSymbolParams._fields_ if not f.startswith("_")] == [
+        f.name for f in dataclasses.fields(SymbolParams)
+    ]
+
+
+def test_global_params_mirror_fields_are_engine_params():
+    # Every kernel engine-wide parameter is an engine config key of the same name.
+    engine_keys = {f.name for f in dataclasses.fields(EngineParams)}
+    assert {f for f, _ in KernelGlobalParams._fields_ if not f.startswith("_")} <= engine_keys
+
+
+@pytest.mark.parametrize("header", USER_SPACE_HEADERS)
+def test_user_space_header_compiles_on_its_own(tmp_path, header):
+    # Included alone, twice (the include guard), with every warning an error.
+    src = tmp_path / "alone.c"
+    src.write_text(f'#include "{header}"\n#include "{header}"\nint main(void) {{ return 0; }}\n')
+    subprocess.run(["gcc", "-Wall", "-Wextra", "-Werror", f"-I{EBPF_DIR}", "-o", str(tmp_path / "alone"), str(src)],
+                   check=True)
 
 
 @pytest.mark.parametrize("name", list(C))
