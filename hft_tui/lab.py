@@ -10,7 +10,9 @@ an XDP program too, so hftx0 gets a one-instruction XDP_PASS program.
 
 Entering the namespace: ``ip netns exec`` remounts /sys, which hides the
 bpffs pins, so the lab uses pyroute2's NetNS for netlink and
-``nsenter --net=/run/netns/hft-lab`` (setns only) for processes.
+``nsenter --net=/run/netns/hft-lab`` (setns only) for processes, and
+:func:`in_namespace` (setns on a helper thread) for work done in the lab by
+a process that stays outside it.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pyroute2 import IPRoute, NetNS, netns
 
@@ -34,6 +38,8 @@ from .errors import LabError
 
 PREFIX = 24
 PASS_PROGRAM = b"int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -243,28 +249,38 @@ def enter_namespace(lab: Lab = DEFAULT_LAB) -> None:
         os.close(fd)
 
 
-def lab_socket(lab: Lab = DEFAULT_LAB, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM,
-               proto: int = 0) -> socket.socket:
-    """A socket created inside the lab namespace, usable from this process.
+def in_namespace(fn: Callable[[], T], lab: Lab = DEFAULT_LAB) -> T:
+    """fn() run by a helper thread inside the lab's network namespace; its
+    value is returned and its exception raised here.
 
-    A helper thread enters the namespace and makes the socket, so the
-    calling process (and its threads) stay in the root namespace.
+    The helper thread enters with :func:`enter_namespace` (the network
+    namespace only, so /sys/fs/bpf stays visible) and ends with fn, so the
+    calling process and its threads stay where they are.  Sockets fn creates
+    belong to the lab, whichever thread uses them later, and what fn reads
+    from /proc/thread-self/net is the lab's.
     """
     box: dict = {}
 
-    def make() -> None:
+    def work() -> None:
         try:
             enter_namespace(lab)
-            box["sock"] = socket.socket(family, type_, proto)
-        except Exception as exc:  # reported in the caller's thread
+            box["value"] = fn()
+        except Exception as exc:  # raised again in the caller's thread
             box["error"] = exc
 
-    t = threading.Thread(target=make)
+    t = threading.Thread(target=work, name=f"in-{lab.namespace}")
     t.start()
     t.join()
     if "error" in box:
         raise box["error"]
-    return box["sock"]
+    return box["value"]
+
+
+def lab_socket(lab: Lab = DEFAULT_LAB, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM,
+               proto: int = 0) -> socket.socket:
+    """A socket created inside the lab namespace, usable from this process
+    (made by :func:`in_namespace`'s helper thread)."""
+    return in_namespace(lambda: socket.socket(family, type_, proto), lab)
 
 
 def nsenter_argv(argv: list[str], lab: Lab = DEFAULT_LAB) -> list[str]:

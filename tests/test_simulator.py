@@ -9,6 +9,8 @@ about.  The simulator against the real engine is in test_lab_engine.py.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import struct
 from dataclasses import replace
 
@@ -31,6 +33,7 @@ from hft_tui.simulator import (
     config_warnings,
     pack_update,
     percentile,
+    read_udp_snmp,
     walk_shape,
 )
 
@@ -38,6 +41,7 @@ pytestmark = pytest.mark.pure  # no root, no kernel, but for the test marked ker
 
 DEMO = load_config(DEMO_CONFIG)
 CHECKER_LAB = 19     # one of this module's lab numbers; only ever checked to be down
+COUNTERS_LAB = 18    # brought up to read a lab's own UDP counters
 
 
 # -- packing ---------------------------------------------------------------
@@ -263,6 +267,39 @@ def test_rtt_keeps_the_maximum_and_a_bounded_sample():
     s = r.summary_us()
     assert s["max"] == 1000.0 and set(s) == {"p50", "p99", "p999", "max"}
     assert 1 <= s["p50"] <= 1000
+
+
+def net_namespace() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def test_the_labs_udp_counters_are_read_inside_the_lab_and_the_caller_stays_put(make_lab):
+    L = make_lab(COUNTERS_LAB)
+    home = net_namespace()
+    assert lab.in_namespace(net_namespace, L) == os.stat(L.netns_path).st_ino != home
+    assert net_namespace() == home
+    # Only the network namespace changes: the engine's pins stay where they were.
+    assert lab.in_namespace(lambda: os.stat("/sys/fs/bpf").st_dev, L) == os.stat("/sys/fs/bpf").st_dev
+    before = lab.in_namespace(read_udp_snmp, L)
+    with lab.lab_socket(L) as sock:
+        sock.sendto(b"x", (L.exchange_ip, 9))
+    after = lab.in_namespace(read_udp_snmp, L)
+    assert after["OutDatagrams"] == before["OutDatagrams"] + 1
+
+
+def test_an_error_inside_the_lab_is_raised_to_the_caller(make_lab):
+    L = make_lab(COUNTERS_LAB)
+
+    def connect_to_nobody() -> None:
+        with socket.socket() as sock:
+            sock.connect((L.exchange_ip, 9))
+
+    with pytest.raises(ConnectionRefusedError):
+        lab.in_namespace(connect_to_nobody, L)
+    down = lab.Lab.numbered(CHECKER_LAB)
+    lab.down(down, quiet=True)
+    with pytest.raises(FileNotFoundError):
+        lab.in_namespace(net_namespace, down)   # no namespace to enter
 
 
 SUMMARY_KEYS = {"updates_sent", "orders_received", "invalid_orders", "invalid_reasons", "buys", "sells",
