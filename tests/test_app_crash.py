@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from hft_tui.app.lab_session import LabEngine
-from hft_tui.app.perf import AppInTerminal
+from hft_tui.demo.lab_session import LabEngine
+from hft_tui.bench.app_perf import AppInTerminal
 from hft_tui.constants import KILL_OFF, KILL_OPERATOR
 
 

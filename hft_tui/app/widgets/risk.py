@@ -12,6 +12,13 @@ from ..model import EngineView
 
 
 class RiskPanel(Static):
+    DEFAULT_CSS = """
+    RiskPanel {
+        height: auto;
+        padding: 1 2;
+    }
+    """
+
     def show(self, view: EngineView | None, display: Display) -> None:
         if view is None:
             self._set("no engine supervised: attach or take one over on the Interfaces tab")
