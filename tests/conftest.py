@@ -1,8 +1,10 @@
 """Shared fixtures.
 
-The kernel tests need root, BCC and kernel headers; CI runs as root.  Under
-CI=true a skipped test is turned into a failure, so a green run always
-exercised the real kernel.
+The kernel tests need root, BCC and kernel headers; CI runs as root.  A run
+that selects any test not marked ``offline`` ends at once without them (exit
+code 3); a run of offline tests only works as any user.  Under CI=true a
+skipped test is turned into a failure, so a green run always exercised the
+real kernel.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from hft_tui import engine, lab
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def pytest_sessionstart(session):
+def pytest_configure(config):
+    config.addinivalue_line("markers", "offline: needs no root, BCC or kernel (runs as a normal user)")
+
+
+def pytest_collection_finish(session):
+    """Ends the session at once when a kernel test was selected and cannot run here;
+    a selection of offline tests only runs anywhere."""
+    if all(item.get_closest_marker("offline") for item in session.items):
+        return
     try:
         engine.require_root()
         engine.require_bcc()

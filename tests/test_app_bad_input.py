@@ -15,8 +15,8 @@ from textual.coordinate import Coordinate
 
 from hft_tui.app.app import HftApp
 from hft_tui.app.session import EngineSession
-from hft_tui.demo.lab_session import LabEngine
 from hft_tui.config import ENGINE_KEYS, SYMBOL_KEYS
+from hft_tui.demo.lab_session import LabEngine
 
 SIZE = (160, 48)
 # Few ticks: each key press waits for the app to be idle, and these tests type a lot.

@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-from hft_tui.demo.lab_session import LabEngine
 from hft_tui.bench.app_perf import AppInTerminal
 from hft_tui.constants import KILL_OFF, KILL_OPERATOR
+from hft_tui.demo.lab_session import LabEngine
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ the same paths run against the kernel in test_app_pilot.py.
 
 from __future__ import annotations
 
+import pytest
+
 from hft_tui.app.model import (
     TAPE_ORDERS_PER_TICK,
     TAPE_REJECT_LINES_PER_TICK,
@@ -15,6 +17,8 @@ from hft_tui.app.model import (
 )
 from hft_tui.controller import Alert
 from hft_tui.events import EngineEvent
+
+pytestmark = pytest.mark.offline
 
 
 def event(kind: str, i: int, symbol: str = "AAPL", reason: str = "", side: str = "") -> EngineEvent:

@@ -10,16 +10,16 @@ import asyncio
 import time
 
 import pytest
+from pyroute2 import IPRoute
 from textual.coordinate import Coordinate
 
 from hft_tui import engine, netlink
 from hft_tui.app.app import HftApp
-from hft_tui.app.session import EngineSession
 from hft_tui.app.screens.dialogs import ConfirmScreen, QuitScreen
+from hft_tui.app.session import EngineSession
 from hft_tui.config import ENGINE_KEYS
 from hft_tui.constants import KILL_OFF, KILL_OPERATOR
 from hft_tui.demo.lab_session import LabEngine
-from pyroute2 import IPRoute
 
 SIZE = (160, 48)
 

@@ -20,8 +20,8 @@ import pytest
 
 from hft_tui.app.app import HftApp
 from hft_tui.app.session import EngineSession
-from hft_tui.demo.lab_session import LabEngine
 from hft_tui.constants import DEFAULT_FEED_PORT, KILL_OFF, OFFSETS, REJECT_REASONS
+from hft_tui.demo.lab_session import LabEngine
 from hft_tui.lab import lab_socket
 from hft_tui.protocol import Update, encode_update
 

@@ -17,8 +17,8 @@ from textual.coordinate import Coordinate
 
 from hft_tui.app.app import HftApp
 from hft_tui.app.session import EngineSession
-from hft_tui.demo.lab_session import LabEngine
 from hft_tui.config import SYMBOL_KEYS
+from hft_tui.demo.lab_session import LabEngine
 
 SIZE = (160, 48)
 FEED_COUNT = 1200

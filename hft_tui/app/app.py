@@ -28,7 +28,15 @@ from textual.widgets import Input
 from .. import paths
 from ..constants import KILL_STATES
 from .formatting import Display, one_line
-from .messages import EngineDetached, EngineTicked, Failed, Notice, SupervisionEnded, SupervisionStarted, TakeOverRequested
+from .messages import (
+    EngineDetached,
+    EngineTicked,
+    Failed,
+    Notice,
+    SupervisionEnded,
+    SupervisionStarted,
+    TakeOverRequested,
+)
 from .model import EngineView
 from .screens.dialogs import ConfirmScreen, QuitScreen
 from .screens.help import HelpScreen

@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", metavar="FILE", help="also write the result, with the machine it ran on, as JSON here")
     args = p.parse_args(argv)
-    from .runner import machine
-    from ..engine import EngineError
     from ..app.app import UI_HZ
+    from ..engine import EngineError
+    from .runner import machine
 
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     try:

@@ -15,7 +15,6 @@ from ..formatting import param_value
 from ..validation import new_symbol_values
 from ..widgets.labels import MessageLine
 
-
 ResultType = TypeVar("ResultType")
 
 

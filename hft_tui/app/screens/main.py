@@ -27,7 +27,6 @@ from ..widgets.status_bar import StatusBar, engine_state
 from ..widgets.tape import Tape
 
 
-
 @dataclass(frozen=True)
 class Tab:
     id: str           # the TabPane's id, and what "Show ..." in the palette names
