@@ -29,10 +29,10 @@ test: check
 
 bench: install
 	$(HFT) bench --out docs/bench
-	$(PY) -m hft_tui.app.perf --out docs/bench/app.json
+	$(PY) -m hft_tui.bench.app_perf --out docs/bench/app.json
 
 screenshots: install
-	$(PY) -m hft_tui.app.screenshots
+	$(PY) -m hft_tui.demo.screenshots
 
 lab-down:
 	@$(HFT) lab down

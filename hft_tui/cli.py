@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_plugin("journal_cli", args)
         if args.command == "bench":
             return _run_plugin("bench", args)
+        if args.demo:
+            return _run_plugin("demo", args)   # the demo runs the app; the app knows nothing of it
         return _run_plugin("app", args)
     except KeyboardInterrupt:
         return 130

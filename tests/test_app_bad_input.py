@@ -14,8 +14,9 @@ import pytest
 from textual.coordinate import Coordinate
 
 from hft_tui.app.app import HftApp
-from hft_tui.app.lab_session import LabEngine
+from hft_tui.app.session import EngineSession
 from hft_tui.config import ENGINE_KEYS, SYMBOL_KEYS
+from hft_tui.demo.lab_session import LabEngine
 
 SIZE = (160, 48)
 # Few ticks: each key press waits for the app to be idle, and these tests type a lot.
@@ -44,7 +45,7 @@ def kernel_bytes(le: LabEngine) -> tuple[bytes, int, bytes]:
 
 async def supervised_app(le: LabEngine, pilot, app) -> None:
     deadline = time.monotonic() + 20
-    while not (app.view is not None and app.poller is not None and app.poller.ticks > 1):
+    while not (app.view is not None and app.session.poller is not None and app.session.poller.ticks > 1):
         assert time.monotonic() < deadline, "no supervision"
         await pilot.pause(0.05)
 
@@ -58,7 +59,7 @@ def message_beside_field(app) -> tuple[str, set[str]]:
 @pytest.mark.parametrize("kind", list(BAD_VALUES))
 async def test_bad_symbol_values_are_refused_beside_the_field_and_never_written(lab36, kind):
     bad = BAD_VALUES[kind]
-    app = HftApp(iface=lab36.iface, take_over=True, poll_hz=POLL_HZ)
+    app = HftApp(EngineSession(poll_hz=POLL_HZ), iface=lab36.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await supervised_app(lab36, pilot, app)
         await pilot.press("2")
@@ -84,7 +85,7 @@ async def test_bad_symbol_values_are_refused_beside_the_field_and_never_written(
 
 
 async def test_a_sell_target_below_the_buy_target_is_refused(lab36):
-    app = HftApp(iface=lab36.iface, take_over=True, poll_hz=POLL_HZ)
+    app = HftApp(EngineSession(poll_hz=POLL_HZ), iface=lab36.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await supervised_app(lab36, pilot, app)
         await pilot.press("2")
@@ -102,7 +103,7 @@ async def test_a_sell_target_below_the_buy_target_is_refused(lab36):
 @pytest.mark.parametrize("kind", list(BAD_VALUES))
 async def test_bad_engine_settings_are_refused_beside_the_field_and_never_written(lab36, kind):
     bad = BAD_VALUES[kind]
-    app = HftApp(iface=lab36.iface, take_over=True, poll_hz=POLL_HZ)
+    app = HftApp(EngineSession(poll_hz=POLL_HZ), iface=lab36.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await supervised_app(lab36, pilot, app)
         await pilot.press("2")
@@ -122,7 +123,7 @@ async def test_bad_engine_settings_are_refused_beside_the_field_and_never_writte
 
 
 async def test_a_valid_value_after_a_bad_one_is_written(lab36):
-    app = HftApp(iface=lab36.iface, take_over=True, poll_hz=POLL_HZ)
+    app = HftApp(EngineSession(poll_hz=POLL_HZ), iface=lab36.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await supervised_app(lab36, pilot, app)
         await pilot.press("2")
@@ -171,7 +172,7 @@ async def test_the_add_symbol_dialog_refuses_bad_input_beside_the_field_and_writ
     from hft_tui.app.screens.dialogs import AddSymbolScreen
 
     name, values, field, says = BAD_NEW_SYMBOLS[case]
-    app = HftApp(iface=lab66.iface, take_over=True, poll_hz=POLL_HZ)
+    app = HftApp(EngineSession(poll_hz=POLL_HZ), iface=lab66.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await supervised_app(lab66, pilot, app)
         before = kernel_symbols(lab66)

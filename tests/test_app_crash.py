@@ -1,10 +1,13 @@
-"""The app killed outright (SIGKILL, no handler runs) must not leave the engine trading (labs 38, 69).
+"""The app crashing or killed outright must not leave the engine trading (labs 38, 69).
 
-The app runs as a user runs it, on a pseudo-terminal; its supervisor process
-learns of the death (PR_SET_PDEATHSIG), sets the kill switch and stops.  An
-app that dies before its supervisor could even ask for PR_SET_PDEATHSIG is
-caught too: the supervisor finds another parent than the app and sets the
-kill switch before it exits.
+An unexpected exception in the app: the kill switch is set, the traceback
+goes to the crash log and the user reads one line.  Killed outright
+(SIGKILL, no handler runs): the app runs as a user runs it, on a
+pseudo-terminal; its supervisor process learns of the death
+(PR_SET_PDEATHSIG), sets the kill switch and stops.  An app that dies before
+its supervisor could even ask for PR_SET_PDEATHSIG is caught too: the
+supervisor finds another parent than the app and sets the kill switch before
+it exits.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import time
 
 import pytest
 
-from hft_tui.app.lab_session import LabEngine
-from hft_tui.app.perf import AppInTerminal
+from hft_tui.app import run_app
+from hft_tui.app.app import HftApp
+from hft_tui.app.session import EngineSession
+from hft_tui.bench.app_perf import AppInTerminal
 from hft_tui.constants import KILL_OFF, KILL_OPERATOR
+from hft_tui.demo.lab_session import LabEngine
 
 
 @pytest.fixture
@@ -39,6 +45,41 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_an_exception_in_the_app_sets_the_kill_switch_keeps_the_traceback_and_shows_one_line(lab38, tmp_path,
+                                                                                            capsys):
+    log = tmp_path / "app-crash.log"
+    app = HftApp(EngineSession(), iface=lab38.iface, take_over=True, crash_log=log)
+
+    def broken():
+        raise RuntimeError("a bug in the app")
+
+    async def crash(pilot):
+        deadline = time.monotonic() + 20
+        while not (app.view is not None and app.session.poller.ticks > 1):
+            assert time.monotonic() < deadline, "no supervision"
+            await pilot.pause(0.05)
+        with lab38.handle() as h:
+            assert h.maps.kill() == KILL_OFF
+        app.call_later(broken)
+        await pilot.pause(0.5)
+
+    assert run_app(app, headless=True, size=(160, 48), auto_pilot=crash) == 1
+    with lab38.handle() as h:
+        assert h.maps.kill() == KILL_OPERATOR
+    assert app.session.iface is None and lab38.iface in engine_ifaces()    # killed, left attached
+    [line] = capsys.readouterr().err.splitlines()          # one line, whatever the traceback
+    assert line.startswith(f"hft-tui: error: the app failed (RuntimeError: a bug in the app); {lab38.iface}: "
+                           f"kill switch set, engine left attached (hft-tui engine detach {lab38.iface})")
+    assert line.endswith(f"; details in {log}")
+    assert "RuntimeError: a bug in the app" in log.read_text() and "in broken" in log.read_text()
+
+
+def engine_ifaces() -> list[str]:
+    from hft_tui import engine
+
+    return engine.attached_ifaces()
 
 
 def test_sigkill_of_the_app_sets_the_kill_switch(lab38):

@@ -15,7 +15,7 @@ import sys
 from pyroute2 import IPRoute, netns
 
 from hft_tui import engine, lab, paths
-from hft_tui.app.perf import AppInTerminal
+from hft_tui.bench.app_perf import AppInTerminal
 
 HFT_TUI = os.path.join(os.path.dirname(sys.executable), "hft-tui")
 CTRL_Q = b"\x11"

@@ -6,6 +6,8 @@ the same paths run against the kernel in test_app_pilot.py.
 
 from __future__ import annotations
 
+import pytest
+
 from hft_tui.app.model import (
     TAPE_ORDERS_PER_TICK,
     TAPE_REJECT_LINES_PER_TICK,
@@ -18,6 +20,7 @@ from hft_tui.events import EngineEvent
 import pytest
 
 pytestmark = pytest.mark.pure  # no root, no kernel
+
 
 
 def event(kind: str, i: int, symbol: str = "AAPL", reason: str = "", side: str = "") -> EngineEvent:

@@ -10,15 +10,16 @@ import asyncio
 import time
 
 import pytest
+from pyroute2 import IPRoute
 from textual.coordinate import Coordinate
 
 from hft_tui import engine, netlink, preflight
 from hft_tui.app.app import HftApp
-from hft_tui.app.lab_session import LabEngine
 from hft_tui.app.screens.dialogs import ConfirmScreen, QuitScreen
+from hft_tui.app.session import EngineSession
 from hft_tui.config import ENGINE_KEYS
 from hft_tui.constants import KILL_OFF, KILL_OPERATOR
-from pyroute2 import IPRoute
+from hft_tui.demo.lab_session import LabEngine
 
 SIZE = (160, 48)
 
@@ -46,7 +47,7 @@ async def xdp_mode(iface: str) -> str | None:
 
 
 def supervised(app: HftApp) -> bool:
-    return app.view is not None and app.poller is not None and app.poller.ticks > 1
+    return app.view is not None and app.session.poller is not None and app.session.poller.ticks > 1
 
 
 def kernel(le: LabEngine):
@@ -90,7 +91,7 @@ def lab35():
 
 
 async def test_attach_in_the_chosen_mode_and_detach_by_keyboard(lab31):
-    app = HftApp(iface=lab31.iface, config_path=str(lab31.config_path))
+    app = HftApp(EngineSession(config_path=str(lab31.config_path)), iface=lab31.iface)
     async with app.run_test(size=SIZE) as pilot:
         table = app.main.query_one("#interface-table")
         await wait_until(pilot, lambda: table.selected() == lab31.iface, "the lab interface selected")
@@ -107,15 +108,15 @@ async def test_attach_in_the_chosen_mode_and_detach_by_keyboard(lab31):
         app.show_tab("interfaces")
         assert table.selected() == lab31.iface      # still, though other labs came and went meanwhile
         await pilot.press("d")
-        await wait_until(pilot, lambda: lab31.iface not in engine.attached_ifaces() and app.busy is None,
-                         "the engine detached")
+        await wait_until(pilot, lambda: lab31.iface not in engine.attached_ifaces()
+                         and app.interfaces_pane.busy is None, "the engine detached")
         assert await xdp_mode(lab31.iface) is None
-        assert app.handle is None and app.view is None
+        assert app.session.iface is None and app.view is None
 
 
 async def test_an_attached_engine_is_offered_for_take_over_not_loaded_twice(lab32):
     rec = engine.EngineRecord.load(lab32.iface)
-    app = HftApp(iface=lab32.iface)
+    app = HftApp(EngineSession(), iface=lab32.iface)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the take-over question")
         await pilot.press("y")
@@ -132,7 +133,7 @@ async def test_an_attached_engine_is_offered_for_take_over_not_loaded_twice(lab3
 
 
 async def test_editing_a_target_changes_the_kernel_map_and_echoes_it(lab32):
-    app = HftApp(iface=lab32.iface, take_over=True)
+    app = HftApp(EngineSession(), iface=lab32.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: supervised(app), "supervision")
         version = kernel(lab32).global_config.config_version
@@ -176,7 +177,7 @@ async def test_editing_a_target_changes_the_kernel_map_and_echoes_it(lab32):
 async def test_kill_key_stops_orders_at_once_and_resume_asks_first(lab33):
     """Seen from the exchange: the feed counts the orders the engine sends back."""
     feed = lab33.start_feed(rate=2000)
-    app = HftApp(iface=lab33.iface, take_over=True)
+    app = HftApp(EngineSession(), iface=lab33.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: supervised(app) and feed.orders_received > 0, "orders reaching the exchange")
         # ctrl+k works from inside an edit too (an Input would take ctrl+k otherwise).
@@ -211,7 +212,7 @@ async def test_kill_key_stops_orders_at_once_and_resume_asks_first(lab33):
 
 
 async def test_quit_asks_and_detaches_by_default(lab34):
-    app = HftApp(iface=lab34.iface, take_over=True)
+    app = HftApp(EngineSession(), iface=lab34.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: supervised(app), "supervision")
         await pilot.press("ctrl+q")
@@ -223,11 +224,11 @@ async def test_quit_asks_and_detaches_by_default(lab34):
 
 
 async def test_quit_leaving_the_engine_attached_leaves_it_to_the_dead_man_switch(lab34):
-    app = HftApp(iface=lab34.iface, take_over=True)
+    app = HftApp(EngineSession(), iface=lab34.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: supervised(app), "supervision")
         await pilot.press("ctrl+q", "l")
-        await wait_until(pilot, lambda: app.handle is None, "supervision ended")
+        await wait_until(pilot, lambda: app.session.iface is None, "supervision ended")
     snap = kernel(lab34)
     assert lab34.iface in engine.attached_ifaces()
     assert snap.global_config.deadman_ms == 500 and snap.kill == KILL_OFF
@@ -236,7 +237,7 @@ async def test_quit_leaving_the_engine_attached_leaves_it_to_the_dead_man_switch
 
 
 async def test_a_crash_of_the_app_sets_the_kill_switch(lab34):
-    app = HftApp(iface=lab34.iface, take_over=True)
+    app = HftApp(EngineSession(), iface=lab34.iface, take_over=True)
 
     def broken():
         raise RuntimeError("a bug in the app")
@@ -247,11 +248,11 @@ async def test_a_crash_of_the_app_sets_the_kill_switch(lab34):
             app.call_later(broken)
             await pilot.pause(0.5)
     assert kernel(lab34).kill == KILL_OPERATOR
-    assert app.handle is None and not app.poller
+    assert app.session.iface is None and not app.session.poller
 
 
 async def test_add_and_remove_a_symbol(lab32):
-    app = HftApp(iface=lab32.iface, take_over=True)
+    app = HftApp(EngineSession(), iface=lab32.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: supervised(app), "supervision")
         await pilot.press("2", "n")
@@ -279,12 +280,12 @@ async def test_failures_are_shown_in_the_app_never_as_a_traceback(lab35):
     fn = b.load_func(b"xdp_other", bcc.BPF.XDP)
     await netlink_call(netlink.attach_xdp, lab35.iface, fn.fd, "generic")
     b.cleanup()
-    app = HftApp(iface=lab35.iface, config_path=str(lab35.config_path))
+    app = HftApp(EngineSession(config_path=str(lab35.config_path)), iface=lab35.iface)
     async with app.run_test(size=SIZE) as pilot:
         table = app.main.query_one("#interface-table")
         await wait_until(pilot, lambda: table.selected() == lab35.iface, "the interface selected")
         await pilot.press("a")
-        await wait_until(pilot, lambda: app.busy is None and app.last_error, "the attach failing")
+        await wait_until(pilot, lambda: app.interfaces_pane.busy is None and app.last_error, "the attach failing")
         assert "already has an XDP program" in app.last_error
         assert lab35.iface not in engine.attached_ifaces()
         other = await netlink_call(netlink.xdp_state, lab35.iface)
@@ -294,7 +295,7 @@ async def test_failures_are_shown_in_the_app_never_as_a_traceback(lab35):
         await pilot.press("d")
         assert "never detaches other programs" in str(app.interfaces_pane.query_one("#interfaces-message").render())
         await pilot.pause(0.2)
-        assert app.busy is None
+        assert app.interfaces_pane.busy is None
         assert await netlink_call(netlink.xdp_state, lab35.iface) == other     # same program, same mode
         await netlink_call(netlink.detach_xdp, lab35.iface, "generic")
 
@@ -332,11 +333,11 @@ async def test_the_kill_key_and_the_button_kill_an_attached_engine_this_app_does
     every_engine = engine.attached_ifaces
     monkeypatch.setattr(engine, "attached_ifaces", lambda: [i for i in every_engine() if i == lab65.iface])
     feed = lab65.start_feed(rate=2000)
-    app = HftApp(iface=lab65.iface)
+    app = HftApp(EngineSession(), iface=lab65.iface)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the take-over question")
         await pilot.press("n")                                     # declined: attached, trading, not supervised
-        assert app.handle is None
+        assert app.session.iface is None
         await wait_until(pilot, lambda: feed.orders_received > 0, "the engine trading unsupervised")
 
         await pilot.press("ctrl+k")
@@ -362,7 +363,7 @@ async def test_the_kill_key_and_the_button_kill_an_attached_engine_this_app_does
 
 async def test_the_kill_key_with_no_engine_attached_says_there_is_nothing_to_kill(lab65, monkeypatch):
     monkeypatch.setattr(engine, "attached_ifaces", lambda: [])
-    app = HftApp(iface=lab65.iface)
+    app = HftApp(EngineSession(), iface=lab65.iface)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+k")
         assert app.last_error == "no hft-tui engine attached on this machine: nothing to kill"
@@ -373,7 +374,7 @@ async def test_a_link_going_down_shows_in_the_status_bar_and_as_an_alert(lab65):
     def set_link(state: str):
         return netlink_call(lambda ipr: ipr.link("set", index=ipr.link_lookup(ifname=lab65.iface)[0], state=state))
 
-    app = HftApp(iface=lab65.iface, take_over=True)
+    app = HftApp(EngineSession(), iface=lab65.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: supervised(app) and "TRADING" in status_bar(app), "trading")
         await set_link("down")
@@ -390,7 +391,7 @@ async def test_at_one_poll_a_second_the_heartbeat_meets_the_deadline_and_one_sho
     """The view goes to the screen once a second; the heartbeat still beats
     five times per dead-man deadline, so no update is refused for it."""
     feed = lab65.start_feed(rate=2000)
-    app = HftApp(iface=lab65.iface, take_over=True, poll_hz=1)
+    app = HftApp(EngineSession(poll_hz=1), iface=lab65.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: supervised(app), "supervision")
         assert kernel(lab65).global_config.deadman_ms == 500

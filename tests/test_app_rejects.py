@@ -19,8 +19,9 @@ import time
 import pytest
 
 from hft_tui.app.app import HftApp
-from hft_tui.app.lab_session import LabEngine
+from hft_tui.app.session import EngineSession
 from hft_tui.constants import DEFAULT_FEED_PORT, KILL_OFF, OFFSETS, REJECT_REASONS
+from hft_tui.demo.lab_session import LabEngine
 from hft_tui.lab import lab_socket
 from hft_tui.protocol import Update, encode_update
 
@@ -178,9 +179,9 @@ def test_the_table_covers_every_reject_reason_of_the_kernel():
 
 @pytest.mark.parametrize("reason", list(PRODUCE))
 async def test_every_reject_reason_shows_as_an_alert_within_5_s(lab67, exchange, reason):
-    app = HftApp(iface=lab67.iface, take_over=True)
+    app = HftApp(EngineSession(), iface=lab67.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.view is not None and app.poller.ticks > 1, "supervision", 20)
+        await wait_until(pilot, lambda: app.view is not None and app.session.poller.ticks > 1, "supervision", 20)
         with lab67.handle() as h:
             if h.maps.kill() != KILL_OFF:
                 h.resume()                          # the last test's app left it killed on its way out
@@ -188,7 +189,7 @@ async def test_every_reject_reason_shows_as_an_alert_within_5_s(lab67, exchange,
         if reason == "kill":
             await pilot.press("ctrl+k")
         if reason == "deadman":
-            supervisor = app.poller.proc.pid
+            supervisor = app.session.poller.proc.pid
             os.kill(supervisor, signal.SIGSTOP)     # no heartbeat now: the switch stops orders
             try:
                 with lab67.handle() as h:

@@ -16,8 +16,9 @@ import pytest
 from textual.coordinate import Coordinate
 
 from hft_tui.app.app import HftApp
-from hft_tui.app.lab_session import LabEngine
+from hft_tui.app.session import EngineSession
 from hft_tui.config import SYMBOL_KEYS
+from hft_tui.demo.lab_session import LabEngine
 
 SIZE = (160, 48)
 FEED_COUNT = 1200
@@ -33,14 +34,14 @@ def traded_lab():
 
 
 def app_for(le: LabEngine) -> HftApp:
-    return HftApp(iface=le.iface, take_over=True, deterministic=True)
+    return HftApp(EngineSession(deterministic=True), iface=le.iface, take_over=True)
 
 
 async def settled(pilot) -> None:
     """Waits for supervision, the first views drawn and the interface list."""
     app = pilot.app
     deadline = time.monotonic() + 20
-    while not (app.poller is not None and app.poller.ticks >= 3 and app.view is not None
+    while not (app.session.poller is not None and app.session.poller.ticks >= 3 and app.view is not None
                and app.interfaces_pane.table.row_count):
         assert time.monotonic() < deadline, "the app did not settle"
         await pilot.pause(0.05)

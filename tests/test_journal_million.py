@@ -26,33 +26,19 @@ from pathlib import Path
 from waiting import wait_for
 
 from hft_tui import journal
+from hft_tui.demo.configs import demo_symbols_toml
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
 LAB = 49
 UPDATES = 1_000_000
-CONFIG = """\
 # configs/demo.toml's AAPL and MSFT without the engine-wide throttle and caps
+CONFIG = """\
 [engine]
 feed_port = 9000
 update_sample = 64
 deadman_ms = 500
 
-[symbols.AAPL]
-buy_target = 190.25
-sell_target = 190.75
-base_qty = 100
-scale_qty = 10
-max_order_qty = 1000
-max_position = 5000
-
-[symbols.MSFT]
-buy_target = 415.10
-sell_target = 415.60
-base_qty = 50
-scale_qty = 5
-max_order_qty = 500
-max_position = 2000
-"""
+""" + demo_symbols_toml(("AAPL", "MSFT"))
 
 
 def cli_json(*argv: str, rc: int = 0) -> dict:

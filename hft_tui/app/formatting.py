@@ -1,4 +1,4 @@
-"""How numbers look on screen: prices with 4 decimals, money, ages, rates.
+"""How numbers and errors look on screen: prices with 4 decimals, money, ages, rates, one-line errors.
 
 In snapshot mode (``deterministic``) the values that change from one run to
 the next (ages, clock times, program ids and hashes) print as fixed
@@ -90,3 +90,10 @@ class Display:
         if not prog_id:
             return "-"
         return PLACEHOLDER if self.deterministic else str(prog_id)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as the one line the user sees."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,6 +1,12 @@
-"""Messages the background work posts to the app (the only way it talks to the UI)."""
+"""Messages between the app's parts: the supervisor's views, and what a pane tells the app.
+
+The background work (the supervisor's reader thread, the panes' worker
+threads) talks to the UI only through these; none of them touches a widget.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from textual.message import Message
 
@@ -8,47 +14,74 @@ from ..netlink import Interface
 from .model import EngineView
 
 
+@dataclass
 class EngineTicked(Message):
     """A fresh view of the supervised engine (one controller tick)."""
 
-    def __init__(self, view: EngineView) -> None:
-        super().__init__()
-        self.view = view
+    view: EngineView
 
 
+@dataclass
 class SupervisionStarted(Message):
     """The controller took the engine over (heartbeat beating, ring buffer drained here)."""
 
-    def __init__(self, iface: str, tripped_on_start: bool, journal_error: str | None = None) -> None:
-        super().__init__()
-        self.iface = iface
-        self.tripped_on_start = tripped_on_start
-        self.journal_error = journal_error
+    iface: str
+    tripped_on_start: bool
+    journal_error: str | None = None
 
 
+@dataclass
 class SupervisionEnded(Message):
-    """The worker stopped; ``error`` says why when it was not asked to."""
+    """The supervisor stopped; ``error`` says why when it was not asked to."""
 
-    def __init__(self, iface: str, error: str | None) -> None:
-        super().__init__()
-        self.iface = iface
-        self.error = error
+    iface: str
+    error: str | None
 
 
+@dataclass
 class InterfacesListed(Message):
-    def __init__(self, interfaces: list[Interface], engines: dict[str, int], error: str | None = None) -> None:
-        super().__init__()
-        self.interfaces = interfaces
-        self.engines = engines        # iface -> prog id of our pinned engines
-        self.error = error
+    interfaces: list[Interface]
+    engines: dict[str, int]           # iface -> prog id of our pinned engines
+    error: str | None = None
 
 
+@dataclass
 class AttachFinished(Message):
     """An attach or detach done in a thread: what it did, or the one-line error."""
 
-    def __init__(self, action: str, iface: str, ok: bool, detail: str) -> None:
-        super().__init__()
-        self.action = action          # "attach" or "detach"
-        self.iface = iface
-        self.ok = ok
-        self.detail = detail
+    action: str                       # "attach" or "detach"
+    iface: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class TakeOverRequested(Message):
+    """Supervise the engine attached on ``iface`` (just attached, or confirmed by the user)."""
+
+    iface: str
+
+
+@dataclass
+class EngineDetached(Message):
+    """The engine on ``iface`` was detached here."""
+
+    iface: str
+    detail: str
+
+
+@dataclass
+class Failed(Message):
+    """A failure to show as the app's one line (status bar, alert log and a toast)."""
+
+    text: str
+    notify: bool = True
+
+
+@dataclass
+class Notice(Message):
+    """A line for the alert log."""
+
+    text: str
+    severity: str = "information"
+

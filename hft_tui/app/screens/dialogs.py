@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
@@ -11,9 +13,45 @@ from textual.widgets import Button, Input, Label, Static
 from ...config import SYMBOL_KEYS, ConfigError, check_symbol_name
 from ..formatting import param_value
 from ..validation import new_symbol_values
+from ..widgets.labels import MessageLine
+
+ResultType = TypeVar("ResultType")
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class DialogScreen(ModalScreen[ResultType]):
+    """A box over the screen (class "dialog"): a title, a text, buttons."""
+
+    DEFAULT_CSS = """
+    DialogScreen {
+        align: center middle;
+    }
+    .dialog {
+        width: 80;
+        height: auto;
+        max-height: 90%;
+        border: thick $primary;
+        background: $surface;
+        padding: 1 2;
+    }
+    .dialog-title {
+        text-style: bold;
+        width: 1fr;
+        content-align: center middle;
+    }
+    .dialog-text {
+        margin: 1 0;
+    }
+    .dialog-buttons {
+        height: auto;
+        align: center middle;
+    }
+    .dialog-buttons Button {
+        margin: 0 1;
+    }
+    """
+
+
+class ConfirmScreen(DialogScreen[bool]):
     """Yes or no; Cancel has the focus, so a stray Enter changes nothing."""
 
     BINDINGS = [
@@ -22,7 +60,7 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
 
     def __init__(self, title: str, text: str, yes: str = "Yes", danger: bool = False) -> None:
-        super().__init__(classes="dialog-screen")
+        super().__init__()
         self.title_text, self.text, self.yes = title, text, yes
         self.danger = danger
 
@@ -44,7 +82,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class QuitScreen(ModalScreen[str | None]):
+class QuitScreen(DialogScreen[str | None]):
     """Quit: detach the engine (default), leave it attached, or stay."""
 
     BINDINGS = [
@@ -54,7 +92,7 @@ class QuitScreen(ModalScreen[str | None]):
     ]
 
     def __init__(self, iface: str, deadman_ms: int) -> None:
-        super().__init__(classes="dialog-screen")
+        super().__init__()
         self.iface, self.deadman_ms = iface, deadman_ms
 
     def compose(self) -> ComposeResult:
@@ -114,12 +152,37 @@ def new_symbol_problems(name: str, values: dict[str, str]) -> dict[str, str]:
     return problems
 
 
-class AddSymbolScreen(ModalScreen[tuple[str, dict] | None]):
+class AddSymbolScreen(DialogScreen[tuple[str, dict] | None]):
     """A new symbol: its name and the main parameters (the rest take the defaults).
     What is wrong with a field is shown beside it as it is typed; Enter adds the
     symbol only when every field is right."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="add-cancel")]
+    # Top left, as this dialog has always been drawn (the confirmations are centred).
+    DEFAULT_CSS = """
+    AddSymbolScreen {
+        align: left top;
+    }
+    #add-dialog {
+        width: 120;
+    }
+    #add-grid {
+        grid-size: 3;
+        grid-columns: 16 22 1fr;
+        grid-rows: 3;
+        height: auto;
+    }
+    #add-grid Label {
+        padding: 1 1;
+    }
+    .field-problem {
+        padding: 0 1;
+        color: $error;
+        text-style: bold;
+        content-align: left middle;
+        height: 3;
+    }
+    """
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="add-dialog"):
@@ -132,7 +195,7 @@ class AddSymbolScreen(ModalScreen[tuple[str, dict] | None]):
                     yield Label(key)
                     yield Input(value=param_value(key, _default(key)), id=f"new-{key}")
                     yield Static("", id=f"problem-{key}", classes="field-problem")
-            yield Static("Enter adds it to the running engine; Escape cancels", id="add-message")
+            yield MessageLine("Enter adds it to the running engine; Escape cancels", id="add-message")
 
     def _values(self) -> tuple[str, dict]:
         name = self.query_one("#new-name", Input).value.strip()
@@ -158,16 +221,14 @@ class AddSymbolScreen(ModalScreen[tuple[str, dict] | None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         problems = self._check()
-        msg = self.query_one("#add-message", Static)
-        msg.update("fix the field marked in red" if problems else "valid: Enter adds it")
-        msg.set_classes("-error" if problems else "-info")
+        self.query_one("#add-message", MessageLine).show(
+            "fix the field marked in red" if problems else "valid: Enter adds it", "error" if problems else "info")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         problems = self._check(submitted=True)
         if problems:
-            msg = self.query_one("#add-message", Static)
-            msg.update(next(iter(problems.values())) + " (nothing written)")
-            msg.set_classes("-error")
+            self.query_one("#add-message", MessageLine).show(next(iter(problems.values())) + " (nothing written)",
+                                                             "error")
             return
         self.dismiss(self._values())
 

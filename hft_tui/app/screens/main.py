@@ -2,30 +2,59 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from .. import formatting as fmt
 from ..formatting import Display
 from ..model import EngineView
+from ..session import Session
 from ..widgets.alerts import AlertLog
 from ..widgets.book import BookTable
 from ..widgets.interfaces import InterfacesPane
 from ..widgets.kill import KillButton, KilledBanner
+from ..widgets.labels import PaneTitle
 from ..widgets.params import ParametersPane
 from ..widgets.pnl import PnlChart, PnlTable, SymbolSparklines, sparkline_title
 from ..widgets.risk import RiskPanel
 from ..widgets.status_bar import StatusBar, engine_state
 from ..widgets.tape import Tape
 
-TABS = ("trading", "parameters", "interfaces", "risk")
+
+@dataclass(frozen=True)
+class Tab:
+    id: str           # the TabPane's id, and what "Show ..." in the palette names
+    title: str        # on the tab and in the help
+    short: str        # in the footer
+    key: str
+    focus: str        # the widget that takes the keys when the tab is shown
+
+
+# The one list of tabs: the tab bar, the keys, the footer, the palette and the help are made from it.
+TABS = (
+    Tab("trading", "Trading", "Trading", "1", "#tape"),
+    Tab("parameters", "Parameters", "Params", "2", "#symbol-params"),
+    Tab("interfaces", "Interfaces", "Interfaces", "3", "#interface-table"),
+    Tab("risk", "Risk", "Risk", "4", "#alert-history"),
+)
 
 
 class Headline(Static):
+    DEFAULT_CSS = """
+    Headline {
+        height: 3;
+        width: 1fr;
+        padding: 1 2;
+        background: $panel;
+    }
+    """
+
     def show(self, view: EngineView | None, iface: str | None) -> None:
         self._set(self._text(view, iface))
 
@@ -48,47 +77,45 @@ class Headline(Static):
 
 
 class MainScreen(Screen):
-    BINDINGS = [
-        Binding("1", "show_tab('trading')", "Trading", id="tab-trading"),
-        Binding("2", "show_tab('parameters')", "Params", id="tab-parameters"),
-        Binding("3", "show_tab('interfaces')", "Interfaces", id="tab-interfaces"),
-        Binding("4", "show_tab('risk')", "Risk", id="tab-risk"),
-    ]
+    BINDINGS = [Binding(tab.key, f"show_tab('{tab.id}')", tab.short, id=f"tab-{tab.id}") for tab in TABS]
 
-    def __init__(self, mode: str, deterministic: bool = False) -> None:
+    def __init__(self, session: Session, mode: str, select: str | None = None, deterministic: bool = False) -> None:
         super().__init__(id="main")
+        self.session = session
         self.mode = mode
+        self.select = select
         self.deterministic = deterministic
 
     def compose(self) -> ComposeResult:
+        titles = {tab.id: f"{tab.title} [{tab.key}]" for tab in TABS}
         with Horizontal(id="topbar"):
             yield KillButton()
             yield Headline(id="headline")
         yield KilledBanner(id="killed-banner")
         with TabbedContent(initial="trading", id="tabs"):
-            with TabPane("Trading [1]", id="trading"):
+            with TabPane(titles["trading"], id="trading"):
                 with Horizontal(id="trading-top"):
                     with Vertical(id="book-box"):
-                        yield Label("Top of book", classes="pane-title")
+                        yield PaneTitle("Top of book")
                         yield BookTable(id="book")
                     with Vertical(id="spark-box"):
-                        yield Label(sparkline_title(self.deterministic), classes="pane-title", id="spark-title")
+                        yield PaneTitle(sparkline_title(self.deterministic), id="spark-title")
                         yield SymbolSparklines(id="sparklines")
-                yield Label("PnL (unrealised marked to the last bid)", classes="pane-title")
+                yield PaneTitle("PnL (unrealised marked to the last bid)")
                 yield PnlTable(id="pnl")
                 with Horizontal(id="trading-bottom"):
                     yield PnlChart(id="pnl-chart")
                     with Vertical(id="tape-box"):
-                        yield Label("Tape: sampled updates and orders (newest below)", classes="pane-title")
+                        yield PaneTitle("Tape: sampled updates and orders (newest below)")
                         yield Tape(id="tape")
                 yield AlertLog(id="alerts")
-            with TabPane("Parameters [2]", id="parameters"):
-                yield ParametersPane(id="parameters-pane")
-            with TabPane("Interfaces [3]", id="interfaces"):
-                yield InterfacesPane(mode=self.mode, id="interfaces-pane")
-            with TabPane("Risk [4]", id="risk"):
+            with TabPane(titles["parameters"], id="parameters"):
+                yield ParametersPane(self.session, id="parameters-pane")
+            with TabPane(titles["interfaces"], id="interfaces"):
+                yield InterfacesPane(self.session, mode=self.mode, select=self.select, id="interfaces-pane")
+            with TabPane(titles["risk"], id="risk"):
                 yield RiskPanel(id="risk-panel")
-                yield Label("Alert history", classes="pane-title")
+                yield PaneTitle("Alert history")
                 yield AlertLog(id="alert-history")
         yield StatusBar(id="status-bar")
         yield Footer()
@@ -98,9 +125,7 @@ class MainScreen(Screen):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        focus = {"trading": "#tape", "parameters": "#symbol-params", "interfaces": "#interface-table",
-                 "risk": "#alert-history"}[tab]
-        self.query_one(focus).focus()
+        self.query_one(next(t.focus for t in TABS if t.id == tab)).focus()
 
     def show_view(self, view: EngineView | None, iface: str | None, error: str | None, display: Display,
                   tape: list | None = None, slow: bool = True) -> None:

@@ -17,6 +17,13 @@ STYLES = {"error": "bold red", "warning": "yellow", "information": ""}
 
 
 class AlertLog(Static):
+    DEFAULT_CSS = """
+    AlertLog {
+        border: round $warning-darken-2;
+        border-title-color: $warning;
+    }
+    """
+
     def __init__(self, **kwargs) -> None:
         super().__init__("", **kwargs)
         self.lines: deque[Text] = deque(maxlen=KEPT)

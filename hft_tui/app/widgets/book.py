@@ -12,6 +12,13 @@ RIGHT = {1, 2, 3, 4, 5, 6, 7}
 
 
 class BookTable(TextTable):
+    DEFAULT_CSS = """
+    BookTable {
+        height: auto;
+        padding: 0 1;
+    }
+    """
+
     def show(self, view: EngineView, display: Display) -> None:
         rows = []
         for s in view.symbols:

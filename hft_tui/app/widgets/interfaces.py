@@ -1,20 +1,28 @@
 """Interfaces: every link with its state, addresses, type and XDP program.
 
-Select one, pick the XDP mode, attach (a) or detach (d).  The pane posts
-the request; the app does the work in a thread and reports back.
+Select one, pick the XDP mode, attach (a) or detach (d).  The pane owns
+these: it lists the interfaces every few seconds, attaches and detaches in
+threads through the session, and tells the app what needs it (supervise the
+engine just attached, the engine detached, a failure).
 """
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.widgets import Button, DataTable, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, DataTable, Label, RadioButton, RadioSet
 
 from ...netlink import Interface
+from ..formatting import one_line
+from ..messages import AttachFinished, EngineDetached, Failed, InterfacesListed, Notice, TakeOverRequested
+from ..screens.dialogs import ConfirmScreen
+from ..session import Session
+from .labels import MessageLine, PaneTitle
 from .table_sync import sync_rows
 
+INTERFACE_REFRESH_S = 2.0
 COLUMNS = [("name", "Interface"), ("index", "#"), ("state", "State"), ("kind", "Driver / type"),
            ("mac", "MAC"), ("mtu", "MTU"), ("addresses", "Addresses"), ("xdp", "XDP program")]
 MODES = ("native", "generic")
@@ -34,6 +42,12 @@ def xdp_text(iface: Interface, engines: dict[str, int]) -> Text:
 
 
 class InterfaceTable(DataTable):
+    DEFAULT_CSS = """
+    InterfaceTable {
+        height: auto;
+    }
+    """
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
         for key, label in COLUMNS:
@@ -68,25 +82,37 @@ class InterfacesPane(Vertical):
         Binding("d", "detach", "Detach", id="detach"),
         Binding("m", "toggle_mode", "Mode", id="toggle-mode"),
     ]
+    DEFAULT_CSS = """
+    #attach-controls {
+        height: auto;
+        margin-top: 1;
+    }
+    #mode-label {
+        padding: 1 1;
+    }
+    #xdp-mode {
+        layout: horizontal;
+        width: auto;
+        height: auto;
+    }
+    #xdp-mode RadioButton {
+        width: auto;
+        margin: 0 1;
+    }
+    #attach-controls Button {
+        margin: 0 1;
+    }
+    """
 
-    class AttachRequested(Message):
-        def __init__(self, iface: str, mode: str) -> None:
-            super().__init__()
-            self.iface = iface
-            self.mode = mode
-
-    class DetachRequested(Message):
-        def __init__(self, iface: str) -> None:
-            super().__init__()
-            self.iface = iface
-
-    def __init__(self, mode: str = "native", **kwargs) -> None:
+    def __init__(self, session: Session, mode: str = "native", select: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.session = session
         self.initial_mode = mode if mode in MODES else "native"
+        self.select_iface = select           # the interface named on the command line
+        self.busy: str | None = None         # an attach/detach under way
 
     def compose(self):
-        yield Label("Interfaces · arrows select · a attaches · d detaches · m switches the XDP mode",
-                    classes="pane-title")
+        yield PaneTitle("Interfaces · arrows select · a attaches · d detaches · m switches the XDP mode")
         yield InterfaceTable(id="interface-table")
         with Horizontal(id="attach-controls"):
             yield Label("XDP mode:", id="mode-label")
@@ -95,7 +121,11 @@ class InterfacesPane(Vertical):
                     yield RadioButton(mode, value=(mode == self.initial_mode), id=f"mode-{mode}")
             yield Button("Attach (a)", id="attach-button", variant="success")
             yield Button("Detach (d)", id="detach-button", variant="warning")
-        yield Static("", id="interfaces-message")
+        yield MessageLine("", id="interfaces-message")
+
+    def on_mount(self) -> None:
+        self.refresh_interfaces()
+        self.set_interval(INTERFACE_REFRESH_S, self.refresh_interfaces)
 
     @property
     def table(self) -> InterfaceTable:
@@ -107,23 +137,11 @@ class InterfacesPane(Vertical):
         return str(pressed.label) if pressed else self.initial_mode
 
     def set_message(self, text: str, kind: str = "info") -> None:
-        msg = self.query_one("#interfaces-message", Static)
-        msg.update(text)
-        msg.set_classes(f"-{kind}")
+        self.query_one("#interfaces-message", MessageLine).show(text, kind)
 
     def action_toggle_mode(self) -> None:
         other = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
         self.query_one(f"#mode-{other}", RadioButton).value = True
-
-    def action_attach(self) -> None:
-        iface = self.table.selected()
-        if iface:
-            self.post_message(self.AttachRequested(iface, self.mode))
-
-    def action_detach(self) -> None:
-        iface = self.table.selected()
-        if iface:
-            self.post_message(self.DetachRequested(iface))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "attach-button":
@@ -132,3 +150,99 @@ class InterfacesPane(Vertical):
         elif event.button.id == "detach-button":
             event.stop()
             self.action_detach()
+
+    # -- the list ----------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="interfaces")
+    def refresh_interfaces(self) -> None:
+        try:
+            self.post_message(InterfacesListed(self.session.interfaces(), self.session.engines()))
+        except Exception as exc:  # netlink trouble: shown, never raised
+            self.post_message(InterfacesListed([], {}, error=f"cannot list interfaces: {one_line(exc)}"))
+
+    def on_interfaces_listed(self, message: InterfacesListed) -> None:
+        message.stop()
+        if not self.is_attached:
+            return
+        if message.error:
+            self.post_message(Failed(message.error, notify=False))
+            return
+        table = self.table
+        first = table.row_count == 0
+        table.show(message.interfaces, message.engines)
+        supervised = self.session.iface
+        if first and (self.select_iface or supervised):
+            if not table.select(supervised or self.select_iface):
+                self.post_message(Failed(f"interface {self.select_iface} does not exist"))
+
+    # -- attach and detach -----------------------------------------------------------
+    def action_attach(self) -> None:
+        iface = self.table.selected()
+        if not iface:
+            return
+        if self.busy:
+            self.set_message(f"wait: {self.busy}", "error")
+            return
+        supervised = self.session.iface
+        if supervised is not None:
+            self.set_message(f"{iface} is already supervised here" if supervised == iface else
+                             f"this app supervises {supervised}: detach it first (d on its row)", "error")
+            return
+        if iface in self.session.engines():
+            rec = self.session.record(iface)
+            self.app.push_screen(
+                ConfirmScreen("Engine already attached",
+                              f"An hft-tui engine is already on {iface}"
+                              f"{f' ({rec.mode}, program id {rec.prog_id})' if rec else ''}. Take it over?",
+                              yes="Take over"),
+                lambda yes: self.post_message(TakeOverRequested(iface)) if yes else None,
+            )
+            return
+        mode = self.mode
+        self.busy = f"attaching to {iface}"
+        self.set_message(f"compiling and attaching to {iface} in {mode} mode…", "info")
+        self.attach_engine(iface, mode)
+
+    @work(thread=True, group="attach")
+    def attach_engine(self, iface: str, mode: str) -> None:
+        try:
+            self.post_message(AttachFinished("attach", iface, True, self.session.attach(iface, mode)))
+        except Exception as exc:  # every failure is one line in the app
+            self.post_message(AttachFinished("attach", iface, False, f"cannot attach to {iface}: {one_line(exc)}"))
+
+    def action_detach(self) -> None:
+        iface = self.table.selected()
+        if not iface:
+            return
+        if self.busy:
+            self.set_message(f"wait: {self.busy}", "error")
+            return
+        if iface not in self.session.engines():
+            self.set_message(f"no hft-tui engine on {iface} (hft-tui never detaches other programs)", "error")
+            return
+        self.busy = f"detaching from {iface}"
+        self.set_message(f"detaching from {iface}…", "info")
+        self.detach_engine(iface)
+
+    @work(thread=True, group="attach")
+    def detach_engine(self, iface: str) -> None:
+        try:
+            self.post_message(AttachFinished("detach", iface, True, "; ".join(self.session.detach(iface))))
+        except Exception as exc:
+            self.post_message(AttachFinished("detach", iface, False, f"cannot detach from {iface}: {one_line(exc)}"))
+
+    def on_attach_finished(self, message: AttachFinished) -> None:
+        message.stop()
+        if not self.is_attached:
+            return
+        self.busy = None
+        if not message.ok:
+            self.set_message(message.detail, "error")
+            self.post_message(Failed(message.detail))
+        else:
+            self.set_message(message.detail, "ok")
+            self.post_message(Notice(message.detail))
+            if message.action == "attach":
+                self.post_message(TakeOverRequested(message.iface))
+            else:
+                self.post_message(EngineDetached(message.iface, message.detail))
+        self.refresh_interfaces()

@@ -1,22 +1,29 @@
 """Strategy parameters: per-symbol and engine-wide tables and the edit line.
 
-Keys: arrows move, Enter edits the cell, Enter applies, Escape discards.
-The pane only moves focus and posts what the user asked for; the app writes
-it to the kernel and sends back what the map holds now.
+Keys: arrows move, Enter edits the cell, Enter applies, Escape discards,
+n adds a symbol, x removes one.  The pane owns parameter editing: it writes
+through the session it is given and shows what the map holds now; a failure
+that is not about one field goes to the app as a Failed message.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets import DataTable, Input, Label
 
 from ...config import ENGINE_KEYS, SYMBOL_KEYS
-from ..formatting import param_value
+from ..formatting import one_line, param_value
+from ..messages import Failed
 from ..model import EngineView
+from ..screens.dialogs import AddSymbolScreen, ConfirmScreen
+from ..session import USER_ERRORS, Session
 from ..validation import ConfigValidator, engine_value_validator, symbol_value_validator
+from .labels import MessageLine, PaneTitle
 from .table_sync import sync_rows
 
 SYMBOL_COLUMNS = ["symbol", *SYMBOL_KEYS]
@@ -35,13 +42,19 @@ class SymbolParamsTable(DataTable):
         Binding("delete,x", "remove_symbol", "Remove symbol", id="remove-symbol"),
     ]
 
+    @dataclass
     class AddSymbol(Message):
         pass
 
+    @dataclass
     class RemoveSymbol(Message):
-        def __init__(self, symbol: str) -> None:
-            super().__init__()
-            self.symbol = symbol
+        symbol: str
+
+    DEFAULT_CSS = """
+    SymbolParamsTable {
+        height: auto;
+    }
+    """
 
     def on_mount(self) -> None:
         self.cursor_type = "cell"
@@ -71,6 +84,12 @@ class SymbolParamsTable(DataTable):
 
 
 class EngineParamsTable(DataTable):
+    DEFAULT_CSS = """
+    EngineParamsTable {
+        height: auto;
+    }
+    """
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.add_column("setting", key="key")
@@ -91,16 +110,30 @@ class ParamEditor(Horizontal):
     """The edit line: which field, the input (validated as typed) and the message beside it."""
 
     BINDINGS = [Binding("escape", "discard", "Discard edit", id="discard-edit")]
+    DEFAULT_CSS = """
+    ParamEditor {
+        height: 3;
+        margin: 1 0;
+    }
+    #edit-field {
+        width: 28;
+        padding: 1 1;
+        text-style: bold;
+    }
+    #edit-input {
+        width: 24;
+    }
+    """
 
+    @dataclass
     class Apply(Message):
         """Enter on a valid value: write it to the kernel."""
 
-        def __init__(self, symbol: str | None, key: str, value: str) -> None:
-            super().__init__()
-            self.symbol = symbol      # None: an engine-wide setting
-            self.key = key
-            self.value = value
+        symbol: str | None        # None: an engine-wide setting
+        key: str
+        value: str
 
+    @dataclass
     class Discarded(Message):
         pass
 
@@ -112,7 +145,7 @@ class ParamEditor(Horizontal):
     def compose(self):
         yield Label("(no field)", id="edit-field")
         yield Input(id="edit-input", disabled=True, validate_on=["changed", "submitted"])
-        yield Static("", id="edit-message")
+        yield MessageLine("", id="edit-message")
 
     @property
     def input(self) -> Input:
@@ -130,9 +163,7 @@ class ParamEditor(Horizontal):
         inp.focus()
 
     def set_message(self, text: str, kind: str) -> None:
-        msg = self.query_one("#edit-message", Static)
-        msg.update(text)
-        msg.set_classes(f"-{kind}")
+        self.query_one("#edit-message", MessageLine).show(text, kind)
 
     def finish(self) -> None:
         self.input.disabled = True
@@ -165,18 +196,20 @@ class ParamEditor(Horizontal):
 
 
 class ParametersPane(Vertical):
-    """Both tables and the editor; routes Enter on a cell to the editor."""
+    """Both tables and the editor: routes Enter on a cell to the editor, and writes
+    what the editor applies, adds and removes through the session."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, session: Session, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.session = session
         self.view: EngineView | None = None
         self._edited_table = "#symbol-params"   # where focus goes back after an edit
 
     def compose(self):
-        yield Label("Symbols · arrows move · Enter edits · n adds · x removes", classes="pane-title")
+        yield PaneTitle("Symbols · arrows move · Enter edits · n adds · x removes")
         yield SymbolParamsTable(id="symbol-params")
         yield ParamEditor(id="param-editor")
-        yield Label("Engine-wide settings · Enter edits", classes="pane-title")
+        yield PaneTitle("Engine-wide settings · Enter edits")
         yield EngineParamsTable(id="engine-params")
 
     @property
@@ -217,3 +250,66 @@ class ParametersPane(Vertical):
 
     def return_focus(self) -> None:
         self.query_one(self._edited_table).focus()
+
+    # -- writes ----------------------------------------------------------------
+    def on_param_editor_apply(self, message: ParamEditor.Apply) -> None:
+        editor = self.editor
+        try:
+            got = self.session.set_param(message.symbol, message.key, message.value)
+        except USER_ERRORS as exc:
+            editor.set_message(f"{one_line(exc)} (nothing written)", "error")
+            return
+        if got is None:
+            editor.set_message("no engine supervised: nothing written", "error")
+            return
+        applied, version = got
+        shown = param_value(message.key, getattr(applied, message.key))
+        where = message.symbol or "engine"
+        editor.set_message(f"applied {where} {message.key} = {shown} (read back from the kernel, config v{version})",
+                           "ok")
+        editor.finish()
+        self.return_focus()
+
+    def on_symbol_params_table_add_symbol(self, message: SymbolParamsTable.AddSymbol) -> None:
+        self.action_add_symbol()
+
+    def action_add_symbol(self) -> None:
+        if self.session.iface is None:   # a first look only: the session looks again
+            self.post_message(Failed("no engine supervised: attach or take over one first"))
+            return
+        self.app.push_screen(AddSymbolScreen(), self._add_symbol)
+
+    def _add_symbol(self, result) -> None:
+        if not result:
+            return
+        name, values = result
+        if self.view and self.view.symbol(name):
+            self.post_message(Failed(f"symbol {name} exists already: edit it in the table"))
+            return
+        try:
+            applied = self.session.add_symbol(name, values)
+        except USER_ERRORS as exc:
+            self.post_message(Failed(f"{one_line(exc)} (nothing written)"))
+            return
+        if applied is None:
+            self.post_message(Failed("no engine supervised: nothing written"))
+            return
+        self.editor.set_message(f"added {name} (buy {param_value('buy_target', applied.buy_target)}, "
+                                f"sell {param_value('sell_target', applied.sell_target)})", "ok")
+
+    def on_symbol_params_table_remove_symbol(self, message: SymbolParamsTable.RemoveSymbol) -> None:
+        name = message.symbol
+        self.app.push_screen(
+            ConfirmScreen("Remove symbol?", f"Remove {name} from the engine? Its position and statistics go with it.",
+                          yes="Remove", danger=True),
+            lambda yes: self._remove_symbol(name) if yes else None,
+        )
+
+    def _remove_symbol(self, name: str) -> None:
+        try:
+            removed = self.session.remove_symbol(name)
+        except USER_ERRORS as exc:
+            self.post_message(Failed(one_line(exc)))
+            return
+        if removed:
+            self.editor.set_message(f"removed {name}", "ok")

@@ -30,6 +30,13 @@ def _pnl_cell(units: int) -> tuple[str, str]:
 
 
 class PnlTable(TextTable):
+    DEFAULT_CSS = """
+    PnlTable {
+        height: auto;
+        padding: 0 1;
+    }
+    """
+
     def show(self, view: EngineView, display: Display) -> None:
         rows = []
         for s in view.symbols:
@@ -92,6 +99,12 @@ def sparkline_title(deterministic: bool = False) -> str:
 class SymbolSparklines(VerticalScroll):
     """One line per symbol: its name, its PnL now, and a sparkline of its last SPARK_POINTS points."""
 
+    DEFAULT_CSS = """
+    SymbolSparklines {
+        height: auto;
+    }
+    """
+
     def show(self, view: EngineView, display: Display) -> None:
         names = [s.name for s in view.symbols]
         have = [row.name for row in self.query(SparkRow)]
@@ -105,8 +118,28 @@ class SymbolSparklines(VerticalScroll):
 
 
 class SparkRow(Horizontal):
+    DEFAULT_CSS = """
+    SparkRow {
+        height: 1;
+    }
+    .spark-name {
+        width: 10;
+        text-style: bold;
+        padding: 0 1;
+    }
+    .spark-value {
+        width: 14;
+        text-align: right;
+        padding: 0 1;
+    }
+    .spark {
+        width: 1fr;
+        height: 1;
+    }
+    """
+
     def __init__(self, symbol: str) -> None:
-        super().__init__(name=symbol, classes="spark-row")
+        super().__init__(name=symbol)
         self.value = Label("", classes="spark-value")
         self.spark = Sparkline([], classes="spark")
 

@@ -12,6 +12,13 @@ from ..model import EngineView
 
 
 class RiskPanel(Static):
+    DEFAULT_CSS = """
+    RiskPanel {
+        height: auto;
+        padding: 1 2;
+    }
+    """
+
     def show(self, view: EngineView | None, display: Display) -> None:
         if view is None:
             self._set("no engine supervised: attach or take one over on the Interfaces tab")
@@ -33,7 +40,8 @@ class RiskPanel(Static):
                                                style="bold red" if view.ringbuf_drops else ""))
         grid.add_row("journal", Text(f"gaps {view.journal_gaps:,}, write failures {view.journal_failures:,}",
                                      style="bold red" if view.journal_gaps or view.journal_failures else ""))
-        grid.add_row("updates / orders / passed", f"{view.updates:,} / {view.orders:,} / {display.noise_count(view.passed)}")
+        grid.add_row("updates / orders / passed",
+                     f"{view.updates:,} / {view.orders:,} / {display.noise_count(view.passed)}")
         grid.add_row("open cost", fmt.money(view.open_cost))
         e = view.engine
         grid.add_row("limits", f"max notional {fmt.money(e.max_notional)}, loss limit {fmt.money(e.loss_limit)}, "

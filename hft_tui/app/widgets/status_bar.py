@@ -26,6 +26,13 @@ def engine_state(view: EngineView | None) -> tuple[str, str]:
 
 
 class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+    }
+    """
+
     def show(self, view: EngineView | None, iface: str | None, error: str | None, display: Display) -> None:
         label, style = engine_state(view)
         text = Text()

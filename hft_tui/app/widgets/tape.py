@@ -37,6 +37,12 @@ def tape_line(e: TapeEntry, display: Display) -> Text:
 
 
 class Tape(RichLog):
+    DEFAULT_CSS = """
+    Tape {
+        border: round $primary-darken-2;
+    }
+    """
+
     def __init__(self, **kwargs) -> None:
         super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, auto_scroll=True, **kwargs)
 

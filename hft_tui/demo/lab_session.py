@@ -2,7 +2,7 @@
 
     with LabEngine(31, TEST_CONFIG) as le:
         le.feed(count=400)              # a deterministic walk, sent and seen
-        app = HftApp(iface=le.iface, take_over=True)
+        app = HftApp(EngineSession(), iface=le.iface, take_over=True)
 
 Everything is real: a numbered lab (netns + veth), the engine compiled and
 attached by hft_tui.engine, UDP updates sent from inside the namespace.
@@ -17,12 +17,14 @@ from pathlib import Path
 from .. import engine, lab
 from ..config import Config, load_config
 from ..engine import EngineHandle
+from .configs import demo_symbols_toml
 from .walk import WalkFeed
 
-# The demo's symbols without the time-dependent limits (token buckets), and
-# every update sampled (the per-CPU sampling counter depends on which CPU
-# ran the packet): the same feed then always leaves the same kernel state.
-DETERMINISTIC_CONFIG = """
+# The demo's symbols (configs/demo.toml) without the time-dependent limits
+# (token buckets), and every update sampled (the per-CPU sampling counter
+# depends on which CPU ran the packet): the same feed then always leaves the
+# same kernel state.
+DETERMINISTIC_ENGINE = """\
 [engine]
 feed_port = 9000
 update_sample = 1
@@ -30,43 +32,8 @@ deadman_ms = 500
 rate_per_sec = 0
 max_notional = 5000000
 loss_limit = 250000
-
-[symbols.AAPL]
-buy_target = 190.25
-sell_target = 190.75
-base_qty = 100
-scale_qty = 10
-tick_size = 0.01
-max_order_qty = 1000
-max_position = 5000
-
-[symbols.MSFT]
-buy_target = 415.10
-sell_target = 415.60
-base_qty = 50
-scale_qty = 5
-tick_size = 0.01
-max_order_qty = 500
-max_position = 2000
-
-[symbols.NVDA]
-buy_target = 120.40
-sell_target = 120.90
-base_qty = 200
-scale_qty = 20
-tick_size = 0.01
-max_order_qty = 2000
-max_position = 8000
-
-[symbols.SPY]
-buy_target = 560.00
-sell_target = 560.50
-base_qty = 20
-scale_qty = 2
-tick_size = 0.01
-max_order_qty = 200
-max_position = 1000
 """
+DETERMINISTIC_CONFIG = DETERMINISTIC_ENGINE + "\n" + demo_symbols_toml()
 
 
 def write_config(text: str = DETERMINISTIC_CONFIG) -> Path:

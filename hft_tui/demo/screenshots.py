@@ -1,6 +1,6 @@
 """Regenerates screenshots/*.svg from the real app in the demo.
 
-    sudo python -m hft_tui.app.screenshots [--lab N] [--seconds 20] [--out screenshots]
+    sudo python -m hft_tui.demo.screenshots [--lab N] [--seconds 20] [--out screenshots]
 
 The demo's set-up (lab, engine attached with configs/demo.toml, the
 exchange simulator trading) with the app on it, driven by its keys; each
@@ -18,9 +18,11 @@ from pathlib import Path
 from textual.coordinate import Coordinate
 
 from .. import lab, paths
+from ..app.app import HftApp
+from ..app.formatting import one_line
+from ..app.session import EngineSession
 from ..config import SYMBOL_KEYS
-from . import demo
-from .app import HftApp
+from . import launch
 
 SIZE = (160, 48)
 SCREENS = ("trading", "parameters", "interfaces", "risk", "killed", "help")
@@ -34,7 +36,7 @@ async def shoot(app: HftApp, out: Path, seconds: float) -> list[Path]:
 
     async with app.run_test(size=SIZE) as pilot:
         waited = 0.0
-        while not (app.poller and app.poller.ticks > 2) and waited < 30:
+        while not (app.session.poller and app.session.poller.ticks > 2) and waited < 30:
             await pilot.pause(0.1)
             waited += 0.1
         await pilot.pause(seconds)                       # let the chart and the tape fill
@@ -65,12 +67,12 @@ async def shoot(app: HftApp, out: Path, seconds: float) -> list[Path]:
         save("help")
         await pilot.press("escape")
 
-        await asyncio.to_thread(app.release_engine, "detach")   # netlink wants its own loop
+        await asyncio.to_thread(app.session.release, "detach")   # netlink wants its own loop
     return saved
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hft_tui.app.screenshots", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m hft_tui.demo.screenshots", description=__doc__.splitlines()[0])
     p.add_argument("--lab", type=int, help="numbered lab to use instead of the demo's")
     p.add_argument("--seconds", type=float, default=20.0, help="trading time before the first screenshot")
     p.add_argument("--out", default=str(paths.REPO_DIR / "screenshots"))
@@ -81,19 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     config = str(paths.DEMO_CONFIG)
     feed = None
     try:
-        demo.prepare(the_lab, config, None)
-        feed = demo.start_feed(config, lab_number=args.lab)
-        app = HftApp(iface=the_lab.engine_iface, config_path=config, take_over=True)
+        launch.prepare(the_lab, config, None)
+        feed = launch.start_feed(config, lab_number=args.lab)
+        app = HftApp(EngineSession(config_path=config), iface=the_lab.engine_iface, take_over=True)
         for path in asyncio.run(shoot(app, out, args.seconds)):
             print(path)
     except Exception as exc:  # noqa: BLE001 - one line, like every other command
-        from .app import one_line
-
         print(f"screenshots: error: {one_line(exc)}", file=sys.stderr)
         return 1
     finally:
         if feed is not None:
-            demo.stop_feed(feed)
+            launch.stop_feed(feed)
         lab.down(the_lab, quiet=True)
     return 0
 

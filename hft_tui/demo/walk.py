@@ -14,7 +14,7 @@ its socket and counts them (``orders_received``), as an exchange would.
 The exchange simulator (``hft-tui lab feed``) is the full-featured feed; this
 one exists so the app's tests and benchmark control exactly what is sent.
 
-    python -m hft_tui.app.walk --lab 31 --rate 100000 --count 0 --config configs/demo.toml
+    python -m hft_tui.demo.walk --lab 31 --rate 100000 --count 0 --config configs/demo.toml
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class WalkFeed:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hft_tui.app.walk", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m hft_tui.demo.walk", description=__doc__.splitlines()[0])
     parser.add_argument("--lab", type=int, help="lab number (default: the demo lab)")
     parser.add_argument("--config", required=True)
     parser.add_argument("--rate", type=float, default=1000.0)

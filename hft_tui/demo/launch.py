@@ -29,7 +29,7 @@ def feed_command(config_path: str, rate: int = DEMO_RATE, lab_number: int | None
     if hasattr(sim, "Simulator"):
         return [sys.executable, "-m", "hft_tui", "lab", "feed", "--rate", str(rate), "--count", "0",
                 "--config", str(config_path), *lab_args]
-    return [sys.executable, "-m", "hft_tui.app.walk", "--rate", str(rate), "--count", "0",
+    return [sys.executable, "-m", "hft_tui.demo.walk", "--rate", str(rate), "--count", "0",
             "--config", str(config_path), *lab_args]
 
 
@@ -60,9 +60,15 @@ def prepare(the_lab: lab.Lab, config_path: str, mode: str | None) -> None:
 
 
 def run_demo(args) -> int:
-    from . import run_app
-    from .app import HftApp, one_line
+    from ..app import EXIT_ERROR, run_app, startup_problem
+    from ..app.app import HftApp
+    from ..app.formatting import one_line
+    from ..app.session import EngineSession
 
+    problem = startup_problem(args)
+    if problem:
+        print(f"hft-tui: error: {problem}", file=sys.stderr)
+        return EXIT_ERROR
     the_lab = lab.DEFAULT_LAB
     config_path = str(args.config or paths.DEMO_CONFIG)
     feed = None
@@ -75,9 +81,8 @@ def run_demo(args) -> int:
         if feed.poll() is not None:
             print(f"hft-tui: error: the exchange simulator exited at once: see {FEED_LOG}", file=sys.stderr)
             return 1
-        app = HftApp(iface=the_lab.engine_iface, config_path=config_path, mode=args.mode,
-                     poll_hz=args.poll_hz, take_over=True)
-        return run_app(app)
+        session = EngineSession(config_path=config_path, poll_hz=args.poll_hz)
+        return run_app(HftApp(session, iface=the_lab.engine_iface, mode=args.mode, take_over=True))
     except Exception as exc:
         print(f"hft-tui: error: demo: {one_line(exc)}", file=sys.stderr)
         return 1

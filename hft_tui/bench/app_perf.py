@@ -1,6 +1,6 @@
 """Benchmark of the app itself: CPU at a 100k updates/s feed, and kill key to kernel.
 
-    sudo python -m hft_tui.app.perf [--lab 39] [--rate 100000] [--seconds 10] [--json]
+    sudo python -m hft_tui.bench.app_perf [--lab 39] [--rate 100000] [--seconds 10] [--json]
 
 Everything is real: a numbered lab, the engine attached with the demo
 config, a feed process sending from inside the lab, and the app itself
@@ -33,7 +33,7 @@ import time
 
 from .. import paths
 from ..constants import KILL_OFF
-from .lab_session import LabEngine
+from ..demo.lab_session import LabEngine
 
 CTRL_K = b"\x0b"
 SIZE = (48, 160)          # rows, columns
@@ -115,7 +115,7 @@ def measure(lab_number: int, rate: int, seconds: float, poll_hz: float, trials: 
     config_text = paths.DEMO_CONFIG.read_text()
     with LabEngine(lab_number, config_text) as le:
         feeder = subprocess.Popen(
-            [sys.executable, "-m", "hft_tui.app.walk", "--lab", str(lab_number), "--rate", str(rate),
+            [sys.executable, "-m", "hft_tui.demo.walk", "--lab", str(lab_number), "--rate", str(rate),
              "--count", "0", "--config", str(le.config_path)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         hft_tui = app_argv or [os.path.join(os.path.dirname(sys.executable), "hft-tui")]
@@ -196,7 +196,7 @@ def measure(lab_number: int, rate: int, seconds: float, poll_hz: float, trials: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hft_tui.app.perf", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m hft_tui.bench.app_perf", description=__doc__.splitlines()[0])
     p.add_argument("--lab", type=int, default=39, help="lab number (default 39)")
     p.add_argument("--rate", type=int, default=100_000, help="feed updates per second (default 100000)")
     p.add_argument("--seconds", type=float, default=10.0, help="CPU measuring window (default 10)")
@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", metavar="FILE", help="also write the result, with the machine it ran on, as JSON here")
     args = p.parse_args(argv)
-    from ..bench.runner import machine
+    from ..app.app import UI_HZ
     from ..engine import EngineError
-    from .app import UI_HZ
+    from .runner import machine
 
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     try:
