@@ -169,7 +169,7 @@ def kernel_symbols(le: LabEngine) -> tuple[list[str], int]:
 
 @pytest.mark.parametrize("case", list(BAD_NEW_SYMBOLS))
 async def test_the_add_symbol_dialog_refuses_bad_input_beside_the_field_and_writes_nothing(lab66, case):
-    from hft_tui.app.screens.dialogs import AddSymbolScreen
+    from hft_tui.app.dialogs import AddSymbolScreen
 
     name, values, field, says = BAD_NEW_SYMBOLS[case]
     app = HftApp(EngineSession(poll_hz=POLL_HZ), iface=lab66.iface, take_over=True)

@@ -17,7 +17,6 @@ from hft_tui.app.model import (
 )
 from hft_tui.events import Alert
 from hft_tui.events import EngineEvent
-import pytest
 
 pytestmark = pytest.mark.pure  # no root, no kernel
 

@@ -25,7 +25,7 @@ from hft_tui import paths
 from hft_tui.app import run_app
 from hft_tui.app.app import HftApp
 from hft_tui.app.messages import EngineTicked, SupervisionStarted
-from hft_tui.app.screens.dialogs import AddSymbolScreen, ConfirmScreen, QuitScreen
+from hft_tui.app.dialogs import AddSymbolScreen, ConfirmScreen, QuitScreen
 from hft_tui.app.screens.help import HelpScreen, key_name
 from hft_tui.app.screens.main import TABS
 from hft_tui.app.session import Session

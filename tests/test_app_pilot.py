@@ -15,7 +15,7 @@ from textual.coordinate import Coordinate
 
 from hft_tui import engine, netlink, preflight
 from hft_tui.app.app import HftApp
-from hft_tui.app.screens.dialogs import ConfirmScreen, QuitScreen
+from hft_tui.app.dialogs import ConfirmScreen, QuitScreen
 from hft_tui.app.session import EngineSession
 from hft_tui.config import ENGINE_KEYS
 from hft_tui.constants import KILL_OFF, KILL_OPERATOR

@@ -38,7 +38,7 @@ from .messages import (
     TakeOverRequested,
 )
 from .model import EngineView
-from .screens.dialogs import ConfirmScreen, QuitScreen
+from .dialogs import ConfirmScreen, QuitScreen
 from .screens.help import HelpScreen
 from .screens.main import TABS, MainScreen
 from .session import USER_ERRORS, Session

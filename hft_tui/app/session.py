@@ -21,18 +21,18 @@ from typing import Callable, Protocol, TypeVar
 from textual.message_pump import MessagePump
 
 from .. import engine, netlink
-from ..config import ConfigError, EngineParams, SymbolParams, default_config, load_config
-from ..engine import EngineError, EngineHandle, EngineRecord
-from ..maps import MapsError
+from ..pins import attached_ifaces
+from ..config import EngineParams, SymbolParams, default_config, load_config
+from ..engine import EngineHandle, EngineRecord
+from ..errors import ConfigError, EngineError, HftError
 from ..netlink import Interface
-from ..paths import PathError
-from ..protocol import ProtocolError
 from .formatting import one_line, param_value
 from .worker import EnginePoller
 
-# Errors whose text is meant for the user as it is: the app shows them in one
-# line; anything else is a bug (the app's crash handling takes over).
-USER_ERRORS = (EngineError, ConfigError, MapsError, PathError, ProtocolError, netlink.NetlinkFailure, OSError)
+# Errors whose text is meant for the user as it is: every HftError, and an
+# OSError's strerror (a file or a socket refused); the app shows them in one
+# line, anything else is a bug (the app's crash handling takes over).
+USER_ERRORS = (HftError, OSError)
 
 T = TypeVar("T")
 
@@ -123,7 +123,7 @@ class EngineSession:
 
     def engines(self) -> dict[str, int]:
         out = {}
-        for iface in engine.attached_ifaces():
+        for iface in attached_ifaces():
             rec = EngineRecord.load(iface)
             out[iface] = rec.prog_id if rec else 0
         return out
@@ -183,7 +183,7 @@ class EngineSession:
             if poller is not None:
                 # The controller detaches first, then drains the rings into the journal.
                 done.extend(poller.stop(detach=(policy == "detach")))
-        if policy == "detach" and iface in engine.attached_ifaces():
+        if policy == "detach" and iface in attached_ifaces():
             done.extend(engine.detach(iface))   # the controller had stopped already
         return done
 
@@ -230,7 +230,7 @@ class EngineSession:
 
     def kill_every_engine(self) -> tuple[list[str], list[str]]:
         killed, failed = [], []
-        for iface in engine.attached_ifaces():
+        for iface in attached_ifaces():
             try:
                 engine.kill_pinned(iface)     # its own pin only: any engine version
                 killed.append(iface)

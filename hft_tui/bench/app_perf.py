@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", metavar="FILE", help="also write the result, with the machine it ran on, as JSON here")
     args = p.parse_args(argv)
     from ..app.app import UI_HZ
-    from ..engine import EngineError
-    from .runner import machine
+    from ..errors import EngineError
+    from .machine import machine
 
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     try:

@@ -16,6 +16,7 @@ import sys
 import time
 
 from .. import engine, lab, paths
+from ..pins import attached_ifaces
 from ..config import load_config
 
 DEMO_RATE = 1000          # updates a second: lively, and still readable on the tape
@@ -54,7 +55,7 @@ def stop_feed(proc: subprocess.Popen) -> None:
 def prepare(the_lab: lab.Lab, config_path: str, mode: str | None) -> None:
     """Lab up and a fresh engine attached (a leftover from an earlier demo is replaced)."""
     lab.up(the_lab)
-    if the_lab.engine_iface in engine.attached_ifaces():
+    if the_lab.engine_iface in attached_ifaces():
         engine.detach(the_lab.engine_iface)
     engine.attach(the_lab.engine_iface, load_config(config_path), mode=mode, config_path=str(config_path))
 

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.keys import key_to_character
 from textual.widgets import Markdown
 
-from .dialogs import DialogScreen
+from ..dialogs import DialogScreen
 from .main import TABS, Tab
 
 INTRO = """\

@@ -19,7 +19,7 @@ from ..widgets.alerts import AlertLog
 from ..widgets.book import BookTable
 from ..widgets.interfaces import InterfacesPane
 from ..widgets.kill import KillButton, KilledBanner
-from ..widgets.labels import PaneTitle
+from ..labels import PaneTitle
 from ..widgets.params import ParametersPane
 from ..widgets.pnl import PnlChart, PnlTable, SymbolSparklines, sparkline_title
 from ..widgets.risk import RiskPanel

@@ -17,9 +17,9 @@ from textual.widgets import Button, DataTable, Label, RadioButton, RadioSet
 from ...netlink import Interface
 from ..formatting import one_line
 from ..messages import AttachFinished, EngineDetached, Failed, InterfacesListed, Notice, TakeOverRequested
-from ..screens.dialogs import ConfirmScreen
+from ..dialogs import ConfirmScreen
 from ..session import Session
-from .labels import MessageLine, PaneTitle
+from ..labels import MessageLine, PaneTitle
 from .table_sync import sync_rows
 
 INTERFACE_REFRESH_S = 2.0

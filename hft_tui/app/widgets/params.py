@@ -20,10 +20,10 @@ from ...config import ENGINE_KEYS, SYMBOL_KEYS
 from ..formatting import one_line, param_value
 from ..messages import Failed
 from ..model import EngineView
-from ..screens.dialogs import AddSymbolScreen, ConfirmScreen
+from ..dialogs import AddSymbolScreen, ConfirmScreen
 from ..session import USER_ERRORS, Session
 from ..validation import ConfigValidator, engine_value_validator, symbol_value_validator
-from .labels import MessageLine, PaneTitle
+from ..labels import MessageLine, PaneTitle
 from .table_sync import sync_rows
 
 SYMBOL_COLUMNS = ["symbol", *SYMBOL_KEYS]

@@ -10,10 +10,12 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from ...config import SYMBOL_KEYS, ConfigError, check_symbol_name
-from ..formatting import param_value
-from ..validation import new_symbol_values
-from ..widgets.labels import MessageLine
+from ..config import SYMBOL_KEYS
+from ..errors import ConfigError
+from ..symbol import Symbol
+from .formatting import param_value
+from .validation import new_symbol_values
+from .labels import MessageLine
 
 ResultType = TypeVar("ResultType")
 
@@ -130,7 +132,7 @@ def new_symbol_problems(name: str, values: dict[str, str]) -> dict[str, str]:
     between fields (sell above buy), which are shown beside the field they name."""
     problems: dict[str, str] = {}
     try:
-        check_symbol_name(name.strip())
+        Symbol(name.strip())
     except ConfigError as exc:
         problems["name"] = str(exc) if name.strip() else "give the symbol a name (1-8 letters, digits, '.', '-')"
     for key in NEW_SYMBOL_FIELDS:
