@@ -163,8 +163,10 @@ def _check_symbol_rules(name: str, p: SymbolParams) -> SymbolParams:
     return p
 
 
-def symbol_params(name: Symbol, values: dict, base: SymbolParams | None = None) -> SymbolParams:
-    """Validates ``values`` (TOML units) over ``base`` (or the defaults)."""
+def symbol_params(name: Symbol | str, values: dict, base: SymbolParams | None = None) -> SymbolParams:
+    """Validates ``values`` (TOML units) over ``base`` (or the defaults).
+    ``name`` is parsed here when it is not a Symbol yet (free when it is)."""
+    name = Symbol(name)
     unknown = sorted(set(values) - set(SYMBOL_KEYS))
     if unknown:
         raise ConfigError(f"symbol {name}: unknown key {unknown[0]!r} (known: {', '.join(SYMBOL_KEYS)})")

@@ -13,7 +13,8 @@ import pytest
 from pyroute2 import IPRoute
 from textual.coordinate import Coordinate
 
-from hft_tui import engine, netlink, preflight
+from hft_tui import engine, netlink, pins, preflight
+from hft_tui.app import session as session_module
 from hft_tui.app.app import HftApp
 from hft_tui.app.dialogs import ConfirmScreen, QuitScreen
 from hft_tui.app.session import EngineSession
@@ -330,8 +331,8 @@ def headline(app: HftApp) -> str:
 
 async def test_the_kill_key_and_the_button_kill_an_attached_engine_this_app_does_not_supervise(lab65, monkeypatch):
     # "Every engine on this machine" is this lab's here: other test runs may have engines of their own.
-    every_engine = engine.attached_ifaces
-    monkeypatch.setattr(engine, "attached_ifaces", lambda: [i for i in every_engine() if i == lab65.iface])
+    every_engine = pins.attached_ifaces
+    monkeypatch.setattr(session_module, "attached_ifaces", lambda: [i for i in every_engine() if i == lab65.iface])
     feed = lab65.start_feed(rate=2000)
     app = HftApp(EngineSession(), iface=lab65.iface)
     async with app.run_test(size=SIZE) as pilot:
@@ -362,7 +363,7 @@ async def test_the_kill_key_and_the_button_kill_an_attached_engine_this_app_does
 
 
 async def test_the_kill_key_with_no_engine_attached_says_there_is_nothing_to_kill(lab65, monkeypatch):
-    monkeypatch.setattr(engine, "attached_ifaces", lambda: [])
+    monkeypatch.setattr(session_module, "attached_ifaces", lambda: [])
     app = HftApp(EngineSession(), iface=lab65.iface)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+k")
