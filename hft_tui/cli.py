@@ -63,7 +63,7 @@ _BROKEN_PLUGINS: dict[str, str] = {}
 def _add_plugin_arguments(module: str, parser: argparse.ArgumentParser) -> None:
     try:
         _plugin(module).add_arguments(parser)
-    except Exception as exc:  # noqa: BLE001 - any failure must stay local to the verb
+    except Exception as exc:
         _BROKEN_PLUGINS[module] = f"{type(exc).__name__}: {exc}"
         parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
@@ -97,8 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("native", "generic"), help="XDP mode (default: the config's, native)")
     p.add_argument("--config", help="TOML config (default: built-in defaults, no symbols)")
     p.add_argument("--force", action="store_true", help="replace another XDP program on the interface")
-    p.add_argument("--deadman", type=_deadman_ms, metavar="MS",
-                   help="arm the dead-man switch now with this deadline (100..3600000 ms)")
+    p.add_argument(
+        "--deadman",
+        type=_deadman_ms,
+        metavar="MS",
+        help="arm the dead-man switch now with this deadline (100..3600000 ms)",
+    )
 
     p = esub.add_parser("status", help="engine state, counters and per-symbol stats")
     _iface_arg(p)
@@ -131,12 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     # -- lab ------------------------------------------------------------
     lab = sub.add_parser("lab", help="the one-machine exchange lab (netns + veth)")
     lsub = lab.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for verb, text in (("up", "create the lab namespace and veth pair"),
-                       ("down", "remove the lab and everything in it"),
-                       ("status", "the lab's interfaces and addresses")):
+    for verb, text in (
+        ("up", "create the lab namespace and veth pair"),
+        ("down", "remove the lab and everything in it"),
+        ("status", "the lab's interfaces and addresses"),
+    ):
         p = lsub.add_parser(verb, help=text)
-        p.add_argument("--lab", type=_lab_number, metavar="N",
-                       help="numbered lab N: namespace hft-lab-N, 198.18.N.0/24 (default: the demo lab)")
+        p.add_argument(
+            "--lab",
+            type=_lab_number,
+            metavar="N",
+            help="numbered lab N: namespace hft-lab-N, 198.18.N.0/24 (default: the demo lab)",
+        )
         if verb == "status":
             p.add_argument("--json", action="store_true")
     p = lsub.add_parser("feed", help="run the exchange simulator in the lab")
@@ -158,8 +168,8 @@ def _print_json(obj) -> None:
 
 def cmd_engine(args) -> int:
     from . import engine, status
-    from .symbol import Symbol
     from .config import default_config, load_config, parse_assignments
+    from .symbol import Symbol
 
     if args.verb == "attach":
         config = load_config(args.config) if args.config else default_config()
@@ -167,10 +177,15 @@ def cmd_engine(args) -> int:
             args.iface, config, mode=args.mode, force=args.force, deadman_ms=args.deadman, config_path=args.config
         )
         supervised = f", dead-man {args.deadman} ms armed" if args.deadman else ", unsupervised (no dead-man switch)"
-        print(f"attached to {rec.iface} in {rec.mode} mode, program id {rec.prog_id}, "
-              f"{len(config.symbols)} symbol(s){supervised}")
-        _journal_cli_change(rec.iface, "attach", {"mode": rec.mode, "prog_id": rec.prog_id, "config": args.config,
-                                                  "deadman_ms": args.deadman})
+        print(
+            f"attached to {rec.iface} in {rec.mode} mode, program id {rec.prog_id}, "
+            f"{len(config.symbols)} symbol(s){supervised}"
+        )
+        _journal_cli_change(
+            rec.iface,
+            "attach",
+            {"mode": rec.mode, "prog_id": rec.prog_id, "config": args.config, "deadman_ms": args.deadman},
+        )
         return 0
     if args.verb == "detach":
         for line in engine.detach(engine.resolve_iface(args.iface)):
@@ -232,9 +247,16 @@ def _journal_cli_change(iface: str, kind: str, detail: dict, handle=None) -> Non
             version = h.maps.read_global().config_version
             prog_id, attached_at = h.identity()
             program_hash = h.record.program_hash if h.record else None
-        record_cli_change(iface, kind, detail, program_hash=program_hash, prog_id=prog_id, attached_at=attached_at,
-                          config_version=version)
-    except Exception as exc:  # noqa: BLE001 - the change is made; say what was not journaled
+        record_cli_change(
+            iface,
+            kind,
+            detail,
+            program_hash=program_hash,
+            prog_id=prog_id,
+            attached_at=attached_at,
+            config_version=version,
+        )
+    except Exception as exc:
         print(f"hft-tui: warning: {kind} not journaled: {exc}", file=sys.stderr)
 
 
@@ -246,8 +268,10 @@ def cmd_lab(args) -> int:
     which = lab.Lab.numbered(args.lab) if args.lab else lab.DEFAULT_LAB
     if args.verb == "up":
         st = lab.up(which)
-        print(f"lab up: {st.engine_iface} {st.engine_ip} <-> {st.exchange_iface} {st.exchange_ip} "
-              f"in namespace {st.namespace}")
+        print(
+            f"lab up: {st.engine_iface} {st.engine_ip} <-> {st.exchange_iface} {st.exchange_ip} "
+            f"in namespace {st.namespace}"
+        )
     elif args.verb == "down":
         for line in lab.down(which):
             print(line)
@@ -257,11 +281,12 @@ def cmd_lab(args) -> int:
             _print_json(st.as_dict())
         else:
             state = "up" if st.up else "down"
-            print(f"lab {state}: namespace {st.namespace}, engine {st.engine_iface} {st.engine_ip} "
-                  f"{st.engine_mac or '-'}, exchange {st.exchange_iface} {st.exchange_ip} "
-                  f"{st.exchange_mac or '-'}, engine attached: {st.engine_attached}")
+            print(
+                f"lab {state}: namespace {st.namespace}, engine {st.engine_iface} {st.engine_ip} "
+                f"{st.engine_mac or '-'}, exchange {st.exchange_iface} {st.exchange_ip} "
+                f"{st.exchange_mac or '-'}, engine attached: {st.engine_attached}"
+            )
     return 0
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             return _run_plugin("bench", args)
         if args.demo:
-            return _run_plugin("demo", args)   # the demo runs the app; the app knows nothing of it
+            return _run_plugin("demo", args)  # the demo runs the app; the app knows nothing of it
         return _run_plugin("app", args)
     except KeyboardInterrupt:
         return 130
@@ -294,14 +319,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hft-tui: error: permission denied ({exc.filename or exc}): run as root", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
-        print(f"hft-tui: error: {exc.strerror or exc}"
-              + (f": {exc.filename}" if getattr(exc, "filename", None) else ""), file=sys.stderr)
+        print(
+            f"hft-tui: error: {exc.strerror or exc}" + (f": {exc.filename}" if getattr(exc, "filename", None) else ""),
+            file=sys.stderr,
+        )
         return EXIT_ERROR
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+    except Exception as exc:
         if os.environ.get("HFT_TUI_DEBUG"):
             raise
-        print(f"hft-tui: internal error: {type(exc).__name__}: {exc} (HFT_TUI_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"hft-tui: internal error: {type(exc).__name__}: {exc} (HFT_TUI_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 

@@ -14,9 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
+from .errors import ConfigError
 from .protocol import U32_MAX, U64_MAX, ProtocolError, decimal_to_units, parse_price, price_to_str
 from .symbol import Symbol
-from .errors import ConfigError
 
 MODES = ("native", "generic")
 S64_MAX = 2**63 - 1
@@ -96,7 +96,7 @@ def money_to_str(units: int) -> str:
 
 
 # key -> (parser, default in TOML units)
-_QTY = lambda v, k: _parse_int(v, k, 0, U32_MAX)  # noqa: E731
+_QTY = lambda v, k: _parse_int(v, k, 0, U32_MAX)
 SYMBOL_KEYS = {
     "enabled": (_parse_bool, True),
     "buy_target": (_parse_price, "0"),
@@ -213,7 +213,7 @@ class EngineParams:
     mode: str
     on_no_trade: str
     update_sample: int
-    deadman_ms: int          # the deadline a controller arms
+    deadman_ms: int  # the deadline a controller arms
     rate_per_sec: int
     burst: int
     max_notional: int
@@ -260,7 +260,7 @@ def parse_config(data: dict) -> Config:
     for raw_name, values in symbols_table.items():
         if not isinstance(values, dict):
             raise ConfigError(f"symbols.{raw_name} must be a table")
-        name = Symbol(raw_name)           # the edge: a config file's table name
+        name = Symbol(raw_name)  # the edge: a config file's table name
         symbols[name] = symbol_params(name, values)
     return Config(engine=engine, symbols=symbols)
 

@@ -47,13 +47,13 @@ MAX_UDP_LEN = C["HFT_MAX_UDP_LEN"]
 MAX_SYMBOLS = C["HFT_MAX_SYMBOLS"]
 
 OFFSETS = MappingProxyType(
-    {name[len("HFT_OFF_"):].lower(): value for name, value in C.items() if name.startswith("HFT_OFF_")}
+    {name[len("HFT_OFF_") :].lower(): value for name, value in C.items() if name.startswith("HFT_OFF_")}
 )
 
 
 def _names(prefix: str, exclude: tuple[str, ...] = ()) -> dict[int, str]:
     return {
-        value: name[len(prefix):].lower()
+        value: name[len(prefix) :].lower()
         for name, value in C.items()
         if name.startswith(prefix) and name not in exclude
     }

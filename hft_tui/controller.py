@@ -43,6 +43,7 @@ from .locks import acquire_controller_lock, release_controller_lock
 from .maps import Snapshot, symbol_params_from_map
 from .rings import EngineRings, event_from_tuple
 
+
 @dataclass
 class Tick:
     """One controller step: what the kernel holds now and what happened since."""
@@ -50,9 +51,9 @@ class Tick:
     snapshot: Snapshot
     events: list[EngineEvent] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
-    dropped_events: int = 0     # events not kept in memory (the journal still has them)
-    ended: str | None = None    # supervision is over: "interface_gone" or "detached"
-    backlog: bool = False       # records still wait in a ring: tick again without waiting
+    dropped_events: int = 0  # events not kept in memory (the journal still has them)
+    ended: str | None = None  # supervision is over: "interface_gone" or "detached"
+    backlog: bool = False  # records still wait in a ring: tick again without waiting
 
 
 def _config_view(snap: Snapshot) -> dict:
@@ -100,8 +101,9 @@ class Controller:
     #: (even to the shortest the config accepts) is met from the next beat on
     MAX_BEAT_INTERVAL_S = MIN_DEADMAN_MS / 2 / 1000
 
-    def __init__(self, handle: EngineHandle, *, journal=None, deadman_ms: int | None = None,
-                 supervise: bool = True) -> None:
+    def __init__(
+        self, handle: EngineHandle, *, journal=None, deadman_ms: int | None = None, supervise: bool = True
+    ) -> None:
         self.handle = handle
         self.journal = journal
         self.deadman_ms = deadman_ms
@@ -153,20 +155,29 @@ class Controller:
         snap = self.handle.snapshot()
         if self.journal is not None:
             prog_id, attached_at = self.handle.identity()
-            self.journal.begin_engine(iface=self.handle.iface, prog_id=prog_id, attached_at=attached_at,
-                                      program_hash=self.program_hash)
+            self.journal.begin_engine(
+                iface=self.handle.iface, prog_id=prog_id, attached_at=attached_at, program_hash=self.program_hash
+            )
             self.journal.record_control(
                 "controller_start",
                 program_hash=self.program_hash,
                 config_version=snap.global_config.config_version,
-                detail={"pid": os.getpid(), "tripped_on_start": self.tripped_on_start,
-                        "deadman_ms": self.deadline_ms, "config": _config_view(snap)},
+                detail={
+                    "pid": os.getpid(),
+                    "tripped_on_start": self.tripped_on_start,
+                    "deadman_ms": self.deadline_ms,
+                    "config": _config_view(snap),
+                },
             )
             if self.tripped_on_start:
                 self.journal.record_control(
-                    "kill", program_hash=self.program_hash, config_version=snap.global_config.config_version,
-                    detail={"state": KILL_STATES[KILL_OPERATOR],
-                            "why": "the previous controller died: its heartbeat had expired"},
+                    "kill",
+                    program_hash=self.program_hash,
+                    config_version=snap.global_config.config_version,
+                    detail={
+                        "state": KILL_STATES[KILL_OPERATOR],
+                        "why": "the previous controller died: its heartbeat had expired",
+                    },
                 )
         self._last = snap
         self._config = _config_view(snap)
@@ -207,8 +218,9 @@ class Controller:
         dropped = max(0, self._drained - len(events))
         self._last = snap
         backlog = not self.ended and self.rings.pending()
-        return Tick(snapshot=snap, events=events, alerts=alerts, dropped_events=dropped, ended=self.ended,
-                    backlog=backlog)
+        return Tick(
+            snapshot=snap, events=events, alerts=alerts, dropped_events=dropped, ended=self.ended, backlog=backlog
+        )
 
     def _drain(self, max_records: int, timeout_ms: int = 0) -> tuple[list[EngineEvent], list[Alert]]:
         """One batch from each ring into the journal; the rings move only
@@ -228,7 +240,7 @@ class Controller:
         commit()
         self._drained = len(records) + sum(r.n for r in runs)
         if self.rings.reader is not None:
-            return records[-self.MAX_EVENTS_PER_TICK:], []
+            return records[-self.MAX_EVENTS_PER_TICK :], []
         # Only the newest events are decoded: the caller shows them, the journal has all.
         keep = self.MAX_EVENTS_PER_TICK
         for run in runs:
@@ -243,8 +255,14 @@ class Controller:
         self._journal_failed = True
         if self.handle.maps.kill() == KILL_OFF:
             self.handle.maps.set_kill(KILL_OPERATOR)
-        return [Alert("journal", "write_failed", 1, message=(
-            f"JOURNAL WRITE FAILED ({exc}): kill switch latched; events stay in the ring buffer"))]
+        return [
+            Alert(
+                "journal",
+                "write_failed",
+                1,
+                message=(f"JOURNAL WRITE FAILED ({exc}): kill switch latched; events stay in the ring buffer"),
+            )
+        ]
 
     def _alerts(self, snap: Snapshot, events: list[EngineEvent]) -> list[Alert]:
         prev = self._last
@@ -266,8 +284,14 @@ class Controller:
                     alerts.append(Alert(key, key, drops, message=f"ring buffer full: {drops} {what} lost"))
         if snap.kill != prev.kill:
             state = KILL_STATES.get(snap.kill, str(snap.kill))
-            alerts.append(Alert("kill", state, 1, message=(
-                "KILL SWITCH: " + state if snap.kill != KILL_OFF else "kill switch cleared: trading")))
+            alerts.append(
+                Alert(
+                    "kill",
+                    state,
+                    1,
+                    message=("KILL SWITCH: " + state if snap.kill != KILL_OFF else "kill switch cleared: trading"),
+                )
+            )
         return alerts
 
     def _journal_changes(self, snap: Snapshot, *, final: bool = False) -> list[Alert]:
@@ -287,9 +311,12 @@ class Controller:
                 else:  # a resume bumps the version: its own row below carries it
                     self._config, self._version = new, version
             if kill_changed:
-                j.record_control("kill" if snap.kill != KILL_OFF else "resume", program_hash=self.program_hash,
-                                 config_version=version,
-                                 detail={"state": KILL_STATES.get(snap.kill, str(snap.kill))})
+                j.record_control(
+                    "kill" if snap.kill != KILL_OFF else "resume",
+                    program_hash=self.program_hash,
+                    config_version=version,
+                    detail={"state": KILL_STATES.get(snap.kill, str(snap.kill))},
+                )
         except JournalError as exc:  # a journal failure must not stop supervision
             return self._journal_failure(exc)
         return []
@@ -327,8 +354,11 @@ class Controller:
             if st is None:
                 return self._end("interface_gone", f"INTERFACE {self.handle.iface} is gone: its engine went with it")
             if not self.handle.attached_as(st):
-                return self._end("detached", f"ENGINE DETACHED: {self.handle.iface} no longer runs this engine "
-                                             "(detached or replaced by another program)")
+                return self._end(
+                    "detached",
+                    f"ENGINE DETACHED: {self.handle.iface} no longer runs this engine "
+                    "(detached or replaced by another program)",
+                )
         return []
 
     def _end(self, why: str, message: str) -> list[Alert]:
@@ -338,8 +368,9 @@ class Controller:
         if self.journal is not None:
             alerts.extend(self._journal_changes(self.handle.snapshot(), final=True))
             with contextlib.suppress(Exception):
-                self.journal.record_control(why, program_hash=self.program_hash,
-                                            config_version=self._version, detail={"message": message})
+                self.journal.record_control(
+                    why, program_hash=self.program_hash, config_version=self._version, detail={"message": message}
+                )
             alerts.extend(self.journal.take_alerts())
         with contextlib.suppress(EngineError):
             for line in detach_engine(self.handle.iface):
@@ -372,12 +403,14 @@ class Controller:
         lines: list[str] = []
         try:
             if detach:
-                        lines = detach_engine(self.handle.iface)
+                lines = detach_engine(self.handle.iface)
             self._final_drain()
             if self.journal is not None:
                 self._journal_changes(self.handle.snapshot(), final=detach)
                 self.journal.record_control(
-                    "controller_stop", program_hash=self.program_hash, config_version=self._version,
+                    "controller_stop",
+                    program_hash=self.program_hash,
+                    config_version=self._version,
                     detail={"detach": detach, "pid": os.getpid()},
                 )
         finally:
@@ -385,8 +418,10 @@ class Controller:
             self.rings.close()
             self._release()
         if not detach:
-            lines.append(f"left {self.handle.iface} attached with the dead-man switch armed: "
-                         "without a controller it stops trading after the deadline")
+            lines.append(
+                f"left {self.handle.iface} attached with the dead-man switch armed: "
+                "without a controller it stops trading after the deadline"
+            )
         return lines
 
     def _release(self) -> None:

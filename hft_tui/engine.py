@@ -24,8 +24,16 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from . import libbpf, netlink, paths
-from .config import (DEFAULT_DEADMAN_MS, Config, EngineParams, SymbolParams,
-                     engine_params, money_to_str, parse_deadman_ms, symbol_params)
+from .config import (
+    DEFAULT_DEADMAN_MS,
+    Config,
+    EngineParams,
+    SymbolParams,
+    engine_params,
+    money_to_str,
+    parse_deadman_ms,
+    symbol_params,
+)
 from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
 from .errors import ConfigError, EngineError, MapsError
 from .locks import control_lock
@@ -42,6 +50,7 @@ REMOVE_SETTLE_S = 0.01
 
 # -- state kept beside the pins -------------------------------------------
 
+
 @dataclass
 class EngineRecord:
     """What /run/hft-tui/IFACE.json remembers about an attached engine."""
@@ -52,7 +61,7 @@ class EngineRecord:
     prog_id: int
     program_hash: str
     config_path: str | None
-    deadman_ms: int          # the deadline a controller arms
+    deadman_ms: int  # the deadline a controller arms
     attached_at: float
 
     def save(self) -> None:
@@ -64,7 +73,7 @@ class EngineRecord:
         os.replace(tmp, paths.state_file(self.iface))
 
     @classmethod
-    def load(cls, iface: str) -> "EngineRecord | None":
+    def load(cls, iface: str) -> EngineRecord | None:
         try:
             return cls(**json.loads(paths.state_file(iface).read_text()))
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
@@ -82,17 +91,17 @@ def resolve_iface(iface: str | None) -> str:
     raise EngineError(f"several engines are attached ({', '.join(found)}): name the interface")
 
 
-
 # -- attach / detach ------------------------------------------------------
 
-def _ours_attached(directory: Path, current: netlink.XdpState | None, rec: "EngineRecord | None") -> bool:
+
+def _ours_attached(directory: Path, current: netlink.XdpState | None, rec: EngineRecord | None) -> bool:
     """The XDP program on the interface is the engine pinned here.  The pinned
     program decides, not only the state file: with the file lost, the pins
     are still the only way to reach a running engine's kill switch."""
     if not (current and current.mode):
         return False
     if rec is not None and current.prog_id == rec.prog_id:
-        return True              # the common case: no pin to open
+        return True  # the common case: no pin to open
     return current.prog_id == pinned_prog_id(directory)
 
 
@@ -113,7 +122,7 @@ def attach(
     require_root()
     paths.check_ifname(iface)
     if deadman_ms is not None:
-        deadman_ms = parse_deadman_ms(deadman_ms)   # never a wrapped u32 in the kernel
+        deadman_ms = parse_deadman_ms(deadman_ms)  # never a wrapped u32 in the kernel
     mode = mode or config.engine.mode
     ensure_bpffs()
     directory = paths.pin_dir(iface)
@@ -194,6 +203,7 @@ def detach(iface: str) -> list[str]:
 
 # -- a running engine -----------------------------------------------------
 
+
 def _refuse_if_holding(name: str, st) -> None:
     if st.position or st.pending_buy or st.pending_sell or st.open_cost:
         raise EngineError(
@@ -241,7 +251,7 @@ class EngineHandle:
     def close(self) -> None:
         self.maps.close()
 
-    def __enter__(self) -> "EngineHandle":
+    def __enter__(self) -> EngineHandle:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -363,7 +373,8 @@ class EngineHandle:
                 raise EngineError(
                     f"session PnL {money_to_str(pnl)} is below the loss limit -{money_to_str(g.loss_limit)}: "
                     f"resuming would latch the kill again at the next update; raise it first "
-                    f"(hft-tui engine set-engine loss_limit=...)")
+                    f"(hft-tui engine set-engine loss_limit=...)"
+                )
             self.maps.set_kill(KILL_OFF)
             self.maps.bump_version()
 
@@ -390,8 +401,6 @@ class EngineHandle:
         return self.maps.snapshot()
 
 
-
 def open_engine(iface: str | None = None) -> EngineHandle:
     require_root()
     return EngineHandle(resolve_iface(iface))
-

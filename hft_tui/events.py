@@ -23,16 +23,16 @@ _EVENT_SIZE = ctypes.sizeof(Event)
 class EngineEvent:
     """A decoded ring-buffer record; prices in 1e-4 units, times in ns."""
 
-    kind: str            # update, order, reject, kill
-    ts_ns: int           # kernel CLOCK_MONOTONIC
+    kind: str  # update, order, reject, kill
+    ts_ns: int  # kernel CLOCK_MONOTONIC
     sender_ts: int
     seq: int
     symbol: str
-    side: str            # "B", "S" or ""
+    side: str  # "B", "S" or ""
     price: int
     qty: int
     order_id: int
-    reason: str          # reject reason, kill state, or ""
+    reason: str  # reject reason, kill state, or ""
     bid: int
     bid_qty: int
     ask: int
@@ -41,7 +41,7 @@ class EngineEvent:
     pnl: int
 
     @classmethod
-    def from_record(cls, raw: bytes) -> "EngineEvent":
+    def from_record(cls, raw: bytes) -> EngineEvent:
         ev = Event.from_buffer_copy(raw[:_EVENT_SIZE])
         kind = EVENT_KINDS.get(ev.kind, str(ev.kind))
         if kind == "reject":
@@ -74,10 +74,10 @@ class EngineEvent:
 class Alert:
     """Something an operator must see: a reject reason firing, drops, a kill."""
 
-    kind: str            # "reject", "ringbuf_drops", "tape_drops", "kill", "journal_gap", "journal", "engine"
-    reason: str          # reject reason, kill state, ...
-    count: int           # how many since the previous tick
-    symbol: str = ""     # when one symbol caused it
+    kind: str  # "reject", "ringbuf_drops", "tape_drops", "kill", "journal_gap", "journal", "engine"
+    reason: str  # reject reason, kill state, ...
+    count: int  # how many since the previous tick
+    symbol: str = ""  # when one symbol caused it
     message: str = ""
 
     def text(self) -> str:
@@ -99,7 +99,7 @@ class EventReader:
         self._rb = libbpf.RingBuffer(events_fd, self._batch.append, *self._fds[1:])
 
     @classmethod
-    def open_pinned(cls, pin_dir: Path) -> "EventReader":
+    def open_pinned(cls, pin_dir: Path) -> EventReader:
         events_fd = libbpf.obj_get(str(pin_dir / "events"))
         try:
             tape_fd = libbpf.obj_get(str(pin_dir / "tape_events"))

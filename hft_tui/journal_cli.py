@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import paths
@@ -19,20 +19,25 @@ from .pins import attached_ifaces
 from .preflight import require_root
 from .protocol import price_to_str
 
+
 def _when(wall_ns: int) -> str:
-    return datetime.fromtimestamp(wall_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(wall_ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def format_entry(row: dict) -> str:
     when = _when(row["wall_ns"])
     if row["table"] == "orders":
         side = {"B": "BUY ", "S": "SELL"}.get(row["side"], row["side"])
-        return (f"{when} ORDER  #{row['order_id']:<8} {side} {row['symbol']:<8} {row['qty']:>7} @ "
-                f"{price_to_str(row['price'])}  seq {row['seq']}  pos {row['position']}")
+        return (
+            f"{when} ORDER  #{row['order_id']:<8} {side} {row['symbol']:<8} {row['qty']:>7} @ "
+            f"{price_to_str(row['price'])}  seq {row['seq']}  pos {row['position']}"
+        )
     if row["table"] == "rejects":
         side = f" {row['side']} @ {price_to_str(row['price'])}" if row["side"] else ""
-        return (f"{when} REJECT {row['reason']:<15} {row['symbol']:<8}{side}  seq {row['seq']}  "
-                f"bid {price_to_str(row['bid'])} ask {price_to_str(row['ask'])}")
+        return (
+            f"{when} REJECT {row['reason']:<15} {row['symbol']:<8}{side}  seq {row['seq']}  "
+            f"bid {price_to_str(row['bid'])} ask {price_to_str(row['ask'])}"
+        )
     extra = []
     if row.get("config_version") is not None:
         extra.append(f"config v{row['config_version']}")
@@ -44,9 +49,30 @@ def format_entry(row: dict) -> str:
     return f"{when} {row['kind'].upper():<6} " + "  ".join(extra)
 
 
-CSV_COLUMNS = ("jseq", "kind", "engine", "time", "ts_ns", "sender_ts", "order_id", "seq", "symbol", "side",
-               "price", "qty", "reason", "position", "pnl", "bid", "bid_qty", "ask", "ask_qty",
-               "config_version", "program_hash", "detail")
+CSV_COLUMNS = (
+    "jseq",
+    "kind",
+    "engine",
+    "time",
+    "ts_ns",
+    "sender_ts",
+    "order_id",
+    "seq",
+    "symbol",
+    "side",
+    "price",
+    "qty",
+    "reason",
+    "position",
+    "pnl",
+    "bid",
+    "bid_qty",
+    "ask",
+    "ask_qty",
+    "config_version",
+    "program_hash",
+    "detail",
+)
 
 
 def csv_row(row: dict) -> list:
@@ -54,17 +80,33 @@ def csv_row(row: dict) -> list:
         return price_to_str(row[key]) if row.get(key) is not None else ""
 
     return [
-        row["jseq"], row["kind"], row.get("engine") or "", _when(row["wall_ns"]), row.get("ts_ns", ""),
-        row.get("sender_ts", ""), row.get("order_id", ""), row.get("seq", ""), row.get("symbol", ""),
-        row.get("side", ""), price("price"), row.get("qty", ""), row.get("reason", ""),
-        row.get("position", ""), money_to_str(row["pnl"]) if row.get("pnl") is not None else "",
-        price("bid"), row.get("bid_qty", ""), price("ask"), row.get("ask_qty", ""),
+        row["jseq"],
+        row["kind"],
+        row.get("engine") or "",
+        _when(row["wall_ns"]),
+        row.get("ts_ns", ""),
+        row.get("sender_ts", ""),
+        row.get("order_id", ""),
+        row.get("seq", ""),
+        row.get("symbol", ""),
+        row.get("side", ""),
+        price("price"),
+        row.get("qty", ""),
+        row.get("reason", ""),
+        row.get("position", ""),
+        money_to_str(row["pnl"]) if row.get("pnl") is not None else "",
+        price("bid"),
+        row.get("bid_qty", ""),
+        price("ask"),
+        row.get("ask_qty", ""),
         row.get("config_version") if row.get("config_version") is not None else "",
-        row.get("program_hash") or "", row.get("detail") or "",
+        row.get("program_hash") or "",
+        row.get("detail") or "",
     ]
 
 
 # -- CLI ------------------------------------------------------------------
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="jverb", metavar="VERB", required=True)
@@ -127,9 +169,11 @@ def _cmd_verify(j: Journal, args) -> int:
         print(json.dumps(v, indent=2))
     else:
         state = "OK" if v["ok"] else "LOSS"
-        print(f"{state}: {v['journal']}: {v['rows']} order(s), ids {v['first_order_id']}..{v['last_order_id']}, "
-              f"{v['rejects']} reject(s), {v['gaps']} missing order id(s), {v['drops']} ring-buffer drop(s) "
-              f"({v['order_drops']} order, {v['tape_drops']} tape), integrity {v['integrity']}")
+        print(
+            f"{state}: {v['journal']}: {v['rows']} order(s), ids {v['first_order_id']}..{v['last_order_id']}, "
+            f"{v['rejects']} reject(s), {v['gaps']} missing order id(s), {v['drops']} ring-buffer drop(s) "
+            f"({v['order_drops']} order, {v['tape_drops']} tape), integrity {v['integrity']}"
+        )
         for start, stop in v["gap_ranges"]:
             print(f"  missing order ids {start}..{stop}" if stop > start else f"  missing order id {start}")
     return 0 if v["ok"] else 1

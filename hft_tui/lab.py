@@ -32,9 +32,9 @@ from typing import TypeVar
 from pyroute2 import IPRoute, NetNS, netns
 
 from . import engine
+from .errors import LabError
 from .pins import attached_ifaces
 from .preflight import require_bcc, require_root
-from .errors import LabError
 
 PREFIX = 24
 PASS_PROGRAM = b"int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }"
@@ -54,7 +54,7 @@ class Lab:
     exchange_ip: str = "198.18.0.2"
 
     @classmethod
-    def numbered(cls, n: int) -> "Lab":
+    def numbered(cls, n: int) -> Lab:
         """Lab number n (1..250): namespace hft-lab-n, veth hftN/hftxN, 198.18.n.0/24."""
         if not 1 <= n <= MAX_LAB_NUMBER:
             raise ValueError(f"lab number must be 1..{MAX_LAB_NUMBER}")
@@ -276,8 +276,9 @@ def in_namespace(fn: Callable[[], T], lab: Lab = DEFAULT_LAB) -> T:
     return box["value"]
 
 
-def lab_socket(lab: Lab = DEFAULT_LAB, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM,
-               proto: int = 0) -> socket.socket:
+def lab_socket(
+    lab: Lab = DEFAULT_LAB, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM, proto: int = 0
+) -> socket.socket:
     """A socket created inside the lab namespace, usable from this process
     (made by :func:`in_namespace`'s helper thread)."""
     return in_namespace(lambda: socket.socket(family, type_, proto), lab)

@@ -102,7 +102,7 @@ class BpfProgInfo(ctypes.Structure):
 RingBufferSampleFn = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
 
 
-def _declare(l: ctypes.CDLL) -> None:
+def _declare(so: ctypes.CDLL) -> None:
     sigs = {
         "bpf_map_lookup_elem": ([c_int, c_void_p, c_void_p], c_int),
         "bpf_map_lookup_elem_flags": ([c_int, c_void_p, c_void_p, c_uint64], c_int),
@@ -122,7 +122,7 @@ def _declare(l: ctypes.CDLL) -> None:
         "ring_buffer__free": ([c_void_p], None),
     }
     for name, (argtypes, restype) in sigs.items():
-        fn = getattr(l, name)
+        fn = getattr(so, name)
         fn.argtypes = argtypes
         fn.restype = restype
 

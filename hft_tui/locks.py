@@ -35,6 +35,7 @@ def control_lock(iface: str):
 
 # -- one controller per engine ---------------------------------------------------
 
+
 def _lock_path(iface: str) -> Path:
     return paths.RUN_DIR / f"{paths.check_ifname(iface)}.controller"
 
@@ -99,7 +100,7 @@ def acquire_controller_lock(iface: str) -> int:
             text = os.pread(fd, 32, 0).decode(errors="replace").strip()
             os.close(fd)
             if not writers and time.monotonic() < give_up:
-                time.sleep(LOCK_RETRY_STEP_S)     # a reader, for a moment: not a controller
+                time.sleep(LOCK_RETRY_STEP_S)  # a reader, for a moment: not a controller
                 continue
             holder = writers[0] if writers else (text or "?")
             raise EngineError(
@@ -112,7 +113,7 @@ def acquire_controller_lock(iface: str) -> int:
             same = False
         if same:
             break
-        os.close(fd)        # the last controller removed it between our open and flock
+        os.close(fd)  # the last controller removed it between our open and flock
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -150,5 +151,3 @@ def controller_pid(iface: str) -> int | None:
         return None  # nobody holds it
     finally:
         os.close(fd)
-
-

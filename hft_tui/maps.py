@@ -26,6 +26,7 @@ from .constants import (
     NUM_COUNTERS,
     REJECT_REASONS,
 )
+from .errors import MapsError
 from .layout import (
     GlobalConfig,
     GlobalState,
@@ -38,7 +39,6 @@ from .layout import (
     key_name,
     symbol_key,
 )
-from .errors import MapsError
 from .symbol import Symbol
 
 # pin name -> value type (None: not read as a struct here)
@@ -91,7 +91,7 @@ class EngineMaps:
                 )
 
     @classmethod
-    def open_pinned(cls, directory: Path) -> "EngineMaps":
+    def open_pinned(cls, directory: Path) -> EngineMaps:
         fds = {}
         try:
             for name in MAP_VALUES:

@@ -17,23 +17,33 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .constants import XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST
-from .paths import check_ifname
 from .errors import NetlinkFailure
+from .paths import check_ifname
 
 MODE_FLAGS = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE}
 # IFLA_XDP_ATTACHED, as pyroute2 decodes it (names) or as numbers.
 _ATTACHED = {
-    None: None, 0: None, "none": None,
-    1: "native", "xdp": "native", "drv": "native",
-    2: "generic", "xdpgeneric": "generic", "skb": "generic",
-    3: "offload", "xdpoffload": "offload", "hw": "offload",
-    4: "multi", "xdpmulti": "multi", "multi": "multi",
+    None: None,
+    0: None,
+    "none": None,
+    1: "native",
+    "xdp": "native",
+    "drv": "native",
+    2: "generic",
+    "xdpgeneric": "generic",
+    "skb": "generic",
+    3: "offload",
+    "xdpoffload": "offload",
+    "hw": "offload",
+    4: "multi",
+    "xdpmulti": "multi",
+    "multi": "multi",
 }
 
 
 @dataclass
 class XdpState:
-    mode: str | None = None      # native, generic, offload, multi or None
+    mode: str | None = None  # native, generic, offload, multi or None
     prog_id: int = 0
 
 

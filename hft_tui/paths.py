@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
 from .errors import PathError
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -31,7 +31,6 @@ def ensure_bpffs() -> None:
         )
 
 
-
 def attached_ifaces() -> list[str]:
     """Interfaces that have an engine pinned (attached, or left behind)."""
     if not paths.PIN_ROOT.is_dir():
@@ -64,5 +63,3 @@ def pinned_prog_id(directory: Path) -> int | None:
 def unpin_all(directory: Path) -> None:
     if directory.is_dir():
         shutil.rmtree(directory, ignore_errors=True)
-
-

@@ -18,7 +18,7 @@ def require_root() -> None:
 
 def require_bcc():
     try:
-        import bcc  # noqa: F401  (Debian's python3-bpfcc)
+        import bcc
     except ImportError:
         raise EngineError(
             "BCC's Python module is missing: run 'make install' (apt-get install python3-bpfcc libbpfcc) "

@@ -52,4 +52,3 @@ def load_strategy(cflags: tuple[str, ...] = ()):
 
 def bcc_map_fds(b) -> dict[str, int]:
     return {name: b.get_table(name.encode()).map_fd for name in MAP_VALUES}
-

@@ -28,6 +28,8 @@ from .symbol import Symbol
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 PRICE_DECIMALS = len(str(PRICE_SCALE)) - 1
+
+
 def decimal_to_units(dec: Decimal, what: str) -> int:
     """An exact decimal (>= 0, already checked against its limit) to 1e-4 units.
 
@@ -51,7 +53,7 @@ def parse_price(value, what: str = "price") -> int:
 
     Floats are refused: 190.1 as a float is not 190.1.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ProtocolError(f"{what}: give a decimal number, not {type(value).__name__}")
     try:
         dec = Decimal(str(value).strip())
@@ -87,13 +89,13 @@ class Update:
 
 @dataclass(frozen=True)
 class Order:
-    side: str          # "B" or "S"
+    side: str  # "B" or "S"
     symbol: str
-    seq: int           # the update that triggered it
+    seq: int  # the update that triggered it
     price: int
     qty: int
     order_id: int
-    timestamp: int     # echoed from the update
+    timestamp: int  # echoed from the update
 
 
 _U16, _U32, _U64 = struct.Struct("!H"), struct.Struct("!I"), struct.Struct("!Q")
@@ -107,7 +109,7 @@ def encode_update(u: Update, length: int = MSG_LEN) -> bytes:
     _U16.pack_into(buf, OFFSETS["magic"], MAGIC)
     buf[OFFSETS["version"]] = VERSION
     buf[OFFSETS["type"]] = TYPE_UPDATE
-    buf[OFFSETS["symbol"]:OFFSETS["symbol"] + SYMBOL_LEN] = Symbol(u.symbol).key
+    buf[OFFSETS["symbol"] : OFFSETS["symbol"] + SYMBOL_LEN] = Symbol(u.symbol).key
     _U64.pack_into(buf, OFFSETS["seq"], u.seq)
     _U32.pack_into(buf, OFFSETS["bid"], u.bid)
     _U32.pack_into(buf, OFFSETS["bid_qty"], u.bid_qty)
@@ -128,7 +130,7 @@ def _header(payload: bytes) -> int:
 
 
 def _symbol(payload: bytes) -> str:
-    return payload[OFFSETS["symbol"]:OFFSETS["symbol"] + SYMBOL_LEN].decode("ascii", "replace").rstrip(" ")
+    return payload[OFFSETS["symbol"] : OFFSETS["symbol"] + SYMBOL_LEN].decode("ascii", "replace").rstrip(" ")
 
 
 def decode_update(payload: bytes) -> Update:

@@ -28,7 +28,6 @@ from .errors import EngineError
 from .events import EngineEvent, EventReader
 from .layout import Event
 
-
 # include/uapi/linux/bpf.h: a record's header is a u32 length with these two
 # flag bits, then a u32 page offset; records are 8-byte aligned.
 _RINGBUF_BUSY_BIT = 1 << 31
@@ -58,12 +57,14 @@ EVENT_STRUCT = _event_struct()
 EVENT_FIELDS = tuple(name for name, _ in Event._fields_)
 # A record of our one event type: header (length, page offset) + the event.
 RECORD_STRIDE = (_RINGBUF_HDR_SZ + EVENT_STRUCT.size + 7) & ~7
-RECORD_STRUCT = struct.Struct("=II" + EVENT_STRUCT.format[1:] + "x" * (RECORD_STRIDE - _RINGBUF_HDR_SZ - EVENT_STRUCT.size))
+RECORD_STRUCT = struct.Struct(
+    "=II" + EVENT_STRUCT.format[1:] + "x" * (RECORD_STRIDE - _RINGBUF_HDR_SZ - EVENT_STRUCT.size)
+)
 
 
 _STRIDE_WORDS = RECORD_STRIDE // 4
 assert Event.kind.offset % 4 == 0 and _RINGBUF_HDR_SZ % 4 == 0
-_KIND_WORD = (_RINGBUF_HDR_SZ + Event.kind.offset) // 4   # the event's kind, in 32-bit words of a record
+_KIND_WORD = (_RINGBUF_HDR_SZ + Event.kind.offset) // 4  # the event's kind, in 32-bit words of a record
 
 
 class RecordRun:
@@ -73,7 +74,7 @@ class RecordRun:
     record costs no per-field decoding on the way (only the newest few are
     decoded, for the screen)."""
 
-    __slots__ = ("pos", "data", "n")
+    __slots__ = ("data", "n", "pos")
 
     def __init__(self, pos: int, data: bytes, n: int) -> None:
         self.pos, self.data, self.n = pos, data, n
@@ -98,19 +99,21 @@ class RecordRun:
         kinds = self.kinds()[start:]
         stride = RECORD_STRIDE
         if kinds.count(kind) == len(kinds):
-            return self.data[start * stride:], len(kinds)
+            return self.data[start * stride :], len(kinds)
         pieces, lo = [], start
         for hi in [i + start for i, k in enumerate(kinds) if k != kind] + [self.n]:
             if hi > lo:
-                pieces.append(self.data[lo * stride: hi * stride])
+                pieces.append(self.data[lo * stride : hi * stride])
             lo = hi + 1
         return b"".join(pieces), sum(len(p) for p in pieces) // stride
 
     def tuples(self, start: int = 0) -> list[tuple[int, tuple]]:
         """(ring position, event tuple in layout.Event order) of records ``start``.. (decoded)."""
         off = start * RECORD_STRIDE
-        return [(self.pos + off + i * RECORD_STRIDE, rec[2:])
-                for i, rec in enumerate(RECORD_STRUCT.iter_unpack(self.data[off:]))]
+        return [
+            (self.pos + off + i * RECORD_STRIDE, rec[2:])
+            for i, rec in enumerate(RECORD_STRUCT.iter_unpack(self.data[off:]))
+        ]
 
 
 def event_from_tuple(t: tuple) -> EngineEvent:
@@ -175,8 +178,10 @@ class RingDrain:
             size = hdr & ~(_RINGBUF_BUSY_BIT | _RINGBUF_DISCARD_BIT)
             if not hdr & _RINGBUF_DISCARD_BIT:
                 if size != EVENT_STRUCT.size:
-                    raise EngineError(f"a {size}-byte ring-buffer record, this hft-tui reads "
-                                      f"{EVENT_STRUCT.size}: the engine is another version")
+                    raise EngineError(
+                        f"a {size}-byte ring-buffer record, this hft-tui reads "
+                        f"{EVENT_STRUCT.size}: the engine is another version"
+                    )
                 out.append((pos, EVENT_STRUCT.unpack_from(data, off + _RINGBUF_HDR_SZ)))
             pos += (size + _RINGBUF_HDR_SZ + 7) & ~7
         return out, pos
@@ -191,7 +196,7 @@ class RingDrain:
         if n <= 0:
             return None
         off = self._base + (pos & self._mask)
-        data = self._data[off: off + n * RECORD_STRIDE]   # mapped twice: a run never wraps
+        data = self._data[off : off + n * RECORD_STRIDE]  # mapped twice: a run never wraps
         headers = memoryview(data).cast("I")[0::_STRIDE_WORDS].tolist()
         if headers.count(EVENT_STRUCT.size) != n:
             n = next(i for i, h in enumerate(headers) if h != EVENT_STRUCT.size)
@@ -238,7 +243,7 @@ class EngineRings:
         request), or after ``timeout_ms``."""
         if timeout_ms <= 0 or any(d.pending() for d in self.drains):
             return
-        if self.reader is not None:   # libbpf's reader polls on its own: only the stop can wake us
+        if self.reader is not None:  # libbpf's reader polls on its own: only the stop can wake us
             select.select([wake_fd] if wake_fd is not None else [], [], [], timeout_ms / 1000)
             return
         if wake_fd is not None and wake_fd != self._wake_fd:
@@ -293,5 +298,3 @@ class EngineRings:
         if self.reader is not None:
             self.reader.close()
             self.reader = None
-
-

@@ -88,7 +88,9 @@ def status_dict(handle: EngineHandle, snap: Snapshot | None = None) -> dict:
             "rate_per_sec": g.rate_per_sec,
             "burst": g.burst,
             "loss_trips": snap.counters["loss_trips"],
-            "reject_counters": {k: snap.rejects[k] for k in ("notional", "throttle", "collar", "stale", "deadman", "position_limit")},
+            "reject_counters": {
+                k: snap.rejects[k] for k in ("notional", "throttle", "collar", "stale", "deadman", "position_limit")
+            },
         },
         "deadman": {
             "armed": armed,
@@ -124,8 +126,10 @@ def status_text(st: dict) -> str:
         pid = f" by pid {dm['controller_pid']}" if dm.get("controller_pid") else ""
         supervision = f"supervised{pid}: dead-man {dm['deadline_ms']} ms, heartbeat {dm['heartbeat_age_ms']} ms ago"
     elif dm["armed"]:
-        supervision = (f"NOT SUPERVISED: the controller's heartbeat is {dm['heartbeat_age_ms']} ms old "
-                       f"(deadline {dm['deadline_ms']} ms): no order leaves until a controller starts")
+        supervision = (
+            f"NOT SUPERVISED: the controller's heartbeat is {dm['heartbeat_age_ms']} ms old "
+            f"(deadline {dm['deadline_ms']} ms): no order leaves until a controller starts"
+        )
     else:
         supervision = "UNSUPERVISED: no dead-man switch armed (engine attach --deadman MS, or engine run)"
     lines.append(supervision)
@@ -136,8 +140,10 @@ def status_text(st: dict) -> str:
     lines.append(f"session PnL {_money(st['pnl'])}, open cost {_money(st['open_cost'])}")
     rejects = ", ".join(f"{k} {v:,}" for k, v in st["rejects"].items() if v)
     lines.append(f"rejects: {rejects or 'none'}")
-    header = f"{'symbol':8} {'on':>3} {'buy@':>10} {'sell@':>10} {'pos':>7} {'bought':>9} {'sold':>9} " \
-             f"{'bid':>10} {'ask':>10} {'orders':>7} {'PnL':>12}"
+    header = (
+        f"{'symbol':8} {'on':>3} {'buy@':>10} {'sell@':>10} {'pos':>7} {'bought':>9} {'sold':>9} "
+        f"{'bid':>10} {'ask':>10} {'orders':>7} {'PnL':>12}"
+    )
     lines.append(header)
     for name, sym in st["symbols"].items():
         c, s = sym["config"], sym["stats"]

@@ -24,7 +24,7 @@ class StopFlag:
         self._set = True
         try:
             os.write(self._write, b"\0")
-        except OSError:      # the pipe is full (it already wakes every waiter) or closed
+        except OSError:  # the pipe is full (it already wakes every waiter) or closed
             pass
 
     def fileno(self) -> int:

@@ -40,7 +40,7 @@ from .protocol import Update
 
 BUY = chr(TYPE_BUY)
 SELL = chr(TYPE_SELL)
-BPS = 10_000          # collar_bps is in basis points of the reference
+BPS = 10_000  # collar_bps is in basis points of the reference
 NO_TRADE = "no_trade"  # a valid update that simply is not a trade (not a reject)
 
 
@@ -172,10 +172,10 @@ class SymbolModel:
 
     params: SymbolParams | None
     position: int = 0
-    seen: bool = False            # an update arrived: from now on seq <= last_seq is stale
+    seen: bool = False  # an update arrived: from now on seq <= last_seq is stale
     last_seq: int = 0
-    session_ref: int = 0          # 0: unknown or not taken yet
-    ref_known: bool = True        # False: the session started before the model
+    session_ref: int = 0  # 0: unknown or not taken yet
+    ref_known: bool = True  # False: the session started before the model
     cost_bound: int = 0
 
 
@@ -198,8 +198,16 @@ class EngineModel:
             m = self.symbols[name] = SymbolModel(self.config.symbols.get(name))
         return m
 
-    def start(self, name: str, *, position: int = 0, updates: int = 0, last_seq: int = 0,
-              session_ref: int = 0, open_cost: int = 0) -> None:
+    def start(
+        self,
+        name: str,
+        *,
+        position: int = 0,
+        updates: int = 0,
+        last_seq: int = 0,
+        session_ref: int = 0,
+        open_cost: int = 0,
+    ) -> None:
         """Begin from a running engine's state instead of a fresh session.
 
         An engine that already saw updates may have taken its collar

@@ -25,8 +25,9 @@ from .stopflag import StopFlag
 
 
 class SupervisionLoop:
-    def __init__(self, controller: Controller, stop: StopFlag, *, interval_s: float,
-                 wake_on_events: bool = False) -> None:
+    def __init__(
+        self, controller: Controller, stop: StopFlag, *, interval_s: float, wake_on_events: bool = False
+    ) -> None:
         self.controller = controller
         self.stop = stop
         self.interval_s = interval_s
@@ -54,7 +55,7 @@ class SupervisionLoop:
                     # A slow tick does not make the next ones come faster to catch up.
                     next_tick = max(next_tick + self.interval_s, time.monotonic())
             else:
-                ctl.beat()     # nothing to drain: the heartbeat only
+                ctl.beat()  # nothing to drain: the heartbeat only
             wait_s = max(0.0, min(next_tick - time.monotonic(), ctl.beat_interval_s()))
             if self.wake_on_events:
                 ctl.rings.wait(math.ceil(wait_s * 1000), wake_fd=self.stop.fileno())

@@ -24,14 +24,14 @@ import time
 from collections import defaultdict
 
 from . import engine, paths
-from .pins import attached_ifaces
-from .preflight import require_root
-from .stopflag import StopFlag
-from .supervision import SupervisionLoop
 from .config import default_config, load_config, parse_deadman_ms
 from .controller import Controller
 from .events import Alert
 from .journal import Journal, journal_path
+from .pins import attached_ifaces
+from .preflight import require_root
+from .stopflag import StopFlag
+from .supervision import SupervisionLoop
 
 #: one tick waits at most this long for events: 20 ticks a second when idle,
 #: more when a fifth of the dead-man deadline is shorter (the tick beats)
@@ -47,8 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("native", "generic"))
     p.add_argument("--journal", metavar="PATH", help=f"journal file (default {paths.JOURNAL_DIR}/IFACE.journal.sqlite)")
     p.add_argument("--deadman", type=int, metavar="MS", help="dead-man deadline (default: the config's, 500)")
-    p.add_argument("--keep-attached", action="store_true",
-                   help="on SIGINT/SIGTERM leave the engine attached and armed instead of detaching it")
+    p.add_argument(
+        "--keep-attached",
+        action="store_true",
+        help="on SIGINT/SIGTERM leave the engine attached and armed instead of detaching it",
+    )
 
 
 def _say(text: str) -> None:
@@ -88,8 +91,10 @@ def _attach_or_take_over(args) -> tuple[engine.EngineHandle, bool]:
         h = engine.EngineHandle(iface)
         if h.attached():
             if args.config:
-                _say(f"an engine already runs on {iface}: taking it over as it is (--config {args.config} "
-                     "not applied; change it with 'hft-tui engine set')")
+                _say(
+                    f"an engine already runs on {iface}: taking it over as it is (--config {args.config} "
+                    "not applied; change it with 'hft-tui engine set')"
+                )
             return h, False
         h.close()  # pins of an engine that is no longer attached: attach cleans them
     config = load_config(args.config) if args.config else default_config()
@@ -100,7 +105,7 @@ def _attach_or_take_over(args) -> tuple[engine.EngineHandle, bool]:
 def run(args) -> int:
     require_root()
     paths.check_ifname(args.iface)
-    stop = StopFlag()           # set from the signal handler: takes no lock
+    stop = StopFlag()  # set from the signal handler: takes no lock
     stopped_by: list[str] = []
 
     def on_signal(signum, _frame):
@@ -137,11 +142,15 @@ def _supervise(args, stop: StopFlag, stopped_by: list[str]) -> int:
     ctl = Controller(handle, journal=journal, deadman_ms=deadman)
     try:
         if attached_here and rec is not None:
-            journal.begin_engine(iface=handle.iface, prog_id=rec.prog_id, attached_at=rec.attached_at,
-                                 program_hash=rec.program_hash)
-            journal.record_control("attach", program_hash=rec.program_hash,
-                                   config_version=handle.maps.read_global().config_version,
-                                   detail={"mode": rec.mode, "prog_id": rec.prog_id, "config": args.config})
+            journal.begin_engine(
+                iface=handle.iface, prog_id=rec.prog_id, attached_at=rec.attached_at, program_hash=rec.program_hash
+            )
+            journal.record_control(
+                "attach",
+                program_hash=rec.program_hash,
+                config_version=handle.maps.read_global().config_version,
+                detail={"mode": rec.mode, "prog_id": rec.prog_id, "config": args.config},
+            )
         ctl.start()
     except BaseException:
         ctl.rings.close()
@@ -151,34 +160,42 @@ def _supervise(args, stop: StopFlag, stopped_by: list[str]) -> int:
             engine.detach(handle.iface)
         raise
     mode, prog_id = (rec.mode, rec.prog_id) if rec else ("?", "?")
-    _say(f"supervising {handle.iface} ({'attached' if attached_here else 'taken over'}, {mode} mode, "
-         f"program id {prog_id}, hash {(ctl.program_hash or '-')[:12]}, config v{ctl.config_version}): "
-         f"dead-man {ctl.deadline_ms} ms armed, journal {jpath}")
+    _say(
+        f"supervising {handle.iface} ({'attached' if attached_here else 'taken over'}, {mode} mode, "
+        f"program id {prog_id}, hash {(ctl.program_hash or '-')[:12]}, config v{ctl.config_version}): "
+        f"dead-man {ctl.deadline_ms} ms armed, journal {jpath}"
+    )
     if ctl.tripped_on_start:
-        _say(f"KILL SWITCH LATCHED: the previous controller died (heartbeat expired); trading resumes "
-             f"with 'hft-tui engine resume {handle.iface}'")
+        _say(
+            f"KILL SWITCH LATCHED: the previous controller died (heartbeat expired); trading resumes "
+            f"with 'hft-tui engine resume {handle.iface}'"
+        )
     printer = _AlertPrinter()
     try:
         ended = SupervisionLoop(ctl, stop, interval_s=TICK_MS / 1000, wake_on_events=True).run(
-            lambda tick: printer.add(tick.alerts))
+            lambda tick: printer.add(tick.alerts)
+        )
         if ended is not None:
             printer.flush()
             _say(f"supervision of {handle.iface} ended: {ended.ended}")
             return 1
         printer.flush()
         keep = getattr(args, "keep_attached", False)
-        _say(f"{stopped_by[0] if stopped_by else 'stop'}: stopping, {'leaving the engine armed' if keep else 'detaching'}")
+        why = stopped_by[0] if stopped_by else "stop"
+        _say(f"{why}: stopping, {'leaving the engine armed' if keep else 'detaching'}")
         for line in ctl.stop(detach=not keep):
             _say(line)
         v = journal.verify()
-        _say(f"journal: {v['rows']} order(s), {v['rejects']} reject(s), {v['gaps']} missing order id(s), "
-             f"{v['drops']} ring-buffer drop(s)")
+        _say(
+            f"journal: {v['rows']} order(s), {v['rejects']} reject(s), {v['gaps']} missing order id(s), "
+            f"{v['drops']} ring-buffer drop(s)"
+        )
         return 0
     finally:
         if not ctl.ended:  # an exception: do not leave the engine unsupervised and trading
             try:
                 ctl.stop(detach=False)
-            except Exception:  # noqa: BLE001 - we are already failing
+            except Exception:
                 pass
         journal.close()
         handle.close()

@@ -42,8 +42,11 @@ def pytest_collection_modifyitems(session, config, items):
         return
     problem = kernel_problem()
     if problem:
-        pytest.exit(f"{len(kernel_tests)} kernel test(s) selected but they cannot run: {problem} "
-                    "(the tests that need neither root nor the kernel: pytest -m pure)", returncode=3)
+        pytest.exit(
+            f"{len(kernel_tests)} kernel test(s) selected but they cannot run: {problem} "
+            "(the tests that need neither root nor the kernel: pytest -m pure)",
+            returncode=3,
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -130,17 +130,18 @@ def update_frame(
 
 # -- order checks ---------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Parts:
     """A frame cut at its headers (VLAN tags, IPv4, UDP), raw and dissected."""
 
-    eth_raw: bytes    # Ethernet header and tags
-    ip_raw: bytes     # IPv4 header with options
-    udp_raw: bytes    # UDP header
-    ip: IP            # ip_raw dissected
-    udp: UDP          # udp_raw dissected
-    payload: bytes    # the UDP payload, udp.len - 8 bytes
-    tail: bytes       # bytes after the UDP datagram (IP payload rest, Ethernet padding)
+    eth_raw: bytes  # Ethernet header and tags
+    ip_raw: bytes  # IPv4 header with options
+    udp_raw: bytes  # UDP header
+    ip: IP  # ip_raw dissected
+    udp: UDP  # udp_raw dissected
+    payload: bytes  # the UDP payload, udp.len - 8 bytes
+    tail: bytes  # bytes after the UDP datagram (IP payload rest, Ethernet padding)
 
 
 def split(frame: bytes) -> Parts:
@@ -148,14 +149,14 @@ def split(frame: bytes) -> Parts:
     l3 = ETH_LEN
     etype = Ether(frame[:ETH_LEN]).type
     while etype in VLAN_TYPES:
-        etype = Dot1Q(frame[l3:l3 + TAG_LEN]).type
+        etype = Dot1Q(frame[l3 : l3 + TAG_LEN]).type
         l3 += TAG_LEN
     assert etype == ETH_P_IP, f"not IPv4 (EtherType {etype:#06x})"
-    l4 = l3 + IP(frame[l3:l3 + IP_LEN]).ihl * 4
-    ip_raw, udp_raw = frame[l3:l4], frame[l4:l4 + UDP_LEN]
+    l4 = l3 + IP(frame[l3 : l3 + IP_LEN]).ihl * 4
+    ip_raw, udp_raw = frame[l3:l4], frame[l4 : l4 + UDP_LEN]
     udp = UDP(udp_raw)
     end = l4 + udp.len
-    return Parts(frame[:l3], ip_raw, udp_raw, IP(ip_raw), udp, frame[l4 + UDP_LEN:end], frame[end:])
+    return Parts(frame[:l3], ip_raw, udp_raw, IP(ip_raw), udp, frame[l4 + UDP_LEN : end], frame[end:])
 
 
 def checksums_ok(parts: Parts) -> tuple[bool, bool]:
@@ -215,7 +216,7 @@ class Result:
     action: int
     frame_in: bytes
     frame_out: bytes
-    counts: dict[str, int]                 # counters that moved, by name
+    counts: dict[str, int]  # counters that moved, by name
     events: list[EngineEvent] = field(default_factory=list)
 
     @property
@@ -244,15 +245,13 @@ class Harness:
             rb.close()
 
     # -- state --
-    def reset(self, symbols: dict[str, dict] | None = None, engine: dict | None = None,
-              deadman_ms: int = 0) -> None:
+    def reset(self, symbols: dict[str, dict] | None = None, engine: dict | None = None, deadman_ms: int = 0) -> None:
         """Engine config written, symbols re-added with fresh state, totals,
         kill switch, global throttle and heartbeat zeroed, events drained.
         Values go through the real validation (symbol_params, engine_params)."""
         for name in self.maps.symbol_names():
             self.maps.remove_symbol(name)
-        self.maps.write_global(engine_params({"update_sample": 0, **(engine or {})}),
-                               deadman_ms=deadman_ms, version=1)
+        self.maps.write_global(engine_params({"update_sample": 0, **(engine or {})}), deadman_ms=deadman_ms, version=1)
         self.maps.set_kill(KILL_OFF)
         zero = ctypes.c_uint32(0)
         libbpf.update(self.maps.fds["totals"], zero, Totals())
@@ -306,8 +305,18 @@ class Harness:
         moved = {k: after[k] - before[k] for k in after if after[k] != before[k]}
         return Result(action, frame, out, moved, self.drain())
 
-    def update(self, symbol: str, bid: int = 0, bid_qty: int = 0, ask: int = 0, ask_qty: int = 0, *,
-               seq: int | None = None, timestamp: int = 0, **frame_kw) -> Result:
+    def update(
+        self,
+        symbol: str,
+        bid: int = 0,
+        bid_qty: int = 0,
+        ask: int = 0,
+        ask_qty: int = 0,
+        *,
+        seq: int | None = None,
+        timestamp: int = 0,
+        **frame_kw,
+    ) -> Result:
         """Runs one update frame; seq defaults to the next of an increasing counter."""
         u = Update(symbol, self.next_seq() if seq is None else seq, bid, bid_qty, ask, ask_qty, timestamp)
         return self.run(update_frame(u, **frame_kw))

@@ -41,15 +41,17 @@ class Recording:
 
 
 def view_from_json(d: dict) -> EngineView:
-    return EngineView(**{
-        **d,
-        "engine": EngineParams(**d["engine"]),
-        "symbols": tuple(SymbolView(**{**s, "params": SymbolParams(**s["params"])}) for s in d["symbols"]),
-        "tape": tuple(TapeEntry(**t) for t in d["tape"]),
-        "alerts": tuple(d["alerts"]),
-        "pnl_history": tuple(tuple(p) for p in d["pnl_history"]),
-        "sparklines": {name: tuple(points) for name, points in d["sparklines"].items()},
-    })
+    return EngineView(
+        **{
+            **d,
+            "engine": EngineParams(**d["engine"]),
+            "symbols": tuple(SymbolView(**{**s, "params": SymbolParams(**s["params"])}) for s in d["symbols"]),
+            "tape": tuple(TapeEntry(**t) for t in d["tape"]),
+            "alerts": tuple(d["alerts"]),
+            "pnl_history": tuple(tuple(p) for p in d["pnl_history"]),
+            "sparklines": {name: tuple(points) for name, points in d["sparklines"].items()},
+        }
+    )
 
 
 def interface_from_json(d: dict) -> Interface:
@@ -58,15 +60,19 @@ def interface_from_json(d: dict) -> Interface:
 
 def load(path: Path = DATA) -> Recording:
     d = json.loads(path.read_text())
-    return Recording(views=tuple(view_from_json(v) for v in d["views"]),
-                     interfaces=tuple(interface_from_json(i) for i in d["interfaces"]),
-                     record=EngineRecord(**d["record"]))
+    return Recording(
+        views=tuple(view_from_json(v) for v in d["views"]),
+        interfaces=tuple(interface_from_json(i) for i in d["interfaces"]),
+        record=EngineRecord(**d["record"]),
+    )
 
 
 def save(rec: Recording, path: Path = DATA) -> None:
-    d = {"views": [dataclasses.asdict(v) for v in rec.views],
-         "interfaces": [dataclasses.asdict(i) for i in rec.interfaces],
-         "record": dataclasses.asdict(rec.record)}
+    d = {
+        "views": [dataclasses.asdict(v) for v in rec.views],
+        "interfaces": [dataclasses.asdict(i) for i in rec.interfaces],
+        "record": dataclasses.asdict(rec.record),
+    }
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(d, indent=1) + "\n")
     assert load(path) == rec, "the JSON does not give back what was recorded"
@@ -101,8 +107,9 @@ def record() -> Recording:
         finally:
             poller.stop(detach=False)
         interfaces = tuple(i for i in netlink.interfaces() if i.name in ("lo", le.iface))
-        return Recording(views=tuple(got.views[:VIEWS]), interfaces=interfaces,
-                         record=engine.EngineRecord.load(le.iface))
+        return Recording(
+            views=tuple(got.views[:VIEWS]), interfaces=interfaces, record=engine.EngineRecord.load(le.iface)
+        )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,6 @@ def message_beside_field(app) -> tuple[str, set[str]]:
     return str(msg.render()), set(msg.classes)
 
 
-
 @pytest.mark.parametrize("kind", list(BAD_VALUES))
 async def test_bad_symbol_values_are_refused_beside_the_field_and_never_written(lab36, kind):
     bad = BAD_VALUES[kind]
@@ -72,7 +71,7 @@ async def test_bad_symbol_values_are_refused_beside_the_field_and_never_written(
             await pilot.press("enter")
             editor = app.params_pane.editor
             assert editor.key == key
-            await pilot.press(*bad)                    # replaces the selected current value
+            await pilot.press(*bad)  # replaces the selected current value
             assert editor.input.value == bad
             text, classes = message_beside_field(app)
             assert "-error" in classes, f"{key}={bad!r} was not flagged as typed: {text}"
@@ -141,6 +140,7 @@ async def test_a_valid_value_after_a_bad_one_is_written(lab36):
 
 # -- the Add-symbol dialog (lab 66) --------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def lab66():
     with LabEngine(66) as le:
@@ -151,12 +151,24 @@ def lab66():
 BAD_NEW_SYMBOLS = {
     "letters": ("NEWX", {"buy_target": "abc"}, "buy_target", "buy_target: 'abc' is not a number"),
     "negative": ("NEWX", {"base_qty": "-5"}, "base_qty", "base_qty: -5 is below 0"),
-    "too many decimals": ("NEWX", {"buy_target": "1.00001"}, "buy_target",
-                          "buy_target: 1.00001 has more than 4 decimal places"),
-    "overflow": ("NEWX", {"max_position": "99999999999999999999999"}, "max_position",
-                 "max_position: 99999999999999999999999 is above 4294967295"),
-    "sell below buy": ("NEWX", {"buy_target": "250", "sell_target": "249"}, "sell_target",
-                       "sell_target 249.0000 must be above buy_target 250.0000"),
+    "too many decimals": (
+        "NEWX",
+        {"buy_target": "1.00001"},
+        "buy_target",
+        "buy_target: 1.00001 has more than 4 decimal places",
+    ),
+    "overflow": (
+        "NEWX",
+        {"max_position": "99999999999999999999999"},
+        "max_position",
+        "max_position: 99999999999999999999999 is above 4294967295",
+    ),
+    "sell below buy": (
+        "NEWX",
+        {"buy_target": "250", "sell_target": "249"},
+        "sell_target",
+        "sell_target 249.0000 must be above buy_target 250.0000",
+    ),
     "bad symbol name": ("TOO-LONG-NAME", {"buy_target": "250"}, "name", "invalid symbol 'TOO-LONG-NAME'"),
     "no symbol name": ("", {"buy_target": "250"}, "name", "give the symbol a name"),
 }
@@ -179,13 +191,13 @@ async def test_the_add_symbol_dialog_refuses_bad_input_beside_the_field_and_writ
         await pilot.press("2", "n")
         dialog = app.screen
         assert isinstance(dialog, AddSymbolScreen)
-        await pilot.press(*name)                                   # the name field has the focus
+        await pilot.press(*name)  # the name field has the focus
         for key, value in values.items():
             dialog.query_one(f"#new-{key}").focus()
-            await pilot.press(*value)                              # replaces the default shown
+            await pilot.press(*value)  # replaces the default shown
             assert dialog.query_one(f"#new-{key}").value == value
         await pilot.press("enter")
-        assert app.screen is dialog                                # still open: nothing to add
+        assert app.screen is dialog  # still open: nothing to add
         assert says in dialog.problem(field), dialog.problem(field)
         assert dialog.query_one(f"#new-{field}").has_class("-invalid")
         others = [f for f in ("name", *values) if f != field]

@@ -47,8 +47,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_an_exception_in_the_app_sets_the_kill_switch_keeps_the_traceback_and_shows_one_line(lab38, tmp_path,
-                                                                                            capsys):
+def test_an_exception_in_the_app_sets_the_kill_switch_keeps_the_traceback_and_shows_one_line(lab38, tmp_path, capsys):
     log = tmp_path / "app-crash.log"
     app = HftApp(EngineSession(), iface=lab38.iface, take_over=True, crash_log=log)
 
@@ -68,10 +67,12 @@ def test_an_exception_in_the_app_sets_the_kill_switch_keeps_the_traceback_and_sh
     assert run_app(app, headless=True, size=(160, 48), auto_pilot=crash) == 1
     with lab38.handle() as h:
         assert h.maps.kill() == KILL_OPERATOR
-    assert app.session.iface is None and lab38.iface in engine_ifaces()    # killed, left attached
-    [line] = capsys.readouterr().err.splitlines()          # one line, whatever the traceback
-    assert line.startswith(f"hft-tui: error: the app failed (RuntimeError: a bug in the app); {lab38.iface}: "
-                           f"kill switch set, engine left attached (hft-tui engine detach {lab38.iface})")
+    assert app.session.iface is None and lab38.iface in engine_ifaces()  # killed, left attached
+    [line] = capsys.readouterr().err.splitlines()  # one line, whatever the traceback
+    assert line.startswith(
+        f"hft-tui: error: the app failed (RuntimeError: a bug in the app); {lab38.iface}: "
+        f"kill switch set, engine left attached (hft-tui engine detach {lab38.iface})"
+    )
     assert line.endswith(f"; details in {log}")
     assert "RuntimeError: a bug in the app" in log.read_text() and "in broken" in log.read_text()
 
@@ -106,7 +107,7 @@ def test_sigkill_of_the_app_sets_the_kill_switch(lab38):
             time.sleep(0.3)
             settled = h.snapshot().totals.order_seq
             time.sleep(0.5)
-            assert h.snapshot().totals.order_seq == settled   # the feed goes on, no order goes out
+            assert h.snapshot().totals.order_seq == settled  # the feed goes on, no order goes out
             assert settled >= orders
     finally:
         app.close()
@@ -128,24 +129,29 @@ def test_an_app_dead_before_its_supervisor_asked_for_pdeathsig_still_gets_its_en
     try:
         with lab69.handle() as h:
             deadline = time.monotonic() + 20
-            while feed.orders_received == 0:                 # a plain attach trades, unsupervised
+            while feed.orders_received == 0:  # a plain attach trades, unsupervised
                 assert time.monotonic() < deadline, "no orders"
                 time.sleep(0.05)
-            subprocess.run(["sh", "-c", argv], check=True, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                ["sh", "-c", argv],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             while h.maps.kill() == KILL_OFF:
                 assert time.monotonic() < deadline + 20, "the kill switch was not set"
                 time.sleep(0.02)
             assert h.maps.kill() == KILL_OPERATOR
             orders = h.snapshot().totals.order_seq
-            while feed.orders_received != orders:            # the orders in flight arrive
+            while feed.orders_received != orders:  # the orders in flight arrive
                 assert time.monotonic() < deadline + 30, "orders in flight never arrived"
                 time.sleep(0.02)
             sent = feed.sent
-            while feed.sent < sent + 1000:                   # the feed goes on ...
+            while feed.sent < sent + 1000:  # the feed goes on ...
                 assert time.monotonic() < deadline + 40, "the feed stopped"
                 time.sleep(0.02)
-            assert feed.orders_received == orders == h.snapshot().totals.order_seq   # ... no order goes out
+            assert feed.orders_received == orders == h.snapshot().totals.order_seq  # ... no order goes out
             assert h.snapshot().global_config.deadman_ms == 0  # it never took the engine over
     finally:
         feed.stop()

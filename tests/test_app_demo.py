@@ -27,8 +27,9 @@ def demo_leftovers() -> list[str]:
     if DEMO_LAB.namespace in netns.listnetns():
         left.append(f"namespace {DEMO_LAB.namespace}")
     with IPRoute() as ipr:
-        left += [f"link {name}" for name in (DEMO_LAB.engine_iface, DEMO_LAB.exchange_iface)
-                 if ipr.link_lookup(ifname=name)]
+        left += [
+            f"link {name}" for name in (DEMO_LAB.engine_iface, DEMO_LAB.exchange_iface) if ipr.link_lookup(ifname=name)
+        ]
     if paths.pin_dir(DEMO_LAB.engine_iface).exists():
         left.append(str(paths.pin_dir(DEMO_LAB.engine_iface)))
     if paths.state_file(DEMO_LAB.engine_iface).exists():
@@ -42,7 +43,7 @@ def test_the_demo_trades_and_quitting_with_detach_leaves_nothing_behind():
     assert demo_leftovers() == [], "the demo lab is in use or left over: 'hft-tui lab down' removes it"
     app = AppInTerminal([HFT_TUI, "--demo"])
     try:
-        app.wait_for(b"TRADING", timeout=90)          # compiled, attached, supervised, the simulator trading
+        app.wait_for(b"TRADING", timeout=90)  # compiled, attached, supervised, the simulator trading
         assert DEMO_LAB.engine_iface in engine.attached_ifaces()
         app.press(CTRL_Q)
         app.wait_for(b"Detach and quit")
@@ -51,7 +52,7 @@ def test_the_demo_trades_and_quitting_with_detach_leaves_nothing_behind():
     finally:
         app.close()
         if app.proc.returncode != 0:
-            lab.down(DEMO_LAB, quiet=True)             # do not leave a broken demo to the next run
+            lab.down(DEMO_LAB, quiet=True)  # do not leave a broken demo to the next run
     assert b"Traceback" not in app.tail
     assert demo_leftovers() == []
     assert lab.lab_pids(DEMO_LAB) == []

@@ -15,31 +15,45 @@ from hft_tui.app.model import (
     RateMeter,
     sample_tape,
 )
-from hft_tui.events import Alert
-from hft_tui.events import EngineEvent
+from hft_tui.events import Alert, EngineEvent
 
 pytestmark = pytest.mark.pure  # no root, no kernel
 
 
-
 def event(kind: str, i: int, symbol: str = "AAPL", reason: str = "", side: str = "") -> EngineEvent:
-    return EngineEvent(kind=kind, ts_ns=i, sender_ts=0, seq=i, symbol=symbol, side=side, price=1902500,
-                       qty=100, order_id=i, reason=reason, bid=1902400, bid_qty=100, ask=1902500,
-                       ask_qty=200, position=0, pnl=0)
+    return EngineEvent(
+        kind=kind,
+        ts_ns=i,
+        sender_ts=0,
+        seq=i,
+        symbol=symbol,
+        side=side,
+        price=1902500,
+        qty=100,
+        order_id=i,
+        reason=reason,
+        bid=1902400,
+        bid_qty=100,
+        ask=1902500,
+        ask_qty=200,
+        position=0,
+        pnl=0,
+    )
 
 
 def test_the_tape_of_one_tick_stays_short_however_many_events_arrive():
     events = [event("update", i, symbol=f"S{i % 4}") for i in range(100_000)]
     events += [event("order", 100_000 + i, side="B") for i in range(5_000)]
-    events += [event("reject", 200_000 + i, reason=("throttle", "collar", "stale", "notional")[i % 4])
-               for i in range(50_000)]
+    events += [
+        event("reject", 200_000 + i, reason=("throttle", "collar", "stale", "notional")[i % 4]) for i in range(50_000)
+    ]
     lines = sample_tape(events)
     assert len(lines) <= TAPE_ORDERS_PER_TICK + TAPE_REJECT_LINES_PER_TICK + 4 + 1
     orders = [e for e in lines if e.kind == "order"]
     assert [e.order_id for e in orders] == list(range(105_000 - TAPE_ORDERS_PER_TICK, 105_000))  # the newest
     summary = lines[-1]
     assert summary.kind == "summary" and f"{5_000 - TAPE_ORDERS_PER_TICK:,} orders" in summary.text
-    assert sum(e.count for e in lines if e.kind == "reject") + 12_500 == 50_000   # one reason left out, counted
+    assert sum(e.count for e in lines if e.kind == "reject") + 12_500 == 50_000  # one reason left out, counted
     assert "12,500 rejects" in summary.text
 
 
@@ -54,7 +68,7 @@ def test_rates_are_counts_per_second_over_the_window():
     assert meter.add(0, 0) == 0.0
     assert meter.add(500_000_000, 50_000) == 100_000.0
     assert meter.add(1_000_000_000, 100_000) == 100_000.0
-    assert meter.add(2_000_000_000, 100_000) == 0.0        # quiet for a whole window
+    assert meter.add(2_000_000_000, 100_000) == 0.0  # quiet for a whole window
 
 
 def test_a_reject_reason_shows_at_once_then_as_a_sum_every_few_seconds():
@@ -66,4 +80,4 @@ def test_a_reject_reason_shows_at_once_then_as_a_sum_every_few_seconds():
     assert digest.add([], now=3.0) == ["reject throttle AAPL: 20 more in 3 s"]
     kill = Alert("kill", "operator", 1, message="KILL SWITCH: operator")
     assert digest.add([kill], now=3.1) == ["KILL SWITCH: operator"]
-    assert digest.add([kill], now=3.2) == ["KILL SWITCH: operator"]   # never held back
+    assert digest.add([kill], now=3.2) == ["KILL SWITCH: operator"]  # never held back

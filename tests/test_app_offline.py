@@ -24,8 +24,8 @@ from textual.coordinate import Coordinate
 from hft_tui import paths
 from hft_tui.app import run_app
 from hft_tui.app.app import HftApp
-from hft_tui.app.messages import EngineTicked, SupervisionStarted
 from hft_tui.app.dialogs import AddSymbolScreen, ConfirmScreen, QuitScreen
+from hft_tui.app.messages import EngineTicked, SupervisionStarted
 from hft_tui.app.screens.help import HelpScreen, key_name
 from hft_tui.app.screens.main import TABS
 from hft_tui.app.session import Session
@@ -52,7 +52,7 @@ class StandInSession:
         self.calls: list[tuple] = []
         self.supervised: str | None = None
         self.attached = {recording.iface: recording.record.prog_id} if attached else {}
-        self.view = recording.views[-1]         # what the "kernel" holds now
+        self.view = recording.views[-1]  # what the "kernel" holds now
         self.fail_attach: str | None = None
 
     @property
@@ -190,6 +190,7 @@ def alert_text(app: HftApp) -> str:
 
 # -- the stand-in keeps the session's contract --------------------------------------
 
+
 def test_the_stand_in_has_every_method_of_the_session_with_the_same_parameters():
     members = [name for name in vars(Session) if not name.startswith("_") and name != "deterministic"]
     assert members, "the Session protocol lists nothing"
@@ -210,6 +211,7 @@ def test_the_recorded_views_are_a_real_engines_after_the_snapshot_feed(recording
 
 
 # -- showing an engine ----------------------------------------------------------------
+
 
 async def test_an_engine_taken_over_is_shown_from_its_views(session, recording, make_app):
     app = make_app(session, iface=recording.iface, take_over=True)
@@ -252,6 +254,7 @@ async def test_an_attached_engine_is_offered_for_take_over_at_start(session, rec
 
 # -- the kill switch -------------------------------------------------------------------
 
+
 async def test_ctrl_k_kills_through_the_session_from_anywhere_and_the_killed_theme_shows(session, recording, make_app):
     app = make_app(session, iface=recording.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -264,7 +267,7 @@ async def test_ctrl_k_kills_through_the_session_from_anywhere_and_the_killed_the
         assert "KILLED (operator)" in text_of(app, "#headline") and "KILLED (operator)" in text_of(app, "#status-bar")
 
         # From inside an edit (an Input binds ctrl+k itself), and by the button.
-        await pilot.press("2", "right", "right", "enter")       # AAPL's buy_target
+        await pilot.press("2", "right", "right", "enter")  # AAPL's buy_target
         assert app.focused.id == "edit-input"
         await pilot.press("ctrl+k")
         await pilot.click("#kill-button")
@@ -290,7 +293,7 @@ async def test_ctrl_k_with_nothing_supervised_kills_every_engine_on_the_machine(
     app = make_app(session, iface=recording.iface)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press("n")                          # the take-over declined
+        await pilot.press("n")  # the take-over declined
         await pilot.press("ctrl+k")
         assert session.called("kill_every_engine") == [("kill_every_engine",)]
         assert app.last_error.startswith(f"KILL: kill switch set on {recording.iface} (not supervised here")
@@ -300,6 +303,7 @@ async def test_ctrl_k_with_nothing_supervised_kills_every_engine_on_the_machine(
 
 
 # -- parameters ---------------------------------------------------------------------------
+
 
 async def edit_cell(pilot, symbol: str, key: str) -> None:
     app = pilot.app
@@ -389,6 +393,7 @@ async def test_a_symbol_is_added_through_its_dialog_and_removed_after_a_question
 
 # -- interfaces --------------------------------------------------------------------------
 
+
 async def test_attach_in_the_chosen_mode_then_detach(recording, make_app):
     session = StandInSession(recording, attached=False)
     app = make_app(session, iface=recording.iface)
@@ -437,12 +442,13 @@ async def test_a_refused_attach_is_one_line_in_the_pane_and_the_status_bar(recor
         assert "-error" in pane.query_one("#interfaces-message").classes
         assert session.fail_attach in text_of(app, "#status-bar")
         assert session.called("take_over") == []
-        await pilot.press("d")                             # nothing of ours there: refused, nothing asked
+        await pilot.press("d")  # nothing of ours there: refused, nothing asked
         assert "never detaches other programs" in text_of(app, "#interfaces-message")
         assert session.called("detach") == []
 
 
 # -- quitting, help, crashes ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("key, policy", [("enter", "detach"), ("d", "detach"), ("l", "leave")])
 async def test_quit_asks_and_releases_the_engine_as_answered(session, recording, make_app, key, policy):
@@ -478,13 +484,14 @@ async def test_the_help_lists_every_key_of_the_app_from_its_bindings(session, re
         for binding in HftApp.BINDINGS:
             assert any(key_name(binding.key) in row and binding.tooltip in row for row in rows), binding.key
         assert f"| {' '.join(t.key for t in TABS)} | {', '.join(t.title for t in TABS)} tabs |" in rows
-        assert rows[0].startswith("| **ctrl+k** | **KILL**")       # the emergency key first
+        assert rows[0].startswith("| **ctrl+k** | **KILL**")  # the emergency key first
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
 
-def test_a_crash_sets_the_kill_switch_keeps_the_traceback_and_shows_one_line(session, recording, make_app,
-                                                                             tmp_path, capsys):
+def test_a_crash_sets_the_kill_switch_keeps_the_traceback_and_shows_one_line(
+    session, recording, make_app, tmp_path, capsys
+):
     app = make_app(session, iface=recording.iface, take_over=True)
 
     def broken():
@@ -502,13 +509,15 @@ def test_a_crash_sets_the_kill_switch_keeps_the_traceback_and_shows_one_line(ses
     log = tmp_path / "app-crash.log"
     assert err.splitlines() == [
         f"hft-tui: error: the app failed (RuntimeError: a bug in the app); {recording.iface}: kill switch set, "
-        f"engine left attached (hft-tui engine detach {recording.iface}); details in {log}"]
+        f"engine left attached (hft-tui engine detach {recording.iface}); details in {log}"
+    ]
     text = log.read_text()
     assert "Traceback" in text and "in broken" in text and "RuntimeError: a bug in the app" in text
 
 
-def test_the_quit_dialogs_lines_are_printed_after_the_screen_not_to_the_crash_log(session, recording, make_app,
-                                                                                   tmp_path, capsys):
+def test_the_quit_dialogs_lines_are_printed_after_the_screen_not_to_the_crash_log(
+    session, recording, make_app, tmp_path, capsys
+):
     app = make_app(session, iface=recording.iface, take_over=True)
 
     async def quit_by_dialog(pilot):
@@ -538,6 +547,7 @@ def test_sigterm_sets_the_kill_switch_and_says_so_in_one_line(session, recording
 
 # -- the demo's symbols have one source --------------------------------------------------------
 
+
 def test_the_lab_session_and_the_tests_trade_the_demos_symbols():
     import engine_configs
 
@@ -549,15 +559,17 @@ def test_the_lab_session_and_the_tests_trade_the_demos_symbols():
     demo = load_config(paths.DEMO_CONFIG)
     lab_config = parsed(DETERMINISTIC_CONFIG)
     assert lab_config.symbols == demo.symbols
-    assert (lab_config.engine.rate_per_sec, lab_config.engine.update_sample) == (0, 1)   # its own engine table
+    assert (lab_config.engine.rate_per_sec, lab_config.engine.update_sample) == (0, 1)  # its own engine table
     assert parsed(engine_configs.UNTHROTTLED).symbols == {"AAPL": demo.symbols["AAPL"]}
 
 
 # -- snapshots of the recorded engine (the same screens as test_app_snapshots.py, no kernel) ---------
 
+
 def test_trading_screen_of_the_recorded_engine(session, recording, make_app, snap_compare):
-    assert snap_compare(make_app(session, iface=recording.iface, take_over=True), terminal_size=SIZE,
-                        run_before=supervising)
+    assert snap_compare(
+        make_app(session, iface=recording.iface, take_over=True), terminal_size=SIZE, run_before=supervising
+    )
 
 
 def test_killed_screen_of_the_recorded_engine(session, recording, make_app, snap_compare):
@@ -566,8 +578,7 @@ def test_killed_screen_of_the_recorded_engine(session, recording, make_app, snap
         await pilot.press("ctrl+k")
         await pilot.pause(0.1)
 
-    assert snap_compare(make_app(session, iface=recording.iface, take_over=True), terminal_size=SIZE,
-                        run_before=kill)
+    assert snap_compare(make_app(session, iface=recording.iface, take_over=True), terminal_size=SIZE, run_before=kill)
 
 
 def test_views_round_trip_through_the_recording_format(recording):

@@ -36,6 +36,7 @@ async def wait_until(pilot, predicate, what: str, timeout: float = 20.0) -> None
 
 async def netlink_call(fn, *args):
     """pyroute2's IPRoute runs its own event loop: call it from a thread, not from the test's loop."""
+
     def call():
         with IPRoute() as ipr:
             return fn(ipr, *args)
@@ -97,20 +98,23 @@ async def test_attach_in_the_chosen_mode_and_detach_by_keyboard(lab31):
         table = app.main.query_one("#interface-table")
         await wait_until(pilot, lambda: table.selected() == lab31.iface, "the lab interface selected")
         assert app.main.query_one("#tabs").active == "interfaces"
-        await pilot.press("m")                       # native -> generic
+        await pilot.press("m")  # native -> generic
         assert app.interfaces_pane.mode == "generic"
         await pilot.press("a")
         await wait_until(pilot, lambda: supervised(app), "the engine attached and supervised")
         assert await xdp_mode(lab31.iface) == "generic"
         assert app.view.attached and app.view.mode == "generic"
-        assert kernel(lab31).global_config.deadman_ms == 500     # supervision armed the dead-man switch
+        assert kernel(lab31).global_config.deadman_ms == 500  # supervision armed the dead-man switch
         assert set(app.view.engine.__dict__) and {s.name for s in app.view.symbols} == set(lab31.config.symbols)
 
         app.show_tab("interfaces")
-        assert table.selected() == lab31.iface      # still, though other labs came and went meanwhile
+        assert table.selected() == lab31.iface  # still, though other labs came and went meanwhile
         await pilot.press("d")
-        await wait_until(pilot, lambda: lab31.iface not in engine.attached_ifaces()
-                         and app.interfaces_pane.busy is None, "the engine detached")
+        await wait_until(
+            pilot,
+            lambda: lab31.iface not in engine.attached_ifaces() and app.interfaces_pane.busy is None,
+            "the engine detached",
+        )
         assert await xdp_mode(lab31.iface) is None
         assert app.session.iface is None and app.view is None
 
@@ -122,10 +126,10 @@ async def test_an_attached_engine_is_offered_for_take_over_not_loaded_twice(lab3
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the take-over question")
         await pilot.press("y")
         await wait_until(pilot, lambda: supervised(app), "supervision")
-        assert engine.EngineRecord.load(lab32.iface).prog_id == rec.prog_id      # the same program
+        assert engine.EngineRecord.load(lab32.iface).prog_id == rec.prog_id  # the same program
         snap = kernel(lab32)
         assert snap.global_config.deadman_ms == 500
-        assert (time.monotonic_ns() - snap.heartbeat_ns) < 500_000_000          # the app beats it
+        assert (time.monotonic_ns() - snap.heartbeat_ns) < 500_000_000  # the app beats it
         # Attaching again on the same interface takes over instead of loading a second program.
         app.show_tab("interfaces")
         await pilot.press("a")
@@ -141,7 +145,7 @@ async def test_editing_a_target_changes_the_kernel_map_and_echoes_it(lab32):
         await pilot.press("2")
         table = app.main.query_one("#symbol-params")
         assert table.has_focus
-        await pilot.press("right", "right", "enter")             # AAPL, buy_target
+        await pilot.press("right", "right", "enter")  # AAPL, buy_target
         editor = app.params_pane.editor
         assert editor.key == "buy_target" and editor.symbol == "AAPL"
         await pilot.press(*"190.3", "enter")
@@ -150,13 +154,16 @@ async def test_editing_a_target_changes_the_kernel_map_and_echoes_it(lab32):
             assert h.snapshot().global_config.config_version == version + 1
         message = str(editor.query_one("#edit-message").render())
         assert "buy_target = 190.3000" in message and "read back from the kernel" in message
-        assert table.has_focus                                    # back to the table after Enter
-        await wait_until(pilot, lambda: str(table.get_cell("AAPL", "buy_target")) == "190.3000",
-                         "the table showing the kernel's value")
+        assert table.has_focus  # back to the table after Enter
+        await wait_until(
+            pilot,
+            lambda: str(table.get_cell("AAPL", "buy_target")) == "190.3000",
+            "the table showing the kernel's value",
+        )
 
         # Escape discards: nothing written.
         await pilot.press("enter")
-        assert (editor.symbol, editor.key) == ("AAPL", "buy_target")      # the editor is open on the field
+        assert (editor.symbol, editor.key) == ("AAPL", "buy_target")  # the editor is open on the field
         assert app.focused is editor.input and editor.input.value == "190.3000"
         await pilot.press(*"190.4")
         assert editor.input.value == "190.4"
@@ -165,7 +172,7 @@ async def test_editing_a_target_changes_the_kernel_map_and_echoes_it(lab32):
         assert editor.key is None and editor.input.disabled and table.has_focus
         with lab32.handle() as h:
             assert h.symbol("AAPL").buy_target == 1903000
-            assert h.snapshot().global_config.config_version == version + 1   # nothing written since
+            assert h.snapshot().global_config.config_version == version + 1  # nothing written since
 
         # Engine-wide settings edit the same way.
         app.main.query_one("#engine-params").focus()
@@ -185,7 +192,7 @@ async def test_kill_key_stops_orders_at_once_and_resume_asks_first(lab33):
         await pilot.press("2", "right", "right", "enter")
         assert app.focused.id == "edit-input"
         await pilot.press("ctrl+k")
-        assert kernel(lab33).kill == KILL_OPERATOR                # set by the key handler itself
+        assert kernel(lab33).kill == KILL_OPERATOR  # set by the key handler itself
         assert app.main.has_class("-killed")
         # Orders already on the wire arrive; then the exchange has every order the kernel sent.
         orders = kernel(lab33).totals.order_seq
@@ -193,13 +200,13 @@ async def test_kill_key_stops_orders_at_once_and_resume_asks_first(lab33):
         sent = feed.sent
         await wait_until(pilot, lambda: feed.sent > sent + 2000, "2000 more updates sent")
         snap = kernel(lab33)
-        assert feed.orders_received == orders                     # the exchange's count stops ...
-        assert snap.totals.order_seq == orders                    # ... and the kernel's
-        assert snap.rejects["kill"] > 0                           # the updates came, refused for the kill
+        assert feed.orders_received == orders  # the exchange's count stops ...
+        assert snap.totals.order_seq == orders  # ... and the kernel's
+        assert snap.rejects["kill"] > 0  # the updates came, refused for the kill
 
         await pilot.press("ctrl+r")
         assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("n")                                    # cancelled: still killed
+        await pilot.press("n")  # cancelled: still killed
         assert kernel(lab33).kill == KILL_OPERATOR
         await pilot.press("ctrl+r", "y")
         assert kernel(lab33).kill == KILL_OFF
@@ -218,7 +225,7 @@ async def test_quit_asks_and_detaches_by_default(lab34):
         await wait_until(pilot, lambda: supervised(app), "supervision")
         await pilot.press("ctrl+q")
         assert isinstance(app.screen, QuitScreen)
-        await pilot.press("enter")                                # the default button: detach
+        await pilot.press("enter")  # the default button: detach
         await wait_until(pilot, lambda: app.return_code is not None, "the app leaving")
     assert app.return_code == 0
     assert await xdp_mode(lab34.iface) is None
@@ -234,7 +241,7 @@ async def test_quit_leaving_the_engine_attached_leaves_it_to_the_dead_man_switch
     assert lab34.iface in engine.attached_ifaces()
     assert snap.global_config.deadman_ms == 500 and snap.kill == KILL_OFF
     await asyncio.sleep(0.6)
-    assert (time.monotonic_ns() - kernel(lab34).heartbeat_ns) > 500_000_000   # nobody beats it: no orders
+    assert (time.monotonic_ns() - kernel(lab34).heartbeat_ns) > 500_000_000  # nobody beats it: no orders
 
 
 async def test_a_crash_of_the_app_sets_the_kill_switch(lab34):
@@ -258,8 +265,8 @@ async def test_add_and_remove_a_symbol(lab32):
         await wait_until(pilot, lambda: supervised(app), "supervision")
         await pilot.press("2", "n")
         await pilot.press(*"TSLA")
-        await pilot.press("tab", *"250.5")            # buy_target
-        await pilot.press("tab", *"251")              # sell_target
+        await pilot.press("tab", *"250.5")  # buy_target
+        await pilot.press("tab", *"251")  # sell_target
         await pilot.press("enter")
         with lab32.handle() as h:
             p = h.symbol("TSLA")
@@ -290,14 +297,14 @@ async def test_failures_are_shown_in_the_app_never_as_a_traceback(lab35):
         assert "already has an XDP program" in app.last_error
         assert lab35.iface not in engine.attached_ifaces()
         other = await netlink_call(netlink.xdp_state, lab35.iface)
-        assert other.mode == "generic"                           # the other program is untouched
+        assert other.mode == "generic"  # the other program is untouched
         # Detaching a program that is not ours is refused, and it stays attached.
         assert table.selected() == lab35.iface
         await pilot.press("d")
         assert "never detaches other programs" in str(app.interfaces_pane.query_one("#interfaces-message").render())
         await pilot.pause(0.2)
         assert app.interfaces_pane.busy is None
-        assert await netlink_call(netlink.xdp_state, lab35.iface) == other     # same program, same mode
+        assert await netlink_call(netlink.xdp_state, lab35.iface) == other  # same program, same mode
         await netlink_call(netlink.detach_xdp, lab35.iface, "generic")
 
         # The interface disappearing under a supervised engine.
@@ -305,15 +312,20 @@ async def test_failures_are_shown_in_the_app_never_as_a_traceback(lab35):
         await pilot.press("a")
         await wait_until(pilot, lambda: supervised(app), "attached")
         await netlink_call(lambda ipr: ipr.link("del", index=ipr.link_lookup(ifname=lab35.iface)[0]))
-        await wait_until(pilot, lambda: app.view is None and app.last_error and lab35.iface in app.last_error,
-                         "the loss of the interface shown", timeout=10)
+        await wait_until(
+            pilot,
+            lambda: app.view is None and app.last_error and lab35.iface in app.last_error,
+            "the loss of the interface shown",
+            timeout=10,
+        )
         assert "is gone" in app.last_error
         status = str(app.main.query_one("#status-bar").render())
         assert "DETACHED" in status and "is gone" in status
-        assert lab35.iface not in engine.attached_ifaces()       # the controller cleaned the pins
+        assert lab35.iface not in engine.attached_ifaces()  # the controller cleaned the pins
 
 
 # -- lab 65: the kill with nothing supervised, the link going down, the heartbeat at a slow poll rate --------
+
 
 @pytest.fixture
 def lab65():
@@ -337,7 +349,7 @@ async def test_the_kill_key_and_the_button_kill_an_attached_engine_this_app_does
     app = HftApp(EngineSession(), iface=lab65.iface)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the take-over question")
-        await pilot.press("n")                                     # declined: attached, trading, not supervised
+        await pilot.press("n")  # declined: attached, trading, not supervised
         assert app.session.iface is None
         await wait_until(pilot, lambda: feed.orders_received > 0, "the engine trading unsupervised")
 
@@ -401,7 +413,7 @@ async def test_at_one_poll_a_second_the_heartbeat_meets_the_deadline_and_one_sho
         await wait_until(pilot, lambda: feed.sent > sent + 6000, "6000 updates sent")
         snap = kernel(lab65)
         assert snap.rejects["deadman"] == start.rejects["deadman"]
-        assert snap.totals.order_seq > start.totals.order_seq    # trading all along
+        assert snap.totals.order_seq > start.totals.order_seq  # trading all along
 
         # The deadline shortened in the Parameters tab: met from the next beat on,
         # and shown as the kernel holds it.
@@ -411,8 +423,11 @@ async def test_at_one_poll_a_second_the_heartbeat_meets_the_deadline_and_one_sho
         table.cursor_coordinate = Coordinate(list(ENGINE_KEYS).index("deadman_ms"), 0)
         await pilot.press("enter", *"100", "enter")
         assert kernel(lab65).global_config.deadman_ms == 100
-        await wait_until(pilot, lambda: app.view.engine.deadman_ms == 100 and
-                         str(table.get_cell("deadman_ms", "value")) == "100", "the engine table showing 100 ms")
+        await wait_until(
+            pilot,
+            lambda: app.view.engine.deadman_ms == 100 and str(table.get_cell("deadman_ms", "value")) == "100",
+            "the engine table showing 100 ms",
+        )
         start = kernel(lab65)
         sent = feed.sent
         await wait_until(pilot, lambda: feed.sent > sent + 6000, "6000 more updates sent")

@@ -16,16 +16,24 @@ def run_app(*, user: int | None = None, env: dict | None = None) -> subprocess.C
     argv = [str(HFT_TUI)]
     if user is not None:
         argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd="/",
-                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_without_root_one_line_says_to_use_sudo():
     got = run_app(user=NOBODY)
     assert got.returncode != 0
     assert got.stderr.strip().splitlines() == [
-        "hft-tui: error: hft-tui needs root for BPF and netlink: run it with sudo"]
-    assert got.stdout == ""                       # the screen never opened
+        "hft-tui: error: hft-tui needs root for BPF and netlink: run it with sudo"
+    ]
+    assert got.stdout == ""  # the screen never opened
 
 
 def test_without_bcc_one_line_says_how_to_install_it(tmp_path):
@@ -49,10 +57,12 @@ def test_without_kernel_headers_one_line_says_how_to_install_them(tmp_path):
         "def uname():\n"
         "    u = _uname()\n"
         f"    return os.uname_result((u.sysname, u.nodename, {release!r}, u.version, u.machine))\n"
-        "os.uname = uname\n")
+        "os.uname = uname\n"
+    )
     got = run_app(env={"PYTHONPATH": str(tmp_path)})
     assert got.returncode != 0
     assert got.stderr.strip().splitlines() == [
         f"hft-tui: error: no kernel headers at /lib/modules/{release}/build: run 'make install' "
-        "(installs linux-headers-amd64 and links /lib/modules/$(uname -r) to them)"]
-    assert got.stdout == ""                       # the screen never opened
+        "(installs linux-headers-amd64 and links /lib/modules/$(uname -r) to them)"
+    ]
+    assert got.stdout == ""  # the screen never opened

@@ -27,7 +27,7 @@ from hft_tui.protocol import Update, encode_update
 
 SIZE = (160, 48)
 ALERT_WITHIN_S = 5.0
-P = 10_000                      # $1 in price units
+P = 10_000  # $1 in price units
 
 CONFIG = """
 [engine]
@@ -90,8 +90,9 @@ class Exchange:
     def send(self, payload: bytes) -> None:
         self.sock.sendto(payload, (self.le.lab.engine_ip, DEFAULT_FEED_PORT))
 
-    def update(self, symbol: str, *, ask: int = 99 * P, bid: int = 98 * P, seq: int | None = None,
-               qty: int = 1000) -> int:
+    def update(
+        self, symbol: str, *, ask: int = 99 * P, bid: int = 98 * P, seq: int | None = None, qty: int = 1000
+    ) -> int:
         seq = next_seq(symbol) if seq is None else seq
         self.send(encode_update(Update(symbol, seq, bid, qty, ask, qty)))
         return seq
@@ -108,27 +109,27 @@ def buy(sym):
 
 def stale(ex):
     seq = ex.update("OK", ask=101 * P, bid=100 * P)
-    ex.update("OK", ask=101 * P, bid=100 * P, seq=seq)          # the same sequence number again
+    ex.update("OK", ask=101 * P, bid=100 * P, seq=seq)  # the same sequence number again
 
 
 def malformed(ex):
     payload = bytearray(encode_update(Update("OK", next_seq("OK"), 98 * P, 10, 99 * P, 10)))
-    payload[OFFSETS["magic"]] ^= 0xFF                               # not our protocol's magic
+    payload[OFFSETS["magic"]] ^= 0xFF  # not our protocol's magic
     ex.send(bytes(payload))
 
 
 def throttle(ex):
-    for _ in range(3):                                               # a bucket of one token a second
+    for _ in range(3):  # a bucket of one token a second
         ex.update("THR")
 
 
 def position_limit(ex):
-    ex.update("POS")                                                 # fills the 100 shares allowed (once)
-    ex.update("POS")                                                 # no room left
+    ex.update("POS")  # fills the 100 shares allowed (once)
+    ex.update("POS")  # no room left
 
 
 PRODUCE = {
-    "kill": buy("OK"),                      # after ctrl+k
+    "kill": buy("OK"),  # after ctrl+k
     "disabled": buy("DIS"),
     "unknown_symbol": buy("NOPE"),
     "crossed": lambda ex: ex.update("OK", bid=102 * P, ask=101 * P),
@@ -184,13 +185,13 @@ async def test_every_reject_reason_shows_as_an_alert_within_5_s(lab67, exchange,
         await wait_until(pilot, lambda: app.view is not None and app.session.poller.ticks > 1, "supervision", 20)
         with lab67.handle() as h:
             if h.maps.kill() != KILL_OFF:
-                h.resume()                          # the last test's app left it killed on its way out
+                h.resume()  # the last test's app left it killed on its way out
         before = rejects(lab67, reason)
         if reason == "kill":
             await pilot.press("ctrl+k")
         if reason == "deadman":
             supervisor = app.session.poller.proc.pid
-            os.kill(supervisor, signal.SIGSTOP)     # no heartbeat now: the switch stops orders
+            os.kill(supervisor, signal.SIGSTOP)  # no heartbeat now: the switch stops orders
             try:
                 with lab67.handle() as h:
                     deadline_ns = h.maps.read_global().deadman_ms * 1_000_000
@@ -209,5 +210,6 @@ async def test_every_reject_reason_shows_as_an_alert_within_5_s(lab67, exchange,
             PRODUCE[reason](exchange)
             await wait_until(pilot, lambda: rejects(lab67, reason) > before, f"the kernel counting {reason}", 10)
         # From the reject counted by the kernel (for the dead-man, from the supervisor running again):
-        await wait_until(pilot, lambda: f"reject {reason}" in alert_text(app), f"the alert 'reject {reason}'",
-                         ALERT_WITHIN_S)
+        await wait_until(
+            pilot, lambda: f"reject {reason}" in alert_text(app), f"the alert 'reject {reason}'", ALERT_WITHIN_S
+        )

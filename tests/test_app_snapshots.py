@@ -41,8 +41,12 @@ async def settled(pilot) -> None:
     """Waits for supervision, the first views drawn and the interface list."""
     app = pilot.app
     deadline = time.monotonic() + 20
-    while not (app.session.poller is not None and app.session.poller.ticks >= 3 and app.view is not None
-               and app.interfaces_pane.table.row_count):
+    while not (
+        app.session.poller is not None
+        and app.session.poller.ticks >= 3
+        and app.view is not None
+        and app.interfaces_pane.table.row_count
+    ):
         assert time.monotonic() < deadline, "the app did not settle"
         await pilot.pause(0.05)
     await pilot.pause(0.3)

@@ -25,8 +25,15 @@ from hft_tui.bench.options import Options
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
 LAB = 52
 COUNT = 300
-VARIANTS = ("bare", "engine-native", "engine-generic", "python-bot-own-core", "python-bot-shared-core",
-            "c-bot-own-core", "c-bot-shared-core")
+VARIANTS = (
+    "bare",
+    "engine-native",
+    "engine-generic",
+    "python-bot-own-core",
+    "python-bot-shared-core",
+    "c-bot-own-core",
+    "c-bot-shared-core",
+)
 STATS = ("count", "p50_us", "p99_us", "p999_us", "max_us")
 
 
@@ -34,9 +41,26 @@ STATS = ("count", "p50_us", "p99_us", "p999_us", "max_us")
 def result(tmp_path_factory):
     """The command behind `make bench`, short: its --json output."""
     out = tmp_path_factory.mktemp("bench")
-    p = subprocess.run([HFT_TUI, "bench", "--count", str(COUNT), "--lab", str(LAB), "--rounds", "3",
-                        "--throughput-seconds", "0.1", "--out", str(out), "--json"],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            HFT_TUI,
+            "bench",
+            "--count",
+            str(COUNT),
+            "--lab",
+            str(LAB),
+            "--rounds",
+            "3",
+            "--throughput-seconds",
+            "0.1",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
     res = json.loads(p.stdout)
     res["_out"] = out
@@ -51,8 +75,13 @@ def test_json_shape(result):
     for name in VARIANTS:
         for pattern in ("pingpong", "paced"):
             assert set(STATS) <= set(result["variants"][name][pattern]), (name, pattern)
-    for key in ("python-bot-own-core/engine-native", "python-bot-shared-core/engine-native",
-                "c-bot-own-core/engine-native", "c-bot-shared-core/engine-native", "engine-native/bare"):
+    for key in (
+        "python-bot-own-core/engine-native",
+        "python-bot-shared-core/engine-native",
+        "c-bot-own-core/engine-native",
+        "c-bot-shared-core/engine-native",
+        "engine-native/bare",
+    ):
         for pattern in ("pingpong", "paced"):
             assert result["ratios"][key][pattern]["p50"] > 0
     for key in ("trade", "no_trade", "non_feed", "trivial"):
@@ -117,9 +146,15 @@ def judged_here(result) -> dict[str, tuple[float, float, str]]:
     for pat in ("pingpong", "paced"):
         p50 = {name: v[name][pat]["p50_us"] for name in v}
         out[f"{pat}: engine p50 >= 20x lower than Python bot, own core"] = (
-            p50["python-bot-own-core"] / p50["engine-native"], 20, ">=")
+            p50["python-bot-own-core"] / p50["engine-native"],
+            20,
+            ">=",
+        )
         out[f"{pat}: engine p50 >= 2.5x lower than Python bot, shared core"] = (
-            p50["python-bot-shared-core"] / p50["engine-native"], 2.5, ">=")
+            p50["python-bot-shared-core"] / p50["engine-native"],
+            2.5,
+            ">=",
+        )
         out[f"{pat}: engine p50 within 1.2x of the bare reflector"] = (p50["engine-native"] / p50["bare"], 1.2, "<=")
     out["test_run: < 100 ns per trading decision"] = (tr["trade"], 100 - 1e-9, "<=")
     out["test_run: trading decision within 3x of the trivial program"] = (tr["trade"] / tr["trivial"], 3, "<=")
@@ -133,7 +168,7 @@ def test_targets_are_reported_with_the_verdict_the_figures_give(result):
     for text, (measured, threshold, rule) in judged_here(result).items():
         assert text in reported, f"target not reported: {text}"
         if abs(measured - threshold) < 0.01:
-            continue      # on the line: the report rounds to 2 decimals first
+            continue  # on the line: the report rounds to 2 decimals first
         met = measured >= threshold if rule == ">=" else measured <= threshold
         assert reported[text]["met"] is met, (text, measured, reported[text])
     v = result["variants"]
@@ -148,12 +183,15 @@ def test_targets_are_reported_with_the_verdict_the_figures_give(result):
 CPU = str(min(os.sched_getaffinity(0)))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--sim-cpu", CPU, "--bot-cpu", CPU], "must differ"),
-    (["--sim-cpu", "4096"], "--sim-cpu 4096"),
-    (["--lab", "0"], "--lab 0"),
-    (["--out", "/proc/version"], "is not a directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sim-cpu", CPU, "--bot-cpu", CPU], "must differ"),
+        (["--sim-cpu", "4096"], "--sim-cpu 4096"),
+        (["--lab", "0"], "--lab 0"),
+        (["--out", "/proc/version"], "is not a directory"),
+    ],
+)
 def test_bad_input_is_one_line_and_changes_nothing(argv, message, capsys):
     before = set(netns.listnetns())
     assert cli.main(["bench", "--lab", str(LAB + 1), *argv]) == 1

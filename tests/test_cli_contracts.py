@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from pyroute2 import IPRoute, netns
-
 from waiting import wait_for
 
 from hft_tui import lab, paths
@@ -27,16 +26,56 @@ LAB_NUMBER = 70
 L = lab.Lab.numbered(LAB_NUMBER)
 BENCHMARKING_NET = ipaddress.ip_network("198.18.0.0/15")
 
-LAB_STATUS_KEYS = {"namespace", "engine_iface", "engine_ip", "engine_mac", "exchange_iface", "exchange_ip",
-                   "exchange_mac"}
-ENGINE_STATUS_KEYS = {"iface", "attached", "mode", "prog_id", "kill", "feed_port", "orders_sent", "updates_seen",
-                      "passed", "rejects", "ringbuf_drops", "symbols",
-                      # issue 5: risk, dead-man, knowing what runs
-                      "risk", "deadman", "program_hash", "config_version"}
-SYMBOL_CONFIG_KEYS = {"enabled", "buy_target", "sell_target", "base_qty", "scale_qty", "tick_size",
-                      "max_order_qty", "max_position"}
-SYMBOL_STATS_KEYS = {"position", "bought", "sold", "capital_spent", "proceeds", "buy_orders", "sell_orders",
-                     "updates", "last_bid", "last_ask"}
+LAB_STATUS_KEYS = {
+    "namespace",
+    "engine_iface",
+    "engine_ip",
+    "engine_mac",
+    "exchange_iface",
+    "exchange_ip",
+    "exchange_mac",
+}
+ENGINE_STATUS_KEYS = {
+    "iface",
+    "attached",
+    "mode",
+    "prog_id",
+    "kill",
+    "feed_port",
+    "orders_sent",
+    "updates_seen",
+    "passed",
+    "rejects",
+    "ringbuf_drops",
+    "symbols",
+    # issue 5: risk, dead-man, knowing what runs
+    "risk",
+    "deadman",
+    "program_hash",
+    "config_version",
+}
+SYMBOL_CONFIG_KEYS = {
+    "enabled",
+    "buy_target",
+    "sell_target",
+    "base_qty",
+    "scale_qty",
+    "tick_size",
+    "max_order_qty",
+    "max_position",
+}
+SYMBOL_STATS_KEYS = {
+    "position",
+    "bought",
+    "sold",
+    "capital_spent",
+    "proceeds",
+    "buy_orders",
+    "sell_orders",
+    "updates",
+    "last_bid",
+    "last_ask",
+}
 DEADMAN_KEYS = {"deadline_ms", "heartbeat_age_ms", "skipped"}
 RISK_LIMITS = {"max_notional", "loss_limit", "rate_per_sec", "burst"}
 
@@ -62,9 +101,12 @@ def lab70():
 def test_lab_status_json_names_both_ends_with_addresses_from_the_benchmarking_range(lab70):
     cli("lab", "up", "--lab", str(LAB_NUMBER))
     st = cli_json("lab", "status", "--lab", str(LAB_NUMBER), "--json")
-    assert LAB_STATUS_KEYS <= set(st)
-    assert (st["namespace"], st["engine_iface"], st["exchange_iface"]) == (L.namespace, L.engine_iface,
-                                                                          L.exchange_iface)
+    assert set(st) >= LAB_STATUS_KEYS
+    assert (st["namespace"], st["engine_iface"], st["exchange_iface"]) == (
+        L.namespace,
+        L.engine_iface,
+        L.exchange_iface,
+    )
     for key in ("engine_ip", "exchange_ip"):
         assert ipaddress.ip_address(st[key]) in BENCHMARKING_NET
     for key in ("engine_mac", "exchange_mac"):
@@ -77,7 +119,7 @@ def test_engine_status_json_has_every_key_outside_tools_read(lab70):
     cli("engine", "attach", L.engine_iface, "--config", DEMO, "--deadman", "500")
     feed = cli_json("lab", "feed", "--lab", str(LAB_NUMBER), "--count", "2000", "--rate", "0", "--json")
     st = cli_json("engine", "status", L.engine_iface, "--json")
-    assert ENGINE_STATUS_KEYS <= set(st)
+    assert set(st) >= ENGINE_STATUS_KEYS
     assert (st["iface"], st["attached"], st["mode"]) == (L.engine_iface, True, "native")
     assert isinstance(st["prog_id"], int) and st["kill"] is False and st["feed_port"] == 9000
     assert st["orders_sent"] == feed["orders_received"] > 0
@@ -86,24 +128,28 @@ def test_engine_status_json_has_every_key_outside_tools_read(lab70):
     assert all(isinstance(n, int) for n in st["rejects"].values())
     assert st["ringbuf_drops"] == 0
     assert len(st["program_hash"]) == 64 and st["config_version"] >= 1
-    assert DEADMAN_KEYS <= set(st["deadman"]) and st["deadman"]["deadline_ms"] == 500
-    assert RISK_LIMITS <= set(st["risk"])
+    assert set(st["deadman"]) >= DEADMAN_KEYS and st["deadman"]["deadline_ms"] == 500
+    assert set(st["risk"]) >= RISK_LIMITS
     assert set(st["symbols"]) == {"AAPL", "MSFT", "NVDA", "SPY"}
     for name, sym in st["symbols"].items():
-        assert SYMBOL_CONFIG_KEYS <= set(sym["config"]), name
-        assert SYMBOL_STATS_KEYS <= set(sym["stats"]), name
+        assert set(sym["config"]) >= SYMBOL_CONFIG_KEYS, name
+        assert set(sym["stats"]) >= SYMBOL_STATS_KEYS, name
         # prices are decimal numbers, not kernel units
         assert isinstance(sym["config"]["buy_target"], float) and sym["config"]["buy_target"] < 10_000
-    assert sum(s["stats"]["buy_orders"] + s["stats"]["sell_orders"] for s in st["symbols"].values()) \
-        == st["orders_sent"]
+    assert (
+        sum(s["stats"]["buy_orders"] + s["stats"]["sell_orders"] for s in st["symbols"].values()) == st["orders_sent"]
+    )
 
 
 def test_lab_down_leaves_no_namespace_link_pin_state_or_process(lab70):
     cli("lab", "up", "--lab", str(LAB_NUMBER))
     cli("engine", "attach", L.engine_iface, "--config", DEMO)
     # A simulator running in the lab when it goes down.
-    feed = subprocess.Popen([HFT_TUI, "lab", "feed", "--lab", str(LAB_NUMBER), "--count", "0", "--rate", "500"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    feed = subprocess.Popen(
+        [HFT_TUI, "lab", "feed", "--lab", str(LAB_NUMBER), "--count", "0", "--rate", "500"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: feed.pid in lab.lab_pids(L), 30, "the simulator to enter the lab")
         out = cli("lab", "down", "--lab", str(LAB_NUMBER)).stdout
@@ -127,9 +173,24 @@ def test_lab_down_leaves_no_namespace_link_pin_state_or_process(lab70):
 
 def test_lab_feed_without_root_is_one_line_that_says_so(lab70):
     cli("lab", "up", "--lab", str(LAB_NUMBER))
-    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", HFT_TUI,
-                        "lab", "feed", "--lab", str(LAB_NUMBER), "--count", "10"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            HFT_TUI,
+            "lab",
+            "feed",
+            "--lab",
+            str(LAB_NUMBER),
+            "--count",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.startswith("hft-tui: error: ") and p.stderr.count("\n") == 1, p.stderr
     assert "root" in p.stderr

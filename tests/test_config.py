@@ -156,7 +156,7 @@ GOOD_ENGINE_VALUES = [
     ("deadman_ms", "3600000", 3_600_000),
     ("max_notional", "5000000", 50_000_000_000),
     ("loss_limit", Decimal("250000.5"), 2_500_005_000),
-    ("loss_limit", "922337203685477.5807", 2**63 - 1),   # the largest the kernel's signed compare takes
+    ("loss_limit", "922337203685477.5807", 2**63 - 1),  # the largest the kernel's signed compare takes
 ]
 
 
@@ -247,7 +247,7 @@ BAD_TOML = [
     ("[symbols.AAPL]\nbase_qty = 1.5\n", "is not a whole number"),
     ("[symbols.AAPL]\nbuy_target = -3\n", "buy_target: -3 is negative"),
     ("[symbols.AAPL]\nenabled = 3\n", "enabled: 3 is not true or false"),
-    ("[engine]\non_no_trade = \"bounce\"\n", "on_no_trade: 'bounce' is not one of pass, drop"),
+    ('[engine]\non_no_trade = "bounce"\n', "on_no_trade: 'bounce' is not one of pass, drop"),
     ("[symbols.AAPL\n", "Expected ']'"),
     ("[symbols.AAPL]\nbuy_target = \n", "Invalid value"),
     ("[risk]\nx = 1\n", "unknown section [risk]"),
@@ -288,11 +288,14 @@ def test_missing_config_file_is_a_config_error(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize("words,parsed", [
-    (["buy_target=190.25"], {"buy_target": "190.25"}),
-    ([" base_qty = 5 ", "enabled=off"], {"base_qty": "5", "enabled": "off"}),
-    (["reference_price="], {"reference_price": ""}),
-])
+@pytest.mark.parametrize(
+    "words,parsed",
+    [
+        (["buy_target=190.25"], {"buy_target": "190.25"}),
+        ([" base_qty = 5 ", "enabled=off"], {"base_qty": "5", "enabled": "off"}),
+        (["reference_price="], {"reference_price": ""}),
+    ],
+)
 def test_assignments_parse(words, parsed):
     assert parse_assignments(words) == parsed
 
@@ -337,13 +340,13 @@ REFUSED_SET_SYMBOL = [
     ("AAPL", {"buy_target": "-1"}),
     ("AAPL", {"buy_target": "190.123456"}),
     ("AAPL", {"max_position": str(2**32)}),
-    ("AAPL", {"sell_target": "190.00"}),      # below the running buy_target
+    ("AAPL", {"sell_target": "190.00"}),  # below the running buy_target
     ("AAPL", {"tick_size": "0"}),
     ("AAPL", {"collar_bps": "0"}),
     ("AAPL", {"base_qty": "5", "bogus": "1"}),  # one bad key spoils the whole change
     ("AAPL", {"base_qty": "5", "enabled": "perhaps"}),
     ("TOO LONG", {"base_qty": "5"}),
-    ("NEW", {"buy_target": "x"}),              # a refused new symbol is not added
+    ("NEW", {"buy_target": "x"}),  # a refused new symbol is not added
 ]
 
 

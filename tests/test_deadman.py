@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from engine_configs import UNTHROTTLED
 from waiting import wait_for
 
@@ -61,8 +60,9 @@ class Supervisor:
     def __init__(self, iface: str, tmp: Path, *args: str) -> None:
         self.iface = iface
         self.log = tmp / f"run-{iface}-{time.monotonic_ns()}.log"
-        self.proc = subprocess.Popen([HFT_TUI, "engine", "run", iface, *args],
-                                     stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+        self.proc = subprocess.Popen(
+            [HFT_TUI, "engine", "run", iface, *args], stdout=subprocess.DEVNULL, stderr=self.log.open("w")
+        )
         wait_for(lambda: "supervising" in self.text() or self.proc.poll() is not None, 60, "the supervisor")
         assert self.proc.poll() is None, self.text()
 
@@ -96,11 +96,13 @@ def supervisors():
 @pytest.fixture
 def fresh_journal():
     """Journals of our labs' interfaces start empty."""
+
     def clear(iface: str) -> Path:
         path = journal.journal_path(iface)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return path
+
     return clear
 
 
@@ -130,6 +132,7 @@ def feed_for(lab, seconds: float, rate: int = 20_000):
 
 
 # -- arming -----------------------------------------------------------------------
+
 
 def test_a_plain_attach_leaves_the_switch_unarmed_and_says_so(make_lab):
     L = make_lab(40)
@@ -178,8 +181,10 @@ def test_attach_with_deadman_arms_it_and_a_stale_heartbeat_stops_every_order(mak
 
 # -- SIGKILL mid-trading ------------------------------------------------------------
 
+
 def test_sigkill_of_the_supervisor_stops_orders_within_the_deadline_and_restart_needs_a_resume(
-        make_lab, supervisors, fresh_journal, tmp_path):
+    make_lab, supervisors, fresh_journal, tmp_path
+):
     L = make_lab(42)
     iface = L.engine_iface
     jpath = fresh_journal(iface)
@@ -243,8 +248,14 @@ def test_sigkill_of_the_supervisor_stops_orders_within_the_deadline_and_restart_
     assert run2.term() == 0
     assert iface not in engine.attached_ifaces()
     v = json.loads(cli("journal", "verify", "--iface", iface, "--json").stdout)
-    assert (v["rows"], v["gaps"], v["drops"], v["first_order_id"], v["last_order_id"], v["ok"]) == \
-           (total, 0, 0, 1, total, True)
+    assert (v["rows"], v["gaps"], v["drops"], v["first_order_id"], v["last_order_id"], v["ok"]) == (
+        total,
+        0,
+        0,
+        1,
+        total,
+        True,
+    )
     assert total == phase_a.orders_received + phase_d.orders_received
     with journal.Journal(jpath, readonly=True) as j:
         kinds = [r["kind"] for r in j.rows("control")]
@@ -253,6 +264,7 @@ def test_sigkill_of_the_supervisor_stops_orders_within_the_deadline_and_restart_
 
 
 # -- controllers --------------------------------------------------------------------
+
 
 def test_a_controller_stopping_without_detach_leaves_the_switch_armed(make_lab, fresh_journal):
     L = make_lab(43)
@@ -277,8 +289,6 @@ def test_a_controller_stopping_without_detach_leaves_the_switch_armed(make_lab, 
         assert ctl.tripped_on_start and h.maps.kill() != 0
         ctl.stop(detach=True)
     assert iface not in engine.attached_ifaces()
-
-
 
 
 def test_a_backlog_is_drained_in_bounded_ticks_that_say_so(make_lab, fresh_journal, tmp_path):
@@ -321,16 +331,17 @@ def test_one_controller_per_engine(make_lab, supervisors, fresh_journal, tmp_pat
     supervisors.append(run)
     p = cli("engine", "run", iface, check=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert p.stderr.strip() == (f"hft-tui: error: {iface} already has a controller (pid {run.proc.pid}): "
-                                "one process drains the events and writes the journal; stop it first")
-    with engine.open_engine(iface) as h:
-        with pytest.raises(engine.EngineError, match="already has a controller"):
-            Controller(h).start()
+    assert p.stderr.strip() == (
+        f"hft-tui: error: {iface} already has a controller (pid {run.proc.pid}): "
+        "one process drains the events and writes the journal; stop it first"
+    )
+    with engine.open_engine(iface) as h, pytest.raises(engine.EngineError, match="already has a controller"):
+        Controller(h).start()
     assert run.proc.poll() is None
     assert run.term() == 0
     # A stopped controller leaves no lock file behind, and the next one takes over.
     assert not (paths.RUN_DIR / f"{iface}.controller").exists()
-    engine.attach(iface, load_config(DEMO))          # the supervisor detached on SIGTERM
+    engine.attach(iface, load_config(DEMO))  # the supervisor detached on SIGTERM
     with engine.open_engine(iface) as h:
         ctl = Controller(h)
         ctl.start()
@@ -341,7 +352,8 @@ def test_one_controller_per_engine(make_lab, supervisors, fresh_journal, tmp_pat
 
 
 def test_the_journal_records_program_hash_and_config_version_at_attach_and_every_change(
-        make_lab, supervisors, fresh_journal, tmp_path):
+    make_lab, supervisors, fresh_journal, tmp_path
+):
     L = make_lab(40)
     iface = L.engine_iface
     jpath = fresh_journal(iface)
@@ -372,8 +384,10 @@ def test_the_journal_records_program_hash_and_config_version_at_attach_and_every
 
 # -- the heartbeat's cadence, and starting while others look (lab 68) --------------------
 
-def test_engine_run_beats_five_times_per_deadline_even_one_shortened_live(make_lab, supervisors, fresh_journal,
-                                                                         tmp_path):
+
+def test_engine_run_beats_five_times_per_deadline_even_one_shortened_live(
+    make_lab, supervisors, fresh_journal, tmp_path
+):
     L = make_lab(68)
     iface = L.engine_iface
     fresh_journal(iface)
@@ -383,7 +397,7 @@ def test_engine_run_beats_five_times_per_deadline_even_one_shortened_live(make_l
     skipped = status(iface)["deadman"]["skipped"]
     summary = feed_for(L, 3.0)
     assert summary.orders_received > 0
-    assert status(iface)["deadman"]["skipped"] == skipped        # no update refused for the heartbeat
+    assert status(iface)["deadman"]["skipped"] == skipped  # no update refused for the heartbeat
 
     # 500 ms -> 100 ms while it runs: met from the next beat on.
     cli("engine", "set-engine", "deadman_ms=500", "--iface", iface)
@@ -391,7 +405,7 @@ def test_engine_run_beats_five_times_per_deadline_even_one_shortened_live(make_l
     feed = Feed(L)
     wait_for(lambda: status(iface)["orders_sent"] > 100, 30, "orders to flow")
     cli("engine", "set-engine", "deadman_ms=100", "--iface", iface)
-    time.sleep(2.0)                                               # trading on under the short deadline
+    time.sleep(2.0)  # trading on under the short deadline
     summary = feed.stop()
     st = status(iface)
     assert st["deadman"]["deadline_ms"] == 100 and summary.orders_received > 0
@@ -413,8 +427,8 @@ def test_a_reader_holding_the_controller_lock_for_a_moment_does_not_refuse_a_con
     iface = L.engine_iface
     cli("engine", "attach", iface, "--config", str(DEMO))
     fd = hold_shared(iface)
-    assert controller_pid(iface) is None                  # a reader is not a controller
-    threading.Timer(0.2, os.close, args=(fd,)).start()    # ... and lets go soon
+    assert controller_pid(iface) is None  # a reader is not a controller
+    threading.Timer(0.2, os.close, args=(fd,)).start()  # ... and lets go soon
     with engine.open_engine(iface) as h:
         ctl = Controller(h)
         ctl.start()
@@ -453,7 +467,7 @@ def test_a_controller_starts_while_its_status_is_read_again_and_again(make_lab):
 def test_engine_run_refuses_a_deadline_below_the_minimum_before_arming_anything(make_lab):
     L = make_lab(68)
     iface = L.engine_iface
-    cli("engine", "attach", iface, "--config", str(DEMO))             # attached, unarmed: run would take it over
+    cli("engine", "attach", iface, "--config", str(DEMO))  # attached, unarmed: run would take it over
     p = cli("engine", "run", iface, "--deadman", "50", check=False)
     assert p.returncode == 1
     assert p.stderr.strip() == "hft-tui: error: dead-man deadline (ms): 50 is below 100"

@@ -15,15 +15,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from engine_configs import UNTHROTTLED
+from waiting import wait_for
 
 from hft_tui import engine, journal, lab, paths
 from hft_tui.config import DEFAULT_DEADMAN_MS, load_config
 from hft_tui.constants import KILL_OFF, KILL_STATES
 from hft_tui.controller import Controller
 from hft_tui.protocol import Update, encode_update, parse_price
-
-from engine_configs import UNTHROTTLED
-from waiting import wait_for
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
 DEMO = paths.DEMO_CONFIG
@@ -63,7 +62,7 @@ def test_a_resume_the_loss_limit_would_undo_is_refused_until_the_limit_is_raised
     p = cli("engine", "resume", h.iface)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "is below the loss limit" in p.stderr and "loss_limit=" in p.stderr and p.stderr.count("\n") == 1
-    assert KILL_STATES[h.maps.kill()] == "loss_limit"           # unchanged
+    assert KILL_STATES[h.maps.kill()] == "loss_limit"  # unchanged
     # Raised above the loss: the resume goes through.
     assert cli("engine", "set-engine", f"loss_limit={(-pnl) // 10000 + 1}", "--iface", h.iface).returncode == 0
     p = cli("engine", "resume", h.iface)
@@ -75,7 +74,7 @@ def test_the_kill_switch_needs_only_its_own_pin(attached):
     """An engine of another hft-tui version has maps this one cannot read; its
     kill switch (a u64 in its own map) must still be reachable."""
     iface = attached.iface
-    (paths.pin_dir(iface) / "symbol_state").unlink()        # a map this version would refuse to open
+    (paths.pin_dir(iface) / "symbol_state").unlink()  # a map this version would refuse to open
     assert "cannot open the engine's maps" in cli("engine", "status", iface).stderr
     p = cli("engine", "kill", iface)
     assert p.returncode == 0, p.stderr
@@ -86,7 +85,7 @@ def test_the_kill_switch_needs_only_its_own_pin(attached):
 @pytest.mark.parametrize("stored", [1, 99, 0, 2**40])
 def test_a_deadline_from_the_state_file_is_checked_before_it_is_armed(attached, stored):
     rec = engine.EngineRecord.load(attached.iface)
-    rec.deadman_ms = stored                                   # an older hft-tui, or a hand, wrote it
+    rec.deadman_ms = stored  # an older hft-tui, or a hand, wrote it
     rec.save()
     with engine.EngineHandle(attached.iface) as h:
         ctl = Controller(h)
@@ -111,9 +110,7 @@ def test_an_engine_without_its_state_file_keeps_its_own_identity_in_the_journal(
     assert [e["prog_id"] for e in engines] == [prog_id]
     assert engines[0]["attached_at"] > 0
     p = cli("engine", "status", iface, "--json")
-    assert json.loads(p.stdout)["attached"] is True            # still known as ours, by its pinned program
-
-
+    assert json.loads(p.stdout)["attached"] is True  # still known as ours, by its pinned program
 
 
 class _Views:

@@ -26,14 +26,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyroute2 import IPRoute
-
 from waiting import wait_for
 
 from hft_tui import engine, journal, netlink, paths, preflight
 from hft_tui.config import SYMBOL_KEYS, ConfigError, load_config, symbol_params
 from hft_tui.constants import KILL_OFF
-from hft_tui.errors import JournalError
 from hft_tui.controller import Controller
+from hft_tui.errors import JournalError
 from hft_tui.lab import PASS_PROGRAM, Lab
 from hft_tui.simulator import Simulator
 
@@ -72,6 +71,7 @@ def delete_link(iface: str) -> None:
 
 # -- the engine goes away under its supervisor ---------------------------------------
 
+
 def _delete_interface(L) -> None:
     delete_link(L.engine_iface)
 
@@ -81,17 +81,21 @@ def _detach_from_the_cli(L) -> None:
     assert p.returncode == 0, p.stderr
 
 
-@pytest.mark.parametrize("go_away, message", [
-    (_delete_interface, "INTERFACE {iface} is gone: its engine went with it"),
-    (_detach_from_the_cli, "ENGINE DETACHED: {iface} no longer runs this engine"),
-])
+@pytest.mark.parametrize(
+    "go_away, message",
+    [
+        (_delete_interface, "INTERFACE {iface} is gone: its engine went with it"),
+        (_detach_from_the_cli, "ENGINE DETACHED: {iface} no longer runs this engine"),
+    ],
+)
 def test_the_supervisor_reports_an_engine_going_away_and_cleans_up(make_lab, tmp_path, go_away, message):
     L = make_lab(44)
     iface = L.engine_iface
     jpath = clear_journal(iface)
     log = tmp_path / "run.log"
-    proc = subprocess.Popen([HFT_TUI, "engine", "run", iface, "--config", str(DEMO)],
-                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    proc = subprocess.Popen(
+        [HFT_TUI, "engine", "run", iface, "--config", str(DEMO)], stdout=subprocess.DEVNULL, stderr=log.open("w")
+    )
     try:
         wait_for(lambda: "supervising" in log.read_text() or proc.poll() is not None, 60, "the supervisor")
         summary = Simulator(L, load_config(DEMO), seed=3).run(0, 10_000, duration=1.0)
@@ -136,6 +140,7 @@ def test_an_interface_deleted_without_a_controller_is_reported_by_the_cli(make_l
 
 # -- another XDP program -------------------------------------------------------------
 
+
 @pytest.fixture
 def foreign_program(make_lab):
     """Lab 46 with someone else's XDP program (XDP_PASS) on the engine side."""
@@ -145,17 +150,21 @@ def foreign_program(make_lab):
     fn = b.load_func(b"xdp_pass", bcc.BPF.XDP)
     with IPRoute() as ipr:
         idx = ipr.link_lookup(ifname=L.engine_iface)[0]
-        ipr.link("set", index=idx, xdp={"attrs": [("IFLA_XDP_FD", fn.fd),
-                                                    ("IFLA_XDP_FLAGS", netlink.MODE_FLAGS["native"])]})
+        ipr.link(
+            "set", index=idx, xdp={"attrs": [("IFLA_XDP_FD", fn.fd), ("IFLA_XDP_FLAGS", netlink.MODE_FLAGS["native"])]}
+        )
     b.cleanup()  # the attachment holds the program
     return L, xdp(L.engine_iface)
 
 
-@pytest.mark.parametrize("argv", [
-    ["engine", "attach", "{iface}", "--config", str(DEMO)],
-    ["engine", "attach", "{iface}", "--config", str(DEMO), "--mode", "generic"],
-    ["engine", "run", "{iface}", "--config", str(DEMO)],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["engine", "attach", "{iface}", "--config", str(DEMO)],
+        ["engine", "attach", "{iface}", "--config", str(DEMO), "--mode", "generic"],
+        ["engine", "run", "{iface}", "--config", str(DEMO)],
+    ],
+)
 def test_another_xdp_program_makes_attach_refuse_and_change_nothing(foreign_program, argv):
     L, theirs = foreign_program
     jpath = clear_journal(L.engine_iface)
@@ -201,8 +210,12 @@ UNMOUNT_BPFFS = textwrap.dedent("""
 
 
 def in_private_mount_ns(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "--",
-                           PYTHON, "-c", UNMOUNT_BPFFS, *argv], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", PYTHON, "-c", UNMOUNT_BPFFS, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_bpffs_not_mounted_gets_mounted_by_attach(make_lab):
@@ -229,14 +242,24 @@ def test_bpffs_not_mounted_gets_mounted_by_attach(make_lab):
 def test_bpffs_that_cannot_be_mounted_gets_an_error_that_says_how(make_lab):
     L = make_lab(47)
     # Without CAP_SYS_ADMIN (dropped for good: inheritable and bounding sets) mount(2) fails.
-    p = in_private_mount_ns("setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin",
-                            HFT_TUI, "engine", "attach", L.engine_iface, "--config", str(DEMO))
+    p = in_private_mount_ns(
+        "setpriv",
+        "--inh-caps=-sys_admin",
+        "--bounding-set=-sys_admin",
+        HFT_TUI,
+        "engine",
+        "attach",
+        L.engine_iface,
+        "--config",
+        str(DEMO),
+    )
     assert_one_line_error(p, "bpffs is not mounted on /sys/fs/bpf and mounting it failed (Operation not permitted)")
     assert "mount -t bpf bpf /sys/fs/bpf" in p.stderr
     assert xdp(L.engine_iface).mode is None and not paths.state_file(L.engine_iface).exists()
 
 
 # -- bad config writes ----------------------------------------------------------------
+
 
 @pytest.fixture
 def attached(make_lab):
@@ -252,39 +275,42 @@ def kernel_config(h) -> tuple:
     return bytes(h.maps.read_global()), symbols, h.maps.kill()
 
 
-@pytest.mark.parametrize("argv, words", [
-    # negative
-    (["set", "AAPL", "base_qty=-1"], "base_qty: -1 is below 0"),
-    (["set", "AAPL", "buy_target=-190.25"], "buy_target: -190.25 is negative"),
-    (["set", "AAPL", "max_notional=-5"], "max_notional: -5 must be a number >= 0"),
-    (["set-engine", "rate_per_sec=-3"], "rate_per_sec: -3 is below 0"),
-    (["set-engine", "loss_limit=-1"], "loss_limit: -1 must be a number >= 0"),
-    # overflow
-    (["set", "AAPL", "max_position=4294967296"], "max_position: 4294967296 is above 4294967295"),
-    (["set", "AAPL", "buy_target=429496.7296"], "above the largest price"),
-    (["set", "AAPL", "buy_target=1E+999999"], "buy_target"),
-    (["set", "AAPL", "max_notional=1844674407370956.1616"], "too large"),
-    (["set-engine", "feed_port=65536"], "feed_port: 65536 is above 65535"),
-    (["set-engine", "update_sample=99999999999"], "is above 4294967295"),
-    # sell below buy
-    (["set", "AAPL", "sell_target=190.00"], "sell_target 190.0000 must be above buy_target 190.2500"),
-    (["set", "AAPL", "sell_target=190.25"], "must be above buy_target"),
-    # a collar of 0 bps
-    (["set", "AAPL", "collar_bps=0"], "collar_bps: 0 is below 1"),
-    # unknown key
-    (["set", "AAPL", "colour=red"], "unknown key 'colour'"),
-    (["set-engine", "speed=11"], "unknown key 'speed'"),
-    # not numbers, too precise, not key=value, not changeable, not a symbol
-    (["set", "AAPL", "buy_target=abc"], "is not a number"),
-    (["set", "AAPL", "buy_target=190.12345"], "more than 4 decimal places"),
-    (["set", "AAPL", "base_qty=1.5"], "is not a whole number"),
-    (["set", "AAPL", "base_qty"], "expected key=value"),
-    (["set-engine", "mode=generic"], "mode cannot change while attached"),
-    (["set-engine", "deadman_ms=0"], "deadman_ms: 0 is below 100"),
-    (["set-engine", "loss_limit=922337203685477.5808"], "loss_limit: 922337203685477.5808 is too large"),
-    (["set", "AA PL", "base_qty=1"], "invalid symbol"),
-    (["set", "TOOLONGSYM", "base_qty=1"], "invalid symbol"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        # negative
+        (["set", "AAPL", "base_qty=-1"], "base_qty: -1 is below 0"),
+        (["set", "AAPL", "buy_target=-190.25"], "buy_target: -190.25 is negative"),
+        (["set", "AAPL", "max_notional=-5"], "max_notional: -5 must be a number >= 0"),
+        (["set-engine", "rate_per_sec=-3"], "rate_per_sec: -3 is below 0"),
+        (["set-engine", "loss_limit=-1"], "loss_limit: -1 must be a number >= 0"),
+        # overflow
+        (["set", "AAPL", "max_position=4294967296"], "max_position: 4294967296 is above 4294967295"),
+        (["set", "AAPL", "buy_target=429496.7296"], "above the largest price"),
+        (["set", "AAPL", "buy_target=1E+999999"], "buy_target"),
+        (["set", "AAPL", "max_notional=1844674407370956.1616"], "too large"),
+        (["set-engine", "feed_port=65536"], "feed_port: 65536 is above 65535"),
+        (["set-engine", "update_sample=99999999999"], "is above 4294967295"),
+        # sell below buy
+        (["set", "AAPL", "sell_target=190.00"], "sell_target 190.0000 must be above buy_target 190.2500"),
+        (["set", "AAPL", "sell_target=190.25"], "must be above buy_target"),
+        # a collar of 0 bps
+        (["set", "AAPL", "collar_bps=0"], "collar_bps: 0 is below 1"),
+        # unknown key
+        (["set", "AAPL", "colour=red"], "unknown key 'colour'"),
+        (["set-engine", "speed=11"], "unknown key 'speed'"),
+        # not numbers, too precise, not key=value, not changeable, not a symbol
+        (["set", "AAPL", "buy_target=abc"], "is not a number"),
+        (["set", "AAPL", "buy_target=190.12345"], "more than 4 decimal places"),
+        (["set", "AAPL", "base_qty=1.5"], "is not a whole number"),
+        (["set", "AAPL", "base_qty"], "expected key=value"),
+        (["set-engine", "mode=generic"], "mode cannot change while attached"),
+        (["set-engine", "deadman_ms=0"], "deadman_ms: 0 is below 100"),
+        (["set-engine", "loss_limit=922337203685477.5808"], "loss_limit: 922337203685477.5808 is too large"),
+        (["set", "AA PL", "base_qty=1"], "invalid symbol"),
+        (["set", "TOOLONGSYM", "base_qty=1"], "invalid symbol"),
+    ],
+)
 def test_a_bad_config_write_is_refused_and_the_kernel_map_is_unchanged(attached, argv, words):
     before = kernel_config(attached)
     p = cli("engine", *argv, "--iface", attached.iface)
@@ -293,12 +319,19 @@ def test_a_bad_config_write_is_refused_and_the_kernel_map_is_unchanged(attached,
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(key=st.sampled_from(sorted(SYMBOL_KEYS) + ["bogus"]),
-       value=st.one_of(st.integers(-2**70, 2**70), st.text(max_size=12),
-                       st.decimals(allow_nan=True, allow_infinity=True), st.booleans(),
-                       # exponent notation, with exponents up to and past Decimal's limits
-                       st.builds("{}E{}".format, st.integers(-999, 999),
-                                 st.sampled_from([-10**7, -999_999, -5, 0, 3, 5, 999_999, 10**7]))))
+@given(
+    key=st.sampled_from([*sorted(SYMBOL_KEYS), "bogus"]),
+    value=st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.text(max_size=12),
+        st.decimals(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        # exponent notation, with exponents up to and past Decimal's limits
+        st.builds(
+            "{}E{}".format, st.integers(-999, 999), st.sampled_from([-(10**7), -999_999, -5, 0, 3, 5, 999_999, 10**7])
+        ),
+    ),
+)
 def test_any_symbol_write_is_either_applied_exactly_or_refused_with_the_map_unchanged(attached, key, value):
     before = kernel_config(attached)
     base = attached.symbol("AAPL")
@@ -316,6 +349,7 @@ def test_any_symbol_write_is_either_applied_exactly_or_refused_with_the_map_unch
 
 
 # -- the journal cannot be written ------------------------------------------------------
+
 
 def test_a_journal_that_cannot_be_written_latches_the_kill_and_keeps_the_events(make_lab, tmp_path):
     L = make_lab(44)
@@ -346,13 +380,17 @@ def test_a_journal_that_cannot_be_written_latches_the_kill_and_keeps_the_events(
 
 # -- a dead-man deadline given on the command line ---------------------------------------
 
-@pytest.mark.parametrize("value, words", [
-    ("-5", "-5 is below 100"),                       # would wrap to ~49 days in the kernel's u32
-    ("5000000000", "5000000000 is above 3600000"),   # would wrap to 705032704 ms
-    ("0", "0 is below 100"),                         # "armed" with no deadline
-    ("50", "50 is below 100"),
-    ("soon", "'soon' is not a whole number"),
-])
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("-5", "-5 is below 100"),  # would wrap to ~49 days in the kernel's u32
+        ("5000000000", "5000000000 is above 3600000"),  # would wrap to 705032704 ms
+        ("0", "0 is below 100"),  # "armed" with no deadline
+        ("50", "50 is below 100"),
+        ("soon", "'soon' is not a whole number"),
+    ],
+)
 def test_a_bad_deadman_deadline_is_refused_before_anything_is_attached(make_lab, value, words):
     L = make_lab(44)
     p = cli("engine", "attach", L.engine_iface, "--config", str(DEMO), "--deadman", value)
@@ -360,18 +398,22 @@ def test_a_bad_deadman_deadline_is_refused_before_anything_is_attached(make_lab,
     assert f"argument --deadman: dead-man deadline (ms): {words}" in p.stderr
     assert xdp(L.engine_iface).mode is None and not paths.pin_dir(L.engine_iface).exists()
     with pytest.raises(ConfigError, match=words):
-        engine.attach(L.engine_iface, load_config(DEMO), deadman_ms=int(value) if value.lstrip("-").isdigit() else value)
+        engine.attach(
+            L.engine_iface, load_config(DEMO), deadman_ms=int(value) if value.lstrip("-").isdigit() else value
+        )
     assert xdp(L.engine_iface).mode is None
 
 
 # -- removing a symbol ------------------------------------------------------------------
 
+
 def test_a_symbol_holding_shares_cannot_be_removed_and_keeps_trading_state(attached):
-    L = Lab.numbered(47)             # the lab the fixture attached to
+    L = Lab.numbered(47)  # the lab the fixture attached to
     demo = load_config(DEMO)
     # Buys only: the walk crosses AAPL's buy target, and no sell target flattens it.
-    config = dataclasses.replace(demo, symbols={**demo.symbols,
-                                                "AAPL": dataclasses.replace(demo.symbols["AAPL"], sell_target=0)})
+    config = dataclasses.replace(
+        demo, symbols={**demo.symbols, "AAPL": dataclasses.replace(demo.symbols["AAPL"], sell_target=0)}
+    )
     attached.set_symbol("AAPL", {"sell_target": "0"})
     assert Simulator(L, config, seed=4).run(3000, 0).orders_received > 0
     held = attached.maps.read_symbol("AAPL")[1].position

@@ -21,29 +21,35 @@ import sys
 from pathlib import Path
 
 import pytest
+from frames import update_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from frames import update_frame
 from hft_tui import libbpf
 from hft_tui.config import engine_params, symbol_params
 from hft_tui.constants import BPF_F_LOCK, KILL_OFF, MSG_LEN, NUM_COUNTERS, OFFSETS
-from hft_tui.rings import EVENT_FIELDS, RECORD_STRIDE, RecordRun, RingDrain, event_from_tuple
 from hft_tui.journal import Journal
 from hft_tui.journal.store import _GapTracker
 from hft_tui.journal_cli import CSV_COLUMNS
 from hft_tui.layout import GlobalState, Totals
 from hft_tui.protocol import Update, parse_price
+from hft_tui.rings import EVENT_FIELDS, RECORD_STRIDE, RecordRun, RingDrain, event_from_tuple
 
 HFT_TUI = [str(Path(sys.executable).with_name("hft-tui"))]
 SYMBOL = "TEST"
 # Buys at or below 100.00, sells at or above 101.00, never runs out of room:
 # each update below trades 10 shares, so every update is one order.
-TRADING = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 10, "max_order_qty": 10,
-           "max_position": 4294967295, "collar_bps": 10000}
+TRADING = {
+    "buy_target": "100.00",
+    "sell_target": "101.00",
+    "base_qty": 10,
+    "max_order_qty": 10,
+    "max_position": 4294967295,
+    "collar_bps": 10000,
+}
 BUY = Update(SYMBOL, 0, parse_price("99.00"), 100, parse_price("99.99"), 100)
 SELL = Update(SYMBOL, 0, parse_price("101.01"), 100, parse_price("102.00"), 100)
-QUIET = Update(SYMBOL, 0, parse_price("100.10"), 100, parse_price("100.20"), 100)   # between the targets
+QUIET = Update(SYMBOL, 0, parse_price("100.10"), 100, parse_price("100.20"), 100)  # between the targets
 SEQ_AT = -MSG_LEN + OFFSETS["seq"]  # the payload ends the frame
 K = {name: i for i, name in enumerate(EVENT_FIELDS)}
 
@@ -81,7 +87,7 @@ class Rig:
         self.seq = 0
 
     def run(self, frame: bytearray, seq: int) -> int:
-        frame[SEQ_AT:SEQ_AT + 8] = seq.to_bytes(8, "big")
+        frame[SEQ_AT : SEQ_AT + 8] = seq.to_bytes(8, "big")
         return libbpf.test_run(self.prog_fd, bytes(frame))[0]
 
     def trade(self, n: int) -> None:
@@ -130,8 +136,11 @@ class Rig:
 
     def kernel(self) -> dict:
         snap = self.maps.snapshot()
-        return {"orders_sent": snap.totals.order_seq, "ringbuf_drops": snap.counters["ringbuf_drops"],
-                "tape_drops": snap.counters["tape_drops"]}
+        return {
+            "orders_sent": snap.totals.order_seq,
+            "ringbuf_drops": snap.counters["ringbuf_drops"],
+            "tape_drops": snap.counters["tape_drops"],
+        }
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +170,7 @@ def assert_one_line_error(p: subprocess.CompletedProcess, words: str) -> None:
 
 # -- exactly once -----------------------------------------------------------------
 
+
 def test_every_order_and_reject_reaches_the_journal_once(rig, journal):
     rig.reset()
     rig.trade(500)
@@ -178,8 +188,14 @@ def test_every_order_and_reject_reaches_the_journal_once(rig, journal):
     kernel_orders = {t[K["order_id"]]: event_from_tuple(t) for _, t in records if t[K["kind"]] == 2}
     for row in journal.rows("orders"):
         ev = kernel_orders[row["order_id"]]
-        assert (row["symbol"], row["side"], row["price"], row["qty"], row["seq"], row["ts_ns"]) == \
-               (ev.symbol, ev.side, ev.price, ev.qty, ev.seq, ev.ts_ns)
+        assert (row["symbol"], row["side"], row["price"], row["qty"], row["seq"], row["ts_ns"]) == (
+            ev.symbol,
+            ev.side,
+            ev.price,
+            ev.qty,
+            ev.seq,
+            ev.ts_ns,
+        )
     assert {r["reason"] for r in journal.rows("rejects")} == {"stale"}
 
 
@@ -194,7 +210,7 @@ def test_the_eventengine_api_writes_the_same_rows_as_the_raw_path(rig, tmp_path)
         a.record_raw(records)
         b.record_events([event_from_tuple(t) for _, t in records], [pos for pos, _ in records])
         for table in ("orders", "rejects"):
-            strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_ns"} for r in rows]  # noqa: E731
+            strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_ns"} for r in rows]
             assert strip(a.rows(table)) == strip(b.rows(table))
 
 
@@ -202,7 +218,7 @@ def test_rejects_kept_as_the_kernel_wrote_them_read_back_as_the_same_rows(rig, t
     """The controller's path (the tape ring's records kept as bytes, a block
     per batch) and the decoded path give the same journal, row for row, and
     sampled updates in the tape ring never become rows."""
-    rig.reset(update_sample=3)          # every 3rd update that neither trades nor is refused is sampled
+    rig.reset(update_sample=3)  # every 3rd update that neither trades nor is refused is sampled
     quiet = bytearray(update_frame(QUIET, udp_fields={"chksum": 0}))
     rig.trade(60)
     rig.stale(20)
@@ -218,7 +234,7 @@ def test_rejects_kept_as_the_kernel_wrote_them_read_back_as_the_same_rows(rig, t
     with Journal(tmp_path / "runs.sqlite") as a, Journal(tmp_path / "tuples.sqlite") as b:
         assert a.record_raw(records, runs) == b.record_raw(decoded) == 90 + 27
         for table in ("orders", "rejects"):
-            strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_ns"} for r in rows]  # noqa: E731
+            strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_ns"} for r in rows]
             assert strip(a.rows(table)) == strip(b.rows(table))
         assert [r["seq"] for r in a.rows("rejects")] == [1] * 27
         assert {r["reason"] for r in a.rows("rejects")} == {"stale"}
@@ -324,12 +340,16 @@ def test_a_reader_that_keeps_up_never_makes_the_kernel_drop(rig):
 
 # -- gaps and drops ---------------------------------------------------------------
 
-@pytest.mark.parametrize("lost, ranges", [
-    ({7}, [[7, 7]]),
-    ({20, 21, 22}, [[20, 22]]),
-    ({1, 2}, [[1, 2]]),                  # ids start at 1: a missing start is a loss
-    ({3, 10, 11, 40}, [[3, 3], [10, 11], [40, 40]]),
-])
+
+@pytest.mark.parametrize(
+    "lost, ranges",
+    [
+        ({7}, [[7, 7]]),
+        ({20, 21, 22}, [[20, 22]]),
+        ({1, 2}, [[1, 2]]),  # ids start at 1: a missing start is a loss
+        ({3, 10, 11, 40}, [[3, 3], [10, 11], [40, 40]]),
+    ],
+)
 def test_a_missing_order_id_is_a_gap_reported_exactly(rig, journal, lost, ranges):
     rig.reset()
     rig.trade(50)
@@ -398,6 +418,7 @@ def test_a_kernel_kill_is_journaled_once_even_when_read_twice(rig, journal):
 
 # -- the online gap detector -------------------------------------------------------
 
+
 @pytest.mark.pure
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(2, 120), data=st.data())
@@ -428,6 +449,7 @@ def test_the_online_detector_reports_each_lost_id_once_and_never_a_reordered_one
 
 # -- the CLI ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def filled(rig, tmp_path) -> tuple[Path, dict]:
     """A journal file of 40 orders, 8 rejects and 2 control rows."""
@@ -450,8 +472,14 @@ def test_verify_json_prints_rows_gaps_drops_and_the_order_id_range(filled):
     p = cli("journal", "verify", "--journal", str(path), "--json")
     assert p.returncode == 0, p.stderr
     v = json.loads(p.stdout)
-    assert {k: v[k] for k in ("rows", "gaps", "drops", "first_order_id", "last_order_id", "ok")} == \
-           {"rows": n["orders"], "gaps": 0, "drops": 0, "first_order_id": 1, "last_order_id": 40, "ok": True}
+    assert {k: v[k] for k in ("rows", "gaps", "drops", "first_order_id", "last_order_id", "ok")} == {
+        "rows": n["orders"],
+        "gaps": 0,
+        "drops": 0,
+        "first_order_id": 1,
+        "last_order_id": 40,
+        "ok": True,
+    }
 
 
 def test_verify_exits_1_when_the_journal_proves_a_loss(rig, tmp_path):
@@ -491,8 +519,12 @@ def test_export_csv_writes_every_row_with_decimal_prices_to_a_root_only_file(fil
     assert [r["kind"] for r in body].count("order") == n["orders"]
     assert [r["kind"] for r in body].count("reject") == n["rejects"]
     first_buy = next(r for r in body if r["kind"] == "order")
-    assert (first_buy["order_id"], first_buy["side"], first_buy["price"], first_buy["qty"]) == \
-           ("1", "B", "99.9900", "10")
+    assert (first_buy["order_id"], first_buy["side"], first_buy["price"], first_buy["qty"]) == (
+        "1",
+        "B",
+        "99.9900",
+        "10",
+    )
     assert [int(r["jseq"]) for r in body] == sorted(int(r["jseq"]) for r in body)
 
 
@@ -504,19 +536,27 @@ def test_export_to_stdout_survives_a_closed_pipe(rig, tmp_path):
     with Journal(path) as j:
         j.record_raw(records)
     rig.commit(ends)
-    p = subprocess.run(f"{HFT_TUI[0]} journal export --journal {path} | head -1", shell=True,
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        f"{HFT_TUI[0]} journal export --journal {path} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.stdout.startswith("jseq,kind") and p.stderr == ""
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["journal", "verify", "--journal", "/nonexistent/x.journal.sqlite"], "no journal at"),
-    (["journal", "tail", "--iface", "../etc"], "invalid interface name"),
-    (["journal", "tail", "--iface", "a;reboot"], "invalid interface name"),
-    (["journal", "tail", "--journal", "{path}", "-n", "0"], "-n 0"),
-    (["journal", "verify", "--journal", "{junk}"], "not an hft-tui journal"),
-    (["journal", "export", "--journal", "{path}", "--out", "/nonexistent/dir/x.csv"], "cannot write"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["journal", "verify", "--journal", "/nonexistent/x.journal.sqlite"], "no journal at"),
+        (["journal", "tail", "--iface", "../etc"], "invalid interface name"),
+        (["journal", "tail", "--iface", "a;reboot"], "invalid interface name"),
+        (["journal", "tail", "--journal", "{path}", "-n", "0"], "-n 0"),
+        (["journal", "verify", "--journal", "{junk}"], "not an hft-tui journal"),
+        (["journal", "export", "--journal", "{path}", "--out", "/nonexistent/dir/x.csv"], "cannot write"),
+    ],
+)
 def test_bad_input_gets_one_line_and_changes_nothing(filled, tmp_path, argv, words):
     path, _ = filled
     junk = tmp_path / "junk.sqlite"
@@ -544,9 +584,9 @@ def test_a_schema_1_journal_is_read_as_it_is_and_upgraded_by_a_writer_row_for_ro
         records, (run,), ends = rig.read_as_controller()
         assert run.n == 9
         stride = len(run.data) // run.n
-        first = RecordRun(run.pos, run.data[:6 * stride], 6)
-        rest = RecordRun(run.pos + 6 * stride, run.data[6 * stride:], 3)
-        j.record_raw(records[:20], [first])           # two batches: two runs of journal numbers
+        first = RecordRun(run.pos, run.data[: 6 * stride], 6)
+        rest = RecordRun(run.pos + 6 * stride, run.data[6 * stride :], 3)
+        j.record_raw(records[:20], [first])  # two batches: two runs of journal numbers
         j.record_raw(records[20:], [rest])
         rig.commit(ends)
         want = {t: j.rows(t) for t in ("orders", "rejects", "control")}
@@ -554,21 +594,28 @@ def test_a_schema_1_journal_is_read_as_it_is_and_upgraded_by_a_writer_row_for_ro
     # The same journal as schema 1 wrote it.
     db = sqlite3.connect(path)
     cols = "ring_pos, ts_ns, sender_ts, seq, symbol, side, price, qty, position, pnl, bid, bid_qty, ask, ask_qty"
-    db.executescript(f"CREATE TABLE rejects (jseq INTEGER PRIMARY KEY, engine INTEGER NOT NULL, reason TEXT NOT NULL,"
-                     f" {cols}, UNIQUE (engine, ring_pos)); DROP TABLE reject_blocks;"
-                     " UPDATE meta SET value='1' WHERE key='schema_version';")
+    db.executescript(
+        f"CREATE TABLE rejects (jseq INTEGER PRIMARY KEY, engine INTEGER NOT NULL, reason TEXT NOT NULL,"
+        f" {cols}, UNIQUE (engine, ring_pos)); DROP TABLE reject_blocks;"
+        " UPDATE meta SET value='1' WHERE key='schema_version';"
+    )
     # Schema 1 kept each reject's own ring position (all 9 tape records are rejects here).
     positions = [run.pos + i * stride for i in range(run.n)]
-    db.executemany(f"INSERT INTO rejects (jseq, engine, reason, {cols}) VALUES ({', '.join('?' * 17)})",
-                   [tuple({**r, "ring_pos": pos}[k] for k in ("jseq", "engine", "reason", *cols.split(", ")))
-                    for r, pos in zip(want["rejects"], positions)])
+    db.executemany(
+        f"INSERT INTO rejects (jseq, engine, reason, {cols}) VALUES ({', '.join('?' * 17)})",
+        [
+            tuple({**r, "ring_pos": pos}[k] for k in ("jseq", "engine", "reason", *cols.split(", ")))
+            for r, pos in zip(want["rejects"], positions)
+        ],
+    )
     db.commit()
     db.close()
 
     def same(got, expected):
         drop = ("wall_ns", "ring_pos")
-        return [{k: v for k, v in r.items() if k not in drop} for r in got] == \
-               [{k: v for k, v in r.items() if k not in drop} for r in expected]
+        return [{k: v for k, v in r.items() if k not in drop} for r in got] == [
+            {k: v for k, v in r.items() if k not in drop} for r in expected
+        ]
 
     with Journal(path, readonly=True) as old:
         assert old.schema == 1
@@ -578,8 +625,9 @@ def test_a_schema_1_journal_is_read_as_it_is_and_upgraded_by_a_writer_row_for_ro
         assert upgraded.schema == 2
         assert all(same(upgraded.rows(t), want[t]) for t in want)
         v = upgraded.verify()
-        assert {k: v[k] for k in ("rows", "rejects", "gaps", "ok")} == \
-               {k: verified[k] for k in ("rows", "rejects", "gaps", "ok")}
+        assert {k: v[k] for k in ("rows", "rejects", "gaps", "ok")} == {
+            k: verified[k] for k in ("rows", "rejects", "gaps", "ok")
+        }
         assert upgraded._db.execute("SELECT count(*) FROM reject_blocks").fetchone()[0] == 2
         # The upgraded blocks know how far the tape ring is journaled: read again, nothing is new.
         upgraded.begin_engine(iface="hft48", prog_id=7, attached_at=2.0, program_hash="abc")
@@ -588,11 +636,14 @@ def test_a_schema_1_journal_is_read_as_it_is_and_upgraded_by_a_writer_row_for_ro
 
 
 @pytest.mark.pure
-@pytest.mark.parametrize("reason, code", [
-    ("stale", 10),          # a name the kernel's header gives
-    ("kill", 0),
-    ("13", 13),             # a code this hft-tui had no name for was kept as its number
-])
+@pytest.mark.parametrize(
+    "reason, code",
+    [
+        ("stale", 10),  # a name the kernel's header gives
+        ("kill", 0),
+        ("13", 13),  # a code this hft-tui had no name for was kept as its number
+    ],
+)
 def test_a_reject_reason_goes_back_to_its_own_kernel_code(reason, code):
     from hft_tui.journal.records import reason_code as _reason_code
 

@@ -56,14 +56,16 @@ def test_a_million_updates_at_full_rate_lose_no_order(make_lab, tmp_path, record
     for suffix in ("", "-wal", "-shm"):
         Path(f"{jpath}{suffix}").unlink(missing_ok=True)
     log = tmp_path / "run.log"
-    run = subprocess.Popen([HFT_TUI, "engine", "run", iface, "--config", str(config)],
-                           stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    run = subprocess.Popen(
+        [HFT_TUI, "engine", "run", iface, "--config", str(config)], stdout=subprocess.DEVNULL, stderr=log.open("w")
+    )
     try:
         wait_for(lambda: "supervising" in log.read_text() or run.poll() is not None, 60, "the supervisor")
         assert run.poll() is None, log.read_text()
 
-        feed = cli_json("lab", "feed", "--lab", str(LAB), "--config", str(config),
-                        "--count", str(UPDATES), "--rate", "0", "--json")
+        feed = cli_json(
+            "lab", "feed", "--lab", str(LAB), "--config", str(config), "--count", str(UPDATES), "--rate", "0", "--json"
+        )
         kernel = cli_json("engine", "status", iface, "--json")
 
         def caught_up():
@@ -82,12 +84,18 @@ def test_a_million_updates_at_full_rate_lose_no_order(make_lab, tmp_path, record
     v = cli_json("journal", "verify", "--iface", iface, "--json", rc=0 if lossless else 1)
     err = log.read_text()
 
-    summary = (f"{feed['updates_sent']:,} updates at {feed['rate']:,.0f}/s: {kernel['orders_sent']:,} orders, "
-               f"{sum(kernel['rejects'].values()):,} rejects; ring-buffer drops: {order_drops} orders, "
-               f"{tape_drops} tape; journal rows {v['rows']:,}, gaps {v['gaps']}")
+    summary = (
+        f"{feed['updates_sent']:,} updates at {feed['rate']:,.0f}/s: {kernel['orders_sent']:,} orders, "
+        f"{sum(kernel['rejects'].values()):,} rejects; ring-buffer drops: {order_drops} orders, "
+        f"{tape_drops} tape; journal rows {v['rows']:,}, gaps {v['gaps']}"
+    )
     print(summary)
-    for key, value in (("rate", feed["rate"]), ("orders", kernel["orders_sent"]),
-                       ("order_drops", order_drops), ("tape_drops", tape_drops)):
+    for key, value in (
+        ("rate", feed["rate"]),
+        ("orders", kernel["orders_sent"]),
+        ("order_drops", order_drops),
+        ("tape_drops", tape_drops),
+    ):
         record_property(key, value)
 
     assert feed["updates_sent"] == kernel["updates_seen"] == UPDATES

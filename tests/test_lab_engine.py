@@ -40,20 +40,27 @@ from hft_tui.strategy_model import EngineModel
 MODES = ("native", "generic")
 SHARED_LAB = {"native": 10, "generic": 11}
 FRESH_LAB = {"native": 12, "generic": 13}
-ETH_P_ALL = 0x0003            # linux/if_ether.h: every protocol, for the frame tap
-PACKET_OUTGOING = 4           # linux/if_packet.h: a frame this host sent
-NO_ORDER_WAIT_S = 0.2         # how long "no order" is waited for
+ETH_P_ALL = 0x0003  # linux/if_ether.h: every protocol, for the frame tap
+PACKET_OUTGOING = 4  # linux/if_packet.h: a frame this host sent
+NO_ORDER_WAIT_S = 0.2  # how long "no order" is waited for
 
 ENGINE = {"on_no_trade": "pass", "update_sample": 64}
 # buy 190.25, sell 190.75, 100 + 10 a tick below, no collar (10000 bps of a
 # 190 reference never binds a buy under 380).
 AAPL = {
-    "buy_target": "190.25", "sell_target": "190.75", "base_qty": 100, "scale_qty": 10,
-    "tick_size": "0.01", "max_order_qty": 1000, "max_position": 5000, "collar_bps": 10000,
+    "buy_target": "190.25",
+    "sell_target": "190.75",
+    "base_qty": 100,
+    "scale_qty": 10,
+    "tick_size": "0.01",
+    "max_order_qty": 1000,
+    "max_position": 5000,
+    "collar_bps": 10000,
 }
 
 
 # -- the lab side -------------------------------------------------------------
+
 
 class Exchange:
     """A UDP socket on the exchange address and a frame tap on its interface."""
@@ -169,11 +176,11 @@ def counters(h: engine.EngineHandle) -> dict:
 
 def diff(before: dict, after: dict, *, feed_only: bool = False) -> dict:
     """What changed; ``feed_only`` leaves out "passed" (ARP may cross at any time)."""
-    return {k: after[k] - before[k] for k in after
-            if after[k] != before[k] and not (feed_only and k == "passed")}
+    return {k: after[k] - before[k] for k in after if after[k] != before[k] and not (feed_only and k == "passed")}
 
 
 # -- independent checks of a frame -------------------------------------------
+
 
 def expected_order_frame(update_frame: Ether, order_payload: bytes) -> bytes:
     """The update frame with MACs, IPs and ports swapped, the order as its
@@ -265,7 +272,7 @@ def test_refused_updates_send_nothing_and_count_their_reason(shared, exchange_fo
     ex = exchange_for(shared.lab)
     before = counters(h)
     for bid, ask in quotes:
-        u = Update("REFUSE", 7, price(bid), 100, price(ask), 100, time.time_ns())   # same seq each time
+        u = Update("REFUSE", 7, price(bid), 100, price(ask), 100, time.time_ns())  # same seq each time
         verdict = model.expect(u)
         ex.send(u)
         assert ex.order(timeout=NO_ORDER_WAIT_S) is None
@@ -285,6 +292,7 @@ def test_unknown_symbol_is_counted_and_gets_no_order(shared, exchange_for):
 
 
 # -- other traffic passes --------------------------------------------------------
+
 
 def test_ping_crosses_the_attached_interface(shared):
     L, h = shared.lab, shared.handle
@@ -331,10 +339,11 @@ def test_tcp_connection_crosses_the_attached_interface(shared):
         client.close()
         t.join()
         server.close()
-    assert diff(before, counters(h)).get("passed", 0) >= 3   # SYN, data, ACKs, FIN...
+    assert diff(before, counters(h)).get("passed", 0) >= 3  # SYN, data, ACKs, FIN...
 
 
 # -- control -----------------------------------------------------------------------
+
 
 def test_kill_switch_stops_orders_at_the_next_packet_and_resume_restarts_them(shared, exchange_for):
     h = shared.handle
@@ -364,7 +373,7 @@ def test_config_change_applies_to_the_next_packet_without_reloading(shared, exch
     ex = exchange_for(shared.lab)
     prog_before = h.xdp().prog_id
     ex.send(Update("RETUNE", 1, price("190.30"), 100, price("190.35"), 500, 1))
-    assert ex.order(timeout=NO_ORDER_WAIT_S) is None          # above 190.25
+    assert ex.order(timeout=NO_ORDER_WAIT_S) is None  # above 190.25
     h.set_symbol("RETUNE", {"buy_target": "190.40"})
     ex.send(Update("RETUNE", 2, price("190.30"), 100, price("190.35"), 500, 2))
     o = decode_order(ex.order())
@@ -383,7 +392,7 @@ def test_position_never_exceeds_max_position_and_position_limit_is_counted(share
         got = ex.order(timeout=2.0 if seq <= 3 else NO_ORDER_WAIT_S)
         sizes.append(decode_order(got).qty if got else None)
     assert sizes == [100, 100, 50, None, None, None]
-    cfg, st = h.maps.read_symbol("CAPPED")
+    _cfg, st = h.maps.read_symbol("CAPPED")
     assert st.position == 250 == st.bought
     changed = diff(before, counters(h))
     assert changed["reject position_limit"] == 3 and changed["orders"] == 3
@@ -395,8 +404,7 @@ SIM_SYMBOLS = {
     # A throttle (fewer orders) and a notional cap (smaller ones): still checked.
     "SIMA": {**AAPL, "rate_per_sec": 200, "burst": 10},
     "SIMB": {**AAPL, "buy_target": "50.00", "sell_target": "50.40", "max_notional": "20000"},
-    "SIMC": {**AAPL, "buy_target": "10.00", "sell_target": "10.20", "base_qty": 7, "scale_qty": 3,
-             "max_position": 60},
+    "SIMC": {**AAPL, "buy_target": "10.00", "sell_target": "10.20", "base_qty": 7, "scale_qty": 3, "max_position": 60},
 }
 
 
@@ -415,13 +423,18 @@ def test_kernel_stats_equal_what_the_simulator_saw(shared):
     snap = h.snapshot()
     assert snap.totals.order_seq - before == summary.orders_received
     assert (summary.first_order_id, summary.last_order_id) == (before + 1, snap.totals.order_seq)
-    for limit in ("throttle", "notional"):   # the limits bit, and the checks still held
+    for limit in ("throttle", "notional"):  # the limits bit, and the checks still held
         assert snap.rejects[limit] > start.rejects[limit], limit
     for name in SIM_SYMBOLS:
         st = snap.symbols[name][1]
         seen = summary.symbols[name]
         assert (st.buy_orders, st.sell_orders, st.bought, st.sold, st.position) == (
-            seen["buys"], seen["sells"], seen["bought"], seen["sold"], seen["position"]), name
+            seen["buys"],
+            seen["sells"],
+            seen["bought"],
+            seen["sold"],
+            seen["position"],
+        ), name
 
 
 def test_lab_feed_command_reports_zero_invalid_orders(shared, tmp_path):
@@ -429,22 +442,53 @@ def test_lab_feed_command_reports_zero_invalid_orders(shared, tmp_path):
     toml = tmp_path / "feed.toml"
     toml.write_text(
         '[engine]\non_no_trade = "pass"\n'
-        '[symbols.CLIA]\nbuy_target = 20.00\nsell_target = 20.30\nbase_qty = 10\nscale_qty = 2\n'
-        'max_position = 200\ncollar_bps = 10000\n'
-        '[symbols.CLIB]\nbuy_target = 300.00\nsell_target = 300.80\nbase_qty = 5\nmax_position = 40\n'
-        'collar_bps = 10000\n'
+        "[symbols.CLIA]\nbuy_target = 20.00\nsell_target = 20.30\nbase_qty = 10\nscale_qty = 2\n"
+        "max_position = 200\ncollar_bps = 10000\n"
+        "[symbols.CLIB]\nbuy_target = 300.00\nsell_target = 300.80\nbase_qty = 5\nmax_position = 40\n"
+        "collar_bps = 10000\n"
     )
-    for name, values in (("CLIA", {"buy_target": "20.00", "sell_target": "20.30", "base_qty": 10, "scale_qty": 2,
-                                   "max_position": 200, "collar_bps": 10000}),
-                         ("CLIB", {"buy_target": "300.00", "sell_target": "300.80", "base_qty": 5,
-                                   "max_position": 40, "collar_bps": 10000})):
+    for name, values in (
+        (
+            "CLIA",
+            {
+                "buy_target": "20.00",
+                "sell_target": "20.30",
+                "base_qty": 10,
+                "scale_qty": 2,
+                "max_position": 200,
+                "collar_bps": 10000,
+            },
+        ),
+        (
+            "CLIB",
+            {"buy_target": "300.00", "sell_target": "300.80", "base_qty": 5, "max_position": 40, "collar_bps": 10000},
+        ),
+    ):
         fresh_symbol(h, name, values)
     before = h.snapshot().totals.order_seq
     n = SHARED_LAB[shared.mode]
     proc = subprocess.run(
-        [sys.executable, "-m", "hft_tui", "lab", "feed", "--count", "10000", "--rate", "0", "--json",
-         "--lab", str(n), "--config", str(toml), "--seed", "3"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "hft_tui",
+            "lab",
+            "feed",
+            "--count",
+            "10000",
+            "--rate",
+            "0",
+            "--json",
+            "--lab",
+            str(n),
+            "--config",
+            str(toml),
+            "--seed",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     out = json.loads(proc.stdout)

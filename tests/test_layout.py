@@ -16,10 +16,10 @@ import dataclasses
 import subprocess
 
 import pytest
-
 from frames import XdpAction
+
 from hft_tui.config import EngineParams, SymbolParams
-from hft_tui.constants import C, MSG_LEN, OFFSETS
+from hft_tui.constants import MSG_LEN, OFFSETS, C
 from hft_tui.layout import MIRRORS, KernelGlobalParams, KernelSymbolParams, SpinLock
 from hft_tui.paths import EBPF_DIR
 
@@ -80,9 +80,7 @@ def c_facts(tmp_path_factory) -> dict[str, tuple[int, ...]]:
     return facts
 
 
-MIRROR_FIELDS = [
-    (cname, fname) for cname, mirror in MIRRORS.items() for fname, _ in mirror._fields_
-]
+MIRROR_FIELDS = [(cname, fname) for cname, mirror in MIRRORS.items() for fname, _ in mirror._fields_]
 
 
 @pytest.mark.parametrize("cname", list(MIRRORS))
@@ -144,8 +142,9 @@ def test_user_space_header_compiles_on_its_own(tmp_path, header):
     # Included alone, twice (the include guard), with every warning an error.
     src = tmp_path / "alone.c"
     src.write_text(f'#include "{header}"\n#include "{header}"\nint main(void) {{ return 0; }}\n')
-    subprocess.run(["gcc", "-Wall", "-Wextra", "-Werror", f"-I{EBPF_DIR}", "-o", str(tmp_path / "alone"), str(src)],
-                   check=True)
+    subprocess.run(
+        ["gcc", "-Wall", "-Wextra", "-Werror", f"-I{EBPF_DIR}", "-o", str(tmp_path / "alone"), str(src)], check=True
+    )
 
 
 @pytest.mark.parametrize("name", list(C))
@@ -160,8 +159,16 @@ def test_xdp_action_values_match_linux_bpf_h(c_facts, action):
 
 # Field widths of the payload, in order: each field starts where the last ends.
 PAYLOAD_FIELDS = [
-    ("magic", 2), ("version", 1), ("type", 1), ("symbol", C["HFT_SYMBOL_LEN"]), ("seq", 8),
-    ("bid", 4), ("bid_qty", 4), ("ask", 4), ("ask_qty", 4), ("timestamp", 8),
+    ("magic", 2),
+    ("version", 1),
+    ("type", 1),
+    ("symbol", C["HFT_SYMBOL_LEN"]),
+    ("seq", 8),
+    ("bid", 4),
+    ("bid_qty", 4),
+    ("ask", 4),
+    ("ask_qty", 4),
+    ("timestamp", 8),
 ]
 
 

@@ -21,8 +21,8 @@ import time
 from collections import Counter
 
 import pytest
-
 from frames import ETH_LEN, IP_LEN, UDP_LEN, Harness, P, XdpAction, check_order, update_frame
+
 from hft_tui import libbpf
 from hft_tui.config import symbol_params
 from hft_tui.constants import COUNTERS, OFFSETS
@@ -87,7 +87,7 @@ class Runner:
         self.opts.data_size_out = len(self.dout)
         rc = self._call(self.prog_fd, self._ref)
         assert rc == 0, f"BPF_PROG_TEST_RUN failed: {os.strerror(-rc)}"
-        return self.opts.retval, self.dout.raw[:self.opts.data_size_out]
+        return self.opts.retval, self.dout.raw[: self.opts.data_size_out]
 
 
 def run_pinned(cpus: list[int], work) -> list:
@@ -98,7 +98,7 @@ def run_pinned(cpus: list[int], work) -> list:
 
     def body(cpu: int) -> None:
         try:
-            os.sched_setaffinity(0, {cpu})           # this thread only
+            os.sched_setaffinity(0, {cpu})  # this thread only
             assert os.sched_getaffinity(0) == {cpu}
             start.wait()
             results[cpu] = work(cpu)
@@ -124,16 +124,24 @@ def per_cpu_counter(h: Harness, name: str) -> list[int]:
 
 # -- position, fills and order ids under contention ----------------------------------
 
-CONTENDED = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 300, "max_order_qty": 300,
-             "max_position": MAX_POSITION, "collar_bps": 10000}
+CONTENDED = {
+    "buy_target": "100.00",
+    "sell_target": "101.00",
+    "base_qty": 300,
+    "max_order_qty": 300,
+    "max_position": MAX_POSITION,
+    "collar_bps": 10000,
+}
 
 
 def test_two_cpus_trading_one_symbol_keep_position_fills_and_ids_exact(h, cpus):
     h.reset(symbols={"AAPL": CONTENDED})
-    feed = Feed({
-        "buy": Update("AAPL", 0, P("99.00"), 100, P("99.50"), 10_000),
-        "sell": Update("AAPL", 0, P("101.00"), 250, P("101.50"), 100),
-    })
+    feed = Feed(
+        {
+            "buy": Update("AAPL", 0, P("99.00"), 100, P("99.50"), 10_000),
+            "sell": Update("AAPL", 0, P("101.00"), 250, P("101.50"), 100),
+        }
+    )
     updates_before = per_cpu_counter(h, "updates")
 
     def work(cpu: int):
@@ -181,10 +189,26 @@ def test_two_cpus_trading_one_symbol_keep_position_fills_and_ids_exact(h, cpus):
 # -- config atomicity: a reader sees one whole config, never a mix ---------------------
 
 # Two self-consistent configs that differ in every field the buy decision reads.
-VARIANT_A = {"buy_target": "100.00", "sell_target": "0", "base_qty": 100, "scale_qty": 0, "tick_size": "0.50",
-             "max_order_qty": 1000, "max_position": 4_000_000_000, "collar_bps": 10000}
-VARIANT_B = {"buy_target": "105.00", "sell_target": "0", "base_qty": 300, "scale_qty": 10, "tick_size": "1.00",
-             "max_order_qty": 2000, "max_position": 4_000_000_000, "collar_bps": 10000}
+VARIANT_A = {
+    "buy_target": "100.00",
+    "sell_target": "0",
+    "base_qty": 100,
+    "scale_qty": 0,
+    "tick_size": "0.50",
+    "max_order_qty": 1000,
+    "max_position": 4_000_000_000,
+    "collar_bps": 10000,
+}
+VARIANT_B = {
+    "buy_target": "105.00",
+    "sell_target": "0",
+    "base_qty": 300,
+    "scale_qty": 10,
+    "tick_size": "1.00",
+    "max_order_qty": 2000,
+    "max_position": 4_000_000_000,
+    "collar_bps": 10000,
+}
 # ask -> the quantity each variant buys there (None: that variant does not buy)
 ASKS = {
     P("99.00"): {"A": 100, "B": 300 + 10 * 6},
@@ -239,8 +263,6 @@ def test_config_writes_are_atomic_for_readers_on_two_cpus(h, cpus):
     assert seen[(P("99.00"), "A")] and seen[(P("99.00"), "B")] and seen[(P("102.00"), "B")], seen
     events = h.drain()
     assert sum(1 for e in events if e.kind == "order") == sum(seen.values())
-
-
 
 
 # -- reservations in flight: engine-wide limits refuse in phase 2 ---------------------------
@@ -299,12 +321,12 @@ int xdp_feeder(struct xdp_md *ctx)
 """
 # Rings for every event of a round: 2 CPUs x REPEAT records of 96 bytes, each ring.
 RING_PAGES = 8192
-ROUNDS, REPEAT = 4, 100_000                 # per thread: 4 runs of 100,000 updates
-PERIODS = (1, 3)                            # runs per side, on the first and the second CPU
+ROUNDS, REPEAT = 4, 100_000  # per thread: 4 runs of 100,000 updates
+PERIODS = (1, 3)  # runs per side, on the first and the second CPU
 BUY_ASK = P("99.50")
 SIDE_UPDATES = [
-    Update("AAPL", 0, P("99.00"), 100, BUY_ASK, 10_000),               # buys up to 300
-    Update("AAPL", 0, P("101.00"), 10_000, P("101.50"), 100),          # sells up to 300 of what is held
+    Update("AAPL", 0, P("99.00"), 100, BUY_ASK, 10_000),  # buys up to 300
+    Update("AAPL", 0, P("101.00"), 10_000, P("101.50"), 100),  # sells up to 300 of what is held
 ]
 
 
@@ -349,32 +371,46 @@ def feeder(h):
 # Set, but too high to bind: the engine-wide path (three phases) is taken.
 UNBOUND_NOTIONAL = "10000000"
 THROTTLE = {"rate_per_sec": 100_000, "burst": 3, "max_notional": UNBOUND_NOTIONAL}
-RESERVING = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 300, "max_order_qty": 300,
-             "max_position": MAX_POSITION, "collar_bps": 10000}
+RESERVING = {
+    "buy_target": "100.00",
+    "sell_target": "101.00",
+    "base_qty": 300,
+    "max_order_qty": 300,
+    "max_position": MAX_POSITION,
+    "collar_bps": 10000,
+}
 # (name, engine-wide limits, symbol config over RESERVING, the (side, reason)
 #  refusals phase 2 must have given, the most shares the limits allow at 99.50)
 PHASE_2_CASES = [
-    ("engine throttle refuses buys and sells", THROTTLE, {},
-     {("B", "throttle"), ("S", "throttle")}, MAX_POSITION),
-    ("engine notional cap refuses buys", {"max_notional": "80000"}, {},
-     {("B", "notional")}, P("80000") // BUY_ASK),
-    ("engine limits that never refuse", {"max_notional": UNBOUND_NOTIONAL}, {},
-     set(), MAX_POSITION),
-    ("symbol notional cap, throttled", THROTTLE, {"max_notional": "50000"},
-     {("B", "throttle"), ("S", "throttle")}, P("50000") // BUY_ASK),
-    ("symbol notional cap, never refused", {"max_notional": UNBOUND_NOTIONAL}, {"max_notional": "50000"},
-     set(), P("50000") // BUY_ASK),
+    ("engine throttle refuses buys and sells", THROTTLE, {}, {("B", "throttle"), ("S", "throttle")}, MAX_POSITION),
+    ("engine notional cap refuses buys", {"max_notional": "80000"}, {}, {("B", "notional")}, P("80000") // BUY_ASK),
+    ("engine limits that never refuse", {"max_notional": UNBOUND_NOTIONAL}, {}, set(), MAX_POSITION),
+    (
+        "symbol notional cap, throttled",
+        THROTTLE,
+        {"max_notional": "50000"},
+        {("B", "throttle"), ("S", "throttle")},
+        P("50000") // BUY_ASK,
+    ),
+    (
+        "symbol notional cap, never refused",
+        {"max_notional": UNBOUND_NOTIONAL},
+        {"max_notional": "50000"},
+        set(),
+        P("50000") // BUY_ASK,
+    ),
 ]
 
 
 @pytest.mark.parametrize("name,engine,symbol,refusals,most", PHASE_2_CASES, ids=[c[0] for c in PHASE_2_CASES])
-def test_reservations_in_flight_keep_the_position_within_its_limits(h, cpus, feeder, name, engine, symbol,
-                                                                    refusals, most):
+def test_reservations_in_flight_keep_the_position_within_its_limits(
+    h, cpus, feeder, name, engine, symbol, refusals, most
+):
     h.reset(symbols={"AAPL": {**RESERVING, **symbol}}, engine=engine)
     counters_before = h.counters()
     updates_before = per_cpu_counter(h, "updates")
     events = []
-    rounds = threading.Barrier(len(cpus), action=lambda: events.extend(h.drain()))   # rings emptied each round
+    rounds = threading.Barrier(len(cpus), action=lambda: events.extend(h.drain()))  # rings emptied each round
 
     def work(cpu: int):
         period, actions, span = PERIODS[cpus.index(cpu)], Counter(), []

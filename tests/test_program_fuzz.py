@@ -28,15 +28,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from scapy.layers.l2 import Dot1AD, Dot1Q
-
 from frames import (
-    REJECT_COUNTERS,
     ETH_LEN,
     ETH_P_IP,
     IP_LEN,
+    REJECT_COUNTERS,
     TAG_LEN,
     UDP_LEN,
     VLAN_TYPES,
@@ -45,23 +41,39 @@ from frames import (
     check_order,
     update_frame,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.l2 import Dot1AD, Dot1Q
+
 from hft_tui.config import symbol_params
 from hft_tui.constants import DEFAULT_FEED_PORT, MAX_UDP_LEN, MSG_LEN, OFFSETS, SYMBOL_LEN
 from hft_tui.protocol import ProtocolError, Update, decode_update
 from hft_tui.symbol import Symbol
 
 SYMBOLS = {
-    "AAPL": {"buy_target": "190.25", "sell_target": "190.75", "base_qty": 100, "scale_qty": 10,
-             "max_order_qty": 1000, "max_position": 5000},
-    "MSFT": {"buy_target": "415.10", "sell_target": "415.60", "base_qty": 50, "scale_qty": 5,
-             "max_order_qty": 500, "max_position": 2000},
+    "AAPL": {
+        "buy_target": "190.25",
+        "sell_target": "190.75",
+        "base_qty": 100,
+        "scale_qty": 10,
+        "max_order_qty": 1000,
+        "max_position": 5000,
+    },
+    "MSFT": {
+        "buy_target": "415.10",
+        "sell_target": "415.60",
+        "base_qty": 50,
+        "scale_qty": 5,
+        "max_order_qty": 500,
+        "max_position": 2000,
+    },
 }
 PARAMS = {name: symbol_params(name, values) for name, values in SYMBOLS.items()}
 KNOWN = {Symbol(name).key: name for name in SYMBOLS}
 ENGINE = {"feed_port": DEFAULT_FEED_PORT, "update_sample": 1}
 
-SEEDED_FRAMES = 100_000   # alone enough for the 100,000; hypothesis adds its own
-BATCH = 250               # small: a mutated seq far ahead makes the rest of a batch stale
+SEEDED_FRAMES = 100_000  # alone enough for the 100,000; hypothesis adds its own
+BATCH = 250  # small: a mutated seq far ahead makes the rest of a batch stale
 HYPOTHESIS_EXAMPLES = 250
 RANDOM_EXAMPLES = 150
 
@@ -73,8 +85,9 @@ IP_FRAG_MASK = 0x3FFF  # MF flag and fragment offset; DF and the reserved bit do
 
 # -- the reference parser ---------------------------------------------------------
 
+
 def _u16(frame: bytes, at: int) -> int:
-    return int.from_bytes(frame[at:at + 2], "big")
+    return int.from_bytes(frame[at : at + 2], "big")
 
 
 def classify(frame: bytes) -> tuple[str, Update | None]:
@@ -89,7 +102,7 @@ def classify(frame: bytes) -> tuple[str, Update | None]:
         etype = _u16(frame, l3 + TAG_LEN - 2)
         l3 += TAG_LEN
         if etype in VLAN_TYPES:
-            return "passed", None          # QinQ
+            return "passed", None  # QinQ
     if etype != ETH_P_IP:
         return "passed", None
     if n < l3 + IP_LEN:
@@ -112,12 +125,12 @@ def classify(frame: bytes) -> tuple[str, Update | None]:
         return "passed", None
     if udp_len < UDP_LEN + MSG_LEN or udp_len > MAX_UDP_LEN:
         return "malformed", None
-    payload = frame[l4 + UDP_LEN:l4 + UDP_LEN + MSG_LEN]
+    payload = frame[l4 + UDP_LEN : l4 + UDP_LEN + MSG_LEN]
     try:
         u = decode_update(payload)
     except ProtocolError:
         return "malformed", None
-    raw_symbol = payload[OFFSETS["symbol"]:OFFSETS["symbol"] + SYMBOL_LEN]
+    raw_symbol = payload[OFFSETS["symbol"] : OFFSETS["symbol"] + SYMBOL_LEN]
     if raw_symbol not in KNOWN:
         return "unknown", u
     return "known", Update(KNOWN[raw_symbol], u.seq, u.bid, u.bid_qty, u.ask, u.ask_qty, u.timestamp)
@@ -125,11 +138,12 @@ def classify(frame: bytes) -> tuple[str, Update | None]:
 
 # -- templates: valid updates to mutate ----------------------------------------------
 
+
 @dataclass(frozen=True)
 class Template:
     frame: bytes
-    l3: int          # IPv4 header offset
-    l4: int          # UDP header offset
+    l3: int  # IPv4 header offset
+    l4: int  # UDP header offset
 
     @property
     def payload_at(self) -> int:
@@ -180,7 +194,7 @@ ETHERTYPES = (ETH_P_IP, *VLAN_TYPES, 0x86DD, 0x0806, 0x0000, 0xFFFF)
 def _put(f: bytearray, at: int, value: bytes) -> None:
     """Writes where the (possibly truncated) frame has room; elsewhere nothing."""
     if at + len(value) <= len(f):
-        f[at:at + len(value)] = value
+        f[at : at + len(value)] = value
 
 
 def _set16(f: bytearray, at: int, value: int) -> None:
@@ -192,7 +206,7 @@ def _length_value(current: int, a: int, b: int) -> int:
     if choice == 0:
         return INTERESTING_U16[a % len(INTERESTING_U16)]
     if choice == 1:
-        return current + (a % 9) - 4           # off by a few
+        return current + (a % 9) - 4  # off by a few
     return a & 0xFFFF
 
 
@@ -204,7 +218,7 @@ def m_flip(f, t, a, b):
 
 
 def m_truncate(f, t, a, b):
-    return f[:ETH_LEN + a % (len(f) - ETH_LEN)] if len(f) > ETH_LEN else f
+    return f[: ETH_LEN + a % (len(f) - ETH_LEN)] if len(f) > ETH_LEN else f
 
 
 def m_extend(f, t, a, b):
@@ -266,16 +280,32 @@ def m_price(f, t, a, b):
 
 def m_random_payload(f, t, a, b):
     rest = len(f) - t.payload_at
-    return f[:t.payload_at] + random.Random(a).randbytes(rest) if rest > 0 else f
+    return f[: t.payload_at] + random.Random(a).randbytes(rest) if rest > 0 else f
 
 
 def m_none(f, t, a, b):
     return f
 
 
-MUTATIONS = {fn.__name__[2:]: fn for fn in (
-    m_none, m_flip, m_truncate, m_extend, m_header_byte, m_payload_byte, m_ip_tot_len, m_udp_len,
-    m_ihl_version, m_ethertype, m_proto_frag, m_port, m_price, m_random_payload)}
+MUTATIONS = {
+    fn.__name__[2:]: fn
+    for fn in (
+        m_none,
+        m_flip,
+        m_truncate,
+        m_extend,
+        m_header_byte,
+        m_payload_byte,
+        m_ip_tot_len,
+        m_udp_len,
+        m_ihl_version,
+        m_ethertype,
+        m_proto_frag,
+        m_port,
+        m_price,
+        m_random_payload,
+    )
+}
 
 
 def mutate(template: Template, seq: int, ops) -> bytes:
@@ -288,6 +318,7 @@ def mutate(template: Template, seq: int, ops) -> bytes:
 
 
 # -- the checker -----------------------------------------------------------------------
+
 
 @dataclass
 class Tally:
@@ -342,7 +373,11 @@ def run_batch(h: Harness, frames: list[bytes], tally: Tally) -> Counter:
 
     # Each frame in exactly one bucket, the reference parser's.
     assert (moved["updates"], moved["passed"], moved["malformed"], moved["unknown_symbol"]) == (
-        seen["known"] + seen["unknown"], seen["passed"], seen["malformed"], seen["unknown"])
+        seen["known"] + seen["unknown"],
+        seen["passed"],
+        seen["malformed"],
+        seen["unknown"],
+    )
     assert moved["updates"] + moved["passed"] + moved["malformed"] == len(frames)
     # Orders: counter == XDP_TX count == order_seq.
     assert moved["orders"] == len(orders) == h.maps.totals().order_seq
@@ -373,17 +408,18 @@ def run_batch(h: Harness, frames: list[bytes], tally: Tally) -> Counter:
 
 # -- the seeded generator -----------------------------------------------------------------
 
+
 def seeded_frames(rng: random.Random, count: int, seq0: int) -> list[bytes]:
     frames = []
     names = list(MUTATIONS)
     for i in range(count):
         roll = rng.random()
         if roll < 0.05:
-            frames.append(rng.randbytes(rng.randint(ETH_LEN, 1600)))        # fully random
+            frames.append(rng.randbytes(rng.randint(ETH_LEN, 1600)))  # fully random
             continue
         t = rng.choice(TEMPLATES)
-        if roll < 0.10:                                                   # valid headers, random rest
-            frames.append(t.frame[:t.l4 + UDP_LEN] + rng.randbytes(rng.randint(0, 120)))
+        if roll < 0.10:  # valid headers, random rest
+            frames.append(t.frame[: t.l4 + UDP_LEN] + rng.randbytes(rng.randint(0, 120)))
             continue
         ops = [(rng.choice(names), rng.getrandbits(32), rng.getrandbits(32)) for _ in range(rng.randint(0, 3))]
         frames.append(mutate(t, seq0 + i, ops))
@@ -405,8 +441,13 @@ def test_seeded_mutations_and_random_frames(h, tally):
 
 mutation = st.tuples(st.sampled_from(list(MUTATIONS)), st.integers(0, 2**16), st.integers(0, 2**16))
 frame_plan = st.tuples(st.integers(0, len(TEMPLATES) - 1), st.lists(mutation, max_size=3))
-HYPOTHESIS = settings(max_examples=HYPOTHESIS_EXAMPLES, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+HYPOTHESIS = settings(
+    max_examples=HYPOTHESIS_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @HYPOTHESIS
@@ -415,8 +456,13 @@ def test_hypothesis_mutations(h, tally, plans):
     run_batch(h, [mutate(TEMPLATES[i], 1 + n, ops) for n, (i, ops) in enumerate(plans)], tally)
 
 
-@settings(max_examples=RANDOM_EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=RANDOM_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(st.lists(st.binary(min_size=ETH_LEN, max_size=120), min_size=20, max_size=60))
 def test_hypothesis_random_frames(h, tally, frames):
     run_batch(h, frames, tally)

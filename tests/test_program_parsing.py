@@ -13,12 +13,6 @@ import socket
 import struct
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_Router_Alert
-from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
-from scapy.packet import Raw
-from scapy.utils import checksum
-
 from frames import (
     ENGINE_MAC,
     ETH_LEN,
@@ -35,12 +29,23 @@ from frames import (
     update_frame,
     update_payload,
 )
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_Router_Alert
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
+from scapy.packet import Raw
+from scapy.utils import checksum
+
 from hft_tui import libbpf
 from hft_tui.constants import MAX_UDP_LEN, MSG_LEN, OFFSETS, SYMBOL_LEN, VERSION
 from hft_tui.protocol import Update
 
-TRADING = {"buy_target": "190.25", "sell_target": "190.75", "base_qty": 1, "max_order_qty": 1,
-           "max_position": 4294967295}
+TRADING = {
+    "buy_target": "190.25",
+    "sell_target": "190.75",
+    "base_qty": 1,
+    "max_order_qty": 1,
+    "max_position": 4294967295,
+}
 # Trades one share: ask below buy_target.
 GOOD = Update("AAPL", 1, P("190.00"), 100, P("190.20"), 100, 1234567890)
 
@@ -57,7 +62,7 @@ def trading(h):
 def payload_with(field: str, value: bytes, u: Update = GOOD, length: int = MSG_LEN) -> bytes:
     p = update_payload(u, length)
     at = OFFSETS[field]
-    return p[:at] + value + p[at + len(value):]
+    return p[:at] + value + p[at + len(value) :]
 
 
 GOOD_PAYLOAD = update_payload(GOOD)
@@ -81,7 +86,7 @@ BAD_INPUT = [
     ("type S", good(payload=payload_with("type", b"S")), MALFORMED),
     ("type X", good(payload=payload_with("type", b"X")), MALFORMED),
     ("type 0", good(payload=payload_with("type", b"\0")), MALFORMED),
-    ("payload 43 bytes", good(payload=GOOD_PAYLOAD[:MSG_LEN - 1]), MALFORMED),
+    ("payload 43 bytes", good(payload=GOOD_PAYLOAD[: MSG_LEN - 1]), MALFORMED),
     ("payload 0 bytes", good(payload=b""), MALFORMED),
     ("UDP datagram above the max", good(length=MAX_UDP_LEN - UDP_HDR + 1), MALFORMED),
     ("UDP length 8+43 inside a longer IP payload", good(udp_fields={"len": UDP_HDR + MSG_LEN - 1}), MALFORMED),
@@ -95,24 +100,34 @@ BAD_INPUT = [
     ("IP version 6 under EtherType IPv4", good(ip_fields={"version": 6}), MALFORMED),
     ("IP version 0", good(ip_fields={"version": 0}), MALFORMED),
     ("IP version 15", good(ip_fields={"version": 15}), MALFORMED),
-    ("IP total length beyond the frame by 1",
-     good(ip_fields={"len": IP_HDR + UDP_HDR + MSG_LEN + 1}), MALFORMED),
+    ("IP total length beyond the frame by 1", good(ip_fields={"len": IP_HDR + UDP_HDR + MSG_LEN + 1}), MALFORMED),
     ("IP total length 0xffff", good(ip_fields={"len": 0xFFFF}), MALFORMED),
     ("IP total length below the header", good(ip_fields={"len": IP_HDR - 1}), MALFORMED),
-    ("IHL beyond the frame", good(payload=b"", ip_fields={"ihl": 15, "len": IP_HDR}, udp_fields={"len": UDP_HDR})[
-        :ETH_LEN + IP_HDR + UDP_HDR], MALFORMED),
+    (
+        "IHL beyond the frame",
+        good(payload=b"", ip_fields={"ihl": 15, "len": IP_HDR}, udp_fields={"len": UDP_HDR})[
+            : ETH_LEN + IP_HDR + UDP_HDR
+        ],
+        MALFORMED,
+    ),
     ("IP total length covers only the IP header", good(ip_fields={"len": IP_HDR}), MALFORMED),
     # Ethernet / VLAN
     ("802.1Q tag cut short", bytes(Ether(src=EXCHANGE_MAC, dst=ENGINE_MAC, type=0x8100) / Raw(b"\0\1")), MALFORMED),
-    ("802.1ad tag cut short", bytes(eth() / Dot1AD())[:ETH_LEN + TAG_LEN - 1], MALFORMED),
-    ("IPv4 after a VLAN tag cut short", good(tags=(Dot1Q,))[:ETH_LEN + TAG_LEN + IP_HDR - 1], MALFORMED),
+    ("802.1ad tag cut short", bytes(eth() / Dot1AD())[: ETH_LEN + TAG_LEN - 1], MALFORMED),
+    ("IPv4 after a VLAN tag cut short", good(tags=(Dot1Q,))[: ETH_LEN + TAG_LEN + IP_HDR - 1], MALFORMED),
     # well-formed, not a feed update
     ("ARP", bytes(eth() / ARP(psrc=LAB.exchange_ip, pdst=LAB.engine_ip)), PASSED),
     ("ARP in an 802.1Q tag", bytes(eth((Dot1Q,)) / ARP(psrc=LAB.exchange_ip, pdst=LAB.engine_ip)), PASSED),
-    ("IPv6 UDP to the feed port", bytes(eth() / IPv6() / UDP(sport=EXCHANGE_PORT, dport=FEED_PORT) / Raw(GOOD_PAYLOAD)),
-     PASSED),
-    ("TCP to the feed port", bytes(eth() / ip() / TCP(sport=EXCHANGE_PORT, dport=FEED_PORT) / Raw(GOOD_PAYLOAD)),
-     PASSED),
+    (
+        "IPv6 UDP to the feed port",
+        bytes(eth() / IPv6() / UDP(sport=EXCHANGE_PORT, dport=FEED_PORT) / Raw(GOOD_PAYLOAD)),
+        PASSED,
+    ),
+    (
+        "TCP to the feed port",
+        bytes(eth() / ip() / TCP(sport=EXCHANGE_PORT, dport=FEED_PORT) / Raw(GOOD_PAYLOAD)),
+        PASSED,
+    ),
     ("ICMP echo", bytes(eth() / ip() / ICMP() / Raw(GOOD_PAYLOAD)), PASSED),
     ("IP protocol 0", bytes(eth() / ip(proto=0) / Raw(GOOD_PAYLOAD)), PASSED),
     ("UDP to another port", good(dport=FEED_PORT + 1), PASSED),
@@ -123,16 +138,22 @@ BAD_INPUT = [
     ("last fragment (offset, no MF)", good(ip_fields={"frag": 185}), PASSED),
     ("QinQ 802.1ad + 802.1Q", good(tags=(Dot1AD, Dot1Q)), PASSED),
     ("QinQ 802.1Q + 802.1Q", good(tags=(Dot1Q, Dot1Q)), PASSED),
-    ("QinQ cut after the second tag", good(tags=(Dot1AD, Dot1Q))[:ETH_LEN + 2 * TAG_LEN], PASSED),
+    ("QinQ cut after the second tag", good(tags=(Dot1AD, Dot1Q))[: ETH_LEN + 2 * TAG_LEN], PASSED),
     ("unknown EtherType", bytes(Ether(src=EXCHANGE_MAC, dst=ENGINE_MAC, type=0x88CC) / Raw(GOOD_PAYLOAD)), PASSED),
-    ("802.3 length field", bytes(Ether(src=EXCHANGE_MAC, dst=ENGINE_MAC, type=len(GOOD_PAYLOAD)) / Raw(GOOD_PAYLOAD)),
-     PASSED),
+    (
+        "802.3 length field",
+        bytes(Ether(src=EXCHANGE_MAC, dst=ENGINE_MAC, type=len(GOOD_PAYLOAD)) / Raw(GOOD_PAYLOAD)),
+        PASSED,
+    ),
     ("Ethernet header only", bytes(Ether(src=EXCHANGE_MAC, dst=ENGINE_MAC, type=0x88CC)), PASSED),
     # valid updates of a symbol that is not configured
     ("unknown symbol", good(payload=update_payload(Update("ZZZZ", 1, 1, 1, 1, 1))), UNKNOWN),
     ("symbols are case-sensitive", good(payload=update_payload(Update("aapl", 1, 1, 1, 1, 1))), UNKNOWN),
-    ("symbol padded with NULs, not spaces", good(payload=payload_with("symbol", b"AAPL".ljust(SYMBOL_LEN, b"\0"))),
-     UNKNOWN),
+    (
+        "symbol padded with NULs, not spaces",
+        good(payload=payload_with("symbol", b"AAPL".ljust(SYMBOL_LEN, b"\0"))),
+        UNKNOWN,
+    ),
 ]
 
 
@@ -178,8 +199,11 @@ def test_frames_shorter_than_an_ethernet_header_never_reach_xdp(h, length):
 def partial_checksum() -> int:
     """What a veth socket leaves in the field (CHECKSUM_PARTIAL): the folded
     pseudo-header sum, not complemented."""
-    pseudo = (socket.inet_aton(LAB.exchange_ip) + socket.inet_aton(LAB.engine_ip)
-              + struct.pack("!BBH", 0, socket.IPPROTO_UDP, UDP_HDR + MSG_LEN))
+    pseudo = (
+        socket.inet_aton(LAB.exchange_ip)
+        + socket.inet_aton(LAB.engine_ip)
+        + struct.pack("!BBH", 0, socket.IPPROTO_UDP, UDP_HDR + MSG_LEN)
+    )
     return 0xFFFF & ~checksum(pseudo)
 
 
@@ -204,9 +228,14 @@ GOOD_INPUT = [
     ("incoming UDP checksum 0xffff", {"udp_fields": {"chksum": 0xFFFF}}),
     ("incoming UDP checksum partial (veth socket)", {"udp_fields": {"chksum": partial_checksum()}}),
     ("incoming IP checksum garbage", {"ip_fields": {"chksum": 0xBEEF}}),
-    ("UDP datagram shorter than the IP payload",
-     {"ip_fields": {"len": IP_HDR + UDP_HDR + MSG_LEN + 6}, "length": MSG_LEN + 6,
-      "udp_fields": {"len": UDP_HDR + MSG_LEN}}),
+    (
+        "UDP datagram shorter than the IP payload",
+        {
+            "ip_fields": {"len": IP_HDR + UDP_HDR + MSG_LEN + 6},
+            "length": MSG_LEN + 6,
+            "udp_fields": {"len": UDP_HDR + MSG_LEN},
+        },
+    ),
     ("the largest payload with options", {"length": MAX_UDP_LEN - UDP_HDR, "ip_options": b"\x01" * 40}),
 ]
 
@@ -240,7 +269,7 @@ def test_the_order_check_catches_any_single_byte_change(h):
     """A guard on the guard: frames.check_order is not vacuous."""
     frame = update_frame(GOOD, length=MSG_LEN + 3, tags=(Dot1Q,), ip_options=b"\x01" * 4)
     r = h.run(frame)
-    r.order  # the untouched order passes
+    assert r.order  # the untouched order passes
     for i in range(len(r.frame_out)):
         bad = bytearray(r.frame_out)
         bad[i] ^= 0x01

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from frames import Harness, P, XdpAction, update_frame
+
 from hft_tui.config import engine_params
 from hft_tui.constants import KILL_LOSS_LIMIT, KILL_OFF, KILL_OPERATOR
 from hft_tui.protocol import Update
@@ -22,13 +22,23 @@ INF_POSITION = 4294967295
 DEADLINE_MS = 10_000
 
 # A symbol that buys at or below 100.00 and sells at or above 101.00.
-BASE = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 100, "scale_qty": 0,
-        "tick_size": "0.01", "max_order_qty": 1000, "max_position": 5000}
+BASE = {
+    "buy_target": "100.00",
+    "sell_target": "101.00",
+    "base_qty": 100,
+    "scale_qty": 0,
+    "tick_size": "0.01",
+    "max_order_qty": 1000,
+    "max_position": 5000,
+}
 
 
 def reset(h: Harness, engine: dict | None = None, deadman_ms: int = 0, **symbols: dict) -> None:
-    h.reset(symbols={name: {**BASE, **values} for name, values in (symbols or {"AAPL": {}}).items()},
-            engine=engine, deadman_ms=deadman_ms)
+    h.reset(
+        symbols={name: {**BASE, **values} for name, values in (symbols or {"AAPL": {}}).items()},
+        engine=engine,
+        deadman_ms=deadman_ms,
+    )
 
 
 def buy(h, qty_expected, ask, *, symbol="AAPL", ask_qty=100000, bid=0, **kw):
@@ -40,7 +50,10 @@ def buy(h, qty_expected, ask, *, symbol="AAPL", ask_qty=100000, bid=0, **kw):
     return order
 
 
-def sell(h, qty_expected, bid, *, symbol="AAPL", bid_qty=100000, ask=P("200.00"), **kw):
+HIGH_ASK = P("200.00")  # an ask far above every buy target: the update can only sell
+
+
+def sell(h, qty_expected, bid, *, symbol="AAPL", bid_qty=100000, ask=HIGH_ASK, **kw):
     r = h.update(symbol, bid, bid_qty, ask, 100, **kw)
     order = r.order
     assert (order.side, order.price, order.qty) == ("S", bid, qty_expected)
@@ -53,7 +66,13 @@ def assert_order_event(r, order):
     assert len(orders) == 1, r.events
     e = orders[0]
     assert (e.symbol, e.side, e.price, e.qty, e.order_id, e.seq) == (
-        order.symbol, order.side, order.price, order.qty, order.order_id, order.seq)
+        order.symbol,
+        order.side,
+        order.price,
+        order.qty,
+        order.order_id,
+        order.seq,
+    )
     assert r.counts.get("orders") == 1
 
 
@@ -89,8 +108,13 @@ BUY_QTY = [
     ("bounded by max_order_qty", {"scale_qty": 10, "max_order_qty": 120}, "99.90", 100000, 120),
     ("bounded by max_position", {"max_position": 70}, "99.00", 100000, 70),
     ("all bounds: the smallest wins", {"scale_qty": 10, "max_order_qty": 60, "max_position": 50}, "99.00", 40, 40),
-    ("a huge scale is capped", {"scale_qty": 4294967295, "tick_size": "0.0001", "max_order_qty": 4294967295,
-                                "max_position": INF_POSITION}, "0.0001", 4294967295, 4294967295),
+    (
+        "a huge scale is capped",
+        {"scale_qty": 4294967295, "tick_size": "0.0001", "max_order_qty": 4294967295, "max_position": INF_POSITION},
+        "0.0001",
+        4294967295,
+        4294967295,
+    ),
 ]
 
 
@@ -104,7 +128,7 @@ def test_buy_quantity_follows_the_formula(h, name, config, ask, ask_qty, qty):
 def test_buys_stop_at_max_position_then_reject_position_limit(h):
     reset(h, AAPL={"base_qty": 4950, "max_order_qty": 5000})
     buy(h, 4950, P("100.00"))
-    buy(h, 50, P("100.00"))                   # only the headroom
+    buy(h, 50, P("100.00"))  # only the headroom
     assert_rejected(h.update("AAPL", 0, 0, P("100.00"), 1000), "position_limit")
     assert h.state("AAPL").position == 5000
 
@@ -175,6 +199,7 @@ def test_sells_never_go_short(h):
 
 # -- reject reasons -----------------------------------------------------------------
 
+
 def test_crossed_book_is_rejected_but_recorded(h):
     reset(h)
     assert_rejected(h.update("AAPL", P("100.50"), 10, P("100.00"), 100), "crossed")
@@ -197,7 +222,11 @@ def test_unknown_symbol_is_counted_without_an_event(h):
     reset(h)
     r = h.update("MSFT", 0, 0, P("99.00"), 100)
     assert (XdpAction(r.action), r.untouched, r.counts, r.events) == (
-        XdpAction.PASS, True, {"updates": 1, "unknown_symbol": 1}, [])
+        XdpAction.PASS,
+        True,
+        {"updates": 1, "unknown_symbol": 1},
+        [],
+    )
 
 
 def test_operator_kill_stops_and_resume_restarts(h):
@@ -251,11 +280,11 @@ PRECEDENCE = [
 @pytest.mark.parametrize("expected,conditions", PRECEDENCE, ids=[e for e, _ in PRECEDENCE])
 def test_reject_reasons_are_checked_in_order(h, expected, conditions):
     reset(h)
-    h.update("AAPL", 0, 0, P("150.00"), 100, seq=100)   # a seq to be stale against; no trade
+    h.update("AAPL", 0, 0, P("150.00"), 100, seq=100)  # a seq to be stale against; no trade
     if "kill" in conditions:
         h.maps.set_kill(KILL_OPERATOR)
     if "deadman" in conditions:
-        h.maps.set_deadman(DEADLINE_MS)              # armed; the heartbeat is 0: long dead
+        h.maps.set_deadman(DEADLINE_MS)  # armed; the heartbeat is 0: long dead
     if "disabled" in conditions:
         h.set_symbol("AAPL", {**BASE, "enabled": False})
     seq = 100 if "stale" in conditions else 101
@@ -265,9 +294,10 @@ def test_reject_reasons_are_checked_in_order(h, expected, conditions):
 
 # -- collar ---------------------------------------------------------------------------
 
+
 def test_buy_collar_against_the_reference_price(h):
     reset(h, AAPL={"buy_target": "200", "sell_target": "0", "reference_price": "100", "collar_bps": 100})
-    buy(h, 100, P("101.00"))                                   # exactly 1% above: allowed
+    buy(h, 100, P("101.00"))  # exactly 1% above: allowed
     assert_rejected(h.update("AAPL", 0, 0, P("101.0001"), 100), "collar")
 
 
@@ -275,7 +305,7 @@ def test_sell_collar_against_the_reference_price(h):
     reset(h, AAPL={"buy_target": "98", "sell_target": "98.50", "reference_price": "100", "collar_bps": 100})
     buy(h, 100, P("98.00"))
     assert_rejected(h.update("AAPL", P("98.99"), 100, P("200"), 100), "collar")
-    sell(h, 100, P("99.00"))                                   # exactly 1% below: allowed
+    sell(h, 100, P("99.00"))  # exactly 1% below: allowed
 
 
 # The session's first non-crossed update sets the collar reference: the mid, or
@@ -292,11 +322,11 @@ SESSION_REFERENCE = [
 @pytest.mark.parametrize("name,bid,ask,reference", SESSION_REFERENCE, ids=[r[0] for r in SESSION_REFERENCE])
 def test_collar_reference_is_the_first_updates_mid_or_side(h, name, bid, ask, reference):
     reset(h, AAPL={"buy_target": "429496.7295", "sell_target": "0", "collar_bps": 100})
-    first = Update("AAPL", h.next_seq(), P(bid), 100, P(ask), 0)   # ask_qty 0: nothing to buy
-    assert session_reference(first) == P(reference)              # the spec's model agrees
+    first = Update("AAPL", h.next_seq(), P(bid), 100, P(ask), 0)  # ask_qty 0: nothing to buy
+    assert session_reference(first) == P(reference)  # the spec's model agrees
     assert_no_trade(h.run(update_frame(first)))
     assert h.state("AAPL").session_ref == P(reference)
-    limit = P(reference) * 10100 // 10000                        # the highest ask within 1%
+    limit = P(reference) * 10100 // 10000  # the highest ask within 1%
     buy(h, 100, limit)
     assert_rejected(h.update("AAPL", 0, 0, limit + 1, 100), "collar")
 
@@ -316,8 +346,9 @@ def test_collar_comes_after_zero_qty(h):
 
 # -- notional -----------------------------------------------------------------------
 
+
 def test_symbol_notional_cuts_the_qty_then_rejects(h):
-    reset(h, AAPL={"max_notional": "1000"})                   # $1000 = 10 shares at 100.00
+    reset(h, AAPL={"max_notional": "1000"})  # $1000 = 10 shares at 100.00
     buy(h, 10, P("100.00"))
     assert_rejected(h.update("AAPL", 0, 0, P("100.00"), 100), "notional")
     assert h.state("AAPL").open_cost == P("1000")
@@ -332,15 +363,23 @@ def test_symbol_notional_frees_up_after_a_sale(h):
 
 
 def test_symbol_notional_comes_after_the_collar(h):
-    reset(h, AAPL={"max_notional": "1", "buy_target": "200", "sell_target": "0", "reference_price": "100",
-                   "collar_bps": 100})
+    reset(
+        h,
+        AAPL={
+            "max_notional": "1",
+            "buy_target": "200",
+            "sell_target": "0",
+            "reference_price": "100",
+            "collar_bps": 100,
+        },
+    )
     assert_rejected(h.update("AAPL", 0, 0, P("150"), 100), "collar")
 
 
 def test_global_notional_cuts_the_qty_across_symbols_then_rejects(h):
     reset(h, engine={"max_notional": "1500"}, AAPL={}, MSFT={})
     buy(h, 10, P("100.00"), symbol="AAPL", ask_qty=10)
-    buy(h, 5, P("100.00"), symbol="MSFT")                    # $500 left
+    buy(h, 5, P("100.00"), symbol="MSFT")  # $500 left
     assert_rejected(h.update("AAPL", 0, 0, P("100.00"), 100), "notional")
     assert h.maps.totals().open_cost == P("1500")
     assert (h.state("AAPL").position, h.state("MSFT").position) == (10, 5)
@@ -348,12 +387,13 @@ def test_global_notional_cuts_the_qty_across_symbols_then_rejects(h):
 
 # -- throttles ------------------------------------------------------------------------
 
+
 def test_symbol_throttle_allows_the_burst_then_rejects(h):
     reset(h, AAPL={"rate_per_sec": 1, "burst": 3}, MSFT={})
     for _ in range(3):
         buy(h, 100, P("99.00"))
     assert_rejected(h.update("AAPL", 0, 0, P("99.00"), 100), "throttle")
-    buy(h, 100, P("99.00"), symbol="MSFT")                   # another symbol's bucket
+    buy(h, 100, P("99.00"), symbol="MSFT")  # another symbol's bucket
 
 
 def test_global_throttle_allows_the_burst_then_rejects_every_symbol(h):
@@ -368,9 +408,9 @@ def test_global_throttle_allows_the_burst_then_rejects_every_symbol(h):
 
 def test_a_global_throttle_reject_returns_the_symbol_token(h):
     reset(h, engine={"rate_per_sec": 1, "burst": 1}, AAPL={"rate_per_sec": 1, "burst": 2})
-    buy(h, 100, P("99.00"))                                  # symbol 2 -> 1 token, global 1 -> 0
-    assert_rejected(h.update("AAPL", 0, 0, P("99.00"), 100), "throttle")   # global; symbol token back
-    h.refill_global_bucket()                                 # the symbol must still hold a token
+    buy(h, 100, P("99.00"))  # symbol 2 -> 1 token, global 1 -> 0
+    assert_rejected(h.update("AAPL", 0, 0, P("99.00"), 100), "throttle")  # global; symbol token back
+    h.refill_global_bucket()  # the symbol must still hold a token
     buy(h, 100, P("99.00"))
 
 
@@ -382,8 +422,8 @@ def test_a_global_throttle_reject_returns_the_symbol_token(h):
 #   at most   min(floor(rate * (last attempt - empty)) + 1, burst + floor(rate * attempts' span))
 # (+1: the empty bucket holds under one token).  (rate, burst, wait in s)
 REFILLS = [
-    ("refill below the burst", 20, 10, 0.2),         # about 4 tokens
-    ("refill capped by the burst", 100, 3, 0.1),     # 10 tokens' worth, 3 kept
+    ("refill below the burst", 20, 10, 0.2),  # about 4 tokens
+    ("refill capped by the burst", 100, 3, 0.1),  # 10 tokens' worth, 3 kept
 ]
 BUCKETS = [
     ("symbol", lambda rate, burst: ({}, {"rate_per_sec": rate, "burst": burst})),
@@ -406,7 +446,7 @@ def test_a_throttle_refills_at_its_rate_up_to_its_burst(h, bucket, rate, burst, 
         return False
 
     # Empty it: the burst passes (and whatever refilled meanwhile), then a reject.
-    for passed in range(burst + 100):
+    for passed in range(burst + 100):  # noqa: B007 - read after the loop: how many passed
         emptied_after = time.monotonic_ns()
         if not attempt():
             emptied_before = time.monotonic_ns()
@@ -453,14 +493,15 @@ def test_armed_deadman_trades_only_within_the_deadline_of_the_heartbeat(h, name,
 
 
 def test_unarmed_deadman_ignores_the_heartbeat(h):
-    reset(h, deadman_ms=0)                                   # heartbeat 0
+    reset(h, deadman_ms=0)  # heartbeat 0
     buy(h, 100, P("99.00"))
 
 
 # -- loss limit ---------------------------------------------------------------------------
 
+
 def test_loss_limit_latches_the_kill_switch_and_it_stays(h):
-    reset(h, engine={"loss_limit": "10"})                   # $10
+    reset(h, engine={"loss_limit": "10"})  # $10
     r = h.update("AAPL", P("99.00"), 100, P("100.00"), 100)  # marked at 99.00: -$100
     order = r.order
     assert r.counts == {"updates": 1, "orders": 1, "loss_trips": 1}
@@ -469,37 +510,37 @@ def test_loss_limit_latches_the_kill_switch_and_it_stays(h):
     assert order.qty == 100
     assert h.maps.kill() == KILL_LOSS_LIMIT
     assert_rejected(h.update("AAPL", P("99.00"), 100, P("99.50"), 100), "kill")
-    assert_rejected(h.update("AAPL", P("150.00"), 100, P("151.00"), 100), "kill")   # PnL back up: still latched
+    assert_rejected(h.update("AAPL", P("150.00"), 100, P("151.00"), 100), "kill")  # PnL back up: still latched
     assert h.maps.totals().pnl > 0
     assert h.maps.kill() == KILL_LOSS_LIMIT
-    h.maps.set_kill(KILL_OFF)                               # only the operator clears it
+    h.maps.set_kill(KILL_OFF)  # only the operator clears it
     sell(h, 100, P("150.00"))
 
 
 def test_an_update_whose_mark_trips_the_loss_limit_sends_no_order(h):
     reset(h, engine={"loss_limit": "10"}, AAPL={"base_qty": 10})
-    buy(h, 10, P("100.00"), bid=P("100.00"))                 # flat PnL
+    buy(h, 10, P("100.00"), bid=P("100.00"))  # flat PnL
     # Marked at 98.00 the 10 held lose $20: the kill latches before this buy commits.
     r = h.update("AAPL", P("98.00"), 100, P("99.00"), 100)
     assert (XdpAction(r.action), r.untouched) == (XdpAction.PASS, True)
     assert r.counts == {"updates": 1, "loss_trips": 1, "kill": 1}
     assert [(e.kind, e.reason) for e in r.events] == [("kill", "loss_limit"), ("reject", "kill")]
     st = h.state("AAPL")
-    assert (st.position, st.bought, h.maps.totals().order_seq) == (10, 10, 1)   # the reservation is given back
+    assert (st.position, st.bought, h.maps.totals().order_seq) == (10, 10, 1)  # the reservation is given back
 
 
 def _resumed_below_the_limit(h):
     reset(h, engine={"loss_limit": "10"}, AAPL={"base_qty": 10})
-    buy(h, 10, P("100.00"), bid=P("100.00"))                 # flat PnL
-    h.update("AAPL", P("98.00"), 100, P("200.00"), 100)      # -$20: latched
+    buy(h, 10, P("100.00"), bid=P("100.00"))  # flat PnL
+    h.update("AAPL", P("98.00"), 100, P("200.00"), 100)  # -$20: latched
     assert h.maps.kill() == KILL_LOSS_LIMIT
-    h.maps.set_kill(KILL_OFF)                                # the operator resumes; still -$20
+    h.maps.set_kill(KILL_OFF)  # the operator resumes; still -$20
 
 
 def _limit_set_below_the_pnl(h):
-    reset(h, AAPL={"base_qty": 10})                          # no loss limit yet
+    reset(h, AAPL={"base_qty": 10})  # no loss limit yet
     buy(h, 10, P("100.00"), bid=P("100.00"))
-    h.update("AAPL", P("98.00"), 100, P("200.00"), 100)      # -$20
+    h.update("AAPL", P("98.00"), 100, P("200.00"), 100)  # -$20
     h.maps.write_global(engine_params({"update_sample": 0, "loss_limit": "10"}), deadman_ms=0, version=2)
 
 
@@ -512,18 +553,23 @@ BELOW_THE_LIMIT = [
 ]
 # (update: bid, bid_qty, ask, ask_qty; counters moved; events)
 UNMOVED_PNL_UPDATES = [
-    ("a buy", (P("98.00"), 100, P("99.00"), 100), {"updates": 1, "loss_trips": 1, "kill": 1},
-     [("kill", "loss_limit"), ("reject", "kill")]),
-    ("no trade", (P("98.00"), 100, P("200.00"), 100), {"updates": 1, "loss_trips": 1},
-     [("kill", "loss_limit")]),
+    (
+        "a buy",
+        (P("98.00"), 100, P("99.00"), 100),
+        {"updates": 1, "loss_trips": 1, "kill": 1},
+        [("kill", "loss_limit"), ("reject", "kill")],
+    ),
+    ("no trade", (P("98.00"), 100, P("200.00"), 100), {"updates": 1, "loss_trips": 1}, [("kill", "loss_limit")]),
 ]
 
 
 @pytest.mark.parametrize("setup", [s for _, s in BELOW_THE_LIMIT], ids=[n for n, _ in BELOW_THE_LIMIT])
-@pytest.mark.parametrize("update,counts,events", [u[1:] for u in UNMOVED_PNL_UPDATES],
-                         ids=[u[0] for u in UNMOVED_PNL_UPDATES])
-def test_pnl_below_the_loss_limit_latches_the_kill_even_when_the_update_does_not_move_it(h, setup, update,
-                                                                                          counts, events):
+@pytest.mark.parametrize(
+    "update,counts,events", [u[1:] for u in UNMOVED_PNL_UPDATES], ids=[u[0] for u in UNMOVED_PNL_UPDATES]
+)
+def test_pnl_below_the_loss_limit_latches_the_kill_even_when_the_update_does_not_move_it(
+    h, setup, update, counts, events
+):
     setup(h)
     pnl = h.maps.totals().pnl
     assert pnl == -P("20") and h.maps.kill() == KILL_OFF
@@ -538,7 +584,7 @@ def test_pnl_below_the_loss_limit_latches_the_kill_even_when_the_update_does_not
 
 def test_loss_exactly_at_the_limit_does_not_kill(h):
     reset(h, engine={"loss_limit": "10"}, AAPL={"base_qty": 10})
-    buy(h, 10, P("100.00"), bid=P("99.00"))                  # -$10: at the limit, not below
+    buy(h, 10, P("100.00"), bid=P("99.00"))  # -$10: at the limit, not below
     assert h.maps.kill() == KILL_OFF
     r = h.update("AAPL", P("98.99"), 100, P("100.50"), 100)  # -$10.10
     assert r.counts == {"updates": 1, "loss_trips": 1}
@@ -547,6 +593,7 @@ def test_loss_exactly_at_the_limit_does_not_kill(h):
 
 
 # -- on_no_trade ----------------------------------------------------------------------------
+
 
 def test_on_no_trade_drop(h):
     reset(h, engine={"on_no_trade": "drop"})
@@ -565,13 +612,14 @@ def test_on_no_trade_drop(h):
 
 # -- order ids, accounting, events --------------------------------------------------------------
 
+
 def test_order_ids_are_engine_wide_and_gap_free(h):
     reset(h, AAPL={"base_qty": 1}, MSFT={"base_qty": 1})
     ids = []
     for i in range(30):
         symbol = ("AAPL", "MSFT")[i % 2]
         ids.append(buy(h, 1, P("99.00"), symbol=symbol).order_id)
-        if i % 3 == 0:   # a reject in between takes no id
+        if i % 3 == 0:  # a reject in between takes no id
             assert_rejected(h.update(symbol, P("99.50"), 1, P("99.00"), 1), "crossed")
     assert ids == list(range(1, 31))
     assert h.maps.totals().order_seq == 30
@@ -591,7 +639,7 @@ def test_accounting_is_exact(h):
     assert (st.capital_spent, st.proceeds) == (capital, proceeds)
     assert st.mark == P("101.00")
     assert st.pnl == proceeds - capital + 30 * P("101.00")
-    assert st.open_cost == capital - capital * 120 // 150     # average cost of what is left
+    assert st.open_cost == capital - capital * 120 // 150  # average cost of what is left
     tot = h.maps.totals()
     assert (tot.pnl, tot.open_cost) == (st.pnl, st.open_cost)
     assert r.events[-1].pnl == st.pnl and r.events[-1].position == 30
@@ -602,10 +650,10 @@ def test_every_order_and_reject_is_an_event(h):
     script = [
         # (bid, bid_qty, ask, ask_qty, seq, expected (kind, reason or side))
         (0, 0, P("99.00"), 100, 1, ("order", "B")),
-        (0, 0, P("100.50"), 100, 2, None),                    # no trade, no event
+        (0, 0, P("100.50"), 100, 2, None),  # no trade, no event
         (P("99.50"), 1, P("99.00"), 100, 3, ("reject", "crossed")),
         (0, 0, P("99.00"), 100, 3, ("reject", "stale")),
-        (0, 0, P("99.00"), 100, 4, ("order", "B")),           # 50 of headroom
+        (0, 0, P("99.00"), 100, 4, ("order", "B")),  # 50 of headroom
         (0, 0, P("99.00"), 100, 5, ("reject", "position_limit")),
         (P("101.00"), 70, P("102.00"), 100, 6, ("order", "S")),
     ]
@@ -625,4 +673,5 @@ def test_update_sampling_emits_non_trading_updates(h):
     reset(h, engine={"update_sample": 1})
     r = h.update("AAPL", P("99.80"), 5, P("100.50"), 7, timestamp=42)
     assert [(e.kind, e.bid, e.bid_qty, e.ask, e.ask_qty, e.sender_ts) for e in r.events] == [
-        ("update", P("99.80"), 5, P("100.50"), 7, 42)]
+        ("update", P("99.80"), 5, P("100.50"), 7, 42)
+    ]

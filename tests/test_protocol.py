@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hft_tui.constants import MAGIC, MSG_LEN, OFFSETS, SYMBOL_LEN, TYPE_BUY, TYPE_SELL, TYPE_UPDATE, VERSION
-from hft_tui.symbol import Symbol
 from hft_tui.protocol import (
     U32_MAX,
     U64_MAX,
@@ -24,6 +23,7 @@ from hft_tui.protocol import (
     parse_price,
     price_to_str,
 )
+from hft_tui.symbol import Symbol
 
 pytestmark = pytest.mark.pure  # no root, no kernel
 
@@ -77,7 +77,7 @@ def test_bad_price_is_refused_with_one_clear_line(value, message):
 
 
 def test_price_error_names_the_field():
-    with pytest.raises(ProtocolError, match="^buy_target: "):
+    with pytest.raises(ProtocolError, match=r"^buy_target: "):
         parse_price("x", "buy_target")
 
 
@@ -113,7 +113,7 @@ def test_invalid_symbol_is_refused(name):
 def test_symbol_is_space_padded_on_the_wire():
     payload = encode_update(Update("BRK.B", 1, 0, 0, 0, 0))
     at = OFFSETS["symbol"]
-    assert payload[at:at + SYMBOL_LEN] == b"BRK.B   "
+    assert payload[at : at + SYMBOL_LEN] == b"BRK.B   "
 
 
 # -- payloads ---------------------------------------------------------------
@@ -158,14 +158,14 @@ def test_order_puts_price_qty_and_id_in_the_update_fields():
 
 
 def _with(payload: bytes, offset: int, value: bytes) -> bytes:
-    return payload[:offset] + value + payload[offset + len(value):]
+    return payload[:offset] + value + payload[offset + len(value) :]
 
 
 GOOD_UPDATE = encode_update(Update("AAPL", 1, 1902500, 100, 1903000, 100))
 GOOD_ORDER = encode_order(Order("B", "AAPL", 1, 1903000, 100, 1, 0))
 
 BAD_UPDATES = [
-    ("short", GOOD_UPDATE[:MSG_LEN - 1], f"need {MSG_LEN}"),
+    ("short", GOOD_UPDATE[: MSG_LEN - 1], f"need {MSG_LEN}"),
     ("empty", b"", f"need {MSG_LEN}"),
     ("bad magic", _with(GOOD_UPDATE, OFFSETS["magic"], b"XX"), "bad magic"),
     ("bad version", _with(GOOD_UPDATE, OFFSETS["version"], bytes([VERSION + 1])), "bad version"),

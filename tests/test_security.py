@@ -1,11 +1,11 @@
 """Security: who may read and write what, and what reaches a shell.  Lab 48.
 
- - the pinned maps and program, the runtime state and the journal are
-   root's alone (modes read back from the files);
- - the CLI refuses to run without the privileges it needs, in one line;
- - interface names and symbols are validated before they reach a path, a
-   netlink request or a map, and no string reaches a shell (the package
-   never starts one: checked on its source).
+- the pinned maps and program, the runtime state and the journal are
+  root's alone (modes read back from the files);
+- the CLI refuses to run without the privileges it needs, in one line;
+- interface names and symbols are validated before they reach a path, a
+  netlink request or a map, and no string reaches a shell (the package
+  never starts one: checked on its source).
 """
 
 from __future__ import annotations
@@ -24,16 +24,27 @@ from hypothesis import strategies as st
 from hft_tui import engine, journal, paths
 from hft_tui.config import load_config
 from hft_tui.controller import Controller
-from hft_tui.paths import PathError, check_ifname
 from hft_tui.errors import ProtocolError
+from hft_tui.paths import PathError, check_ifname
 from hft_tui.symbol import Symbol
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
 DEMO = paths.DEMO_CONFIG
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 # What a user may type where an interface name goes.
-HOSTILE_IFNAMES = ["eth0; rm -rf /", "../../etc", "hft48/../../x", "$(reboot)", "`id`", "a b",
-                   "hft48\n", "x" * 16, ".", "..", "hft\u00e948"]
+HOSTILE_IFNAMES = [
+    "eth0; rm -rf /",
+    "../../etc",
+    "hft48/../../x",
+    "$(reboot)",
+    "`id`",
+    "a b",
+    "hft48\n",
+    "x" * 16,
+    ".",
+    "..",
+    "hft\u00e948",
+]
 
 
 def cli(*argv: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -55,6 +66,7 @@ def mode(path: Path) -> tuple[int, int]:
 
 # -- files are root's alone ------------------------------------------------------
 
+
 def test_pinned_maps_program_runtime_state_and_journal_are_root_only(make_lab):
     L = make_lab(48)
     iface = L.engine_iface
@@ -68,8 +80,14 @@ def test_pinned_maps_program_runtime_state_and_journal_are_root_only(make_lab):
         ctl.tick(0)
         pins = sorted(paths.pin_dir(iface).iterdir())
         assert {p.name for p in pins} >= {"prog", "events", "tape_events", "global_config", "heartbeat"}
-        files = [*pins, paths.state_file(iface), paths.RUN_DIR / f"{iface}.controller",
-                 jpath, Path(f"{jpath}-wal"), Path(f"{jpath}-shm")]
+        files = [
+            *pins,
+            paths.state_file(iface),
+            paths.RUN_DIR / f"{iface}.controller",
+            jpath,
+            Path(f"{jpath}-wal"),
+            Path(f"{jpath}-shm"),
+        ]
         dirs = [paths.PIN_ROOT, paths.pin_dir(iface), paths.RUN_DIR, paths.JOURNAL_DIR]
         got = {str(p): mode(p) for p in files + dirs}
         ctl.stop(detach=True)
@@ -79,16 +97,20 @@ def test_pinned_maps_program_runtime_state_and_journal_are_root_only(make_lab):
 
 # -- privileges ------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv", [
-    ["engine", "status"],
-    ["engine", "attach", "hft48", "--config", str(DEMO)],
-    ["engine", "kill", "hft48"],
-    ["engine", "run", "hft48"],
-    ["engine", "detach", "hft48"],
-    ["lab", "up"],
-    ["journal", "verify", "--iface", "hft48"],
-    ["journal", "tail", "--iface", "hft48"],
-])
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["engine", "status"],
+        ["engine", "attach", "hft48", "--config", str(DEMO)],
+        ["engine", "kill", "hft48"],
+        ["engine", "run", "hft48"],
+        ["engine", "detach", "hft48"],
+        ["lab", "up"],
+        ["journal", "verify", "--iface", "hft48"],
+        ["journal", "tail", "--iface", "hft48"],
+    ],
+)
 def test_the_cli_refuses_to_run_without_root_in_one_line(argv):
     p = cli(*argv, prefix=NOBODY)
     assert_one_line_error(p, "root")
@@ -97,9 +119,18 @@ def test_the_cli_refuses_to_run_without_root_in_one_line(argv):
 
 # -- validation: nothing hostile reaches a path, netlink or a shell ------------------
 
+
 @pytest.mark.parametrize("name", HOSTILE_IFNAMES)
-@pytest.mark.parametrize("verb", [["engine", "attach", "{}"], ["engine", "status", "{}"], ["engine", "run", "{}"],
-                                  ["engine", "detach", "{}"], ["journal", "tail", "--iface", "{}"]])
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["engine", "attach", "{}"],
+        ["engine", "status", "{}"],
+        ["engine", "run", "{}"],
+        ["engine", "detach", "{}"],
+        ["journal", "tail", "--iface", "{}"],
+    ],
+)
 def test_a_hostile_interface_name_is_refused_before_use(verb, name):
     p = cli(*[a.format(name) for a in verb])
     assert_one_line_error(p, "invalid interface name")
@@ -143,11 +174,16 @@ def _shell_uses(tree: ast.AST, filename: str) -> list[str]:
         where = f"{filename}:{node.lineno}: {name}"
         if name in ("os.system", "os.popen", "asyncio.create_subprocess_shell", "commands.getoutput"):
             found.append(where)
-        if any(k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
-               for k in node.keywords):
+        if any(
+            k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+            for k in node.keywords
+        ):
             found.append(where + " with shell=")
-        if name.startswith("subprocess.") and node.args and isinstance(node.args[0], (ast.Constant, ast.JoinedStr,
-                                                                                       ast.BinOp)):
+        if (
+            name.startswith("subprocess.")
+            and node.args
+            and isinstance(node.args[0], (ast.Constant, ast.JoinedStr, ast.BinOp))
+        ):
             found.append(where + " with a command string")
     return found
 
@@ -160,8 +196,18 @@ def test_no_user_string_reaches_a_shell_the_package_never_starts_one():
         found += _shell_uses(ast.parse(f.read_text(), str(f)), str(f.relative_to(paths.REPO_DIR)))
     assert found == []
     # The check itself finds what it looks for.
-    assert len(_shell_uses(ast.parse("import os, subprocess\nos.system('x')\nsubprocess.run('ls', shell=True)\n"
-                                     "subprocess.Popen(f'ls {x}')\n"), "probe")) == 4
+    assert (
+        len(
+            _shell_uses(
+                ast.parse(
+                    "import os, subprocess\nos.system('x')\nsubprocess.run('ls', shell=True)\n"
+                    "subprocess.Popen(f'ls {x}')\n"
+                ),
+                "probe",
+            )
+        )
+        == 4
+    )
 
 
 def test_a_journal_export_never_lands_in_a_world_readable_file(tmp_path):

@@ -6,8 +6,9 @@ import os
 import signal
 import threading
 
-from hft_tui.stopflag import StopFlag
 import pytest
+
+from hft_tui.stopflag import StopFlag
 
 pytestmark = pytest.mark.pure  # no root, no kernel
 

@@ -29,8 +29,14 @@ pytestmark = pytest.mark.pure  # no root, no kernel
 
 # buy 190.25, sell 190.75, 100 + 10 per cent below, at most 1000 an order and 5000 held
 AAPL = {
-    "buy_target": "190.25", "sell_target": "190.75", "base_qty": 100, "scale_qty": 10,
-    "tick_size": "0.01", "max_order_qty": 1000, "max_position": 5000, "collar_bps": 10000,
+    "buy_target": "190.25",
+    "sell_target": "190.75",
+    "base_qty": 100,
+    "scale_qty": 10,
+    "tick_size": "0.01",
+    "max_order_qty": 1000,
+    "max_position": 5000,
+    "collar_bps": 10000,
 }
 P = symbol_params("AAPL", AAPL)
 
@@ -51,24 +57,75 @@ DECISIONS = [
     ("ask_qty caps the buy", P, update(bid="190.10", ask="190.20", ask_qty=70), 0, (BUY, "190.20", 70, "")),
     ("max_order_qty caps the buy", P, update(bid="180.00", ask="180.25", ask_qty=9000), 0, (BUY, "180.25", 1000, "")),
     ("headroom caps the buy", P, update(bid="190.15", ask="190.20"), 4960, (BUY, "190.20", 40, "")),
-    ("a full position refuses: position_limit", P, update(bid="190.15", ask="190.20"), 5000, (None, None, 0, "position_limit")),
-    ("over the limit (lowered) refuses too", params(max_position=100), update(bid="190.15", ask="190.20"), 300,
-     (None, None, 0, "position_limit")),
-    ("a formula of 0 shares: zero_qty", params(base_qty=0), update(bid="190.20", ask="190.25"), 0, (None, None, 0, "zero_qty")),
-    ("position_limit is checked before zero_qty", params(base_qty=0), update(bid="190.20", ask="190.25"), 5000,
-     (None, None, 0, "position_limit")),
+    (
+        "a full position refuses: position_limit",
+        P,
+        update(bid="190.15", ask="190.20"),
+        5000,
+        (None, None, 0, "position_limit"),
+    ),
+    (
+        "over the limit (lowered) refuses too",
+        params(max_position=100),
+        update(bid="190.15", ask="190.20"),
+        300,
+        (None, None, 0, "position_limit"),
+    ),
+    (
+        "a formula of 0 shares: zero_qty",
+        params(base_qty=0),
+        update(bid="190.20", ask="190.25"),
+        0,
+        (None, None, 0, "zero_qty"),
+    ),
+    (
+        "position_limit is checked before zero_qty",
+        params(base_qty=0),
+        update(bid="190.20", ask="190.25"),
+        5000,
+        (None, None, 0, "position_limit"),
+    ),
     ("between the targets nothing happens", P, update(), 300, (None, None, 0, NO_TRADE)),
     ("sell at sell_target", P, update(bid="190.75", ask="190.80", bid_qty=200), 300, (SELL, "190.75", 200, "")),
     ("the position caps the sell", P, update(bid="190.90", ask="190.95", bid_qty=900), 300, (SELL, "190.90", 300, "")),
-    ("max_order_qty caps the sell", P, update(bid="191.00", ask="191.05", bid_qty=5000), 4000, (SELL, "191.00", 1000, "")),
+    (
+        "max_order_qty caps the sell",
+        P,
+        update(bid="191.00", ask="191.05", bid_qty=5000),
+        4000,
+        (SELL, "191.00", 1000, ""),
+    ),
     ("nothing to sell when flat", P, update(bid="190.90", ask="190.95"), 0, (None, None, 0, NO_TRADE)),
-    ("sell_target 0 never sells", params(sell_target="0"), update(bid="250.00", ask="250.05"), 300, (None, None, 0, NO_TRADE)),
+    (
+        "sell_target 0 never sells",
+        params(sell_target="0"),
+        update(bid="250.00", ask="250.05"),
+        300,
+        (None, None, 0, NO_TRADE),
+    ),
     ("no ask: a high bid still sells", P, update(bid="190.80", ask="0", ask_qty=0), 10, (SELL, "190.80", 10, "")),
     ("an empty ask size does not buy", P, update(bid="190.10", ask="190.20", ask_qty=0), 0, (None, None, 0, NO_TRADE)),
-    ("an empty bid size does not sell", P, update(bid="190.80", bid_qty=0, ask="190.85"), 10, (None, None, 0, NO_TRADE)),
-    ("a crossed book is refused before anything", P, update(bid="190.80", ask="190.20"), 10, (None, None, 0, "crossed")),
-    ("a disabled symbol is refused first", params(enabled=False), update(bid="190.80", ask="190.20"), 0,
-     (None, None, 0, "disabled")),
+    (
+        "an empty bid size does not sell",
+        P,
+        update(bid="190.80", bid_qty=0, ask="190.85"),
+        10,
+        (None, None, 0, NO_TRADE),
+    ),
+    (
+        "a crossed book is refused before anything",
+        P,
+        update(bid="190.80", ask="190.20"),
+        10,
+        (None, None, 0, "crossed"),
+    ),
+    (
+        "a disabled symbol is refused first",
+        params(enabled=False),
+        update(bid="190.80", ask="190.20"),
+        0,
+        (None, None, 0, "disabled"),
+    ),
 ]
 
 
@@ -150,8 +207,8 @@ def test_model_refuses_an_unknown_symbol():
 def test_model_takes_the_collar_reference_from_the_first_non_crossed_update():
     m = model({"AAPL": {**AAPL, "collar_bps": 100, "buy_target": "200.00", "sell_target": "300.00"}})
     assert m.expect(update(bid="101.00", ask="100.00", seq=1)).reason == "crossed"
-    assert m.expect(update(bid="99.99", ask="100.01", seq=2)).trades            # ref 100.00
-    assert m.expect(update(bid="100.90", ask="101.00", seq=3)).side == BUY      # at +1%
+    assert m.expect(update(bid="99.99", ask="100.01", seq=2)).trades  # ref 100.00
+    assert m.expect(update(bid="100.90", ask="101.00", seq=3)).side == BUY  # at +1%
     assert m.expect(update(bid="100.90", ask="101.01", seq=4)).reason == "collar"
 
 
@@ -165,7 +222,7 @@ def test_model_uses_a_configured_reference_price_over_the_session():
 
 def test_model_does_not_collar_when_the_session_began_before_it():
     m = model({"AAPL": {**AAPL, "collar_bps": 1}})
-    m.start("AAPL", last_seq=10)     # the engine took a reference the model never saw
+    m.start("AAPL", last_seq=10)  # the engine took a reference the model never saw
     assert m.expect(update(bid="10.00", ask="10.01", seq=11)).side == BUY
 
 
@@ -239,9 +296,7 @@ ROUNDINGS = {
     "nearest": lambda a, b: (2 * a + b) // (2 * b),
 }
 
-TRADES = st.lists(
-    st.tuples(st.sampled_from([BUY, SELL]), st.integers(1, 5000), st.integers(1, 5_000_000)), max_size=60
-)
+TRADES = st.lists(st.tuples(st.sampled_from([BUY, SELL]), st.integers(1, 5000), st.integers(1, 5_000_000)), max_size=60)
 
 
 @given(TRADES, st.sampled_from(sorted(ROUNDINGS)))

@@ -72,8 +72,11 @@ def run_app(app, **run_options) -> int:
                 print(f"hft-tui: error: could not set the kill switch: {one_line(exc)}", file=sys.stderr)
     if app.crash.text:
         where = app.crash.saved or "(could not write a crash log)"
-        print(f"hft-tui: error: the app failed ({app.crash.summary()}); "
-              f"{'; '.join(app.released) or 'no engine was supervised'}; details in {where}", file=sys.stderr)
+        print(
+            f"hft-tui: error: the app failed ({app.crash.summary()}); "
+            f"{'; '.join(app.released) or 'no engine was supervised'}; details in {where}",
+            file=sys.stderr,
+        )
     for line in app.farewell:
         print(line, file=sys.stderr)
     return app.return_code or 0

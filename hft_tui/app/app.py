@@ -27,6 +27,7 @@ from textual.widgets import Input
 
 from .. import paths
 from ..constants import KILL_STATES
+from .dialogs import ConfirmScreen, QuitScreen
 from .formatting import Display, one_line
 from .messages import (
     EngineDetached,
@@ -38,7 +39,6 @@ from .messages import (
     TakeOverRequested,
 )
 from .model import EngineView
-from .dialogs import ConfirmScreen, QuitScreen
 from .screens.help import HelpScreen
 from .screens.main import TABS, MainScreen
 from .session import USER_ERRORS, Session
@@ -52,7 +52,7 @@ from .widgets.params import ParametersPane
 # second cannot be read anyway, and a kill, an error or a key shows at once.
 UI_HZ = 2.0
 SLOW_EVERY = 2
-TAPE_BACKLOG = 200        # tape lines kept between two frames at most
+TAPE_BACKLOG = 200  # tape lines kept between two frames at most
 GC_FREEZE_S = 10.0
 GC_FULL_S = 600.0
 CRASH_LOG = paths.RUN_DIR / "app-crash.log"
@@ -73,7 +73,7 @@ class CrashLog(io.TextIOBase):
         super().__init__()
         self.path = path
         self.text = ""
-        self.saved: Path | None = None     # where the report went; None: nowhere (yet)
+        self.saved: Path | None = None  # where the report went; None: nowhere (yet)
 
     def writable(self) -> bool:
         return True
@@ -98,7 +98,7 @@ class CrashLog(io.TextIOBase):
         lines = [line.strip() for line in self.text.splitlines()]
         boxes = [i for i, line in enumerate(lines) if line.startswith("╰")]
         tail = []
-        for line in lines[boxes[-1] + 1 if boxes else 0:]:
+        for line in lines[boxes[-1] + 1 if boxes else 0 :]:
             if not line and tail:
                 break
             if line:
@@ -113,19 +113,45 @@ class HftApp(App[None]):
     BINDINGS = [
         # priority: these work whatever has the focus, an editor included
         # (an Input binds ctrl+k to "delete to the end of the line").
-        Binding("ctrl+k", "kill", "KILL", priority=True, id="kill",
-                tooltip="sets the kernel kill switch at once, no question asked"),
+        Binding(
+            "ctrl+k",
+            "kill",
+            "KILL",
+            priority=True,
+            id="kill",
+            tooltip="sets the kernel kill switch at once, no question asked",
+        ),
         Binding("ctrl+r", "resume", "Resume", priority=True, id="resume", tooltip="resume trading (asks first)"),
-        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit",
-                tooltip="quit (asks whether to detach the engine; default: detach)"),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            priority=True,
+            id="quit",
+            tooltip="quit (asks whether to detach the engine; default: detach)",
+        ),
         Binding("question_mark", "help", "Help", id="help", tooltip="this help"),
         # Textual's own palette binding, with what our palette holds.
-        Binding(App.COMMAND_PALETTE_BINDING, "command_palette", "palette", show=False, priority=True, id="palette",
-                tooltip="command palette (take over, refresh, less common actions)"),
+        Binding(
+            App.COMMAND_PALETTE_BINDING,
+            "command_palette",
+            "palette",
+            show=False,
+            priority=True,
+            id="palette",
+            tooltip="command palette (take over, refresh, less common actions)",
+        ),
     ]
 
-    def __init__(self, session: Session, *, iface: str | None = None, mode: str | None = None,
-                 take_over: bool = False, crash_log: Path = CRASH_LOG) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        iface: str | None = None,
+        mode: str | None = None,
+        take_over: bool = False,
+        crash_log: Path = CRASH_LOG,
+    ) -> None:
         super().__init__()
         self.session = session
         self.select_iface = iface
@@ -136,17 +162,18 @@ class HftApp(App[None]):
         self.error_console = Console(file=self.crash, width=500, color_system=None, markup=False, highlight=False)
         self.view: EngineView | None = None
         self.last_error: str | None = None
-        self.exit_policy: str | None = None          # what the quit dialog chose
-        self.farewell: list[str] = []                # printed once the terminal is back (run_app)
-        self.released: list[str] = []                # what ending supervision on the way out did
+        self.exit_policy: str | None = None  # what the quit dialog chose
+        self.farewell: list[str] = []  # printed once the terminal is back (run_app)
+        self.released: list[str] = []  # what ending supervision on the way out did
         self._tape: deque = deque(maxlen=TAPE_BACKLOG)  # tape lines not drawn yet
         self._frames = 0
         self._drawn_kill: str | None = None
 
     # -- life cycle -------------------------------------------------------
     async def on_mount(self) -> None:
-        self.main = MainScreen(self.session, self.mode, select=self.select_iface,
-                               deterministic=self.display_opts.deterministic)
+        self.main = MainScreen(
+            self.session, self.mode, select=self.select_iface, deterministic=self.display_opts.deterministic
+        )
         await self.push_screen(self.main)
         # The widgets live as long as the app: out of the collector's way.  A full
         # collection over them took ~100 ms, a stall the kill key would wait behind.
@@ -197,10 +224,12 @@ class HftApp(App[None]):
             since = time.strftime("%H:%M:%S", time.localtime(rec.attached_at)) if rec else "?"
             detail = f"{rec.mode} mode, program id {rec.prog_id}, attached {since}" if rec else "no record"
             self.push_screen(
-                ConfirmScreen("Engine already attached",
-                              f"An hft-tui engine is attached to {target} ({detail}).\n"
-                              "Take it over? This app then supervises it (heartbeat, ring buffer, kill).",
-                              yes="Take over"),
+                ConfirmScreen(
+                    "Engine already attached",
+                    f"An hft-tui engine is attached to {target} ({detail}).\n"
+                    "Take it over? This app then supervises it (heartbeat, ring buffer, kill).",
+                    yes="Take over",
+                ),
                 lambda yes: self.take_over(target) if yes else self.show_tab("interfaces"),
             )
         else:
@@ -232,7 +261,7 @@ class HftApp(App[None]):
         if not message.view.present:
             self.set_error(f"interface {message.view.iface} disappeared", notify=False)
         if message.view.kill_state != self._drawn_kill:
-            self.render_view()     # a kill (by anyone) shows at once, not at the next frame
+            self.render_view()  # a kill (by anyone) shows at once, not at the next frame
 
     def on_supervision_started(self, message: SupervisionStarted) -> None:
         if not self.running:
@@ -324,11 +353,14 @@ class HftApp(App[None]):
         killed, failed = self.session.kill_every_engine()
         if failed:
             self.bell()
-            self.set_error(f"KILL FAILED on {', '.join(failed)}: hft-tui engine kill IFACE"
-                           + (f"; kill switch set on {', '.join(killed)}" if killed else ""))
+            self.set_error(
+                f"KILL FAILED on {', '.join(failed)}: hft-tui engine kill IFACE"
+                + (f"; kill switch set on {', '.join(killed)}" if killed else "")
+            )
         elif killed:
-            self.set_error(f"KILL: kill switch set on {', '.join(killed)} (not supervised here; "
-                           "the Interfaces tab lists them)")
+            self.set_error(
+                f"KILL: kill switch set on {', '.join(killed)} (not supervised here; the Interfaces tab lists them)"
+            )
         else:
             self.set_error("no hft-tui engine attached on this machine: nothing to kill")
 
@@ -345,9 +377,12 @@ class HftApp(App[None]):
             return
         why = self.view.kill_state if self.view else "?"
         self.push_screen(
-            ConfirmScreen("Resume trading?",
-                          f"The kill switch on {iface} is set ({why}).\n"
-                          "Resuming lets the kernel send orders again at once.", yes="Resume", danger=True),
+            ConfirmScreen(
+                "Resume trading?",
+                f"The kill switch on {iface} is set ({why}).\nResuming lets the kernel send orders again at once.",
+                yes="Resume",
+                danger=True,
+            ),
             self._resume_confirmed,
         )
 
@@ -382,13 +417,18 @@ class HftApp(App[None]):
 
     def get_system_commands(self, screen):
         yield SystemCommand("Kill", "Set the kernel kill switch now (ctrl+k)", self.action_kill)
-        yield SystemCommand("Resume trading", "Clear the kill switch, after a confirmation (ctrl+r)",
-                            self.action_resume)
+        yield SystemCommand(
+            "Resume trading", "Clear the kill switch, after a confirmation (ctrl+r)", self.action_resume
+        )
         yield SystemCommand("Add symbol", "Add a symbol to the running engine", self.params_pane.action_add_symbol)
-        yield SystemCommand("Take over an attached engine", "Supervise the engine pinned on the selected interface",
-                            self.command_take_over)
-        yield SystemCommand("Refresh interfaces", "List the interfaces again now",
-                            self.interfaces_pane.refresh_interfaces)
+        yield SystemCommand(
+            "Take over an attached engine",
+            "Supervise the engine pinned on the selected interface",
+            self.command_take_over,
+        )
+        yield SystemCommand(
+            "Refresh interfaces", "List the interfaces again now", self.interfaces_pane.refresh_interfaces
+        )
         for tab in TABS:
             yield SystemCommand(f"Show {tab.id}", f"Switch to the {tab.id} tab", lambda t=tab.id: self.show_tab(t))
         yield SystemCommand("Help", "Keys and what they do (?)", self.action_help)

@@ -14,8 +14,8 @@ from ..config import SYMBOL_KEYS
 from ..errors import ConfigError
 from ..symbol import Symbol
 from .formatting import param_value
-from .validation import new_symbol_values
 from .labels import MessageLine
+from .validation import new_symbol_values
 
 ResultType = TypeVar("ResultType")
 
@@ -150,7 +150,7 @@ def new_symbol_problems(name: str, values: dict[str, str]) -> dict[str, str]:
             text = str(exc)
             rule = text.split(":", 1)[-1]
             named = sorted((k for k in NEW_SYMBOL_FIELDS if k in rule.split()), key=rule.index)
-            problems[named[0] if named else "name"] = text   # beside the field the rule names first
+            problems[named[0] if named else "name"] = text  # beside the field the rule names first
     return problems
 
 
@@ -224,13 +224,15 @@ class AddSymbolScreen(DialogScreen[tuple[str, dict] | None]):
     def on_input_changed(self, event: Input.Changed) -> None:
         problems = self._check()
         self.query_one("#add-message", MessageLine).show(
-            "fix the field marked in red" if problems else "valid: Enter adds it", "error" if problems else "info")
+            "fix the field marked in red" if problems else "valid: Enter adds it", "error" if problems else "info"
+        )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         problems = self._check(submitted=True)
         if problems:
-            self.query_one("#add-message", MessageLine).show(next(iter(problems.values())) + " (nothing written)",
-                                                             "error")
+            self.query_one("#add-message", MessageLine).show(
+                next(iter(problems.values())) + " (nothing written)", "error"
+            )
             return
         self.dismiss(self._values())
 

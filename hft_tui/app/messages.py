@@ -41,7 +41,7 @@ class SupervisionEnded(Message):
 @dataclass
 class InterfacesListed(Message):
     interfaces: list[Interface]
-    engines: dict[str, int]           # iface -> prog id of our pinned engines
+    engines: dict[str, int]  # iface -> prog id of our pinned engines
     error: str | None = None
 
 
@@ -49,7 +49,7 @@ class InterfacesListed(Message):
 class AttachFinished(Message):
     """An attach or detach done in a thread: what it did, or the one-line error."""
 
-    action: str                       # "attach" or "detach"
+    action: str  # "attach" or "detach"
     iface: str
     ok: bool
     detail: str
@@ -84,4 +84,3 @@ class Notice(Message):
 
     text: str
     severity: str = "information"
-

@@ -27,7 +27,7 @@ TAPE_REJECT_LINES_PER_TICK = 3
 CHART_SECONDS = 300.0
 CHART_POINT_EVERY_S = 0.5
 SPARK_POINTS = 60
-SPARK_SECONDS = SPARK_POINTS * CHART_POINT_EVERY_S     # what a sparkline spans
+SPARK_SECONDS = SPARK_POINTS * CHART_POINT_EVERY_S  # what a sparkline spans
 # Operational states (/sys/class/net/IFACE/operstate) in which frames move;
 # "unknown" is what drivers without carrier reporting (tun, loopback) say.
 LINK_UP_STATES = ("up", "unknown")
@@ -45,14 +45,14 @@ class SymbolView:
     bid_qty: int
     ask: int
     ask_qty: int
-    age_ms: float | None       # since the kernel's last update of the book; None: never
+    age_ms: float | None  # since the kernel's last update of the book; None: never
     position: int
     bought: int
     sold: int
-    capital_spent: int         # money in 1e-4 $
+    capital_spent: int  # money in 1e-4 $
     proceeds: int
     realised: int
-    unrealised: int            # marked to the last bid
+    unrealised: int  # marked to the last bid
     total: int
     buy_orders: int
     sell_orders: int
@@ -62,7 +62,7 @@ class SymbolView:
 
 @dataclass(frozen=True)
 class TapeEntry:
-    kind: str                  # update, order, reject, kill, summary
+    kind: str  # update, order, reject, kill, summary
     ts_ns: int
     symbol: str = ""
     side: str = ""
@@ -74,27 +74,27 @@ class TapeEntry:
     bid_qty: int = 0
     ask: int = 0
     ask_qty: int = 0
-    count: int = 1             # rejects aggregated into this line
-    text: str = ""             # for summary lines
+    count: int = 1  # rejects aggregated into this line
+    text: str = ""  # for summary lines
 
 
 @dataclass(frozen=True)
 class EngineView:
     iface: str
-    present: bool              # the interface exists
-    attached: bool             # our program is the one attached to it
+    present: bool  # the interface exists
+    attached: bool  # our program is the one attached to it
     mode: str | None
     prog_id: int | None
     program_hash: str | None
     config_version: int
-    kill_state: str            # off, operator, loss_limit
-    deadman_ms: int            # 0: not armed
+    kill_state: str  # off, operator, loss_limit
+    deadman_ms: int  # 0: not armed
     heartbeat_age_ms: float | None
     updates: int
     orders: int
     passed: int
-    ringbuf_drops: int         # orders the events ring had no room for
-    tape_drops: int            # rejects/updates the tape ring had no room for
+    ringbuf_drops: int  # orders the events ring had no room for
+    tape_drops: int  # rejects/updates the tape ring had no room for
     updates_per_s: float
     orders_per_s: float
     rejects: dict[str, int]
@@ -108,9 +108,9 @@ class EngineView:
     sparklines: dict[str, tuple[float, ...]] = field(default_factory=dict)
     journal_gaps: int = 0
     journal_failures: int = 0
-    events_not_kept: int = 0   # events the controller did not hand over this tick
+    events_not_kept: int = 0  # events the controller did not hand over this tick
     taken_ns: int = 0
-    operstate: str | None = None   # the interface's operational state; None: not read
+    operstate: str | None = None  # the interface's operational state; None: not read
 
     @property
     def killed(self) -> bool:
@@ -129,16 +129,24 @@ def engine_params_from_snapshot(snap: Snapshot, mode: str | None, deadman_ms: in
     """The running engine-wide settings, as config.EngineParams, from one snapshot.
     Values are shown as the kernel holds them, not validated again."""
     g = snap.global_config
-    base = engine_params({
-        "feed_port": g.feed_port,
-        "on_no_trade": NO_TRADE_ACTIONS.get(g.on_no_trade, "pass"),
-        "update_sample": g.update_sample,
-        "rate_per_sec": g.rate_per_sec,
-        "burst": g.burst,
-        **({"mode": mode} if mode in ("native", "generic") else {}),
-    })
-    return EngineParams(**{**base.__dict__, "max_notional": g.max_notional, "loss_limit": g.loss_limit,
-                           "deadman_ms": deadman_ms or base.deadman_ms})
+    base = engine_params(
+        {
+            "feed_port": g.feed_port,
+            "on_no_trade": NO_TRADE_ACTIONS.get(g.on_no_trade, "pass"),
+            "update_sample": g.update_sample,
+            "rate_per_sec": g.rate_per_sec,
+            "burst": g.burst,
+            **({"mode": mode} if mode in ("native", "generic") else {}),
+        }
+    )
+    return EngineParams(
+        **{
+            **base.__dict__,
+            "max_notional": g.max_notional,
+            "loss_limit": g.loss_limit,
+            "deadman_ms": deadman_ms or base.deadman_ms,
+        }
+    )
 
 
 def symbol_view(name: str, cfg, st, now_ns: int) -> SymbolView:
@@ -235,9 +243,19 @@ def sample_tape(events: list[EngineEvent], not_kept: int = 0) -> tuple[TapeEntry
 
 def _entry(ev: EngineEvent, count: int = 1) -> TapeEntry:
     return TapeEntry(
-        kind=ev.kind, ts_ns=ev.ts_ns, symbol=ev.symbol, side=ev.side, price=ev.price, qty=ev.qty,
-        order_id=ev.order_id, reason=ev.reason, bid=ev.bid, bid_qty=ev.bid_qty, ask=ev.ask,
-        ask_qty=ev.ask_qty, count=count,
+        kind=ev.kind,
+        ts_ns=ev.ts_ns,
+        symbol=ev.symbol,
+        side=ev.side,
+        price=ev.price,
+        qty=ev.qty,
+        order_id=ev.order_id,
+        reason=ev.reason,
+        bid=ev.bid,
+        bid_qty=ev.bid_qty,
+        ask=ev.ask,
+        ask_qty=ev.ask_qty,
+        count=count,
     )
 
 
@@ -252,7 +270,7 @@ class AlertDigest:
     def __init__(self, every_s: float = ALERT_EVERY_S) -> None:
         self.every_s = every_s
         self._last_shown: dict[tuple, float] = {}
-        self._pending: dict[tuple, list] = {}    # key -> [alert, count]
+        self._pending: dict[tuple, list] = {}  # key -> [alert, count]
 
     def add(self, alerts, now: float) -> list[str]:
         out = []
@@ -327,7 +345,7 @@ class LinkState:
     attached: bool = False
     mode: str | None = None
     prog_id: int | None = None
-    operstate: str | None = None    # up, down, lowerlayerdown, ...; None: not read
+    operstate: str | None = None  # up, down, lowerlayerdown, ...; None: not read
 
 
 class ViewBuilder:

@@ -16,16 +16,17 @@ every method is safe from any thread.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from textual.message_pump import MessagePump
 
 from .. import engine, netlink
-from ..pins import attached_ifaces
 from ..config import EngineParams, SymbolParams, default_config, load_config
 from ..engine import EngineHandle, EngineRecord
 from ..errors import ConfigError, EngineError, HftError
 from ..netlink import Interface
+from ..pins import attached_ifaces
 from .formatting import one_line, param_value
 from .worker import EnginePoller
 
@@ -43,7 +44,7 @@ class Session(Protocol):
     Methods that write to an engine return None when none is supervised, and
     raise one of USER_ERRORS when the engine refuses."""
 
-    deterministic: bool        # snapshot mode: views and screen print steady placeholders
+    deterministic: bool  # snapshot mode: views and screen print steady placeholders
 
     @property
     def iface(self) -> str | None:
@@ -102,14 +103,14 @@ class EngineSession:
         self.config_path = config_path
         self.poll_hz = poll_hz
         self.deterministic = deterministic
-        self.handle: EngineHandle | None = None     # control writes
-        self.poller: EnginePoller | None = None     # supervision (its own process)
-        self._lock = threading.Lock()               # handle and poller change together
+        self.handle: EngineHandle | None = None  # control writes
+        self.poller: EnginePoller | None = None  # supervision (its own process)
+        self._lock = threading.Lock()  # handle and poller change together
 
     # -- what is there ------------------------------------------------------
     @property
     def iface(self) -> str | None:
-        handle = self.handle      # one read: another thread may release it
+        handle = self.handle  # one read: another thread may release it
         return handle.iface if handle else None
 
     def config_mode(self) -> str:
@@ -167,7 +168,7 @@ class EngineSession:
         return True
 
     def release(self, policy: str) -> list[str]:
-        """"detach" removes the engine, "kill" sets its kill switch and leaves it,
+        """ "detach" removes the engine, "kill" sets its kill switch and leaves it,
         "leave" leaves it to the dead-man switch."""
         done: list[str] = []
         handle, poller = self._take_engine()
@@ -184,7 +185,7 @@ class EngineSession:
                 # The controller detaches first, then drains the rings into the journal.
                 done.extend(poller.stop(detach=(policy == "detach")))
         if policy == "detach" and iface in attached_ifaces():
-            done.extend(engine.detach(iface))   # the controller had stopped already
+            done.extend(engine.detach(iface))  # the controller had stopped already
         return done
 
     def _note(self, what: str, detail: dict) -> None:
@@ -232,7 +233,7 @@ class EngineSession:
         killed, failed = [], []
         for iface in attached_ifaces():
             try:
-                engine.kill_pinned(iface)     # its own pin only: any engine version
+                engine.kill_pinned(iface)  # its own pin only: any engine version
                 killed.append(iface)
             except (*USER_ERRORS, ValueError) as exc:
                 failed.append(f"{iface} ({one_line(exc)})")

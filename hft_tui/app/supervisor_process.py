@@ -38,9 +38,9 @@ import threading
 import time
 from pathlib import Path
 
+from .. import engine
 from ..constants import KILL_OFF, KILL_OPERATOR
 from ..controller import Controller
-from .. import engine
 from ..engine import EngineHandle
 from ..stopflag import StopFlag
 from ..supervision import SupervisionLoop
@@ -69,7 +69,7 @@ class Supervisor:
         self.deterministic = deterministic
         self.out = out
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
-        self.stop = StopFlag()         # set by the SIGTERM handler too
+        self.stop = StopFlag()  # set by the SIGTERM handler too
         self.detach = False
         self.kill_on_stop = False
 
@@ -101,8 +101,13 @@ class Supervisor:
         if xdp is None:
             return LinkState(present=False)
         ours = handle.attached_as(xdp)
-        return LinkState(present=True, attached=ours, mode=xdp.mode if ours else None,
-                         prog_id=xdp.prog_id if ours else None, operstate=operstate(handle.iface))
+        return LinkState(
+            present=True,
+            attached=ours,
+            mode=xdp.mode if ours else None,
+            prog_id=xdp.prog_id if ours else None,
+            operstate=operstate(handle.iface),
+        )
 
     def open_journal(self, handle: EngineHandle):
         """The journal, or (None, why): orders that cannot be journaled may not be sent."""
@@ -180,7 +185,7 @@ def kill_orphaned(iface: str) -> None:
     try:
         engine.kill_pinned(iface)
         print(f"{iface}: the app went away before supervision began: kill switch set", file=sys.stderr)
-    except Exception as exc:  # noqa: BLE001 - nothing else can be done from here
+    except Exception as exc:
         print(f"{iface}: the app went away and the kill switch could not be set: {exc}", file=sys.stderr)
 
 
@@ -192,15 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deterministic", action="store_true")
     args = p.parse_args(argv)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    sys.stdout = sys.stderr            # nothing else may write to the frame stream
+    sys.stdout = sys.stderr  # nothing else may write to the frame stream
     sup = Supervisor(args.iface, args.poll_hz, args.deterministic, out)
 
     def on_term(signum, frame):
-        sup.kill_on_stop = True        # the app died (PDEATHSIG) or someone stops us
+        sup.kill_on_stop = True  # the app died (PDEATHSIG) or someone stops us
         sup.stop.set()
 
     signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)   # the app's terminal went away
+    signal.signal(signal.SIGHUP, on_term)  # the app's terminal went away
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -7,7 +7,7 @@ now, and shows its ConfigError text beside the field.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from textual.validation import ValidationResult, Validator
 

@@ -28,8 +28,7 @@ LOG = paths.RUN_DIR / "app-supervisor.log"
 class EnginePoller:
     """Supervises one engine through a supervisor process, for as long as the app wants."""
 
-    def __init__(self, target: MessagePump, iface: str, *, poll_hz: float = 10.0,
-                 deterministic: bool = False) -> None:
+    def __init__(self, target: MessagePump, iface: str, *, poll_hz: float = 10.0, deterministic: bool = False) -> None:
         if not 1 <= poll_hz <= 1000:
             raise ValueError(f"poll rate {poll_hz} Hz is outside 1..1000")
         self.target = target
@@ -37,22 +36,31 @@ class EnginePoller:
         self.poll_hz = poll_hz
         self.deterministic = deterministic
         self.ticks = 0
-        self.stop_lines: list[str] = []      # what the controller's stop did
+        self.stop_lines: list[str] = []  # what the controller's stop did
         self.proc: subprocess.Popen | None = None
         self._ended = threading.Event()
         self._write_lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name=f"engine-views-{iface}", daemon=True)
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "hft_tui.app.supervisor_process", self.iface, "--poll-hz", str(self.poll_hz),
-                "--app-pid", str(os.getpid())]
+        argv = [
+            sys.executable,
+            "-m",
+            "hft_tui.app.supervisor_process",
+            self.iface,
+            "--poll-hz",
+            str(self.poll_hz),
+            "--app-pid",
+            str(os.getpid()),
+        ]
         if self.deterministic:
             argv.append("--deterministic")
         paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(LOG, "ab") as log:
             # Its own session: the terminal's signals are the app's to handle.
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                         start_new_session=True, close_fds=True)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True, close_fds=True
+            )
         self._thread.start()
 
     def _send(self, obj: dict) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 from ..errors import HftError
 
 
@@ -40,24 +41,52 @@ def _positive(kind):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--count", type=_positive(int), default=DEFAULT_COUNT, metavar="N",
-                        help=f"measured round trips per variant and pattern (default {DEFAULT_COUNT})")
+    parser.add_argument(
+        "--count",
+        type=_positive(int),
+        default=DEFAULT_COUNT,
+        metavar="N",
+        help=f"measured round trips per variant and pattern (default {DEFAULT_COUNT})",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of the table")
-    parser.add_argument("--lab", type=int, default=DEFAULT_LAB, metavar="N",
-                        help=f"number of the lab the bench creates and removes (default {DEFAULT_LAB})")
-    parser.add_argument("--out", metavar="DIR",
-                        help="where results.json, results.md and latency.svg go (default docs/bench)")
+    parser.add_argument(
+        "--lab",
+        type=int,
+        default=DEFAULT_LAB,
+        metavar="N",
+        help=f"number of the lab the bench creates and removes (default {DEFAULT_LAB})",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="where results.json, results.md and latency.svg go (default docs/bench)"
+    )
     parser.add_argument("--no-save", action="store_true", help="write no files, only print")
-    parser.add_argument("--rounds", type=_positive(int), default=10,
-                        help="interleaving rounds: each variant runs count/rounds trips per turn (default 10)")
-    parser.add_argument("--paced-rate", type=_positive(int), default=1000, metavar="PER_SEC",
-                        help="update rate of the paced pattern (default 1000/s)")
-    parser.add_argument("--sim-cpu", type=int, metavar="CPU", help="CPU of the exchange simulator (default: first allowed)")
+    parser.add_argument(
+        "--rounds",
+        type=_positive(int),
+        default=10,
+        help="interleaving rounds: each variant runs count/rounds trips per turn (default 10)",
+    )
+    parser.add_argument(
+        "--paced-rate",
+        type=_positive(int),
+        default=1000,
+        metavar="PER_SEC",
+        help="update rate of the paced pattern (default 1000/s)",
+    )
+    parser.add_argument(
+        "--sim-cpu", type=int, metavar="CPU", help="CPU of the exchange simulator (default: first allowed)"
+    )
     parser.add_argument("--bot-cpu", type=int, metavar="CPU", help="a bot's own CPU (default: second allowed)")
-    parser.add_argument("--repeat", type=_positive(int), default=1_000_000,
-                        help="BPF_PROG_TEST_RUN repeat (default 1000000)")
-    parser.add_argument("--throughput-seconds", type=_positive(float), default=0.4, metavar="S",
-                        help="length of each step of the throughput rate ladder (default 0.4)")
+    parser.add_argument(
+        "--repeat", type=_positive(int), default=1_000_000, help="BPF_PROG_TEST_RUN repeat (default 1000000)"
+    )
+    parser.add_argument(
+        "--throughput-seconds",
+        type=_positive(float),
+        default=0.4,
+        metavar="S",
+        help="length of each step of the throughput rate ladder (default 0.4)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     except BenchError as exc:
         print(f"hft-tui: error: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - a user sees one line, never a traceback
+    except Exception as exc:
         print(f"hft-tui: error: the bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if args.json:

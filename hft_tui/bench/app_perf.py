@@ -36,7 +36,7 @@ from ..constants import KILL_OFF
 from ..demo.lab_session import LabEngine
 
 CTRL_K = b"\x0b"
-SIZE = (48, 160)          # rows, columns
+SIZE = (48, 160)  # rows, columns
 
 
 def _cpu_seconds(pid: int, tid: int | None = None) -> float:
@@ -69,8 +69,9 @@ class AppInTerminal:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[0], SIZE[1], 0, 0))
         env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     start_new_session=True, close_fds=True)
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
+        )
         os.close(slave)
         self.master = master
         self.output = 0
@@ -110,23 +111,44 @@ class AppInTerminal:
         os.close(self.master)
 
 
-def measure(lab_number: int, rate: int, seconds: float, poll_hz: float, trials: int,
-            app_argv: list[str] | None = None, warmup: float = 10.0) -> dict:
+def measure(
+    lab_number: int,
+    rate: int,
+    seconds: float,
+    poll_hz: float,
+    trials: int,
+    app_argv: list[str] | None = None,
+    warmup: float = 10.0,
+) -> dict:
     config_text = paths.DEMO_CONFIG.read_text()
     with LabEngine(lab_number, config_text) as le:
         feeder = subprocess.Popen(
-            [sys.executable, "-m", "hft_tui.demo.walk", "--lab", str(lab_number), "--rate", str(rate),
-             "--count", "0", "--config", str(le.config_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "hft_tui.demo.walk",
+                "--lab",
+                str(lab_number),
+                "--rate",
+                str(rate),
+                "--count",
+                "0",
+                "--config",
+                str(le.config_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         hft_tui = app_argv or [os.path.join(os.path.dirname(sys.executable), "hft-tui")]
         app = AppInTerminal([*hft_tui, "--iface", le.iface, "--poll-hz", str(poll_hz)])
         try:
             app.wait_for(b"Take over")
             app.press(b"y")
             app.wait_for(b"TRADING")
-            time.sleep(warmup)            # steady state: the tape's scrollback full, caches warm
+            time.sleep(warmup)  # steady state: the tape's scrollback full, caches warm
             with le.handle() as h:
-                sup = _children(app.proc.pid)            # the supervisor process
+                sup = _children(app.proc.pid)  # the supervisor process
                 s0 = sum(_cpu_seconds(p) for p in sup)
                 u0, c0, t0 = h.snapshot().counters["updates"], _cpu_seconds(app.proc.pid), time.monotonic()
                 threads0 = _thread_cpu(app.proc.pid)
@@ -137,8 +159,10 @@ def measure(lab_number: int, rate: int, seconds: float, poll_hz: float, trials: 
                 s1 = sum(_cpu_seconds(p) for p in sup)
                 threads1 = _thread_cpu(app.proc.pid)
                 ui = (threads1.get(app.proc.pid, 0) - threads0.get(app.proc.pid, 0)) / (t1 - t0) * 100
-                others = sorted(((threads1[t] - threads0.get(t, 0)) / (t1 - t0) * 100
-                                 for t in threads1 if t != app.proc.pid), reverse=True)
+                others = sorted(
+                    ((threads1[t] - threads0.get(t, 0)) / (t1 - t0) * 100 for t in threads1 if t != app.proc.pid),
+                    reverse=True,
+                )
                 out1 = app.output
                 feed_rate = (u1 - u0) / (t1 - t0)
                 cpu = (c1 - c0) / (t1 - t0) * 100
@@ -161,7 +185,7 @@ def measure(lab_number: int, rate: int, seconds: float, poll_hz: float, trials: 
                     latencies.append((time.perf_counter() - start) * 1000)
                 h.maps.set_kill(KILL_OFF)
                 final = h.snapshot()
-            app.press(b"\x11")                             # ctrl+q
+            app.press(b"\x11")  # ctrl+q
             app.wait_for(b"Detach and quit")
             app.press(b"d")
             app.proc.wait(15)
@@ -209,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import EngineError
     from .machine import machine
 
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     try:
         result = measure(args.lab, args.rate, args.seconds, args.poll_hz, args.trials)
     except (RuntimeError, EngineError, OSError) as exc:
@@ -227,14 +251,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         k = result["kill_latency_ms"]
         print(f"feed {result['feed_updates_per_s']:,} updates/s (kernel count), app polling at {result['poll_hz']} Hz")
-        print(f"app CPU {result['app_cpu_percent_of_one_core']}% of one core: UI process "
-              f"{result['ui_process_cpu_percent']}% (UI thread {result['ui_thread_cpu_percent']}%), supervisor "
-              f"process (controller: drain, journal) {result['supervisor_process_cpu_percent']}%; "
-              f"{result['screen_output_bytes_per_s']:,} bytes/s to the terminal")
-        print(f"ctrl+k to kill switch set: median {k['median']} ms, p95 {k['p95']} ms, max {k['max']} ms "
-              f"({k['trials']} trials)")
-        print(f"orders {result['orders']:,}, ring-buffer drops {result['ringbuf_drops']:,}, "
-              f"tape drops {result['tape_drops']:,}")
+        print(
+            f"app CPU {result['app_cpu_percent_of_one_core']}% of one core: UI process "
+            f"{result['ui_process_cpu_percent']}% (UI thread {result['ui_thread_cpu_percent']}%), supervisor "
+            f"process (controller: drain, journal) {result['supervisor_process_cpu_percent']}%; "
+            f"{result['screen_output_bytes_per_s']:,} bytes/s to the terminal"
+        )
+        print(
+            f"ctrl+k to kill switch set: median {k['median']} ms, p95 {k['p95']} ms, max {k['max']} ms "
+            f"({k['trials']} trials)"
+        )
+        print(
+            f"orders {result['orders']:,}, ring-buffer drops {result['ringbuf_drops']:,}, "
+            f"tape drops {result['tape_drops']:,}"
+        )
     return 0
 
 

@@ -55,10 +55,13 @@ class Bot:
         self.cpu = cpu
         self.paused = False
         # stderr goes to a file: a pipe nobody reads could fill and block the bot.
-        self.stderr = tempfile.TemporaryFile()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept open for the bot's life, closed in stop()
         try:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr,
                 preexec_fn=_die_with_parent,
             )
         except OSError as exc:
@@ -113,7 +116,7 @@ class Bot:
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()           # SIGKILL also ends a stopped process
+            self.proc.kill()  # SIGKILL also ends a stopped process
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         for f in (self.proc.stdout, self.stderr):

@@ -38,7 +38,7 @@ class NoAnswer(RuntimeError):
 class Trip:
     seq: int
     sent_ns: int
-    rx_ns: int            # 0: no answer within the timeout
+    rx_ns: int  # 0: no answer within the timeout
     payload: bytes
 
     @property
@@ -49,8 +49,8 @@ class Trip:
 @dataclass
 class BlockResult:
     trips: list[Trip] = field(default_factory=list)
-    late: int = 0          # answers that came after their timeout (discarded)
-    unstamped: int = 0     # answers without a kernel timestamp
+    late: int = 0  # answers that came after their timeout (discarded)
+    unstamped: int = 0  # answers without a kernel timestamp
 
 
 class Client:
@@ -87,8 +87,9 @@ class Client:
             self.sock.setblocking(True)
         return n
 
-    def run(self, payloads: list[tuple[bytearray, int]], *, pace_ns: int = 0, timeout_s: float = 1.0,
-            give_up_after: int = 5) -> BlockResult:
+    def run(
+        self, payloads: list[tuple[bytearray, int]], *, pace_ns: int = 0, timeout_s: float = 1.0, give_up_after: int = 5
+    ) -> BlockResult:
         """One round trip per payload: send, then wait for the order that answers it.
 
         ``pace_ns`` = 0 is ping-pong (the next update leaves when the order
@@ -118,7 +119,7 @@ class Client:
                 while True:
                     try:
                         data, anc, _flags, _addr = recvmsg(2048, cmsg)
-                    except (socket.timeout, TimeoutError):
+                    except TimeoutError:
                         out.trips.append(Trip(seq, ts, 0, b""))
                         silent += 1
                         if silent >= give_up_after:

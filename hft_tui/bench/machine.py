@@ -11,7 +11,8 @@ import socket
 import time
 from pathlib import Path
 
-from .. import lab as lab_mod, libbpf
+from .. import lab as lab_mod
+from .. import libbpf
 from . import BenchError, bots, report
 
 
@@ -25,12 +26,18 @@ def machine() -> dict:
     clocksource = "unknown"
     with contextlib.suppress(OSError):
         clocksource = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource").read_text().strip()
-    return {"kernel": os.uname().release, "cpu_model": model, "cores": os.cpu_count(),
-            "clocksource": clocksource, "python": platform.python_version(),
-            "loadavg_1m_at_start": round(os.getloadavg()[0], 2)}
+    return {
+        "kernel": os.uname().release,
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "clocksource": clocksource,
+        "python": platform.python_version(),
+        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
+    }
 
 
 # -- entry point -------------------------------------------------------------------
+
 
 def exclusive(lab: lab_mod.Lab) -> socket.socket:
     """An abstract unix socket as a lock: one bench per lab number; freed when the process ends."""
@@ -59,7 +66,7 @@ def _prog_gone(prog_id: int) -> bool:
 def verify_cleanup(lab: lab_mod.Lab, bot_pids: list[int], prog_ids: list[int], tmp: Path | None) -> dict:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not all(_prog_gone(i) for i in prog_ids):
-        time.sleep(0.05)   # programs are freed after an RCU grace period
+        time.sleep(0.05)  # programs are freed after an RCU grace period
     from pyroute2 import IPRoute, netns
 
     with IPRoute() as ipr:
@@ -84,4 +91,3 @@ def write_outputs(result: dict, samples: dict, out_dir: Path) -> list[str]:
         tmp.write_text(text)
         os.replace(tmp, out_dir / name)
     return result["files"]
-

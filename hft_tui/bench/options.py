@@ -16,11 +16,11 @@ DEFAULT_OUT = REPO_DIR / "docs" / "bench"
 @dataclass(frozen=True)
 class Variant:
     name: str
-    kind: str                  # "xdp" or "bot"
-    program: str = ""          # xdp: "reflector" or "strategy"
-    mode: str = ""             # xdp: "native" or "generic"
-    bot: str = ""              # bot: "python", "c" or "c-busy"
-    own_core: bool = True      # bot: own core, or the simulator's
+    kind: str  # "xdp" or "bot"
+    program: str = ""  # xdp: "reflector" or "strategy"
+    mode: str = ""  # xdp: "native" or "generic"
+    bot: str = ""  # bot: "python", "c" or "c-busy"
+    own_core: bool = True  # bot: own core, or the simulator's
 
     @property
     def actor(self) -> str:
@@ -58,11 +58,19 @@ class Options:
     feed_port: int = DEFAULT_FEED_PORT
 
     @classmethod
-    def from_args(cls, args) -> "Options":
+    def from_args(cls, args) -> Options:
         out = None if args.no_save else Path(args.out) if args.out else DEFAULT_OUT
-        return cls(count=args.count, lab_number=args.lab, rounds=args.rounds, paced_rate=args.paced_rate,
-                   sim_cpu=args.sim_cpu, bot_cpu=args.bot_cpu, repeat=args.repeat,
-                   throughput_step_s=args.throughput_seconds, out_dir=out)
+        return cls(
+            count=args.count,
+            lab_number=args.lab,
+            rounds=args.rounds,
+            paced_rate=args.paced_rate,
+            sim_cpu=args.sim_cpu,
+            bot_cpu=args.bot_cpu,
+            repeat=args.repeat,
+            throughput_step_s=args.throughput_seconds,
+            out_dir=out,
+        )
 
     def check(self) -> None:
         """Fills in the CPUs; one clear error for anything that cannot run."""
@@ -82,7 +90,9 @@ class Options:
             raise BenchError(f"feed port {self.feed_port} leaves no room for the bots' ports")
         allowed = sorted(os.sched_getaffinity(0))
         if len(allowed) < 2:
-            raise BenchError(f"the bench needs 2 CPUs (a bot's own core and the simulator's); this process may use {allowed}")
+            raise BenchError(
+                f"the bench needs 2 CPUs (a bot's own core and the simulator's); this process may use {allowed}"
+            )
         sim = allowed[0] if self.sim_cpu is None else self.sim_cpu
         bot = next(c for c in allowed if c != sim) if self.bot_cpu is None else self.bot_cpu
         for what, cpu in (("--sim-cpu", sim), ("--bot-cpu", bot)):
@@ -99,4 +109,3 @@ class Options:
                 raise BenchError(f"--out {self.out_dir}: {existing} is not a directory")
             if not os.access(existing, os.W_OK):
                 raise BenchError(f"--out {self.out_dir}: {existing} is not writable")
-

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     sock.bind((a.bind, a.port))
     print("ready", flush=True)
 
-    state: dict[str, list[int]] = {}   # symbol -> [last seq, position]
+    state: dict[str, list[int]] = {}  # symbol -> [last seq, position]
     order_id = 0
     while True:
         data, addr = sock.recvfrom(2048)
@@ -49,12 +49,16 @@ def main(argv: list[str] | None = None) -> int:
             continue
         st = state.setdefault(u.symbol, [0, 0])
         if st[0] and u.seq <= st[0]:
-            continue                      # duplicate or replay: never trade
+            continue  # duplicate or replay: never trade
         st[0] = u.seq
         side = None
         if u.ask and u.ask_qty and u.ask <= a.buy_target:
-            qty = min(u.ask_qty, a.max_order_qty, a.base_qty + a.scale_qty * ((a.buy_target - u.ask) // tick),
-                      a.max_position - st[1])
+            qty = min(
+                u.ask_qty,
+                a.max_order_qty,
+                a.base_qty + a.scale_qty * ((a.buy_target - u.ask) // tick),
+                a.max_position - st[1],
+            )
             side, price = "B", u.ask
         elif a.sell_target and st[1] and u.bid and u.bid_qty and u.bid >= a.sell_target:
             qty = min(u.bid_qty, a.max_order_qty, st[1])

@@ -26,7 +26,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 def summarize(samples_ns: list[int], *, lost: int, invalid: int, late: int) -> dict:
     v = sorted(samples_ns)
-    us = lambda ns: round(ns / 1000, 3)  # noqa: E731
+    us = lambda ns: round(ns / 1000, 3)
     return {
         "count": len(v),
         "p50_us": us(percentile(v, 0.50)),
@@ -53,8 +53,10 @@ def ratios(variants: dict) -> dict:
     for num, den in pairs:
         if num in variants and den in variants:
             out[f"{num}/{den}"] = {
-                pat: {k: _ratio(variants[num][pat][f"{k}_us"], variants[den][pat][f"{k}_us"])
-                      for k in ("p50", "p99", "p999")}
+                pat: {
+                    k: _ratio(variants[num][pat][f"{k}_us"], variants[den][pat][f"{k}_us"])
+                    for k in ("p50", "p99", "p999")
+                }
                 for pat in PATTERNS
             }
     return out
@@ -78,9 +80,11 @@ def targets(result: dict) -> list[dict]:
         for name in v:
             if name.startswith("c-bot"):
                 e, c = v[ENGINE][pat], v[name][pat]
-                add(f"{pat}: engine faster than {name} at p50 and p99",
+                add(
+                    f"{pat}: engine faster than {name} at p50 and p99",
                     f"engine {e['p50_us']}/{e['p99_us']} us vs {c['p50_us']}/{c['p99_us']} us",
-                    e["p50_us"] < c["p50_us"] and e["p99_us"] < c["p99_us"])
+                    e["p50_us"] < c["p50_us"] and e["p99_us"] < c["p99_us"],
+                )
     add("test_run: < 100 ns per trading decision", f"{tr['trade']} ns", tr["trade"] < 100)
     x = _ratio(tr["trade"], tr["trivial"])
     add("test_run: trading decision within 3x of the trivial program", f"{x}x", x is not None and x <= 3)
@@ -92,6 +96,7 @@ def to_json(result: dict) -> str:
 
 
 # -- Markdown ---------------------------------------------------------------
+
 
 def markdown(result: dict) -> str:
     m, cfg, pl = result["machine"], result["config"], result["placement"]
@@ -117,36 +122,57 @@ def markdown(result: dict) -> str:
     for name, v in result["variants"].items():
         for pat in PATTERNS:
             s = v[pat]
-            lines.append(f"| {name} | {v['placement']} | {pat} | {s['p50_us']} | {s['p99_us']} | {s['p999_us']} | "
-                         f"{s['max_us']} | {s['count']} | {s['lost']} | {s['invalid']} |")
-    lines += ["", "## Ratios (numerator / denominator)", "",
-              "| ratio | pingpong p50 | pingpong p99 | pingpong p99.9 | paced p50 | paced p99 | paced p99.9 |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {name} | {v['placement']} | {pat} | {s['p50_us']} | {s['p99_us']} | {s['p999_us']} | "
+                f"{s['max_us']} | {s['count']} | {s['lost']} | {s['invalid']} |"
+            )
+    lines += [
+        "",
+        "## Ratios (numerator / denominator)",
+        "",
+        "| ratio | pingpong p50 | pingpong p99 | pingpong p99.9 | paced p50 | paced p99 | paced p99.9 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, r in result["ratios"].items():
         cells = [r[p][k] for p in PATTERNS for k in ("p50", "p99", "p999")]
         lines.append(f"| {name} | " + " | ".join(f"{c}x" for c in cells) + " |")
     tr = result["test_run_ns"]
-    lines += ["", f"## BPF_PROG_TEST_RUN (repeat {tr['repeat']}, median of {tr['runs']} runs)", "",
-              "| frame | ns per run |", "|---|---:|"]
+    lines += [
+        "",
+        f"## BPF_PROG_TEST_RUN (repeat {tr['repeat']}, median of {tr['runs']} runs)",
+        "",
+        "| frame | ns per run |",
+        "|---|---:|",
+    ]
     for name in ("trade", "no_trade", "non_feed", "trivial"):
         lines.append(f"| {name} | {tr[name]} |")
-    lines += ["", f"All four go through the same harness (frame restored, fresh seq, tail call); the harness costs "
-              f"{tr['harness_overhead']} ns (trivial program alone: {tr['direct']['trivial']} ns, non-feed frame "
-              f"straight into the strategy: {tr['direct']['non_feed']} ns). The strategy figures come from a copy of "
-              f"the program compiled with an orders ring of {tr.get('test_run_ring_pages', '?')} pages, big enough "
-              f"for every order event of a {tr['repeat']}-run trade ({tr['ringbuf_drops']} dropped over all runs: "
-              f"a drop would stop the bench); the deployed program, with its own ring, takes "
-              f"{tr['trade_events_written']} ns per trade in a run of {tr['trade_events_written_repeat']} that "
-              f"fits that ring."]
+    lines += [
+        "",
+        f"All four go through the same harness (frame restored, fresh seq, tail call); the harness costs "
+        f"{tr['harness_overhead']} ns (trivial program alone: {tr['direct']['trivial']} ns, non-feed frame "
+        f"straight into the strategy: {tr['direct']['non_feed']} ns). The strategy figures come from a copy of "
+        f"the program compiled with an orders ring of {tr.get('test_run_ring_pages', '?')} pages, big enough "
+        f"for every order event of a {tr['repeat']}-run trade ({tr['ringbuf_drops']} dropped over all runs: "
+        f"a drop would stop the bench); the deployed program, with its own ring, takes "
+        f"{tr['trade_events_written']} ns per trade in a run of {tr['trade_events_written_repeat']} that "
+        f"fits that ring.",
+    ]
     th = result["throughput"]
-    lines += ["", "## Throughput (engine native, exact accounting)", "",
-              f"Highest rate held: **{th['max_rate_held']} updates/s**; limit: {th['limit']}. Sender on CPU "
-              f"{th['send_cpu']}, order receiver on CPU {th['recv_cpu']}.", "",
-              "| asked /s | achieved /s | sent | engine updates | engine orders | received | exact |",
-              "|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "## Throughput (engine native, exact accounting)",
+        "",
+        f"Highest rate held: **{th['max_rate_held']} updates/s**; limit: {th['limit']}. Sender on CPU "
+        f"{th['send_cpu']}, order receiver on CPU {th['recv_cpu']}.",
+        "",
+        "| asked /s | achieved /s | sent | engine updates | engine orders | received | exact |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for s in th["steps"]:
-        lines.append(f"| {s['target_rate']} | {s['achieved_rate']} | {s['sent']} | {s['engine_updates']} | "
-                     f"{s['engine_orders']} | {s['received']} | {'yes' if s['exact'] else 'NO'} |")
+        lines.append(
+            f"| {s['target_rate']} | {s['achieved_rate']} | {s['sent']} | {s['engine_updates']} | "
+            f"{s['engine_orders']} | {s['received']} | {'yes' if s['exact'] else 'NO'} |"
+        )
     lines += ["", "## Targets (reported, not enforced)", "", "| target | measured | met |", "|---|---|---|"]
     for t in result["targets"]:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
@@ -190,27 +216,35 @@ def svg(result: dict, samples: dict[str, dict[str, list[int]]]) -> str:
     top = max(_nines((n - 0.5) / n) for s in samples.values() for pat in PATTERNS for n in [len(s[pat])])
     top = max(3.0, math.ceil(top * 2) / 2)
     m = result["machine"]
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-           'font-family="sans-serif" font-size="12">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="16">hft-tui bench: round-trip latency CDF '
-           'per variant</text>',
-           f'<text x="{W / 2}" y="40" text-anchor="middle" fill="#555">'
-           + html.escape(f"kernel {m['kernel']}, {m['cpu_model']}, {m['cores']} cores; "
-                         f"{result['started_at']}; y: fraction of round trips at or below x") + '</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{W}" height="{H}" fill="white"/>',
+        f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="16">hft-tui bench: round-trip latency CDF '
+        "per variant</text>",
+        f'<text x="{W / 2}" y="40" text-anchor="middle" fill="#555">'
+        + html.escape(
+            f"kernel {m['kernel']}, {m['cpu_model']}, {m['cores']} cores; "
+            f"{result['started_at']}; y: fraction of round trips at or below x"
+        )
+        + "</text>",
+    ]
     for k, pat in enumerate(PATTERNS):
         y0 = 70 + k * (PANEL_H + 60)
         x0, x1 = LEFT, W - RIGHT
         y1 = y0 + PANEL_H
 
-        def px(us: float) -> float:
+        def px(us: float, x0: float = x0, x1: float = x1) -> float:
             return x0 + (math.log10(us) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * (x1 - x0)
 
-        def py(nines: float) -> float:
+        def py(nines: float, y0: float = y0, y1: float = y1) -> float:
             return y1 - nines / top * (y1 - y0)
 
-        title = "ping-pong (next update when the order arrives)" if pat == "pingpong" else \
-            f"paced ({result['config']['paced_rate']} updates/s, idle in between)"
+        title = (
+            "ping-pong (next update when the order arrives)"
+            if pat == "pingpong"
+            else f"paced ({result['config']['paced_rate']} updates/s, idle in between)"
+        )
         out.append(f'<text x="{x0}" y="{y0 - 8}" font-size="14">{html.escape(title)}</text>')
         out.append(f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{PANEL_H}" fill="none" stroke="#888"/>')
         mults = (1, 2, 5) if math.log10(hi / lo) <= 4 else (1,)
@@ -237,8 +271,10 @@ def svg(result: dict, samples: dict[str, dict[str, list[int]]]) -> str:
             out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6"{dash} points="{path}"/>')
             s = result["variants"][name][pat]
             ly = y0 + 14 + i * 34
-            out.append(f'<line x1="{x1 + 12}" y1="{ly - 4}" x2="{x1 + 32}" y2="{ly - 4}" stroke="{color}" '
-                       f'stroke-width="3"{dash}/>')
+            out.append(
+                f'<line x1="{x1 + 12}" y1="{ly - 4}" x2="{x1 + 32}" y2="{ly - 4}" stroke="{color}" '
+                f'stroke-width="3"{dash}/>'
+            )
             out.append(f'<text x="{x1 + 38}" y="{ly}">{html.escape(name)}</text>')
             out.append(f'<text x="{x1 + 38}" y="{ly + 14}" fill="#555">p50 {s["p50_us"]:g} p99 {s["p99_us"]:g}</text>')
     out.append("</svg>")

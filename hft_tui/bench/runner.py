@@ -31,16 +31,16 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import lab as lab_mod, libbpf, netlink
-from ..errors import HftError
+from .. import lab as lab_mod
+from .. import libbpf, netlink
+from ..errors import HftError, ProtocolError
 from ..maps import EngineMaps
 from ..paths import EBPF_DIR
-from ..errors import ProtocolError
 from ..preflight import require_bcc, require_root
 from ..program import bcc_map_fds, compile_program, load_strategy
 from ..protocol import decode_order, encode_update
 from . import BenchError, bots, report, testrun, throughput, workload
-from .client import OFF_TIMESTAMP, Client, NoAnswer, _U64
+from .client import _U64, OFF_TIMESTAMP, Client, NoAnswer
 from .machine import exclusive, machine, netns_inode, verify_cleanup, write_outputs
 from .options import BOT_NAMES, BOT_PORT_OFFSET, VARIANTS, Options, Variant
 from .testrun import Rings
@@ -49,8 +49,8 @@ REFLECTOR_SOURCE = EBPF_DIR / "reflector.c"
 PATTERNS = report.PATTERNS
 
 
-
 # -- the run ---------------------------------------------------------------------
+
 
 @dataclass
 class _Samples:
@@ -72,8 +72,8 @@ class _Run:
         self.bots: dict[str, bots.Bot] = {}
         self.bot_pids: list[int] = []
         self.prog_ids: list[int] = []
-        self.last_id: dict[str, int] = {}      # actor -> last order id seen
-        self.gap_ok: set[str] = set()           # actors that may skip ids (after a lost answer)
+        self.last_id: dict[str, int] = {}  # actor -> last order id seen
+        self.gap_ok: set[str] = set()  # actors that may skip ids (after a lost answer)
         self.errors: list[str] = []
         self.samples = {v.name: {pat: _Samples() for pat in PATTERNS} for v in VARIANTS}
 
@@ -109,7 +109,7 @@ class _Run:
     def trips(self, v: Variant, indices: list[int], pace_ns: int, into: _Samples | None) -> None:
         """Round trips for ``indices``; lost ones are sent again (fresh seqs) so ``into`` gets them all."""
         pending = list(indices)
-        for attempt in range(3):
+        for _attempt in range(3):
             if not pending:
                 return
             payloads, ups = [], []
@@ -127,7 +127,7 @@ class _Run:
             retry = []
             for i, (buf, _seq), u, trip in zip(pending, payloads, ups, res.trips):
                 if not trip.rx_ns:
-                    self.gap_ok.add(v.actor)      # its order (if any) took an id we never saw
+                    self.gap_ok.add(v.actor)  # its order (if any) took an id we never saw
                     retry.append(i)
                     if into:
                         into.lost += 1
@@ -147,6 +147,7 @@ class _Run:
 
     def check(self, v: Variant, buf: bytearray, u, trip) -> int | None:
         """The round trip in ns when the answer is right; None (and a note) when it is not."""
+
         def bad(why: str) -> None:
             if len(self.errors) < 20:
                 self.errors.append(f"{v.name}: seq {u.seq}: {why}")
@@ -199,8 +200,10 @@ class _Run:
             raise BenchError(f"the verifier refused the reflector: {exc}") from None
         self.prog_ids += [libbpf.prog_info(self.strategy_fd).id, libbpf.prog_info(self.reflector_fd).id]
 
-        say(f"lab {self.lab.namespace} up ({self.lab.engine_iface} {self.lab.engine_ip} <-> "
-            f"{self.lab.exchange_iface} {self.lab.exchange_ip})")
+        say(
+            f"lab {self.lab.namespace} up ({self.lab.engine_iface} {self.lab.engine_ip} <-> "
+            f"{self.lab.exchange_iface} {self.lab.exchange_ip})"
+        )
         home = netns_inode()
         lab_mod.down(self.lab, quiet=True)
         stack.callback(lab_mod.down, self.lab, True)
@@ -213,8 +216,11 @@ class _Run:
         say("starting the bots")
         for key in ("python", "c", "c-busy"):
             port = o.feed_port + BOT_PORT_OFFSET[key]
-            argv = (bots.python_bot_argv(ip, port, strategy) if key == "python"
-                    else bots.cbot_argv(cbot, ip, port, strategy, busy=key == "c-busy"))
+            argv = (
+                bots.python_bot_argv(ip, port, strategy)
+                if key == "python"
+                else bots.cbot_argv(cbot, ip, port, strategy, busy=key == "c-busy")
+            )
             bot = bots.Bot(BOT_NAMES[key], argv, o.bot_cpu, port)
             self.bot_pids.append(bot.pid)
             stack.callback(bot.stop)
@@ -250,7 +256,7 @@ class _Run:
 
     def run(self) -> dict:
         o = self.o
-        started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         self.machine = machine()
         t0 = time.monotonic()
         with contextlib.ExitStack() as stack:
@@ -266,9 +272,17 @@ class _Run:
 
             self.say("throughput rate ladder (engine native)")
             self.activate(VARIANTS[1], ipr)
-            th = throughput.measure(self.blast, self.lab, self.maps, feed_port=o.feed_port, send_cpu=o.sim_cpu,
-                                    recv_cpu=o.bot_cpu, step_s=o.throughput_step_s, seq_start=1,
-                                    progress=self.say)
+            th = throughput.measure(
+                self.blast,
+                self.lab,
+                self.maps,
+                feed_port=o.feed_port,
+                send_cpu=o.sim_cpu,
+                recv_cpu=o.bot_cpu,
+                step_s=o.throughput_step_s,
+                seq_start=1,
+                progress=self.say,
+            )
             th.pop("next_seq")
             st = netlink.xdp_state(ipr, self.lab.engine_iface)
             if st.mode:
@@ -289,15 +303,22 @@ class _Run:
             "started_at": started,
             "duration_s": round(duration, 1),
             "config": {
-                "count": o.count, "rounds": min(o.rounds, o.count), "warmup": o.warmup,
-                "paced_rate": o.paced_rate, "timeout_s": o.timeout_s, "lab": self.lab.namespace,
+                "count": o.count,
+                "rounds": min(o.rounds, o.count),
+                "warmup": o.warmup,
+                "paced_rate": o.paced_rate,
+                "timeout_s": o.timeout_s,
+                "lab": self.lab.namespace,
                 "feed_port": o.feed_port,
                 "bot_ports": {BOT_NAMES[k]: o.feed_port + off for k, off in BOT_PORT_OFFSET.items()},
                 "symbols": list(workload.SYMBOLS),
                 "strategy": self.p.to_toml_values(),
             },
-            "placement": {"simulator_cpu": o.sim_cpu, "bot_own_cpu": o.bot_cpu,
-                          "variants": {name: v["placement"] for name, v in variants.items()}},
+            "placement": {
+                "simulator_cpu": o.sim_cpu,
+                "bot_own_cpu": o.bot_cpu,
+                "variants": {name: v["placement"] for name, v in variants.items()},
+            },
             "variants": variants,
             "ratios": report.ratios(variants),
             "test_run_ns": tr,
@@ -328,7 +349,6 @@ NOTES = [
     "Bots are pinned with sched_setaffinity and stopped with SIGSTOP while other variants run; idle XDP "
     "variants cannot disturb them, since an attached XDP_TX program answers before any socket sees the update.",
 ]
-
 
 
 def run_bench(opts: Options, progress=None) -> dict:

@@ -35,33 +35,36 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from .. import libbpf
-from ..errors import EngineError
-from ..program import bcc_map_fds, load_strategy
 from ..constants import CTR_REJECT_BASE, NUM_COUNTERS, C
+from ..errors import EngineError
 from ..lab import PASS_PROGRAM
 from ..layout import Event
 from ..maps import EngineMaps
 from ..paths import EBPF_DIR
+from ..program import bcc_map_fds, load_strategy
 from ..protocol import Update, encode_update
 from . import BenchError, workload
 
 HARNESS_SOURCE = __file__.rsplit("/", 1)[0] + "/testrun_harness.c"
-XDP_PASS, XDP_TX = 2, 3           # enum xdp_action (uapi/linux/bpf.h)
-NON_FEED_PORT = 53                # a DNS datagram: well-formed UDP, not the feed
+XDP_PASS, XDP_TX = 2, 3  # enum xdp_action (uapi/linux/bpf.h)
+NON_FEED_PORT = 53  # a DNS datagram: well-formed UDP, not the feed
 RUNS = 3
-RINGBUF_RECORD_HEADER = 8         # BPF_RINGBUF_HDR_SZ; records are 8-byte aligned
+RINGBUF_RECORD_HEADER = 8  # BPF_RINGBUF_HDR_SZ; records are 8-byte aligned
 CTR_UPDATES = C["HFT_CTR_UPDATES"]
 CTR_PASSED = C["HFT_CTR_PASSED"]
 CTR_ORDERS = C["HFT_CTR_ORDERS"]
 CTR_RINGBUF_DROPS = C["HFT_CTR_RINGBUF_DROPS"]
-CTR_TAPE_DROPS = C.get("HFT_CTR_TAPE_DROPS")    # engines with a separate tape ring
+CTR_TAPE_DROPS = C.get("HFT_CTR_TAPE_DROPS")  # engines with a separate tape ring
 
 
 def frame(lab, payload: bytes, dport: int) -> tuple[bytes, int]:
     """An Ethernet frame from the exchange to the engine; (bytes, payload offset)."""
-    pkt = (Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
-           / IP(src=lab.exchange_ip, dst=lab.engine_ip)
-           / UDP(sport=40000, dport=dport) / payload)
+    pkt = (
+        Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
+        / IP(src=lab.exchange_ip, dst=lab.engine_ip)
+        / UDP(sport=40000, dport=dport)
+        / payload
+    )
     raw = bytes(pkt)
     return raw, len(raw) - len(payload)
 
@@ -77,7 +80,7 @@ def frames(lab, feed_port: int, p) -> dict[str, tuple[bytes, int]]:
     }
 
 
-RECORD = (ctypes.sizeof(Event) + RINGBUF_RECORD_HEADER + 7) // 8 * 8    # bytes an event takes in a ring
+RECORD = (ctypes.sizeof(Event) + RINGBUF_RECORD_HEADER + 7) // 8 * 8  # bytes an event takes in a ring
 
 
 def ring_capacity(pages: int = C["HFT_RINGBUF_PAGES"]) -> int:
@@ -142,8 +145,10 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int) -> dict:
     length, off = len(fr["trade"][0]), fr["trade"][1]
     if any(len(f) != length or o != off for f, o in fr.values()):
         raise BenchError("test-run frames differ in length")
-    harness = bcc.BPF(src_file=HARNESS_SOURCE.encode(),
-                      cflags=[f"-I{EBPF_DIR}", f"-DHARNESS_FRAME_LEN={length}", f"-DHARNESS_PAYLOAD_OFF={off}"])
+    harness = bcc.BPF(
+        src_file=HARNESS_SOURCE.encode(),
+        cflags=[f"-I{EBPF_DIR}", f"-DHARNESS_FRAME_LEN={length}", f"-DHARNESS_PAYLOAD_OFF={off}"],
+    )
     trivial = bcc.BPF(text=PASS_PROGRAM)
     copy = None
     rings: list[Rings] = []
@@ -167,7 +172,7 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int) -> dict:
                 action, _out, ns = libbpf.test_run(h_fd, raw, n)
                 return action, ns, []
             ring, m = strategies[prog_fd]
-            ring.consume()                    # room for this run's events
+            ring.consume()  # room for this run's events
             before = m.counters()
             action, _out, ns = libbpf.test_run(h_fd, raw, n)
             return action, ns, _delta(before, m.counters())
@@ -180,8 +185,10 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int) -> dict:
             }[name]
             rejects = sum(d[CTR_REJECT_BASE:NUM_COUNTERS])
             if action != want[0] or any(d[k] != v for k, v in want[1].items()) or rejects:
-                raise BenchError(f"test run '{name}' did not take its path on every iteration, or an event "
-                                 f"was dropped (action {action}, counter changes {d})")
+                raise BenchError(
+                    f"test run '{name}' did not take its path on every iteration, or an event "
+                    f"was dropped (action {action}, counter changes {d})"
+                )
 
         out: dict = {"repeat": repeat, "runs": RUNS}
         runs: dict[str, list[int]] = {}
@@ -208,8 +215,10 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int) -> dict:
             runs.setdefault("trade_events_written", []).append(ns)
         for name in ("trade", "no_trade", "non_feed", "trivial"):
             out[name] = statistics.median(runs[name])
-        out["direct"] = {"trivial": statistics.median(runs["direct_trivial"]),
-                         "non_feed": statistics.median(runs["direct_non_feed"])}
+        out["direct"] = {
+            "trivial": statistics.median(runs["direct_trivial"]),
+            "non_feed": statistics.median(runs["direct_non_feed"]),
+        }
         out["harness_overhead"] = out["trivial"] - out["direct"]["trivial"]
         out["trade_events_written"] = statistics.median(runs["trade_events_written"])
         out["trade_events_written_repeat"] = fit
@@ -217,16 +226,18 @@ def measure(strategy_fd: int, maps, lab, feed_port: int, repeat: int) -> dict:
         out["ringbuf_drops"] = drops
         out["tape_drops"] = tape_drops
         out["test_run_ring_pages"] = copy_pages
-        out["method"] = ("BPF_PROG_TEST_RUN, repeat per run, median of runs; every figure through the "
-                         "harness (frame restored from a template, fresh seq, tail call), which "
-                         "harness_overhead measures. The strategy figures run a copy of the strategy "
-                         "compiled only for this test run: the same source with an orders ring of "
-                         f"{copy_pages} pages, big enough that every order event of a run is written "
-                         "(nobody drains a ring during a run; the engine's own ring would be full after "
-                         f"{ring_capacity()} trades and later events would fail fast). Every run is checked: "
-                         "each iteration took its path and no event was dropped (ringbuf_drops, tape_drops: "
-                         "0). trade_events_written is the deployed program with its own ring, in a trading "
-                         "run short enough to fit it")
+        out["method"] = (
+            "BPF_PROG_TEST_RUN, repeat per run, median of runs; every figure through the "
+            "harness (frame restored from a template, fresh seq, tail call), which "
+            "harness_overhead measures. The strategy figures run a copy of the strategy "
+            "compiled only for this test run: the same source with an orders ring of "
+            f"{copy_pages} pages, big enough that every order event of a run is written "
+            "(nobody drains a ring during a run; the engine's own ring would be full after "
+            f"{ring_capacity()} trades and later events would fail fast). Every run is checked: "
+            "each iteration took its path and no event was dropped (ringbuf_drops, tape_drops: "
+            "0). trade_events_written is the deployed program with its own ring, in a trading "
+            "run short enough to fit it"
+        )
         out["_prog_ids"] = prog_ids
         return out
     finally:

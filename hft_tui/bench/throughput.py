@@ -24,21 +24,48 @@ from ..constants import C
 from . import BenchError, workload
 
 RATES = (25_000, 50_000, 100_000, 200_000, 400_000, 800_000, 1_600_000)
-FLAT_OUT_RATE = 1_000_000          # sizes the unpaced step
+FLAT_OUT_RATE = 1_000_000  # sizes the unpaced step
 BISECT_STEPS = 2
 CTR_UPDATES = C["HFT_CTR_UPDATES"]
 CTR_ORDERS = C["HFT_CTR_ORDERS"]
 CTR_RINGBUF_DROPS = C["HFT_CTR_RINGBUF_DROPS"]
 
 
-def _step(binary: Path, lab, maps, *, rate: int, count: int, seq_start: int, feed_port: int,
-          send_cpu: int, recv_cpu: int, p) -> dict:
+def _step(
+    binary: Path, lab, maps, *, rate: int, count: int, seq_start: int, feed_port: int, send_cpu: int, recv_cpu: int, p
+) -> dict:
     ask = p.buy_target - p.tick_size
-    argv = [str(binary), "--src", lab.exchange_ip, "--dst", lab.engine_ip, "--port", str(feed_port),
-            "--count", str(count), "--rate", str(rate), "--seq-start", str(seq_start),
-            "--symbol", workload.THROUGHPUT_SYMBOL, "--bid", str(ask - p.tick_size), "--bid-qty", "1",
-            "--ask", str(ask), "--ask-qty", "1", "--send-cpu", str(send_cpu), "--recv-cpu", str(recv_cpu),
-            "--idle-ms", "300"]
+    argv = [
+        str(binary),
+        "--src",
+        lab.exchange_ip,
+        "--dst",
+        lab.engine_ip,
+        "--port",
+        str(feed_port),
+        "--count",
+        str(count),
+        "--rate",
+        str(rate),
+        "--seq-start",
+        str(seq_start),
+        "--symbol",
+        workload.THROUGHPUT_SYMBOL,
+        "--bid",
+        str(ask - p.tick_size),
+        "--bid-qty",
+        "1",
+        "--ask",
+        str(ask),
+        "--ask-qty",
+        "1",
+        "--send-cpu",
+        str(send_cpu),
+        "--recv-cpu",
+        str(recv_cpu),
+        "--idle-ms",
+        "300",
+    ]
     before, ids_before = maps.counters(), maps.totals().order_seq
     try:
         res = subprocess.run(lab_mod.nsenter_argv(argv, lab), capture_output=True, text=True, timeout=120)
@@ -52,8 +79,10 @@ def _step(binary: Path, lab, maps, *, rate: int, count: int, seq_start: int, fee
     orders = after[CTR_ORDERS] - before[CTR_ORDERS]
     exact = (
         got["sent"] == count == updates == orders == got["received"]
-        and got["bad"] == 0 and got["duplicates"] == 0
-        and got["min_id"] == ids_before + 1 and got["max_id"] == ids_after
+        and got["bad"] == 0
+        and got["duplicates"] == 0
+        and got["min_id"] == ids_before + 1
+        and got["max_id"] == ids_after
         and got["max_id"] - got["min_id"] + 1 == got["received"]
     )
     achieved = got["sent"] / (got["elapsed_ns"] / 1e9) if got["elapsed_ns"] else 0.0
@@ -72,8 +101,18 @@ def _step(binary: Path, lab, maps, *, rate: int, count: int, seq_start: int, fee
     }
 
 
-def measure(binary: Path, lab, maps, *, feed_port: int, send_cpu: int, recv_cpu: int, step_s: float,
-            seq_start: int, progress=None) -> dict:
+def measure(
+    binary: Path,
+    lab,
+    maps,
+    *,
+    feed_port: int,
+    send_cpu: int,
+    recv_cpu: int,
+    step_s: float,
+    seq_start: int,
+    progress=None,
+) -> dict:
     p = workload.config(feed_port).symbols[workload.THROUGHPUT_SYMBOL]
     steps = []
     seq = seq_start
@@ -81,13 +120,25 @@ def measure(binary: Path, lab, maps, *, feed_port: int, send_cpu: int, recv_cpu:
     def step(rate: int) -> dict:
         nonlocal seq
         count = max(1000, int((rate or FLAT_OUT_RATE) * step_s))
-        st = _step(binary, lab, maps, rate=rate, count=count, seq_start=seq, feed_port=feed_port,
-                   send_cpu=send_cpu, recv_cpu=recv_cpu, p=p)
+        st = _step(
+            binary,
+            lab,
+            maps,
+            rate=rate,
+            count=count,
+            seq_start=seq,
+            feed_port=feed_port,
+            send_cpu=send_cpu,
+            recv_cpu=recv_cpu,
+            p=p,
+        )
         seq += count
         steps.append(st)
         if progress:
-            progress(f"throughput {st['target_rate']}/s: achieved {st['achieved_rate']}/s, "
-                     f"received {st['received']}/{st['sent']}{'' if st['exact'] else ' NOT EXACT'}")
+            progress(
+                f"throughput {st['target_rate']}/s: achieved {st['achieved_rate']}/s, "
+                f"received {st['received']}/{st['sent']}{'' if st['exact'] else ' NOT EXACT'}"
+            )
         return st
 
     limit = "the sender's core (the unpaced step held)"
@@ -111,8 +162,10 @@ def measure(binary: Path, lab, maps, *, feed_port: int, send_cpu: int, recv_cpu:
         if rate and st["achieved_rate"] < 0.9 * rate:
             # The sender's core is full: one unpaced step (bigger batches) says how full.
             flat = step(0)
-            limit = (f"the sender's core is full: {rate}/s asked, {st['achieved_rate']}/s reached; "
-                     f"unpaced, {flat['achieved_rate']}/s" + ("" if flat["exact"] else " with orders lost"))
+            limit = (
+                f"the sender's core is full: {rate}/s asked, {st['achieved_rate']}/s reached; "
+                f"unpaced, {flat['achieved_rate']}/s" + ("" if flat["exact"] else " with orders lost")
+            )
             break
     held = [s for s in steps if s["exact"]]
     return {

@@ -32,9 +32,9 @@ SYMBOL_VALUES = {
     "max_position": U32_MAX,
     "collar_bps": 10000,
 }
-ASK_LOW = parse_price("190.00")       # asks run from here up to just below buy_target
-ASK_STEPS = 997                       # distinct ask levels (prime, so the cycle is long)
-QTY_STEPS = 19                        # distinct ask quantities
+ASK_LOW = parse_price("190.00")  # asks run from here up to just below buy_target
+ASK_STEPS = 997  # distinct ask levels (prime, so the cycle is long)
+QTY_STEPS = 19  # distinct ask quantities
 
 
 def config(feed_port: int = DEFAULT_FEED_PORT) -> Config:
@@ -49,13 +49,20 @@ def params(cfg: Config) -> SymbolParams:
 def bot_argv(p: SymbolParams) -> list[str]:
     """The strategy as command-line flags, the same for the Python and the C bot."""
     return [
-        "--buy-target", str(p.buy_target),
-        "--sell-target", str(p.sell_target),
-        "--tick-size", str(p.tick_size),
-        "--base-qty", str(p.base_qty),
-        "--scale-qty", str(p.scale_qty),
-        "--max-order-qty", str(p.max_order_qty),
-        "--max-position", str(p.max_position),
+        "--buy-target",
+        str(p.buy_target),
+        "--sell-target",
+        str(p.sell_target),
+        "--tick-size",
+        str(p.tick_size),
+        "--base-qty",
+        str(p.base_qty),
+        "--scale-qty",
+        str(p.scale_qty),
+        "--max-order-qty",
+        str(p.max_order_qty),
+        "--max-position",
+        str(p.max_position),
     ]
 
 

@@ -38,17 +38,17 @@ DETERMINISTIC_CONFIG = DETERMINISTIC_ENGINE + "\n" + demo_symbols_toml()
 
 def write_config(text: str = DETERMINISTIC_CONFIG) -> Path:
     """The config as a file (the app and ``engine attach`` take paths)."""
-    f = tempfile.NamedTemporaryFile("w", prefix="hft-tui-app-", suffix=".toml", delete=False)
-    f.write(text)
-    f.close()
+    with tempfile.NamedTemporaryFile("w", prefix="hft-tui-app-", suffix=".toml", delete=False) as f:
+        f.write(text)
     return Path(f.name)
 
 
 class LabEngine:
     """Lab ``number`` up, and (unless ``attach=False``) an engine attached to it."""
 
-    def __init__(self, number: int, config_text: str = DETERMINISTIC_CONFIG, *, attach: bool = True,
-                 mode: str = "native") -> None:
+    def __init__(
+        self, number: int, config_text: str = DETERMINISTIC_CONFIG, *, attach: bool = True, mode: str = "native"
+    ) -> None:
         self.lab = lab.Lab.numbered(number)
         self.config_path = write_config(config_text)
         self.config: Config = load_config(self.config_path)
@@ -60,7 +60,7 @@ class LabEngine:
     def iface(self) -> str:
         return self.lab.engine_iface
 
-    def __enter__(self) -> "LabEngine":
+    def __enter__(self) -> LabEngine:
         lab.down(self.lab, quiet=True)
         lab.up(self.lab)
         if self.attach_now:
@@ -96,4 +96,3 @@ class LabEngine:
         walk = WalkFeed(self.lab, self.config, seed=seed).start(rate)
         self._feeds.append(walk)
         return walk
-

@@ -16,10 +16,10 @@ import sys
 import time
 
 from .. import engine, lab, paths
-from ..pins import attached_ifaces
 from ..config import load_config
+from ..pins import attached_ifaces
 
-DEMO_RATE = 1000          # updates a second: lively, and still readable on the tape
+DEMO_RATE = 1000  # updates a second: lively, and still readable on the tape
 FEED_LOG = paths.RUN_DIR / "demo-feed.log"
 
 
@@ -28,18 +28,45 @@ def feed_command(config_path: str, rate: int = DEMO_RATE, lab_number: int | None
     sim = importlib.import_module("hft_tui.simulator")
     lab_args = ["--lab", str(lab_number)] if lab_number else []
     if hasattr(sim, "Simulator"):
-        return [sys.executable, "-m", "hft_tui", "lab", "feed", "--rate", str(rate), "--count", "0",
-                "--config", str(config_path), *lab_args]
-    return [sys.executable, "-m", "hft_tui.demo.walk", "--rate", str(rate), "--count", "0",
-            "--config", str(config_path), *lab_args]
+        return [
+            sys.executable,
+            "-m",
+            "hft_tui",
+            "lab",
+            "feed",
+            "--rate",
+            str(rate),
+            "--count",
+            "0",
+            "--config",
+            str(config_path),
+            *lab_args,
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "hft_tui.demo.walk",
+        "--rate",
+        str(rate),
+        "--count",
+        "0",
+        "--config",
+        str(config_path),
+        *lab_args,
+    ]
 
 
 def start_feed(config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None) -> subprocess.Popen:
     paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    log = open(FEED_LOG, "w")
+    log = open(FEED_LOG, "w")  # noqa: SIM115 - the feed process writes to it for its whole life
     # Its own session: the terminal's signals go to the app, which stops it.
-    return subprocess.Popen(feed_command(config_path, rate, lab_number), stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        feed_command(config_path, rate, lab_number),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop_feed(proc: subprocess.Popen) -> None:
@@ -74,8 +101,10 @@ def run_demo(args) -> int:
     config_path = str(args.config or paths.DEMO_CONFIG)
     feed = None
     try:
-        print(f"hft-tui demo: lab {the_lab.namespace}, engine on {the_lab.engine_iface}, config {config_path}",
-              file=sys.stderr)
+        print(
+            f"hft-tui demo: lab {the_lab.namespace}, engine on {the_lab.engine_iface}, config {config_path}",
+            file=sys.stderr,
+        )
         prepare(the_lab, config_path, args.mode)
         feed = start_feed(config_path)
         time.sleep(0.2)

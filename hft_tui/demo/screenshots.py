@@ -39,19 +39,19 @@ async def shoot(app: HftApp, out: Path, seconds: float) -> list[Path]:
         while not (app.session.poller and app.session.poller.ticks > 2) and waited < 30:
             await pilot.pause(0.1)
             waited += 0.1
-        await pilot.pause(seconds)                       # let the chart and the tape fill
+        await pilot.pause(seconds)  # let the chart and the tape fill
         save("trading")
 
         await pilot.press("2")
         table = app.main.query_one("#symbol-params")
         table.cursor_coordinate = Coordinate(0, list(SYMBOL_KEYS).index("sell_target") + 1)
-        await pilot.press("enter", *"190.1")            # below the buy target: refused as typed
+        await pilot.press("enter", *"190.1")  # below the buy target: refused as typed
         await pilot.pause(0.5)
         save("parameters")
         await pilot.press("escape")
 
         await pilot.press("3")
-        await pilot.pause(2.5)                           # the interface list refreshes every 2 s
+        await pilot.pause(2.5)  # the interface list refreshes every 2 s
         save("interfaces")
 
         await pilot.press("4")
@@ -67,7 +67,7 @@ async def shoot(app: HftApp, out: Path, seconds: float) -> list[Path]:
         save("help")
         await pilot.press("escape")
 
-        await asyncio.to_thread(app.session.release, "detach")   # netlink wants its own loop
+        await asyncio.to_thread(app.session.release, "detach")  # netlink wants its own loop
     return saved
 
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         app = HftApp(EngineSession(config_path=config), iface=the_lab.engine_iface, take_over=True)
         for path in asyncio.run(shoot(app, out, args.seconds)):
             print(path)
-    except Exception as exc:  # noqa: BLE001 - one line, like every other command
+    except Exception as exc:
         print(f"screenshots: error: {one_line(exc)}", file=sys.stderr)
         return 1
     finally:

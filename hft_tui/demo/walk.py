@@ -36,9 +36,9 @@ from ..protocol import ProtocolError, Update, decode_order, encode_update
 from ..stopflag import StopFlag
 
 _SEQ = struct.Struct("!Q")
-STEPS = 4096        # distinct walk steps per symbol, replayed with growing sequence numbers
-PERIOD = 256        # walk steps per swing from below the buy target to above the sell target
-RCVBUF = 4 << 20    # room for the orders that arrive while the reader waits for the interpreter
+STEPS = 4096  # distinct walk steps per symbol, replayed with growing sequence numbers
+PERIOD = 256  # walk steps per swing from below the buy target to above the sell target
+RCVBUF = 4 << 20  # room for the orders that arrive while the reader waits for the interpreter
 
 
 def walk(config: Config, seed: int, steps: int = STEPS, period: int = PERIOD) -> list[Update]:
@@ -79,8 +79,8 @@ class WalkFeed:
         self.nsym = max(1, len(config.symbols))
         self.port = port or config.engine.feed_port or DEFAULT_FEED_PORT
         self.sent = 0
-        self.orders_received = 0       # orders the engine sent back (start() only)
-        self._stop = StopFlag()        # the SIGTERM handler sets it
+        self.orders_received = 0  # orders the engine sent back (start() only)
+        self._stop = StopFlag()  # the SIGTERM handler sets it
         self._thread: threading.Thread | None = None
         self._receiver: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -90,7 +90,7 @@ class WalkFeed:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         except OSError:
-            pass   # the default buffer then
+            pass  # the default buffer then
         sock.bind((self.lab.exchange_ip, 0))
         return sock
 
@@ -105,11 +105,11 @@ class WalkFeed:
             except BlockingIOError:
                 continue
             except (OSError, ValueError):
-                return          # closed
+                return  # closed
             try:
                 decode_order(data)
             except ProtocolError:
-                continue        # not an order
+                continue  # not an order
             self.orders_received += 1
 
     def run(self, count: int = 0, rate: float = 1000.0, *, inside_namespace: bool = False) -> int:
@@ -119,7 +119,7 @@ class WalkFeed:
         dest = (self.lab.engine_ip, self.port)
         seq_off, ts_off = OFFSETS["seq"], OFFSETS["timestamp"]
         n = len(self.payloads)
-        batch = max(1, int(rate / 1000))             # sleep about every millisecond
+        batch = max(1, int(rate / 1000))  # sleep about every millisecond
         start = time.monotonic()
         i = self.sent
         while not self._stop.is_set() and (count == 0 or self.sent < count):
@@ -142,7 +142,7 @@ class WalkFeed:
                 time.sleep(ahead)
         return self.sent
 
-    def start(self, rate: float = 1000.0, count: int = 0) -> "WalkFeed":
+    def start(self, rate: float = 1000.0, count: int = 0) -> WalkFeed:
         """Sends in a thread; another thread counts the orders that come back."""
         self._sock = self._socket(False)
         self._receiver = threading.Thread(target=self._receive, args=(self._sock,), daemon=True, name="walk-orders")
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     feed = WalkFeed(lab, load_config(args.config), seed=args.seed)
     signal.signal(signal.SIGTERM, lambda *_: feed._stop.set())
     signal.signal(signal.SIGINT, lambda *_: feed._stop.set())
-    enter_namespace(lab)   # this whole process sends from the lab
+    enter_namespace(lab)  # this whole process sends from the lab
     sent = feed.run(args.count, args.rate, inside_namespace=True)
     print(f"sent {sent} updates")
     return 0

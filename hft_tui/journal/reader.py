@@ -25,8 +25,18 @@ class JournalReader:
             "SELECT id, iface, prog_id, attached_at, program_hash, kernel_orders, ringbuf_drops, tape_drops,"
             " closed, clock_offset_ns FROM engines ORDER BY id"
         ).fetchall()
-        keys = ("id", "iface", "prog_id", "attached_at", "program_hash", "kernel_orders", "ringbuf_drops",
-                "tape_drops", "closed", "clock_offset_ns")
+        keys = (
+            "id",
+            "iface",
+            "prog_id",
+            "attached_at",
+            "program_hash",
+            "kernel_orders",
+            "ringbuf_drops",
+            "tape_drops",
+            "closed",
+            "clock_offset_ns",
+        )
         return [dict(zip(keys, r)) for r in rows]
 
     def verify(self) -> dict:
@@ -39,7 +49,7 @@ class JournalReader:
 
     def _verify(self) -> dict:
         db = self._db
-        self.schema = self._check_schema()   # a writer may have upgraded the file since it was opened
+        self.schema = self._check_schema()  # a writer may have upgraded the file since it was opened
         per_engine = []
         ranges: list[list[int]] = []
         for e in self.engines():
@@ -59,17 +69,31 @@ class JournalReader:
                         ranges.append([start, stop])
                 if end > (last or 0) and len(ranges) < MAX_LISTED_GAPS:
                     ranges.append([(last or 0) + 1, end])
-            rejects = db.execute("SELECT count(*) FROM rejects WHERE engine=?" if self.schema == 1 else
-                                 "SELECT coalesce(sum(count), 0) FROM reject_blocks WHERE engine=?",
-                                 (e["id"],)).fetchone()[0]
-            per_engine.append({
-                "engine": e["id"], "iface": e["iface"], "prog_id": e["prog_id"],
-                "attached_at": e["attached_at"], "program_hash": e["program_hash"],
-                "rows": rows, "rejects": rejects, "first_order_id": first, "last_order_id": last,
-                "kernel_orders": e["kernel_orders"], "closed": bool(e["closed"]), "gaps": missing,
-                "drops": e["ringbuf_drops"] + e["tape_drops"],
-                "order_drops": e["ringbuf_drops"], "tape_drops": e["tape_drops"],
-            })
+            rejects = db.execute(
+                "SELECT count(*) FROM rejects WHERE engine=?"
+                if self.schema == 1
+                else "SELECT coalesce(sum(count), 0) FROM reject_blocks WHERE engine=?",
+                (e["id"],),
+            ).fetchone()[0]
+            per_engine.append(
+                {
+                    "engine": e["id"],
+                    "iface": e["iface"],
+                    "prog_id": e["prog_id"],
+                    "attached_at": e["attached_at"],
+                    "program_hash": e["program_hash"],
+                    "rows": rows,
+                    "rejects": rejects,
+                    "first_order_id": first,
+                    "last_order_id": last,
+                    "kernel_orders": e["kernel_orders"],
+                    "closed": bool(e["closed"]),
+                    "gaps": missing,
+                    "drops": e["ringbuf_drops"] + e["tape_drops"],
+                    "order_drops": e["ringbuf_drops"],
+                    "tape_drops": e["tape_drops"],
+                }
+            )
         integrity = db.execute("PRAGMA quick_check").fetchone()[0]
         control = db.execute("SELECT count(*) FROM control").fetchone()[0]
         gaps = sum(e["gaps"] for e in per_engine)
@@ -134,7 +158,9 @@ class JournalReader:
         cur = self._db.execute(
             "SELECT jseq, engine, records FROM reject_blocks"
             " WHERE jseq >= coalesce((SELECT max(jseq) FROM reject_blocks WHERE jseq <= ?), 0)"
-            f" ORDER BY jseq {'DESC' if newest else ''}", (after,))
+            f" ORDER BY jseq {'DESC' if newest else ''}",
+            (after,),
+        )
         out: list[dict] = []
         for jseq, engine, records in cur:
             rows = [r for r in decode_reject_block(jseq, engine, records) if r["jseq"] > after]
@@ -143,8 +169,9 @@ class JournalReader:
                 return out[:limit]
         return out
 
-    def entries(self, *, after: int = 0, last: int | None = None,
-                tables=("orders", "rejects", "control")) -> list[dict]:
+    def entries(
+        self, *, after: int = 0, last: int | None = None, tables=("orders", "rejects", "control")
+    ) -> list[dict]:
         """Rows of several tables merged in journal order: at most ``last``
         (the newest) or, without it, every row after jseq ``after``."""
         out = []
@@ -166,4 +193,3 @@ class JournalReader:
             batch = merged[:size]  # every row up to the size-th jseq of any table is here
             yield batch
             after = batch[-1]["jseq"]
-

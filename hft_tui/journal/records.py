@@ -13,16 +13,30 @@ from types import SimpleNamespace
 from ..constants import EVENT_KINDS, REJECT_REASONS
 from ..errors import JournalError
 from ..layout import key_name
-from ..symbol import Symbol
 from ..rings import EVENT_FIELDS, EVENT_STRUCT, RECORD_STRUCT
+from ..symbol import Symbol
 
-SCHEMA_VERSION = 2            # 2: rejects in blocks of kernel events (1: a row per reject)
-READABLE_SCHEMAS = (1, 2)     # a writer upgrades 1 in place; readers read both
+SCHEMA_VERSION = 2  # 2: rejects in blocks of kernel events (1: a row per reject)
+READABLE_SCHEMAS = (1, 2)  # a writer upgrades 1 in place; readers read both
 # Field indices of an event tuple (layout.Event order), for record_raw.
 RAW_FIELDS = type("_RawFields", (), {name: i for i, name in enumerate(EVENT_FIELDS)})
 
-EVENT_COLUMNS = ("ring_pos", "ts_ns", "sender_ts", "seq", "symbol", "side", "price", "qty",
-                  "position", "pnl", "bid", "bid_qty", "ask", "ask_qty")
+EVENT_COLUMNS = (
+    "ring_pos",
+    "ts_ns",
+    "sender_ts",
+    "seq",
+    "symbol",
+    "side",
+    "price",
+    "qty",
+    "position",
+    "pnl",
+    "bid",
+    "bid_qty",
+    "ask",
+    "ask_qty",
+)
 # A reject read back from a block has the columns an order row has, with the
 # reason in place of the order id (and no ring position of its own).
 REJECT_ROW_KEYS = ("jseq", "engine", "reason", *EVENT_COLUMNS)
@@ -85,15 +99,26 @@ CREATE TABLE IF NOT EXISTS control (
 """
 
 
-
 def event_tuple(ev) -> tuple:
     """An EngineEvent (or any object with its fields, names for the coded ones)
     back as the kernel's event tuple (layout.Event order)."""
     values = {
-        "ts_ns": ev.ts_ns, "sender_ts": ev.sender_ts, "seq": ev.seq, "symbol": Symbol(ev.symbol).key,
-        "kind": KIND_CODE[ev.kind], "side": ord(ev.side) if ev.side else 0, "price": ev.price, "qty": ev.qty,
-        "order_id": ev.order_id, "reason": reason_code(ev.reason), "bid": ev.bid, "bid_qty": ev.bid_qty,
-        "ask": ev.ask, "ask_qty": ev.ask_qty, "position": ev.position, "pnl": ev.pnl,
+        "ts_ns": ev.ts_ns,
+        "sender_ts": ev.sender_ts,
+        "seq": ev.seq,
+        "symbol": Symbol(ev.symbol).key,
+        "kind": KIND_CODE[ev.kind],
+        "side": ord(ev.side) if ev.side else 0,
+        "price": ev.price,
+        "qty": ev.qty,
+        "order_id": ev.order_id,
+        "reason": reason_code(ev.reason),
+        "bid": ev.bid,
+        "bid_qty": ev.bid_qty,
+        "ask": ev.ask,
+        "ask_qty": ev.ask_qty,
+        "position": ev.position,
+        "pnl": ev.pnl,
     }
     return tuple(values.get(name, 0) for name in EVENT_FIELDS)
 
@@ -126,14 +151,34 @@ def decode_reject_block(jseq: int, engine: int, records: bytes) -> list[dict]:
     for i, rec in enumerate(RECORD_STRUCT.iter_unpack(records)):
         t = rec[2:]
         side = t[f.side]
-        rows.append(dict(zip(REJECT_ROW_KEYS, (
-            jseq + i, engine, REJECT_REASONS.get(t[f.reason], str(t[f.reason])), None, t[f.ts_ns],
-            t[f.sender_ts], t[f.seq], key_name(t[f.symbol]), chr(side) if side else "", t[f.price], t[f.qty],
-            t[f.position], t[f.pnl], t[f.bid], t[f.bid_qty], t[f.ask], t[f.ask_qty]))))
+        rows.append(
+            dict(
+                zip(
+                    REJECT_ROW_KEYS,
+                    (
+                        jseq + i,
+                        engine,
+                        REJECT_REASONS.get(t[f.reason], str(t[f.reason])),
+                        None,
+                        t[f.ts_ns],
+                        t[f.sender_ts],
+                        t[f.seq],
+                        key_name(t[f.symbol]),
+                        chr(side) if side else "",
+                        t[f.price],
+                        t[f.qty],
+                        t[f.position],
+                        t[f.pnl],
+                        t[f.bid],
+                        t[f.bid_qty],
+                        t[f.ask],
+                        t[f.ask_qty],
+                    ),
+                )
+            )
+        )
     return rows
 
 
 def kill_detail(state: str, pnl: int, symbol: str, seq: int, ts_ns: int) -> str:
     return json.dumps({"state": state, "pnl": pnl, "symbol": symbol, "seq": seq, "ts_ns": ts_ns}, sort_keys=True)
-
-

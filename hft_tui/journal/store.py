@@ -40,8 +40,17 @@ from ..events import Alert
 from ..layout import key_name
 from ..rings import RECORD_STRIDE, RecordRun
 from .reader import JournalReader
-from .records import (EVENT_COLUMNS, RAW_FIELDS, READABLE_SCHEMAS, SCHEMA, SCHEMA_VERSION, event_tuple,
-                      kill_detail, ring_record, schema1_reject)
+from .records import (
+    EVENT_COLUMNS,
+    RAW_FIELDS,
+    READABLE_SCHEMAS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    event_tuple,
+    kill_detail,
+    ring_record,
+    schema1_reject,
+)
 
 SUFFIX = ".journal.sqlite"
 
@@ -88,8 +97,8 @@ class _GapTracker:
     id gets at least one whole tick of grace.
     """
 
-    contig: int = 0          # every id <= contig was seen (or declared missing)
-    horizon: int = 0         # highest id seen before the current batch
+    contig: int = 0  # every id <= contig was seen (or declared missing)
+    horizon: int = 0  # highest id seen before the current batch
     ahead: set | None = None
 
     def __post_init__(self) -> None:
@@ -136,14 +145,15 @@ class Journal(JournalReader):
         self._alerts: list[Alert] = []
         self._names: dict[bytes, str] = {}  # at most HFT_MAX_SYMBOLS: only known symbols make events
         self._known = {"ringbuf_drops": 0, "tape_drops": 0}
-        self._tape_journaled = 0   # tape-ring position up to which this engine's rejects are in the journal
+        self._tape_journaled = 0  # tape-ring position up to which this engine's rejects are in the journal
         try:
             if readonly:
                 if not self.path.exists():
                     raise JournalError(f"no journal at {self.path}")
                 # ro: never creates or changes anything (WAL still needs the -shm, root has it).
-                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                           isolation_level=None, check_same_thread=False)
+                self._db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+                )
             else:
                 _ensure_private_dir(self.path.parent)
                 _create_private_file(self.path)
@@ -173,7 +183,7 @@ class Journal(JournalReader):
             raise JournalError(f"journal {self.path}: permission denied (the journal is root's: run as root)") from None
 
     @classmethod
-    def for_iface(cls, iface: str, path: str | Path | None = None, *, readonly: bool = False) -> "Journal":
+    def for_iface(cls, iface: str, path: str | Path | None = None, *, readonly: bool = False) -> Journal:
         return cls(path or journal_path(iface), readonly=readonly)
 
     def _check_schema(self) -> int:
@@ -184,8 +194,9 @@ class Journal(JournalReader):
         if not row:
             raise JournalError(f"{self.path} is not an hft-tui journal")
         if int(row[0]) not in READABLE_SCHEMAS:
-            raise JournalError(f"{self.path} has journal schema {row[0]}, this hft-tui reads "
-                               f"{', '.join(map(str, READABLE_SCHEMAS))}")
+            raise JournalError(
+                f"{self.path} has journal schema {row[0]}, this hft-tui reads {', '.join(map(str, READABLE_SCHEMAS))}"
+            )
         return int(row[0])
 
     def _upgrade_from_1(self) -> None:
@@ -196,8 +207,9 @@ class Journal(JournalReader):
             # Another writer may have upgraded it since this one looked: decide inside the transaction.
             if int(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]) != 1:
                 return
-            rows = db.execute(f"SELECT jseq, engine, reason, {', '.join(EVENT_COLUMNS)} FROM rejects"
-                              " ORDER BY engine, jseq").fetchall()
+            rows = db.execute(
+                f"SELECT jseq, engine, reason, {', '.join(EVENT_COLUMNS)} FROM rejects ORDER BY engine, jseq"
+            ).fetchall()
             runs: list[list] = []
             for row in rows:
                 if runs and runs[-1][-1][1] == row[1] and runs[-1][-1][0] + 1 == row[0]:
@@ -207,10 +219,18 @@ class Journal(JournalReader):
             for run in runs:
                 events = [ring_record(event_tuple(schema1_reject(row))) for row in run]
                 positions = [r[3] for r in run if r[3] is not None]
-                db.execute("INSERT INTO reject_blocks (jseq, engine, ring_pos, ring_end, count, records)"
-                           " VALUES (?, ?, ?, ?, ?, ?)",
-                           (run[0][0], run[0][1], min(positions) if positions else None,
-                            max(positions) + RECORD_STRIDE if positions else None, len(run), b"".join(events)))
+                db.execute(
+                    "INSERT INTO reject_blocks (jseq, engine, ring_pos, ring_end, count, records)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        run[0][0],
+                        run[0][1],
+                        min(positions) if positions else None,
+                        max(positions) + RECORD_STRIDE if positions else None,
+                        len(run),
+                        b"".join(events),
+                    ),
+                )
             db.execute("DROP TABLE rejects")
             db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
@@ -218,7 +238,7 @@ class Journal(JournalReader):
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -266,13 +286,15 @@ class Journal(JournalReader):
                 (iface, prog_id, attached_at, program_hash, now_wall, now_wall - now_mono),
             )
             # A reboot changes the monotonic clock's origin; keep it current.
-            db.execute("UPDATE engines SET clock_offset_ns=? WHERE prog_id=? AND attached_at=?",
-                       (now_wall - now_mono, prog_id, attached_at))
+            db.execute(
+                "UPDATE engines SET clock_offset_ns=? WHERE prog_id=? AND attached_at=?",
+                (now_wall - now_mono, prog_id, attached_at),
+            )
             row = db.execute(
                 "SELECT id, ringbuf_drops, tape_drops FROM engines WHERE prog_id=? AND attached_at=?",
                 (prog_id, attached_at),
             ).fetchone()
-            count, last = db.execute(
+            _count, last = db.execute(
                 "SELECT count(*), coalesce(max(order_id), 0) FROM orders WHERE engine=?", (row[0],)
             ).fetchone()
         self._engine = row[0]
@@ -305,8 +327,22 @@ class Journal(JournalReader):
         orders, rejects, kills = [], [], []
         for i, ev in enumerate(events):
             pos = positions[i] if positions is not None else None
-            row = (pos, ev.ts_ns, ev.sender_ts, ev.seq, ev.symbol, ev.side, ev.price, ev.qty,
-                   ev.position, ev.pnl, ev.bid, ev.bid_qty, ev.ask, ev.ask_qty)
+            row = (
+                pos,
+                ev.ts_ns,
+                ev.sender_ts,
+                ev.seq,
+                ev.symbol,
+                ev.side,
+                ev.price,
+                ev.qty,
+                ev.position,
+                ev.pnl,
+                ev.bid,
+                ev.bid_qty,
+                ev.ask,
+                ev.ask_qty,
+            )
             if ev.kind == "order":
                 orders.append((ev.order_id, *row))
             elif ev.kind == "reject":
@@ -332,15 +368,39 @@ class Journal(JournalReader):
             symbol = names.get(raw_symbol)
             if symbol is None:
                 symbol = names[raw_symbol] = key_name(raw_symbol)
-            row = (pos, t[f.ts_ns], t[f.sender_ts], t[f.seq], symbol, chr(side) if side else "",
-                   t[f.price], t[f.qty], t[f.position], t[f.pnl], t[f.bid], t[f.bid_qty], t[f.ask], t[f.ask_qty])
+            row = (
+                pos,
+                t[f.ts_ns],
+                t[f.sender_ts],
+                t[f.seq],
+                symbol,
+                chr(side) if side else "",
+                t[f.price],
+                t[f.qty],
+                t[f.position],
+                t[f.pnl],
+                t[f.bid],
+                t[f.bid_qty],
+                t[f.ask],
+                t[f.ask_qty],
+            )
             if kind == EVENT_ORDER:
                 orders.append((t[f.order_id], *row))
             elif kind == EVENT_REJECT:
                 rejects.append((pos, t))
             elif kind == EVENT_KILL:
-                kills.append((pos, kill_detail(KILL_STATES.get(t[f.reason], str(t[f.reason])), t[f.pnl],
-                                                key_name(t[f.symbol]), t[f.seq], t[f.ts_ns])))
+                kills.append(
+                    (
+                        pos,
+                        kill_detail(
+                            KILL_STATES.get(t[f.reason], str(t[f.reason])),
+                            t[f.pnl],
+                            key_name(t[f.symbol]),
+                            t[f.seq],
+                            t[f.ts_ns],
+                        ),
+                    )
+                )
         return self._insert(orders, self._blocks(rejects, runs), kills)
 
     def _blocks(self, rejects: list, runs) -> list[tuple]:
@@ -353,9 +413,14 @@ class Journal(JournalReader):
         fresh = [(pos, t) for pos, t in rejects if pos is None or pos >= done]
         if fresh:
             positions = [pos for pos, _ in fresh if pos is not None]
-            blocks.append((min(positions) if positions else None,
-                           max(positions) + RECORD_STRIDE if positions else None,
-                           len(fresh), b"".join(ring_record(t) for _, t in fresh)))
+            blocks.append(
+                (
+                    min(positions) if positions else None,
+                    max(positions) + RECORD_STRIDE if positions else None,
+                    len(fresh),
+                    b"".join(ring_record(t) for _, t in fresh),
+                )
+            )
         for run in runs:
             start = RecordRun.position_index(run.pos, done)
             records, count = run.records_of_kind(EVENT_REJECT, start)
@@ -384,7 +449,9 @@ class Journal(JournalReader):
                 before = db.total_changes
                 db.execute(
                     "INSERT OR IGNORE INTO reject_blocks (jseq, engine, ring_pos, ring_end, count, records)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", (jseq, engine, ring_pos, ring_end, count, records))
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (jseq, engine, ring_pos, ring_end, count, records),
+                )
                 written += count if db.total_changes > before else 0
                 jseq += count
             if kills:
@@ -405,16 +472,29 @@ class Journal(JournalReader):
                 self._tape_journaled = max(self._tape_journaled, *ends)
         return written
 
-    def record_control(self, kind: str, *, program_hash: str | None = None, config_version: int | None = None,
-                       detail: dict | None = None) -> None:
+    def record_control(
+        self,
+        kind: str,
+        *,
+        program_hash: str | None = None,
+        config_version: int | None = None,
+        detail: dict | None = None,
+    ) -> None:
         """An attach, a controller start/stop, a config change, a kill, ..."""
         with self._tx() as db:
             engine = self._engine
             db.execute(
                 "INSERT INTO control (jseq, engine, wall_ns, kind, program_hash, config_version, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (self._next_jseq(db), engine, time.time_ns(), kind, program_hash, config_version,
-                 json.dumps(detail or {}, sort_keys=True, default=str)),
+                (
+                    self._next_jseq(db),
+                    engine,
+                    time.time_ns(),
+                    kind,
+                    program_hash,
+                    config_version,
+                    json.dumps(detail or {}, sort_keys=True, default=str),
+                ),
             )
 
     def record_kernel(self, *, orders_sent: int, ringbuf_drops: int, tape_drops: int, final: bool = False) -> None:
@@ -423,22 +503,36 @@ class Journal(JournalReader):
         with self._tx() as db:
             engine = self._engine_id(db)
             db.execute(
-                "UPDATE engines SET kernel_orders=?, ringbuf_drops=?, tape_drops=?, closed=max(closed, ?)"
-                " WHERE id=?",
+                "UPDATE engines SET kernel_orders=?, ringbuf_drops=?, tape_drops=?, closed=max(closed, ?) WHERE id=?",
                 (orders_sent, ringbuf_drops, tape_drops, int(final), engine),
             )
-            for key, total, what in (("ringbuf_drops", ringbuf_drops, "order(s)"),
-                                     ("tape_drops", tape_drops, "reject(s)/sampled update(s)")):
+            for key, total, what in (
+                ("ringbuf_drops", ringbuf_drops, "order(s)"),
+                ("tape_drops", tape_drops, "reject(s)/sampled update(s)"),
+            ):
                 delta = total - self._known[key]
                 if delta > 0:
                     db.execute(
                         "INSERT INTO control (jseq, engine, wall_ns, kind, detail) VALUES (?, ?, ?, ?, ?)",
-                        (self._next_jseq(db), engine, time.time_ns(), key,
-                         json.dumps({"delta": delta, "total": total})),
+                        (
+                            self._next_jseq(db),
+                            engine,
+                            time.time_ns(),
+                            key,
+                            json.dumps({"delta": delta, "total": total}),
+                        ),
                     )
-                    self._alerts.append(Alert(key, key, delta, message=(
-                        f"RING BUFFER FULL: the kernel dropped {delta} {what} ({total} in all); "
-                        "the journal is missing them")))
+                    self._alerts.append(
+                        Alert(
+                            key,
+                            key,
+                            delta,
+                            message=(
+                                f"RING BUFFER FULL: the kernel dropped {delta} {what} ({total} in all); "
+                                "the journal is missing them"
+                            ),
+                        )
+                    )
                 self._known[key] = max(self._known[key], total)
 
     def take_alerts(self) -> list[Alert]:
@@ -447,26 +541,40 @@ class Journal(JournalReader):
         with self._lock:
             for start, end in self._tracker.end_batch():
                 n = end - start + 1
-                self._alerts.append(Alert("journal_gap", "gap", n, message=(
-                    f"JOURNAL GAP: order id{'s' if n > 1 else ''} {start}" + (f"..{end}" if n > 1 else "")
-                    + " never reached the journal")))
+                self._alerts.append(
+                    Alert(
+                        "journal_gap",
+                        "gap",
+                        n,
+                        message=(
+                            f"JOURNAL GAP: order id{'s' if n > 1 else ''} {start}"
+                            + (f"..{end}" if n > 1 else "")
+                            + " never reached the journal"
+                        ),
+                    )
+                )
             out, self._alerts = self._alerts, []
         return out
 
 
-
-def record_cli_change(iface: str, kind: str, detail: dict, *, program_hash: str | None, prog_id: int,
-                      attached_at: float, config_version: int) -> None:
+def record_cli_change(
+    iface: str,
+    kind: str,
+    detail: dict,
+    *,
+    program_hash: str | None,
+    prog_id: int,
+    attached_at: float,
+    config_version: int,
+) -> None:
     """An attach or a change made from the command line, journaled by the
     command itself.  Only while no controller runs: a running controller
     journals every change it sees (config versions, kills) on its own."""
     with Journal.for_iface(iface) as j:
         j.begin_engine(iface=iface, prog_id=prog_id, attached_at=attached_at, program_hash=program_hash)
-        j.record_control(kind, program_hash=program_hash, config_version=config_version,
-                         detail={"by": "cli", **detail})
+        j.record_control(kind, program_hash=program_hash, config_version=config_version, detail={"by": "cli", **detail})
 
 
 def open_journal(iface: str, path: str | Path | None = None) -> Journal:
     """The writer's journal for ``iface`` (made if missing, modes 0700/0600)."""
     return Journal.for_iface(iface, path)
-

@@ -25,10 +25,10 @@ The names other modules and the tests use are importable from here, and
 
 from __future__ import annotations
 
+from ..errors import SimulatorError
 from .checker import SENT_LOG_SLOTS, OrderChecker, SentLog, SymbolCounts
 from .cli import add_arguments, run
 from .engine_start import EngineStart, SymbolStart, config_warnings
-from ..errors import SimulatorError
 from .hft1 import UPDATE, pack_update, update_struct
 from .receiver import OrderReceiver
 from .runner import GRACE_S, Simulator
@@ -37,9 +37,32 @@ from .stats import FeedSummary, RttRecorder, percentile, read_udp_snmp
 from .walk import MarketWalk, WalkShape, walk_shape
 
 __all__ = [
-    "GRACE_S", "MAX_BATCH", "SENT_LOG_SLOTS", "UPDATE",
-    "BatchSender", "EngineStart", "FeedSummary", "MarketWalk", "OrderChecker", "OrderReceiver",
-    "RttRecorder", "SentLog", "Simulator", "SimulatorError", "SymbolCounts", "SymbolStart", "WalkShape",
-    "add_arguments", "config_warnings", "current_cpu", "exchange_socket", "pack_update", "percentile",
-    "pin_thread", "read_udp_snmp", "run", "update_struct", "walk_shape",
+    "GRACE_S",
+    "MAX_BATCH",
+    "SENT_LOG_SLOTS",
+    "UPDATE",
+    "BatchSender",
+    "EngineStart",
+    "FeedSummary",
+    "MarketWalk",
+    "OrderChecker",
+    "OrderReceiver",
+    "RttRecorder",
+    "SentLog",
+    "Simulator",
+    "SimulatorError",
+    "SymbolCounts",
+    "SymbolStart",
+    "WalkShape",
+    "add_arguments",
+    "config_warnings",
+    "current_cpu",
+    "exchange_socket",
+    "pack_update",
+    "percentile",
+    "pin_thread",
+    "read_udp_snmp",
+    "run",
+    "update_struct",
+    "walk_shape",
 ]

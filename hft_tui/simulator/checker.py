@@ -41,7 +41,7 @@ from ..protocol import ProtocolError, Update, decode_order, decode_update, price
 from ..strategy_model import BUY, EngineModel
 from .engine_start import EngineStart
 
-SENT_LOG_SLOTS = 1 << 18     # updates remembered for matching orders
+SENT_LOG_SLOTS = 1 << 18  # updates remembered for matching orders
 INVALID_EXAMPLES = 10
 
 
@@ -60,7 +60,7 @@ class SentLog:
         while done < count:
             slot = (self.next_seq + done - self.first_seq) % self.slots
             n = min(count - done, self.slots - slot)
-            self.buf[slot * MSG_LEN:(slot + n) * MSG_LEN] = batch[done * MSG_LEN:(done + n) * MSG_LEN]
+            self.buf[slot * MSG_LEN : (slot + n) * MSG_LEN] = batch[done * MSG_LEN : (done + n) * MSG_LEN]
             done += n
         self.next_seq += count
 
@@ -68,7 +68,7 @@ class SentLog:
         if not (self.first_seq <= seq < self.next_seq) or seq < self.next_seq - self.slots:
             return None
         slot = (seq - self.first_seq) % self.slots
-        return decode_update(bytes(self.buf[slot * MSG_LEN:(slot + 1) * MSG_LEN]))
+        return decode_update(bytes(self.buf[slot * MSG_LEN : (slot + 1) * MSG_LEN]))
 
 
 @dataclass
@@ -83,8 +83,9 @@ class SymbolCounts:
 class OrderChecker:
     """Checks the orders of one run, in the order they arrive (see the module doc)."""
 
-    def __init__(self, config: Config, log: SentLog, start: EngineStart | None = None,
-                 payload_len: int = MSG_LEN) -> None:
+    def __init__(
+        self, config: Config, log: SentLog, start: EngineStart | None = None, payload_len: int = MSG_LEN
+    ) -> None:
         self.config = config
         self.log = log
         self.payload_len = payload_len
@@ -101,8 +102,14 @@ class OrderChecker:
             mine = 0
             for name, s in start.symbols.items():
                 if name in config.symbols:
-                    self.model.start(name, position=s.position, updates=s.updates, last_seq=s.last_seq,
-                                     session_ref=s.session_ref, open_cost=s.open_cost)
+                    self.model.start(
+                        name,
+                        position=s.position,
+                        updates=s.updates,
+                        last_seq=s.last_seq,
+                        session_ref=s.session_ref,
+                        open_cost=s.open_cost,
+                    )
                     self.count(name).position = s.position
                     mine += s.open_cost
             self.model.other_cost = max(start.open_cost - mine, 0)

@@ -14,13 +14,13 @@ import math
 import signal
 import sys
 
-from .. import paths
-from ..preflight import require_root
 from .. import lab as lab_mod
+from .. import paths
 from ..config import load_config
-from ..symbol import Symbol
-from ..stopflag import StopFlag
 from ..errors import SimulatorError
+from ..preflight import require_root
+from ..stopflag import StopFlag
+from ..symbol import Symbol
 from .runner import Simulator
 
 
@@ -59,26 +59,33 @@ def _positive_float(text: str) -> float:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--rate", type=_nonneg_int, default=1000,
-                        help="updates per second, 0 = as fast as possible (default 1000)")
-    parser.add_argument("--count", type=_nonneg_int, default=10_000,
-                        help="updates to send, 0 = until Ctrl-C/SIGTERM (default 10000)")
+    parser.add_argument(
+        "--rate", type=_nonneg_int, default=1000, help="updates per second, 0 = as fast as possible (default 1000)"
+    )
+    parser.add_argument(
+        "--count", type=_nonneg_int, default=10_000, help="updates to send, 0 = until Ctrl-C/SIGTERM (default 10000)"
+    )
     parser.add_argument("--symbols", nargs="+", metavar="SYM", help="symbols to quote (default: the config's)")
     parser.add_argument("--seed", type=_nonneg_int, default=1, help="random seed of the market (default 1)")
     parser.add_argument("--config", help="engine config the orders are checked against (default configs/demo.toml)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    parser.add_argument("--lab", type=lab_mod.lab_number_arg, metavar="N",
-                        help="numbered lab N (default: the demo lab)")
+    parser.add_argument(
+        "--lab", type=lab_mod.lab_number_arg, metavar="N", help="numbered lab N (default: the demo lab)"
+    )
     parser.add_argument("--port", type=_port, help="engine feed port (default: the config's feed_port)")
     parser.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
-    parser.add_argument("--first-seq", type=_positive_int, metavar="N",
-                        help="first sequence number (default: 1, or after the engine's last one)")
+    parser.add_argument(
+        "--first-seq",
+        type=_positive_int,
+        metavar="N",
+        help="first sequence number (default: 1, or after the engine's last one)",
+    )
     parser.add_argument("--cpu", type=_nonneg_int, help="CPU to run on (default: the one it starts on)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors (the exit code tells)")
 
 
 def run(args) -> int:
-    require_root()        # it enters the lab's namespace: one clear line, not EPERM from setns
+    require_root()  # it enters the lab's namespace: one clear line, not EPERM from setns
     lab = lab_mod.Lab.numbered(args.lab) if args.lab else lab_mod.Lab()
     config = load_config(args.config or paths.DEMO_CONFIG)
     for name in args.symbols or ():
@@ -86,15 +93,21 @@ def run(args) -> int:
     if not lab.netns_path.exists():
         raise lab_mod.LabError(f"lab {lab.namespace} is not up (hft-tui lab up)")
     count = args.count
-    stopping = StopFlag()             # set from the signal handler: no lock taken
+    stopping = StopFlag()  # set from the signal handler: no lock taken
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     # The simulator is its own process: all of it moves into the lab.
     lab_mod.enter_namespace(lab)
     try:
-        sim = Simulator(lab, config, seed=args.seed, symbols=args.symbols, port=args.port,
-                        first_seq=args.first_seq,
-                        cpu="auto" if args.cpu is None else args.cpu)
+        sim = Simulator(
+            lab,
+            config,
+            seed=args.seed,
+            symbols=args.symbols,
+            port=args.port,
+            first_seq=args.first_seq,
+            cpu="auto" if args.cpu is None else args.cpu,
+        )
         summary = sim.run(count, args.rate, duration=args.duration, stop=stopping.is_set)
     except SimulatorError as exc:
         raise lab_mod.LabError(str(exc)) from None

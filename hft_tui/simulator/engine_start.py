@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from .. import paths
 from ..config import Config, SymbolParams
-from ..maps import EngineMaps, MapsError, symbol_params_from_map
 from ..errors import SimulatorError
+from ..maps import EngineMaps, MapsError, symbol_params_from_map
 
 
 @dataclass
@@ -69,8 +69,7 @@ class EngineStart:
         return 1 + max((s.last_seq for s in self.symbols.values()), default=0)
 
 
-def config_warnings(config: Config, start: EngineStart | None, names: list[str],
-                    port: int | None = None) -> list[str]:
+def config_warnings(config: Config, start: EngineStart | None, names: list[str], port: int | None = None) -> list[str]:
     """Where the engine's maps disagree with the config the orders are checked against."""
     if start is None:
         return []

@@ -19,13 +19,21 @@ from ..constants import MAGIC, MSG_LEN, OFFSETS, SYMBOL_LEN, TYPE_UPDATE, VERSIO
 from ..protocol import Update, decode_update
 from .walk import MarketWalk
 
-MESSAGE_LEN = MSG_LEN      # bytes of one update, and of the datagram that carries it
+MESSAGE_LEN = MSG_LEN  # bytes of one update, and of the datagram that carries it
 
 # Field widths are the protocol's (u16 magic, u8 version, ...); the offsets come
 # from hft_protocol.h, so this struct moves with the header.
 _FIELDS = (
-    ("magic", "H"), ("version", "B"), ("type", "B"), ("symbol", f"{SYMBOL_LEN}s"), ("seq", "Q"),
-    ("bid", "I"), ("bid_qty", "I"), ("ask", "I"), ("ask_qty", "I"), ("timestamp", "Q"),
+    ("magic", "H"),
+    ("version", "B"),
+    ("type", "B"),
+    ("symbol", f"{SYMBOL_LEN}s"),
+    ("seq", "Q"),
+    ("bid", "I"),
+    ("bid_qty", "I"),
+    ("ask", "I"),
+    ("ask_qty", "I"),
+    ("timestamp", "Q"),
 )
 
 
@@ -38,7 +46,7 @@ def update_struct() -> struct.Struct:
         fmt += f"{OFFSETS[name] - pos}x" if OFFSETS[name] > pos else ""
         fmt += code
         pos = OFFSETS[name] + struct.calcsize("!" + code)
-    fmt += f"{MSG_LEN - pos}x" if MSG_LEN > pos else ""
+    fmt += f"{MSG_LEN - pos}x" if pos < MSG_LEN else ""
     packer = struct.Struct(fmt)
     if packer.size != MSG_LEN:
         raise ValueError(f"update struct is {packer.size} bytes, the protocol says {MSG_LEN}")
@@ -50,8 +58,9 @@ _U64 = struct.Struct("!Q")
 _TIMESTAMP = OFFSETS["timestamp"]
 
 
-def pack_update(buf, offset: int, key: bytes, seq: int, bid: int, bid_qty: int, ask: int, ask_qty: int,
-                ts: int) -> None:
+def pack_update(
+    buf, offset: int, key: bytes, seq: int, bid: int, bid_qty: int, ask: int, ask_qty: int, ts: int
+) -> None:
     UPDATE.pack_into(buf, offset, MAGIC, VERSION, TYPE_UPDATE, key, seq, bid, bid_qty, ask, ask_qty, ts)
 
 
@@ -74,4 +83,4 @@ def stamp_batch(buf, count: int, ts: int) -> None:
 def unpack_batch(buf, count: int) -> list[Update]:
     """The first ``count`` updates of ``buf``, decoded (the slow path: for the
     few updates the order checker must see before any order)."""
-    return [decode_update(bytes(buf[i * MSG_LEN:(i + 1) * MSG_LEN])) for i in range(count)]
+    return [decode_update(bytes(buf[i * MSG_LEN : (i + 1) * MSG_LEN])) for i in range(count)]

@@ -22,8 +22,9 @@ _TIMESPEC = struct.Struct("=qq")
 class OrderReceiver:
     """Reads what has arrived on ``sock`` without waiting (drain())."""
 
-    def __init__(self, sock: socket.socket, engine_addr: tuple[str, int], checker: OrderChecker,
-                 rtts: RttRecorder) -> None:
+    def __init__(
+        self, sock: socket.socket, engine_addr: tuple[str, int], checker: OrderChecker, rtts: RttRecorder
+    ) -> None:
         self.sock = sock
         self.engine_addr = engine_addr
         self.checker = checker

@@ -16,26 +16,36 @@ from dataclasses import asdict
 
 from .. import lab as lab_mod
 from ..config import Config
+from ..errors import SimulatorError
 from ..symbol import Symbol
 from . import hft1
 from .checker import SENT_LOG_SLOTS, OrderChecker, SentLog, SymbolCounts
 from .engine_start import EngineStart, config_warnings
-from ..errors import SimulatorError
 from .receiver import OrderReceiver
 from .sender import MAX_BATCH, BatchSender, current_cpu, exchange_socket, pin_thread
 from .stats import FeedSummary, RttRecorder, read_udp_snmp
 from .walk import MarketWalk
 
-GRACE_S = 0.2                # wait this long after the last update for its order
+GRACE_S = 0.2  # wait this long after the last update for its order
 
 
 class Simulator:
     """The exchange of one lab, usable from the root namespace (tests) or from
     inside the lab (the CLI): its socket is made in the lab namespace."""
 
-    def __init__(self, lab: lab_mod.Lab, config: Config, *, seed: int = 1, symbols: list[str] | None = None,
-                 port: int | None = None, first_seq: int | None = None, start: str | EngineStart | None = "auto",
-                 cpu: int | None | str = "auto", grace_s: float = GRACE_S) -> None:
+    def __init__(
+        self,
+        lab: lab_mod.Lab,
+        config: Config,
+        *,
+        seed: int = 1,
+        symbols: list[str] | None = None,
+        port: int | None = None,
+        first_seq: int | None = None,
+        start: str | EngineStart | None = "auto",
+        cpu: int | str | None = "auto",
+        grace_s: float = GRACE_S,
+    ) -> None:
         self.lab = lab
         self.config = config
         self.names = [Symbol(s) for s in (symbols or list(config.symbols))]
@@ -50,8 +60,7 @@ class Simulator:
         self.cpu = cpu
         self.grace_s = grace_s
 
-    def run(self, count: int = 10_000, rate: float = 1000, *, duration: float | None = None,
-            stop=None) -> FeedSummary:
+    def run(self, count: int = 10_000, rate: float = 1000, *, duration: float | None = None, stop=None) -> FeedSummary:
         """Sends ``count`` updates (0: until ``stop()`` or ``duration``) at
         ``rate`` updates/s (0: as fast as it goes) and checks the orders."""
         if count < 0 or rate < 0 or (duration is not None and duration <= 0):

@@ -23,9 +23,9 @@ from ..errors import SimulatorError
 # asm-generic/socket.h; Python's socket module does not export these.
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
-SO_TIMESTAMPNS = 35          # SO_TIMESTAMPNS_OLD == SCM_TIMESTAMPNS on 64-bit
+SO_TIMESTAMPNS = 35  # SO_TIMESTAMPNS_OLD == SCM_TIMESTAMPNS on 64-bit
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
-SOCKET_BUFFER = 16 << 20     # orders must not be lost while the sender is busy
+SOCKET_BUFFER = 16 << 20  # orders must not be lost while the sender is busy
 
 MAX_BATCH = 64
 
@@ -56,9 +56,13 @@ class _Iovec(ctypes.Structure):
 
 class _Msghdr(ctypes.Structure):
     _fields_ = [
-        ("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
-        ("iov", ctypes.POINTER(_Iovec)), ("iovlen", ctypes.c_size_t),
-        ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t), ("flags", ctypes.c_int),
+        ("name", ctypes.c_void_p),
+        ("namelen", ctypes.c_uint32),
+        ("iov", ctypes.POINTER(_Iovec)),
+        ("iovlen", ctypes.c_size_t),
+        ("control", ctypes.c_void_p),
+        ("controllen", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
     ]
 
 
@@ -69,15 +73,15 @@ class _Mmsghdr(ctypes.Structure):
 class BatchSender:
     """Up to MAX_BATCH datagrams of ``size`` bytes to one address in one sendmmsg(2)."""
 
-    def __init__(self, sock: socket.socket, ip: str, port: int, size: int = MSG_LEN,
-                 batch: int = MAX_BATCH) -> None:
+    def __init__(self, sock: socket.socket, ip: str, port: int, size: int = MSG_LEN, batch: int = MAX_BATCH) -> None:
         self.fd = sock.fileno()
         self.size = size
         self.batch = batch
         self._buf = (ctypes.c_char * (size * batch))()
         self.view = memoryview(self._buf).cast("B")
         self._addr = ctypes.create_string_buffer(
-            struct.pack("=HH4s8x", socket.AF_INET, socket.htons(port), socket.inet_aton(ip)), 16)
+            struct.pack("=HH4s8x", socket.AF_INET, socket.htons(port), socket.inet_aton(ip)), 16
+        )
         self._iov = (_Iovec * batch)()
         self._msgs = (_Mmsghdr * batch)()
         base = ctypes.addressof(self._buf)
@@ -95,8 +99,7 @@ class BatchSender:
         """Sends the first ``count`` datagrams of the buffer, all of them."""
         done = 0
         while done < count:
-            n = self._sendmmsg(self.fd, ctypes.byref(self._msgs, done * ctypes.sizeof(_Mmsghdr)),
-                               count - done, 0)
+            n = self._sendmmsg(self.fd, ctypes.byref(self._msgs, done * ctypes.sizeof(_Mmsghdr)), count - done, 0)
             if n < 0:
                 err = ctypes.get_errno()
                 if err in (11, 4, 105):  # EAGAIN, EINTR, ENOBUFS: the queue is full, go again

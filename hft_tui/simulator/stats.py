@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from ..errors import SimulatorError
 
-RTT_SAMPLES = 1 << 21        # beyond this, a seeded reservoir keeps the percentiles honest
+RTT_SAMPLES = 1 << 21  # beyond this, a seeded reservoir keeps the percentiles honest
 
 
 def percentile(sorted_values, q: float) -> int:
@@ -47,8 +47,7 @@ class RttRecorder:
 
     def summary_us(self) -> dict[str, float]:
         ordered = sorted(self.values)
-        out = {name: round(percentile(ordered, q) / 1000, 3) for name, q in
-               (("p50", 50), ("p99", 99), ("p999", 99.9))}
+        out = {name: round(percentile(ordered, q) / 1000, 3) for name, q in (("p50", 50), ("p99", 99), ("p999", 99.9))}
         out["max"] = round(self.max / 1000, 3)
         return out
 
@@ -99,8 +98,11 @@ class FeedSummary:
             f"round trip us    p50 {r['p50']}  p99 {r['p99']}  p99.9 {r['p999']}  max {r['max']}",
             f"udp errors       checksum {self.udp_csum_errors}, receive buffer {self.udp_rcvbuf_errors}",
             f"invalid orders   {self.invalid_orders}"
-            + ("" if not self.invalid_reasons else " (" + ", ".join(
-                f"{k}: {v}" for k, v in sorted(self.invalid_reasons.items())) + ")"),
+            + (
+                ""
+                if not self.invalid_reasons
+                else " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.invalid_reasons.items())) + ")"
+            ),
         ]
         lines += [f"  {e}" for e in self.invalid_examples]
         lines += [f"warning: {w}" for w in self.warnings]

@@ -24,7 +24,7 @@ from ..constants import PRICE_SCALE
 from ..protocol import U32_MAX
 from ..symbol import Symbol
 
-DEFAULT_CENTER = 100 * PRICE_SCALE   # where a symbol without targets walks
+DEFAULT_CENTER = 100 * PRICE_SCALE  # where a symbol without targets walks
 MIN_HALF_RANGE_TICKS = 10
 
 # The walk, in ticks from the center: x' = (1 - WALK_THETA) * x + sigma * N(0, 1),
@@ -32,7 +32,7 @@ MIN_HALF_RANGE_TICKS = 10
 # range + 2 ticks): each target is ~0.8 deviations away, reached ~20% of the time.
 WALK_THETA = 0.05
 WALK_STD_FACTOR = 1.25
-MAX_SPREAD_TICKS = 4          # a power of two: drawn from 2 random bits
+MAX_SPREAD_TICKS = 4  # a power of two: drawn from 2 random bits
 MAX_SIZE = 1_000_000
 
 
@@ -42,7 +42,7 @@ class WalkShape:
 
     center: int
     tick: int
-    sigma: float          # shock per update, in ticks
+    sigma: float  # shock per update, in ticks
     max_size: int
 
 
@@ -52,10 +52,7 @@ def walk_shape(p: SymbolParams | None) -> WalkShape:
         center, half = DEFAULT_CENTER, MIN_HALF_RANGE_TICKS
     else:
         tick = max(p.tick_size, 1)
-        if p.sell_target:
-            half = max((p.sell_target - p.buy_target) // (2 * tick), 1)
-        else:
-            half = MIN_HALF_RANGE_TICKS
+        half = max((p.sell_target - p.buy_target) // (2 * tick), 1) if p.sell_target else MIN_HALF_RANGE_TICKS
         center = p.buy_target + half * tick
     std = WALK_STD_FACTOR * (half + 2)
     keep = 1 - WALK_THETA
@@ -97,9 +94,14 @@ class MarketWalk:
         bid = self._center[k] + (round(x) - (spread >> 1)) * tick
         if bid < tick:
             bid = tick
-        elif bid > U32_MAX - spread * tick:   # a price is a u32
+        elif bid > U32_MAX - spread * tick:  # a price is a u32
             bid = U32_MAX - spread * tick
         size, bits = self._size[k], self.SIZE_BITS
         mask = (1 << bits) - 1
-        return (k, bid, 1 + ((((r >> 34) & mask) * size) >> bits), bid + spread * tick,
-                1 + ((((r >> 49) & mask) * size) >> bits))
+        return (
+            k,
+            bid,
+            1 + ((((r >> 34) & mask) * size) >> bits),
+            bid + spread * tick,
+            1 + ((((r >> 49) & mask) * size) >> bits),
+        )

@@ -6,7 +6,7 @@ and from the list of tabs, so a key changed in one place changes here too.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding

@@ -13,13 +13,13 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from .. import formatting as fmt
 from ..formatting import Display
+from ..labels import PaneTitle
 from ..model import EngineView
 from ..session import Session
 from ..widgets.alerts import AlertLog
 from ..widgets.book import BookTable
 from ..widgets.interfaces import InterfacesPane
 from ..widgets.kill import KillButton, KilledBanner
-from ..labels import PaneTitle
 from ..widgets.params import ParametersPane
 from ..widgets.pnl import PnlChart, PnlTable, SymbolSparklines, sparkline_title
 from ..widgets.risk import RiskPanel
@@ -29,11 +29,11 @@ from ..widgets.tape import Tape
 
 @dataclass(frozen=True)
 class Tab:
-    id: str           # the TabPane's id, and what "Show ..." in the palette names
-    title: str        # on the tab and in the help
-    short: str        # in the footer
+    id: str  # the TabPane's id, and what "Show ..." in the palette names
+    title: str  # on the tab and in the help
+    short: str  # in the footer
     key: str
-    focus: str        # the widget that takes the keys when the tab is shown
+    focus: str  # the widget that takes the keys when the tab is shown
 
 
 # The one list of tabs: the tab bar, the keys, the footer, the palette and the help are made from it.
@@ -127,8 +127,15 @@ class MainScreen(Screen):
         self.query_one(TabbedContent).active = tab
         self.query_one(next(t.focus for t in TABS if t.id == tab)).focus()
 
-    def show_view(self, view: EngineView | None, iface: str | None, error: str | None, display: Display,
-                  tape: list | None = None, slow: bool = True) -> None:
+    def show_view(
+        self,
+        view: EngineView | None,
+        iface: str | None,
+        error: str | None,
+        display: Display,
+        tape: list | None = None,
+        slow: bool = True,
+    ) -> None:
         """Draws a view.  ``slow`` parts (chart, sparklines, risk, parameters) change
         little from one frame to the next and are drawn on every SLOW_EVERY-th frame only (app.py)."""
         self.query_one(Headline).show(view, iface)
@@ -136,7 +143,7 @@ class MainScreen(Screen):
         self.query_one(StatusBar).show(view, iface, error, display)
         self.set_class(bool(view and view.killed), "-killed")
         params = self.query_one(ParametersPane)
-        params.view = view      # an edit begins on the newest values, drawn or not
+        params.view = view  # an edit begins on the newest values, drawn or not
         if slow:
             self.query_one(RiskPanel).show(view, display)
             params.show(view)

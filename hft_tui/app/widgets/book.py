@@ -22,14 +22,16 @@ class BookTable(TextTable):
     def show(self, view: EngineView, display: Display) -> None:
         rows = []
         for s in view.symbols:
-            rows.append([
-                (s.name, "bold" if s.params.enabled else "dim"),
-                (fmt.qty(s.bid_qty), ""),
-                (fmt.price(s.bid), "green"),
-                (fmt.price(s.ask), "red"),
-                (fmt.qty(s.ask_qty), ""),
-                (display.age(s.age_ms), "dim"),
-                (fmt.price(s.params.buy_target), ""),
-                (fmt.price(s.params.sell_target), ""),
-            ])
+            rows.append(
+                [
+                    (s.name, "bold" if s.params.enabled else "dim"),
+                    (fmt.qty(s.bid_qty), ""),
+                    (fmt.price(s.bid), "green"),
+                    (fmt.price(s.ask), "red"),
+                    (fmt.qty(s.ask_qty), ""),
+                    (display.age(s.age_ms), "dim"),
+                    (fmt.price(s.params.buy_target), ""),
+                    (fmt.price(s.params.sell_target), ""),
+                ]
+            )
         self.set_text(render_table(HEADERS, rows, RIGHT))

@@ -15,16 +15,24 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Label, RadioButton, RadioSet
 
 from ...netlink import Interface
-from ..formatting import one_line
-from ..messages import AttachFinished, EngineDetached, Failed, InterfacesListed, Notice, TakeOverRequested
 from ..dialogs import ConfirmScreen
-from ..session import Session
+from ..formatting import one_line
 from ..labels import MessageLine, PaneTitle
+from ..messages import AttachFinished, EngineDetached, Failed, InterfacesListed, Notice, TakeOverRequested
+from ..session import Session
 from .table_sync import sync_rows
 
 INTERFACE_REFRESH_S = 2.0
-COLUMNS = [("name", "Interface"), ("index", "#"), ("state", "State"), ("kind", "Driver / type"),
-           ("mac", "MAC"), ("mtu", "MTU"), ("addresses", "Addresses"), ("xdp", "XDP program")]
+COLUMNS = [
+    ("name", "Interface"),
+    ("index", "#"),
+    ("state", "State"),
+    ("kind", "Driver / type"),
+    ("mac", "MAC"),
+    ("mtu", "MTU"),
+    ("addresses", "Addresses"),
+    ("xdp", "XDP program"),
+]
 MODES = ("native", "generic")
 
 
@@ -58,8 +66,14 @@ class InterfaceTable(DataTable):
         for i in interfaces:
             state_style = "green" if i.state == "UP" else ("red" if i.state in ("DOWN", "LOWERLAYERDOWN") else "")
             rows[i.name] = (
-                Text(i.name, style="bold"), str(i.index), Text(i.state, style=state_style), i.kind, i.mac,
-                str(i.mtu), ", ".join(i.addresses) or "-", xdp_text(i, engines),
+                Text(i.name, style="bold"),
+                str(i.index),
+                Text(i.state, style=state_style),
+                i.kind,
+                i.mac,
+                str(i.mtu),
+                ", ".join(i.addresses) or "-",
+                xdp_text(i, engines),
             )
         sync_rows(self, rows, [k for k, _ in COLUMNS])
 
@@ -108,8 +122,8 @@ class InterfacesPane(Vertical):
         super().__init__(**kwargs)
         self.session = session
         self.initial_mode = mode if mode in MODES else "native"
-        self.select_iface = select           # the interface named on the command line
-        self.busy: str | None = None         # an attach/detach under way
+        self.select_iface = select  # the interface named on the command line
+        self.busy: str | None = None  # an attach/detach under way
 
     def compose(self):
         yield PaneTitle("Interfaces · arrows select · a attaches · d detaches · m switches the XDP mode")
@@ -170,9 +184,8 @@ class InterfacesPane(Vertical):
         first = table.row_count == 0
         table.show(message.interfaces, message.engines)
         supervised = self.session.iface
-        if first and (self.select_iface or supervised):
-            if not table.select(supervised or self.select_iface):
-                self.post_message(Failed(f"interface {self.select_iface} does not exist"))
+        if first and (self.select_iface or supervised) and not table.select(supervised or self.select_iface):
+            self.post_message(Failed(f"interface {self.select_iface} does not exist"))
 
     # -- attach and detach -----------------------------------------------------------
     def action_attach(self) -> None:
@@ -184,16 +197,22 @@ class InterfacesPane(Vertical):
             return
         supervised = self.session.iface
         if supervised is not None:
-            self.set_message(f"{iface} is already supervised here" if supervised == iface else
-                             f"this app supervises {supervised}: detach it first (d on its row)", "error")
+            self.set_message(
+                f"{iface} is already supervised here"
+                if supervised == iface
+                else f"this app supervises {supervised}: detach it first (d on its row)",
+                "error",
+            )
             return
         if iface in self.session.engines():
             rec = self.session.record(iface)
             self.app.push_screen(
-                ConfirmScreen("Engine already attached",
-                              f"An hft-tui engine is already on {iface}"
-                              f"{f' ({rec.mode}, program id {rec.prog_id})' if rec else ''}. Take it over?",
-                              yes="Take over"),
+                ConfirmScreen(
+                    "Engine already attached",
+                    f"An hft-tui engine is already on {iface}"
+                    f"{f' ({rec.mode}, program id {rec.prog_id})' if rec else ''}. Take it over?",
+                    yes="Take over",
+                ),
                 lambda yes: self.post_message(TakeOverRequested(iface)) if yes else None,
             )
             return

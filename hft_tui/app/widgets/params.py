@@ -17,22 +17,32 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label
 
 from ...config import ENGINE_KEYS, SYMBOL_KEYS
+from ..dialogs import AddSymbolScreen, ConfirmScreen
 from ..formatting import one_line, param_value
+from ..labels import MessageLine, PaneTitle
 from ..messages import Failed
 from ..model import EngineView
-from ..dialogs import AddSymbolScreen, ConfirmScreen
 from ..session import USER_ERRORS, Session
 from ..validation import ConfigValidator, engine_value_validator, symbol_value_validator
-from ..labels import MessageLine, PaneTitle
 from .table_sync import sync_rows
 
 SYMBOL_COLUMNS = ["symbol", *SYMBOL_KEYS]
 # Short headers so all thirteen parameters fit a 160-column terminal; the
 # edit line names the full key.
-HEADERS = {"enabled": "on", "buy_target": "buy", "sell_target": "sell", "base_qty": "base qty",
-           "scale_qty": "scale", "tick_size": "tick", "max_order_qty": "max order", "max_position": "max pos",
-           "collar_bps": "collar bp", "reference_price": "ref price", "rate_per_sec": "rate/s",
-           "max_notional": "max notional"}
+HEADERS = {
+    "enabled": "on",
+    "buy_target": "buy",
+    "sell_target": "sell",
+    "base_qty": "base qty",
+    "scale_qty": "scale",
+    "tick_size": "tick",
+    "max_order_qty": "max order",
+    "max_position": "max pos",
+    "collar_bps": "collar bp",
+    "reference_price": "ref price",
+    "rate_per_sec": "rate/s",
+    "max_notional": "max notional",
+}
 ENGINE_ROWS = list(ENGINE_KEYS)
 
 
@@ -65,8 +75,10 @@ class SymbolParamsTable(DataTable):
         rows = {}
         for s in view.symbols:
             values = s.params.__dict__
-            rows[s.name] = (Text(s.name, style="bold"),
-                            *(Text(param_value(k, values[k]), justify="right") for k in SYMBOL_KEYS))
+            rows[s.name] = (
+                Text(s.name, style="bold"),
+                *(Text(param_value(k, values[k]), justify="right") for k in SYMBOL_KEYS),
+            )
         sync_rows(self, rows, SYMBOL_COLUMNS)
 
     def current_symbol(self) -> str | None:
@@ -99,8 +111,11 @@ class EngineParamsTable(DataTable):
     def show(self, view: EngineView) -> None:
         values = view.engine.__dict__
         rows = {
-            key: (key, Text(param_value(key, values[key]), justify="right"),
-                  Text("fixed while attached" if key == "mode" else "", style="dim"))
+            key: (
+                key,
+                Text(param_value(key, values[key]), justify="right"),
+                Text("fixed while attached" if key == "mode" else "", style="dim"),
+            )
             for key in ENGINE_ROWS
         }
         sync_rows(self, rows, ["key", "value", "note"])
@@ -129,7 +144,7 @@ class ParamEditor(Horizontal):
     class Apply(Message):
         """Enter on a valid value: write it to the kernel."""
 
-        symbol: str | None        # None: an engine-wide setting
+        symbol: str | None  # None: an engine-wide setting
         key: str
         value: str
 
@@ -203,7 +218,7 @@ class ParametersPane(Vertical):
         super().__init__(**kwargs)
         self.session = session
         self.view: EngineView | None = None
-        self._edited_table = "#symbol-params"   # where focus goes back after an edit
+        self._edited_table = "#symbol-params"  # where focus goes back after an edit
 
     def compose(self):
         yield PaneTitle("Symbols · arrows move · Enter edits · n adds · x removes")
@@ -265,8 +280,9 @@ class ParametersPane(Vertical):
         applied, version = got
         shown = param_value(message.key, getattr(applied, message.key))
         where = message.symbol or "engine"
-        editor.set_message(f"applied {where} {message.key} = {shown} (read back from the kernel, config v{version})",
-                           "ok")
+        editor.set_message(
+            f"applied {where} {message.key} = {shown} (read back from the kernel, config v{version})", "ok"
+        )
         editor.finish()
         self.return_focus()
 
@@ -274,7 +290,7 @@ class ParametersPane(Vertical):
         self.action_add_symbol()
 
     def action_add_symbol(self) -> None:
-        if self.session.iface is None:   # a first look only: the session looks again
+        if self.session.iface is None:  # a first look only: the session looks again
             self.post_message(Failed("no engine supervised: attach or take over one first"))
             return
         self.app.push_screen(AddSymbolScreen(), self._add_symbol)
@@ -294,14 +310,21 @@ class ParametersPane(Vertical):
         if applied is None:
             self.post_message(Failed("no engine supervised: nothing written"))
             return
-        self.editor.set_message(f"added {name} (buy {param_value('buy_target', applied.buy_target)}, "
-                                f"sell {param_value('sell_target', applied.sell_target)})", "ok")
+        self.editor.set_message(
+            f"added {name} (buy {param_value('buy_target', applied.buy_target)}, "
+            f"sell {param_value('sell_target', applied.sell_target)})",
+            "ok",
+        )
 
     def on_symbol_params_table_remove_symbol(self, message: SymbolParamsTable.RemoveSymbol) -> None:
         name = message.symbol
         self.app.push_screen(
-            ConfirmScreen("Remove symbol?", f"Remove {name} from the engine? Its position and statistics go with it.",
-                          yes="Remove", danger=True),
+            ConfirmScreen(
+                "Remove symbol?",
+                f"Remove {name} from the engine? Its position and statistics go with it.",
+                yes="Remove",
+                danger=True,
+            ),
             lambda yes: self._remove_symbol(name) if yes else None,
         )
 

@@ -12,8 +12,18 @@ from ..formatting import Display
 from ..model import SPARK_POINTS, SPARK_SECONDS, EngineView
 from .text_table import TextTable, render_table
 
-HEADERS = ["Symbol", "Position", "Bought", "Sold", "Capital spent", "Proceeds", "Realised", "Unrealised",
-           "Total PnL", "Orders"]
+HEADERS = [
+    "Symbol",
+    "Position",
+    "Bought",
+    "Sold",
+    "Capital spent",
+    "Proceeds",
+    "Realised",
+    "Unrealised",
+    "Total PnL",
+    "Orders",
+]
 RIGHT = set(range(1, len(HEADERS)))
 
 
@@ -40,19 +50,35 @@ class PnlTable(TextTable):
     def show(self, view: EngineView, display: Display) -> None:
         rows = []
         for s in view.symbols:
-            rows.append([
-                (s.name, "bold"), (fmt.qty(s.position), ""), (fmt.qty(s.bought), ""), (fmt.qty(s.sold), ""),
-                (fmt.money(s.capital_spent), ""), (fmt.money(s.proceeds), ""),
-                _pnl_cell(s.realised), _pnl_cell(s.unrealised), _pnl_cell(s.total),
-                (fmt.qty(s.buy_orders + s.sell_orders), ""),
-            ])
-        tot = lambda attr: sum(getattr(s, attr) for s in view.symbols)  # noqa: E731
-        rows.append([
-            ("TOTAL", "bold"), (fmt.qty(tot("position")), "bold"), (fmt.qty(tot("bought")), "bold"),
-            (fmt.qty(tot("sold")), "bold"), (fmt.money(tot("capital_spent")), "bold"),
-            (fmt.money(tot("proceeds")), "bold"), _pnl_cell(tot("realised")), _pnl_cell(tot("unrealised")),
-            _pnl_cell(view.pnl), (fmt.qty(view.orders), "bold"),
-        ])
+            rows.append(
+                [
+                    (s.name, "bold"),
+                    (fmt.qty(s.position), ""),
+                    (fmt.qty(s.bought), ""),
+                    (fmt.qty(s.sold), ""),
+                    (fmt.money(s.capital_spent), ""),
+                    (fmt.money(s.proceeds), ""),
+                    _pnl_cell(s.realised),
+                    _pnl_cell(s.unrealised),
+                    _pnl_cell(s.total),
+                    (fmt.qty(s.buy_orders + s.sell_orders), ""),
+                ]
+            )
+        tot = lambda attr: sum(getattr(s, attr) for s in view.symbols)
+        rows.append(
+            [
+                ("TOTAL", "bold"),
+                (fmt.qty(tot("position")), "bold"),
+                (fmt.qty(tot("bought")), "bold"),
+                (fmt.qty(tot("sold")), "bold"),
+                (fmt.money(tot("capital_spent")), "bold"),
+                (fmt.money(tot("proceeds")), "bold"),
+                _pnl_cell(tot("realised")),
+                _pnl_cell(tot("unrealised")),
+                _pnl_cell(view.pnl),
+                (fmt.qty(view.orders), "bold"),
+            ]
+        )
         text = render_table(HEADERS, rows, RIGHT)
         # The rates beside the PnL they make (the status bar shows them too).
         text.append("\norders/s ", style="bold")
@@ -154,7 +180,7 @@ class SparkRow(Horizontal):
         text = _pnl(total)
         if text != getattr(self, "_shown", None):
             self._shown = text
-            self.value.update(text, layout=False)   # fixed width: no need to lay the screen out again
+            self.value.update(text, layout=False)  # fixed width: no need to lay the screen out again
         data = list(points) or [0.0]
         if list(self.spark.data or []) != data:
             self.spark.data = data

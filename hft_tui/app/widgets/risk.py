@@ -27,25 +27,40 @@ class RiskPanel(Static):
         grid.add_column(style="bold")
         grid.add_column()
         if view.deadman_ms:
-            dm = Text(f"armed, deadline {view.deadman_ms} ms, heartbeat {display.age(view.heartbeat_age_ms)} ago",
-                      style="green")
+            dm = Text(
+                f"armed, deadline {view.deadman_ms} ms, heartbeat {display.age(view.heartbeat_age_ms)} ago",
+                style="green",
+            )
         else:
             dm = Text("NOT ARMED: nothing stops the engine if its controller dies", style="bold red")
         grid.add_row("dead-man switch", dm)
         grid.add_row("kill switch", Text(view.kill_state, style="bold red" if view.killed else "green"))
         grid.add_row("program", f"id {display.prog_id(view.prog_id)}, hash {display.program_hash(view.program_hash)}")
         grid.add_row("config version", str(view.config_version))
-        grid.add_row("ring-buffer drops", Text(f"orders {view.ringbuf_drops:,} (events ring), "
-                                               f"rejects/updates {view.tape_drops:,} (tape ring)",
-                                               style="bold red" if view.ringbuf_drops else ""))
-        grid.add_row("journal", Text(f"gaps {view.journal_gaps:,}, write failures {view.journal_failures:,}",
-                                     style="bold red" if view.journal_gaps or view.journal_failures else ""))
-        grid.add_row("updates / orders / passed",
-                     f"{view.updates:,} / {view.orders:,} / {display.noise_count(view.passed)}")
+        grid.add_row(
+            "ring-buffer drops",
+            Text(
+                f"orders {view.ringbuf_drops:,} (events ring), rejects/updates {view.tape_drops:,} (tape ring)",
+                style="bold red" if view.ringbuf_drops else "",
+            ),
+        )
+        grid.add_row(
+            "journal",
+            Text(
+                f"gaps {view.journal_gaps:,}, write failures {view.journal_failures:,}",
+                style="bold red" if view.journal_gaps or view.journal_failures else "",
+            ),
+        )
+        grid.add_row(
+            "updates / orders / passed", f"{view.updates:,} / {view.orders:,} / {display.noise_count(view.passed)}"
+        )
         grid.add_row("open cost", fmt.money(view.open_cost))
         e = view.engine
-        grid.add_row("limits", f"max notional {fmt.money(e.max_notional)}, loss limit {fmt.money(e.loss_limit)}, "
-                               f"rate {e.rate_per_sec:,}/s burst {e.burst:,}")
+        grid.add_row(
+            "limits",
+            f"max notional {fmt.money(e.max_notional)}, loss limit {fmt.money(e.loss_limit)}, "
+            f"rate {e.rate_per_sec:,}/s burst {e.burst:,}",
+        )
         rejects = ", ".join(f"{k} {v:,}" for k, v in view.rejects.items() if v) or "none"
         grid.add_row("rejects", Text(rejects, style="yellow" if rejects != "none" else ""))
         self._set(grid)

@@ -51,6 +51,6 @@ class StatusBar(Static):
         if error:
             text.append("│ ")
             text.append(error, style="bold red")
-        if text != getattr(self, "_shown", None):   # unchanged: no repaint at all
+        if text != getattr(self, "_shown", None):  # unchanged: no repaint at all
             self._shown = text
             self.update(text, layout=False)

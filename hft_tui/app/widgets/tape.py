@@ -21,11 +21,15 @@ def tape_line(e: TapeEntry, display: Display) -> Text:
     t = Text(display.mono_clock(e.ts_ns) + " ", style="dim")
     if e.kind == "order":
         side = "BUY " if e.side == "B" else "SELL"
-        t.append(f"{side} #{e.order_id:<7} {e.symbol:<8} {e.qty:>7,} @ {fmt.price(e.price):>10}",
-                 style=SIDE_STYLE.get(e.side, ""))
+        t.append(
+            f"{side} #{e.order_id:<7} {e.symbol:<8} {e.qty:>7,} @ {fmt.price(e.price):>10}",
+            style=SIDE_STYLE.get(e.side, ""),
+        )
     elif e.kind == "update":
-        t.append(f"upd  {e.symbol:<8} {e.bid_qty:>7,} {fmt.price(e.bid):>10} / {fmt.price(e.ask):<10} {e.ask_qty:<7,}",
-                 style="grey70")
+        t.append(
+            f"upd  {e.symbol:<8} {e.bid_qty:>7,} {fmt.price(e.bid):>10} / {fmt.price(e.ask):<10} {e.ask_qty:<7,}",
+            style="grey70",
+        )
     elif e.kind == "reject":
         times = f" ×{e.count:,}" if e.count > 1 else ""
         t.append(f"rej  {e.symbol:<8} {e.reason}{times}", style="yellow")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-Cell = tuple[str, str]        # (text, style)
+Cell = tuple[str, str]  # (text, style)
 
 
 def render_table(headers: list[str], rows: list[list[Cell]], right: set[int]) -> Text:
