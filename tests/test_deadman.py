@@ -457,6 +457,10 @@ def test_a_controller_starts_while_its_status_is_read_again_and_again(make_lab):
             for _ in range(30):
                 ctl = Controller(h, supervise=False)
                 ctl.start()
+                # A status read happens while this controller holds its lock (on a loaded
+                # machine the reader thread could otherwise miss every short life).
+                reads = len(seen)
+                wait_for(lambda n=reads: len(seen) > n + 1, 10, "a status read during the controller's life")
                 ctl.stop(detach=False)
     finally:
         stop.set()
