@@ -36,6 +36,7 @@ def kernel_problem() -> str | None:
     return None
 
 
+@pytest.hookimpl(trylast=True)  # after `-m pure` deselected the rest: only what will run counts
 def pytest_collection_modifyitems(session, config, items):
     kernel_tests = [item for item in items if not is_pure(item)]
     if not kernel_tests:
