@@ -13,11 +13,12 @@ from pathlib import Path
 
 from . import paths
 from .config import money_to_str
-from .errors import JournalError
+from .errors import JournalError, PathError
 from .journal import SUFFIX, Journal, journal_ifaces, journal_path
 from .pins import attached_ifaces
 from .preflight import require_root
 from .protocol import price_to_str
+from .safefile import replace_file
 
 
 def _when(wall_ns: int) -> str:
@@ -181,30 +182,33 @@ def _cmd_verify(j: Journal, args) -> int:
 
 def _cmd_export(j: Journal, args) -> int:
     tables = ("orders", "rejects", "control") if args.table == "all" else (args.table,)
-    if args.out:
-        out_path = Path(args.out)
+    if not args.out:
         try:
-            fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError as exc:
-            raise JournalError(f"cannot write {out_path}: {exc.strerror}") from None
-        f = os.fdopen(fd, "w", newline="")
-    else:
-        f = sys.stdout
-    n = 0
+            _write_csv(j, tables, sys.stdout)
+        finally:
+            sys.stdout.flush()
+        return 0
+    # Written whole to a new 0600 file renamed into place: never through a
+    # planted symlink, never into another user's directory (safefile.py).
     try:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
-        for batch in j.slices(tables):
-            w.writerows(csv_row(row) for row in batch)
-            n += len(batch)
-    finally:
-        if args.out:
-            f.close()
-        else:
-            f.flush()
-    if args.out:
-        print(f"exported {n} row(s) to {args.out}", file=sys.stderr)
+        with replace_file(args.out, newline="") as f:
+            n = _write_csv(j, tables, f)
+    except PathError as exc:
+        raise JournalError(f"cannot write {args.out}: {exc}") from None
+    except OSError as exc:
+        raise JournalError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(f"exported {n} row(s) to {args.out}", file=sys.stderr)
     return 0
+
+
+def _write_csv(j: Journal, tables: tuple[str, ...], f) -> int:
+    n = 0
+    w = csv.writer(f)
+    w.writerow(CSV_COLUMNS)
+    for batch in j.slices(tables):
+        w.writerows(csv_row(row) for row in batch)
+        n += len(batch)
+    return n
 
 
 def _cmd_tail(j: Journal, args) -> int:

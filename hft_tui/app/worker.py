@@ -19,6 +19,7 @@ import threading
 from textual.message_pump import MessagePump
 
 from .. import paths
+from ..safefile import open_private_log
 from .messages import EngineTicked, SupervisionEnded, SupervisionStarted
 from .supervisor_process import FRAME
 
@@ -56,7 +57,7 @@ class EnginePoller:
         if self.deterministic:
             argv.append("--deterministic")
         paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(LOG, "ab") as log:
+        with open_private_log(LOG) as log:  # 0600: a log may hold trading detail
             # Its own session: the terminal's signals are the app's to handle.
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True, close_fds=True

@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", metavar="FILE", help="also write the result, with the machine it ran on, as JSON here")
     args = p.parse_args(argv)
     from ..app.app import UI_HZ
-    from ..errors import EngineError
+    from ..errors import EngineError, PathError
+    from ..safefile import write_file
     from .machine import machine
 
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -243,9 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     result["ui_redraw_hz"] = UI_HZ
     if args.out:
         record = {"machine": machine(), "started": started, "window_s": args.seconds, **result}
-        with open(args.out, "w") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
+        try:
+            write_file(args.out, json.dumps(record, indent=2) + "\n")  # never through a planted symlink
+        except PathError as exc:
+            print(f"app perf: error: --out {args.out}: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(result, indent=2))
     else:

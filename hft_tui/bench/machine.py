@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .. import lab as lab_mod
 from .. import libbpf
+from ..errors import PathError
+from ..safefile import make_directories, write_file
 from . import BenchError, bots, report
 
 
@@ -82,12 +84,15 @@ def verify_cleanup(lab: lab_mod.Lab, bot_pids: list[int], prog_ids: list[int], t
 
 
 def write_outputs(result: dict, samples: dict, out_dir: Path) -> list[str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"results.json": None, "results.md": report.markdown(result), "latency.svg": report.svg(result, samples)}
-    result["files"] = [str(out_dir / name) for name in files]
-    files["results.json"] = report.to_json(result) + "\n"
-    for name, text in files.items():
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out_dir / name)
+    """Each file written whole and renamed into place (safefile.py): never
+    through a planted symlink, never into a directory another user can write."""
+    try:
+        make_directories(out_dir)
+        files = {"results.json": "", "results.md": report.markdown(result), "latency.svg": report.svg(result, samples)}
+        result["files"] = [str(out_dir / name) for name in files]
+        files["results.json"] = report.to_json(result) + "\n"
+        for name, text in files.items():
+            write_file(out_dir / name, text)
+    except PathError as exc:
+        raise BenchError(f"--out {out_dir}: {exc}") from None
     return result["files"]

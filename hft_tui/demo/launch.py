@@ -18,6 +18,7 @@ import time
 from .. import engine, lab, paths
 from ..config import load_config
 from ..pins import attached_ifaces
+from ..safefile import open_private_log
 
 DEMO_RATE = 1000  # updates a second: lively, and still readable on the tape
 FEED_LOG = paths.RUN_DIR / "demo-feed.log"
@@ -58,7 +59,7 @@ def feed_command(config_path: str, rate: int = DEMO_RATE, lab_number: int | None
 
 def start_feed(config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None) -> subprocess.Popen:
     paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    log = open(FEED_LOG, "w")  # noqa: SIM115 - the feed process writes to it for its whole life
+    log = open_private_log(FEED_LOG, append=False)  # 0600; the feed process writes to it for its whole life
     # Its own session: the terminal's signals go to the app, which stops it.
     return subprocess.Popen(
         feed_command(config_path, rate, lab_number),

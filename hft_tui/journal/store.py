@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -35,10 +36,11 @@ from pathlib import Path
 
 from .. import paths
 from ..constants import EVENT_KILL, EVENT_ORDER, EVENT_REJECT, EVENT_UPDATE, KILL_STATES
-from ..errors import JournalError
+from ..errors import JournalError, PathError
 from ..events import Alert
 from ..layout import key_name
 from ..rings import RECORD_STRIDE, RecordRun
+from ..safefile import make_directories, prepare_private_file
 from .reader import JournalReader
 from .records import (
     EVENT_COLUMNS,
@@ -65,25 +67,37 @@ def journal_ifaces(directory: Path = paths.JOURNAL_DIR) -> list[str]:
     return []
 
 
+#: files SQLite makes beside the journal; each must be ours too when it exists
+SIDECARS = ("-wal", "-shm", "-journal")
+
+
 def _ensure_private_dir(directory: Path) -> None:
     """The journal holds trading data: its directory is root's alone.
 
     Only our own directory is forced to 0700; the parent of a path given
-    with --journal is the user's (it may be /tmp) and keeps its mode.
+    with --journal keeps its mode (it may be /tmp), but must be one no other
+    user can write (safefile.py; a sticky one only for a new journal).
     """
-    if directory.resolve() == paths.JOURNAL_DIR.resolve():
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if directory.stat().st_mode & 0o077:
+    if os.path.abspath(directory) == str(paths.JOURNAL_DIR):
+        try:
+            make_directories(directory, mode=0o700)
+        except PathError as exc:
+            raise JournalError(f"journal directory: {exc}") from None
+        st = os.lstat(directory)
+        if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o077:
             os.chmod(directory, 0o700)
     elif not directory.is_dir():
         raise JournalError(f"journal directory {directory} does not exist")
 
 
 def _create_private_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o600)
+    """SQLite opens the file by name: before it does, the name is checked not
+    to lead anywhere else (a symlink, another user's file, a hard link, a
+    directory others can write), and the file is made 0600 if new."""
+    try:
+        prepare_private_file(path, sidecars=SIDECARS)
+    except PathError as exc:
+        raise JournalError(f"journal {path}: {exc}") from None
 
 
 @dataclass
