@@ -6,6 +6,9 @@ import argparse
 import csv
 import json
 import os
+import re
+import sqlite3
+import struct
 import sys
 import time
 from datetime import UTC, datetime
@@ -13,12 +16,22 @@ from pathlib import Path
 
 from . import paths
 from .config import money_to_str
-from .errors import JournalError, PathError
+from .errors import HftError, JournalError, PathError
 from .journal import SUFFIX, Journal, journal_ifaces, journal_path
 from .pins import attached_ifaces
 from .preflight import require_root
 from .protocol import price_to_str
 from .safefile import replace_file
+
+# C0 and C1 controls, DEL, and the Unicode marks that reorder or hide text
+# (bidi overrides and isolates, zero-width characters, the BOM): a journal
+# is a file, and a crafted one must not drive the terminal that prints it.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (\\x1b), never sent as itself."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _when(wall_ns: int) -> str:
@@ -80,6 +93,10 @@ def csv_row(row: dict) -> list:
     def price(key):
         return price_to_str(row[key]) if row.get(key) is not None else ""
 
+    return [printable(cell) if isinstance(cell, str) else cell for cell in _csv_cells(row, price)]
+
+
+def _csv_cells(row: dict, price) -> list:
     return [
         row["jseq"],
         row["kind"],
@@ -150,18 +167,24 @@ def run(args) -> int:
     require_root()
     if args.jverb == "tail" and args.n < 1:
         raise JournalError(f"-n {args.n}: give a number of entries >= 1")
+    path = _resolve_path(args)
     try:
-        with Journal(_resolve_path(args), readonly=True) as j:
+        with Journal(path, readonly=True) as j:
             if args.jverb == "verify":
                 return _cmd_verify(j, args)
             if args.jverb == "export":
                 return _cmd_export(j, args)
             return _cmd_tail(j, args)
+    except HftError:
+        raise
     except BrokenPipeError:
         # `journal export | head`: the reader left, which is not an error; stdout
         # goes to /dev/null so the interpreter's final flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (sqlite3.Error, struct.error, TypeError, ValueError, KeyError, OverflowError) as exc:
+        # A journal is a file: a damaged or crafted one is reported in one line, never a traceback.
+        raise JournalError(f"journal {path} is malformed: {type(exc).__name__}: {printable(str(exc))}") from None
 
 
 def _cmd_verify(j: Journal, args) -> int:
@@ -214,7 +237,7 @@ def _write_csv(j: Journal, tables: tuple[str, ...], f) -> int:
 def _cmd_tail(j: Journal, args) -> int:
     rows = j.entries(last=args.n)
     for row in rows:
-        print(format_entry(row), flush=False)
+        print(printable(format_entry(row)), flush=False)
     sys.stdout.flush()
     if not args.follow:
         return 0
@@ -223,7 +246,7 @@ def _cmd_tail(j: Journal, args) -> int:
         while True:
             time.sleep(0.2)
             for row in j.entries(after=after):
-                print(format_entry(row))
+                print(printable(format_entry(row)))
                 after = row["jseq"]
             sys.stdout.flush()
     except KeyboardInterrupt:

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import platform
-import socket
 import time
 from pathlib import Path
+from typing import IO
 
 from .. import lab as lab_mod
-from .. import libbpf
+from .. import libbpf, paths
 from ..errors import PathError
-from ..safefile import make_directories, write_file
+from ..safefile import make_directories, open_private_log, write_file
 from . import BenchError, bots, report
 
 
@@ -41,15 +42,25 @@ def machine() -> dict:
 # -- entry point -------------------------------------------------------------------
 
 
-def exclusive(lab: lab_mod.Lab) -> socket.socket:
-    """An abstract unix socket as a lock: one bench per lab number; freed when the process ends."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+def lock_path(lab: lab_mod.Lab) -> Path:
+    return paths.RUN_DIR / f"bench-{lab.namespace}.lock"
+
+
+def exclusive(lab: lab_mod.Lab) -> IO[bytes]:
+    """One bench per lab number: an flock on a root-owned file in /run/hft-tui
+    (0700), freed by the kernel when the process ends.  (An abstract unix
+    socket name could be bound first by any user, locking the bench out.)"""
+    paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        s.bind(f"\0hft-tui-bench-{lab.namespace}")
+        f = open_private_log(lock_path(lab))
+    except PathError as exc:
+        raise BenchError(f"bench lock: {exc}") from None
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        s.close()
+        f.close()
         raise BenchError(f"another bench is running on lab {lab.namespace} (use --lab N for another number)") from None
-    return s
+    return f
 
 
 def netns_inode() -> int:

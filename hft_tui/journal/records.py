@@ -147,6 +147,12 @@ def ring_record(t: tuple) -> bytes:
 def decode_reject_block(jseq: int, engine: int, records: bytes) -> list[dict]:
     """The rejects of one block as rows (the columns of an order row, a reason for the id)."""
     f = RAW_FIELDS
+    if not isinstance(records, bytes):
+        raise JournalError(f"reject block {jseq} is malformed: a {type(records).__name__}, not ring records")
+    if len(records) % RECORD_STRUCT.size:
+        raise JournalError(
+            f"reject block {jseq} is malformed: {len(records)} bytes, not whole {RECORD_STRUCT.size}-byte records"
+        )
     rows = []
     for i, rec in enumerate(RECORD_STRUCT.iter_unpack(records)):
         t = rec[2:]
