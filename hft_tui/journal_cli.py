@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from . import paths
 from .config import money_to_str
@@ -224,7 +225,7 @@ def _cmd_export(j: Journal, args) -> int:
     return 0
 
 
-def _write_csv(j: Journal, tables: tuple[str, ...], f) -> int:
+def _write_csv(j: Journal, tables: tuple[str, ...], f: IO[str]) -> int:
     n = 0
     w = csv.writer(f)
     w.writerow(CSV_COLUMNS)

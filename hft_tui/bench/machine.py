@@ -99,9 +99,9 @@ def write_outputs(result: dict, samples: dict, out_dir: Path) -> list[str]:
     through a planted symlink, never into a directory another user can write."""
     try:
         make_directories(out_dir)
-        files = {"results.json": "", "results.md": report.markdown(result), "latency.svg": report.svg(result, samples)}
-        result["files"] = [str(out_dir / name) for name in files]
-        files["results.json"] = report.to_json(result) + "\n"
+        others = {"results.md": report.markdown(result), "latency.svg": report.svg(result, samples)}
+        result["files"] = [str(out_dir / name) for name in ("results.json", *others)]
+        files = {"results.json": report.to_json(result) + "\n", **others}  # the JSON lists every file
         for name, text in files.items():
             write_file(out_dir / name, text)
     except PathError as exc:
