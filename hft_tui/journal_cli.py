@@ -18,7 +18,8 @@ from typing import IO
 from . import paths
 from .config import money_to_str
 from .errors import HftError, JournalError, PathError
-from .journal import SUFFIX, Journal, journal_ifaces, journal_path
+from .journal import SUFFIX, JournalChain, journal_ifaces, journal_path
+from .journal.reader import TABLES
 from .pins import attached_ifaces
 from .preflight import require_root
 from .protocol import price_to_str
@@ -52,6 +53,11 @@ def format_entry(row: dict) -> str:
         return (
             f"{when} REJECT {row['reason']:<15} {row['symbol']:<8}{side}  seq {row['seq']}  "
             f"bid {price_to_str(row['bid'])} ask {price_to_str(row['ask'])}"
+        )
+    if row["table"] == "reject_counts":
+        return (
+            f"{when} REJECTS {row['reason']:<14} {row['symbol']:<8} x{row['count']} counted in second "
+            f"{row['second']} (past journal_reject_rows_per_s)"
         )
     extra = []
     if row.get("config_version") is not None:
@@ -87,6 +93,7 @@ CSV_COLUMNS = (
     "config_version",
     "program_hash",
     "detail",
+    "count",  # reject_count rows: how many rejects the row stands for
 )
 
 
@@ -121,6 +128,7 @@ def _csv_cells(row: dict, price) -> list:
         row.get("config_version") if row.get("config_version") is not None else "",
         row.get("program_hash") or "",
         row.get("detail") or "",
+        row.get("count", ""),
     ]
 
 
@@ -142,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(p)
     p.add_argument("--csv", action="store_true", default=True, help="CSV with a header line (the only format)")
     p.add_argument("--out", "-o", metavar="FILE", help="write here (mode 0600) instead of stdout")
-    p.add_argument("--table", choices=("all", "orders", "rejects", "control"), default="all")
+    p.add_argument("--table", choices=("all", *TABLES), default="all")
     p = sub.add_parser("verify", help="count rows, gaps in order ids and ring-buffer drops")
     common(p)
     p.add_argument("--json", action="store_true", help="one JSON object")
@@ -170,7 +178,7 @@ def run(args) -> int:
         raise JournalError(f"-n {args.n}: give a number of entries >= 1")
     path = _resolve_path(args)
     try:
-        with Journal(path, readonly=True) as j:
+        with JournalChain(path) as j:
             if args.jverb == "verify":
                 return _cmd_verify(j, args)
             if args.jverb == "export":
@@ -188,7 +196,7 @@ def run(args) -> int:
         raise JournalError(f"journal {path} is malformed: {type(exc).__name__}: {printable(str(exc))}") from None
 
 
-def _cmd_verify(j: Journal, args) -> int:
+def _cmd_verify(j: JournalChain, args) -> int:
     v = j.verify()
     if args.json:
         print(json.dumps(v, indent=2))
@@ -196,16 +204,21 @@ def _cmd_verify(j: Journal, args) -> int:
         state = "OK" if v["ok"] else "LOSS"
         print(
             f"{state}: {v['journal']}: {v['rows']} order(s), ids {v['first_order_id']}..{v['last_order_id']}, "
-            f"{v['rejects']} reject(s), {v['gaps']} missing order id(s), {v['drops']} ring-buffer drop(s) "
-            f"({v['order_drops']} order, {v['tape_drops']} tape), integrity {v['integrity']}"
+            f"{v['rejects']} reject(s) ({v['rejects_counted']} counted), {v['gaps']} missing order id(s), "
+            f"{v['drops']} ring-buffer drop(s) ({v['order_drops']} order, {v['tape_drops']} tape), "
+            f"integrity {v['integrity']}, {len(v['parts'])} part(s)"
         )
+        if v["chain"] != "ok":
+            print(f"  parts: {v['chain']}")
+        if v["duplicates"]:
+            print(f"  {v['duplicates']} order id(s) journaled twice")
         for start, stop in v["gap_ranges"]:
             print(f"  missing order ids {start}..{stop}" if stop > start else f"  missing order id {start}")
     return 0 if v["ok"] else 1
 
 
-def _cmd_export(j: Journal, args) -> int:
-    tables = ("orders", "rejects", "control") if args.table == "all" else (args.table,)
+def _cmd_export(j: JournalChain, args) -> int:
+    tables = TABLES if args.table == "all" else (args.table,)
     if not args.out:
         try:
             _write_csv(j, tables, sys.stdout)
@@ -225,7 +238,7 @@ def _cmd_export(j: Journal, args) -> int:
     return 0
 
 
-def _write_csv(j: Journal, tables: tuple[str, ...], f: IO[str]) -> int:
+def _write_csv(j: JournalChain, tables: tuple[str, ...], f: IO[str]) -> int:
     n = 0
     w = csv.writer(f)
     w.writerow(CSV_COLUMNS)
@@ -235,7 +248,7 @@ def _write_csv(j: Journal, tables: tuple[str, ...], f: IO[str]) -> int:
     return n
 
 
-def _cmd_tail(j: Journal, args) -> int:
+def _cmd_tail(j: JournalChain, args) -> int:
     rows = j.entries(last=args.n)
     for row in rows:
         print(printable(format_entry(row)), flush=False)
