@@ -45,7 +45,7 @@ def ensure_bpffs() -> None:
         err = ctypes.get_errno()
         raise EngineError(
             f"bpffs is not mounted on {paths.BPFFS} and mounting it failed ({os.strerror(err)}): "
-            f"mount -t bpf -o mode=0700 bpf {paths.BPFFS}"
+            f"mount -t bpf bpf {paths.BPFFS} -o mode=0700"
         )
 
 
