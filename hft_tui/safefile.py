@@ -173,50 +173,90 @@ def _check_existing_target(dfd: int, parent: Path, name: str) -> None:
         raise PathError(f"{parent / name} is {_kind(st.st_mode)}: root replaces only a regular file")
 
 
+class NewFile:
+    """A file that becomes ``path`` (mode 0600, the caller's) only on
+    :meth:`commit`, and is removed by :meth:`abort`: write to :attr:`file`
+    (text or binary) meanwhile.  Refused at once (PathError, nothing
+    written) when the rules above say no.  For a writer with a life of its
+    own (a capture); :func:`replace_file` is the same as a ``with`` block."""
+
+    def __init__(self, path: str | Path, *, text: bool = False, newline: str | None = None) -> None:
+        self.parent, self.name = _split(path)
+        self.path = self.parent / self.name
+        self._dfd, self._shared = _open_directory(self.parent, self.name)
+        self._tmp = f".{self.name[:200]}.{secrets.token_hex(6)}.tmp"
+        self.done = False
+        try:
+            _check_existing_target(self._dfd, self.parent, self.name)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(self._tmp, flags, 0o600, dir_fd=self._dfd)
+            except OSError as exc:
+                raise PathError(f"cannot write {self.path}: {exc.strerror}") from None
+            try:
+                os.fchmod(fd, PRIVATE_MODE)
+                self.file: IO[Any] = os.fdopen(fd, "w", newline=newline) if text else os.fdopen(fd, "wb")
+            except BaseException:
+                os.close(fd)
+                os.unlink(self._tmp, dir_fd=self._dfd)
+                raise
+        except BaseException:
+            os.close(self._dfd)
+            raise
+
+    def commit(self) -> None:
+        """Synced, then put in place: renamed over the target (a trusted
+        directory) or, in a sticky one, linked to a name that must still be free."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            if self._shared:
+                # Never replaces an entry someone made meanwhile: link fails if the name exists.
+                os.link(self._tmp, self.name, src_dir_fd=self._dfd, dst_dir_fd=self._dfd, follow_symlinks=False)
+                os.unlink(self._tmp, dir_fd=self._dfd)
+            else:
+                _check_existing_target(self._dfd, self.parent, self.name)
+                os.rename(self._tmp, self.name, src_dir_fd=self._dfd, dst_dir_fd=self._dfd)
+        except FileExistsError:
+            self._remove_tmp()
+            raise PathError(f"{self.path} appeared while it was being written: not replaced") from None
+        except BaseException:
+            self._remove_tmp()
+            raise
+        finally:
+            os.close(self._dfd)
+
+    def abort(self) -> None:
+        """Removes what was written; the target is left as it was."""
+        if self.done:
+            return
+        self.done = True
+        with contextlib.suppress(OSError):
+            self.file.close()
+        self._remove_tmp()
+        os.close(self._dfd)
+
+    def _remove_tmp(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self._tmp, dir_fd=self._dfd)
+
+
 @contextlib.contextmanager
 def replace_file(path: str | Path, *, text: bool = True, newline: str | None = None) -> Iterator[IO[Any]]:
     """Writes ``path`` whole: yields a file (text or binary) that becomes
     ``path`` (mode 0600, owned by the caller) when the block ends without an
-    error, and is removed otherwise.  Refused (PathError, nothing written)
-    when the rules above say no."""
-    parent, name = _split(path)
-    dfd, shared = _open_directory(parent, name)
+    error, and is removed otherwise (:class:`NewFile`)."""
+    out = NewFile(path, text=text, newline=newline)
     try:
-        _check_existing_target(dfd, parent, name)
-        tmp = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
-        except OSError as exc:
-            raise PathError(f"cannot write {parent / name}: {exc.strerror}") from None
-        try:
-            os.fchmod(fd, PRIVATE_MODE)
-            f = os.fdopen(fd, "w", newline=newline) if text else os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp, dir_fd=dfd)
-            raise
-        try:
-            with f:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
-            if shared:
-                # Never replaces an entry someone made meanwhile (sticky directory): link fails if it exists.
-                os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
-                os.unlink(tmp, dir_fd=dfd)
-            else:
-                _check_existing_target(dfd, parent, name)
-                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except FileExistsError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise PathError(f"{parent / name} appeared while it was being written: not replaced") from None
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
-    finally:
-        os.close(dfd)
+        yield out.file
+    except BaseException:
+        out.abort()
+        raise
+    out.commit()
 
 
 def write_file(path: str | Path, data: str | bytes) -> None:

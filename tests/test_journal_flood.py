@@ -312,3 +312,56 @@ def test_the_kernel_counters_and_the_rings_agree_before_the_journal_is_judged(fl
     rig.commit(ends)
     assert kinds[EVENT_REJECT] == sum(rig.kernel_rejects().values()) == 2000 - rig.kernel()["orders_sent"]
     assert rig.kernel()["tape_drops"] == 0
+
+
+# -- end to end: the lab, `engine run`, a feed of rejects -----------------------------------------
+
+
+def test_engine_run_under_a_lab_flood_of_rejects_keeps_the_rate_and_exact_counts(make_lab, tmp_path):
+    """Lab 141: every symbol disabled, so each of 100,000 updates sent as fast
+    as the simulator can is a reject `disabled`; `engine run` journals them
+    through the real controller with the default budget (5,000 rows a second)."""
+    import json
+    import os
+    import signal
+    import time
+
+    from hft_tui import paths as hft_paths
+
+    lab_ = make_lab(141)
+    config = tmp_path / "disabled.toml"
+    config.write_text(hft_paths.DEMO_CONFIG.read_text().replace("enabled = true", "enabled = false"))
+    journal = tmp_path / "hft141.journal.sqlite"
+    run = subprocess.Popen(
+        [HFT_TUI, "engine", "run", lab_.engine_iface, "--config", str(config), "--journal", str(journal)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = run.stderr.readline()
+        assert "supervising" in line, line
+        feed = subprocess.run(
+            [HFT_TUI, "lab", "feed", "--lab", "141", "--config", str(config), "--rate", "0", "--count", "100000",
+             "--json"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert feed.returncode == 0, feed.stderr
+        time.sleep(1.0)  # a few ticks: the rings drained
+        status = subprocess.run(
+            [HFT_TUI, "engine", "status", lab_.engine_iface, "--json"], capture_output=True, text=True, check=True
+        )
+        kernel = {k: v for k, v in json.loads(status.stdout)["rejects"].items() if v}
+    finally:
+        os.kill(run.pid, signal.SIGTERM)
+        _out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert set(kernel) == {"disabled"} and kernel["disabled"] >= 99_000  # a few updates may be dropped on the veth
+    v = json.loads(
+        subprocess.run(
+            [HFT_TUI, "journal", "verify", "--journal", str(journal), "--json"], capture_output=True, text=True
+        ).stdout
+    )
+    assert v["ok"] and v["rejects"] == kernel["disabled"]
+    assert v["rejects_counted"] > 0 and v["reject_rows"] + v["rejects_counted"] == kernel["disabled"]
+    got = journaled(journal)
+    assert max(got["per_second"].values()) <= 5000

@@ -306,3 +306,20 @@ def test_a_log_is_0600_and_never_opened_through_a_symlink(tmp_path, canary):
         safefile.open_private_log(link)
     with pytest.raises(PathError, match="symlink"):
         safefile.open_private_log(link, append=False)
+
+
+def test_a_long_lived_writer_new_file_refuses_a_users_symlinked_directory_and_commits_or_aborts(sticky, canary):
+    """NewFile is what a capture writer builds on: the /tmp/d -> /etc attack is refused at once."""
+    link = sticky / "d"
+    as_nobody("ln", "-s", str(canary.parent), str(link))
+    with pytest.raises(PathError, match=f"{link} is a symlink owned by uid {NOBODY_UID}"):
+        safefile.NewFile(link / canary.name)
+    kept = safefile.NewFile(sticky / "cap.pcap")
+    kept.file.write(b"\xd4\xc3\xb2\xa1")
+    assert not (sticky / "cap.pcap").exists()  # nothing at the target until commit
+    kept.commit()
+    assert (sticky / "cap.pcap").read_bytes() == b"\xd4\xc3\xb2\xa1"
+    dropped = safefile.NewFile(sticky / "gone.pcap")
+    dropped.file.write(b"half")
+    dropped.abort()
+    assert sorted(e.name for e in sticky.iterdir()) == ["cap.pcap", "d"]
