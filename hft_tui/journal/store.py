@@ -204,12 +204,14 @@ class Journal(JournalReader):
         runs again in the next part (a part just begun takes any one batch)."""
         with self._lock:
             self._watch_disk()
+            engine = self._engine  # work may make the "unknown" engine: undone with the rollback
             try:
                 with self._tx() as db:
                     result = work(db)
                     if self._past_cap(db):
                         raise _PartFull
             except _PartFull:
+                self._engine = engine
                 self._next_part()
                 with self._tx() as db:
                     result = work(db)
