@@ -12,6 +12,10 @@ fi
 
 say() { printf 'install: %s\n' "$*"; }
 
+# 0. The checkout first, before root runs anything else from it: only root
+#    may be able to change it (README: Install).
+bash scripts/check_checkout.sh
+
 # 1. Distribution packages.  BCC is not on PyPI (the PyPI "bcc" is another
 #    project): its Python module comes with Debian's python3-bpfcc and lives in
 #    /usr/bin/python3's dist-packages.
@@ -93,9 +97,7 @@ if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
   mount -t bpf -o mode=0700 bpf /sys/fs/bpf && say "mounted bpffs on /sys/fs/bpf (mode 0700)"
 fi
 
-# 6. The checkout: root compiles ebpf/ into the kernel and runs hft_tui/ from
-#    here, so no other user may be able to change them (hft-tui refuses to run
-#    as root otherwise, naming the file).
+# 6. The checkout again, with the venv's start-up files (what hft-tui checks each time it runs as root).
 check='import sys
 from hft_tui.errors import HftError
 from hft_tui.preflight import require_trusted_code

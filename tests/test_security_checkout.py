@@ -34,6 +34,9 @@ def checkout():
     copy = box / "hft-tui"
     shutil.copytree(paths.PACKAGE_DIR, copy / "hft_tui", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(paths.EBPF_DIR, copy / "ebpf")
+    shutil.copytree(paths.REPO_DIR / "scripts", copy / "scripts")
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(paths.REPO_DIR / name, copy / name)
     (copy / "configs").mkdir()
     shutil.copy(paths.DEMO_CONFIG, copy / "configs" / "demo.toml")
     yield copy
@@ -124,3 +127,25 @@ def test_the_interpreters_start_up_files_are_checked_too(checkout, tmp_path):
     with pytest.raises(EngineError, match=f"{pth} can be changed by uid {NOBODY_UID}"):
         require_trusted_code(code_dirs=[checkout / "hft_tui"], interpreter=[pth])
     require_trusted_code()  # this machine's own install passes
+
+
+def install_check(copy: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(copy / "scripts" / "check_checkout.sh")], capture_output=True, text=True)
+
+
+def test_make_install_refuses_a_users_checkout_before_running_anything_from_it(checkout):
+    """scripts/check_checkout.sh, install.sh's first step (shell: nothing of the checkout is imported)."""
+    assert install_check(checkout).returncode == 0
+    victim = checkout / "ebpf" / "strategy.c"
+    os.chown(victim, NOBODY_UID, NOBODY_UID)
+    p = install_check(checkout)
+    assert p.returncode == 1 and p.stderr.startswith(f"install: {victim} can be changed by a user other than root")
+    os.chown(victim, 0, 0)
+    (checkout / "hft_tui").chmod(0o777)
+    assert install_check(checkout).stderr.startswith(f"install: {checkout / 'hft_tui'} can be changed")
+    (checkout / "hft_tui").chmod(0o755)
+    checkout.parent.chmod(0o777)
+    assert install_check(checkout).stderr.startswith(f"install: {checkout.parent} can be changed")
+    checkout.parent.chmod(0o1777)  # sticky, like /tmp: fine
+    assert install_check(checkout).returncode == 0
+    checkout.parent.chmod(0o755)
