@@ -19,8 +19,10 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..constants import EVENT_REJECT
 from ..layout import Event
-from ..rings import RECORD_STRIDE, RINGBUF_HDR_SZ
+from ..rings import RECORD_STRIDE, RINGBUF_HDR_SZ, RecordRun
+from .records import RawField, ring_record
 
 NS_PER_S = 1_000_000_000
 
@@ -50,6 +52,8 @@ def _key_struct() -> tuple[struct.Struct, tuple[int, int, int]]:
 _KEY, (_TS, _SYMBOL, _REASON) = _key_struct()
 
 CountKey = tuple[int, int, bytes]  # (second, reason code, the symbol as the kernel wrote it)
+Block = tuple[int | None, int | None, int, bytes]  # ring_pos, ring_end, count, records (a reject_blocks row)
+_TUPLE_FIELDS = (RawField.ts_ns, RawField.reason, RawField.symbol)
 
 
 @dataclass
@@ -125,3 +129,34 @@ class RejectBudget:
         ts, reason, symbol = fields
         keep = self._keep(((t[ts], t[reason], t[symbol]) for _pos, t in rejects), counts)
         return [r for r, kept in zip(rejects, keep) if kept]
+
+    def split(
+        self, rejects: list[tuple[int | None, tuple]], runs: Iterable[RecordRun], done: int
+    ) -> tuple[list[Block], dict[CountKey, Counted], int | None]:
+        """The rejects among ``rejects`` ((position, event tuple)) and among each
+        run, split: a block of those kept whole per source, the counts of the
+        others, and the tape-ring position they all reach.  Records at
+        tape-ring positions before ``done`` (journaled already, read again
+        after a writer died before it moved the ring) are left out: exactly once."""
+        blocks: list[Block] = []
+        counts: dict[CountKey, Counted] = {}
+        ends = []
+        fresh = [(pos, t) for pos, t in rejects if pos is None or pos >= done]
+        if fresh:
+            positions = [pos for pos, _ in fresh if pos is not None]
+            start = min(positions) if positions else None
+            end = max(positions) + RECORD_STRIDE if positions else None
+            kept = self.split_tuples(fresh, counts, _TUPLE_FIELDS)
+            if kept:
+                blocks.append((start, end, len(kept), b"".join(ring_record(t) for _, t in kept)))
+            if end is not None:
+                ends.append(end)
+        for run in runs:
+            first = RecordRun.position_index(run.pos, done)
+            records, count = run.records_of_kind(EVENT_REJECT, first)
+            if count:
+                records, count = self.split_records(records, counts)
+                if count:
+                    blocks.append((run.pos + first * RECORD_STRIDE, run.end, count, records))
+                ends.append(run.end)
+        return blocks, counts, max(ends) if ends else None

@@ -37,14 +37,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from ..constants import EVENT_REJECT
 from ..errors import JournalError
 from ..events import Alert, EngineEvent
 from ..layout import key_name
-from ..rings import RECORD_STRIDE, RecordRun
+from ..rings import RecordRun
 from . import capacity
 from .batch import batch_of_events, batch_of_records
-from .budget import Counted, CountKey, RejectBudget
+from .budget import RejectBudget
 from .chain import verify_journal
 from .files import (
     SUFFIX,
@@ -58,7 +57,7 @@ from .files import (
 )
 from .gaps import GapTracker
 from .reader import JournalReader
-from .records import EVENT_COLUMNS, SCHEMA, SCHEMA_VERSION, RawField, ring_record
+from .records import EVENT_COLUMNS, SCHEMA, SCHEMA_VERSION, RawField
 from .upgrade import upgrade_from_1, upgrade_from_2
 
 __all__ = ["SUFFIX", "Journal", "journal_ifaces", "journal_path", "open_journal", "record_cli_change"]
@@ -366,43 +365,12 @@ class Journal(JournalReader):
         b = batch_of_records(records, self._names)
         return self._insert(b.orders, b.rejects, runs, b.kills)
 
-    def _blocks(self, rejects: list, runs) -> tuple[list[tuple], dict[CountKey, Counted], int | None]:
-        """The rejects among ``rejects`` ((position, event tuple)) and among each
-        run, split by the budget: (ring_pos, ring_end, count, records) per block
-        of those kept whole, the counts of the others, and the tape-ring
-        position they all reach.  Records at tape-ring positions already
-        journaled (read again after a writer died before it moved the ring)
-        are left out: exactly once."""
-        done = self._tape_journaled
-        blocks = []
-        counts: dict[CountKey, Counted] = {}
-        ends = []
-        fresh = [(pos, t) for pos, t in rejects if pos is None or pos >= done]
-        if fresh:
-            positions = [pos for pos, _ in fresh if pos is not None]
-            start = min(positions) if positions else None
-            end = max(positions) + RECORD_STRIDE if positions else None
-            kept = self._budget.split_tuples(fresh, counts, _REJECT_KEY_FIELDS)
-            if kept:
-                blocks.append((start, end, len(kept), b"".join(ring_record(t) for _, t in kept)))
-            if end is not None:
-                ends.append(end)
-        for run in runs:
-            start = RecordRun.position_index(run.pos, done)
-            records, count = run.records_of_kind(EVENT_REJECT, start)
-            if count:
-                records, count = self._budget.split_records(records, counts)
-                if count:
-                    blocks.append((run.pos + start * RECORD_STRIDE, run.end, count, records))
-                ends.append(run.end)
-        return blocks, counts, max(ends) if ends else None
-
     def _insert(self, orders: list, rejects: list, runs, kills: list) -> int:
         skip = self._events_journaled  # only after a new part began: what the earlier parts have
         if skip:
             orders = [o for o in orders if o[1] is None or o[1] >= skip]
             kills = [k for k in kills if k[0] is None or k[0] >= skip]
-        blocks, counts, tape_end = self._blocks(rejects, runs)
+        blocks, counts, tape_end = self._budget.split(rejects, runs, self._tape_journaled)
         if not (orders or blocks or counts or kills):
             return 0
         cols = ", ".join(EVENT_COLUMNS)
