@@ -290,12 +290,26 @@ def cmd_lab(args) -> int:
     return 0
 
 
+def _refuse_untrusted_code(args) -> None:
+    """As root, the code about to run and the config given must be root's alone (preflight.py)."""
+    if os.geteuid() != 0:
+        return
+    from . import paths
+    from .preflight import require_trusted_code
+
+    configs = [args.config] if getattr(args, "config", None) else []
+    if getattr(args, "demo", False) and not configs:
+        configs.append(paths.DEMO_CONFIG)
+    require_trusted_code(configs)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help, or a usage error already printed
         return int(exc.code or 0)
     try:
+        _refuse_untrusted_code(args)
         if args.command == "engine":
             return cmd_engine(args)
         if args.command == "lab":

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from .constants import DEFAULT_FEED_PORT, MAX_ORDERS_CAP, MAX_SYMBOLS
-from .errors import ConfigError, ProtocolError, SymbolError
+from .errors import ConfigError, PathError, ProtocolError, SymbolError
 from .protocol import U32_MAX, U64_MAX, decimal_to_units, parse_price, price_to_str
+from .safefile import read_regular_file
 from .symbol import Symbol
 
 MODES = ("native", "generic")
@@ -29,6 +30,8 @@ DEFAULT_DEADMAN_MS = 500
 MAX_DEADMAN_MS = 3_600_000
 NO_TRADE = ("pass", "drop")
 MAX_RATE = 1_000_000
+#: a config is a few kilobytes; anything larger (or endless: /dev/zero) is not one
+MAX_CONFIG_BYTES = 1 << 20
 
 # A value as it arrives (a TOML value, a command-line word, an editor's text)
 # and the key it was given for -> the value in kernel units, or ConfigError.
@@ -295,16 +298,13 @@ def parse_config(data: Mapping[str, object]) -> Config:
 
 
 def load_config(path: str | Path) -> Config:
+    """A config file: a regular file of at most MAX_CONFIG_BYTES (never a FIFO,
+    a device or a directory: safefile.read_regular_file), parsed and checked."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f, parse_float=Decimal)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory") from None
-    except PermissionError:
-        raise ConfigError(f"config file {path}: permission denied") from None
+        data = tomllib.loads(read_regular_file(path, MAX_CONFIG_BYTES).decode(), parse_float=Decimal)
+    except PathError as exc:
+        raise ConfigError(f"config file {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text (a TOML file is UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:

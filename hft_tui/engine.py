@@ -39,7 +39,7 @@ from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
 from .errors import ConfigError, EngineError, MapsError
 from .locks import control_lock
 from .maps import EngineMaps, Snapshot, symbol_params_from_map
-from .pins import attached_ifaces, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
+from .pins import attached_ifaces, check_pin_dir, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
 from .preflight import require_root
 from .program import bcc_map_fds, load_strategy, program_hash
 from .symbol import Symbol
@@ -130,7 +130,7 @@ def attach(
     with IPRoute() as ipr:
         idx = netlink.ifindex(ipr, iface)
         current = netlink.xdp_state(ipr, iface)
-        if directory.exists():
+        if check_pin_dir(directory):  # refuses a pin root or directory that is not ours
             if _ours_attached(directory, current, EngineRecord.load(iface)):
                 raise EngineError(f"an hft-tui engine is already attached to {iface} (hft-tui engine detach {iface})")
             # Pins of an engine that is no longer attached: clear them.
@@ -179,7 +179,7 @@ def detach(iface: str) -> list[str]:
     done = []
     rec = EngineRecord.load(iface)
     directory = paths.pin_dir(iface)
-    if not rec and not directory.exists():
+    if not check_pin_dir(directory) and not rec:
         raise EngineError(f"no hft-tui engine on {iface}")
     with control_lock(iface):
         with IPRoute() as ipr:
@@ -220,6 +220,7 @@ def kill_pinned(iface: str) -> int:
     other maps it may not read)."""
     require_root()
     path = paths.pin_dir(paths.check_ifname(iface)) / "kill_switch"
+    check_pin_dir(path.parent)  # a pin root or directory that is not ours is refused, never followed
     try:
         fd = libbpf.obj_get(str(path))
     except OSError as exc:
@@ -242,7 +243,7 @@ class EngineHandle:
         require_root()
         self.iface = paths.check_ifname(iface)
         self.pin_dir = paths.pin_dir(iface)
-        if not self.pin_dir.is_dir():
+        if not check_pin_dir(self.pin_dir):
             raise EngineError(f"no hft-tui engine on {iface} ({self.pin_dir} is missing)")
         try:
             self.maps = EngineMaps.open_pinned(self.pin_dir)

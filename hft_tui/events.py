@@ -74,7 +74,7 @@ class EngineEvent:
 class Alert:
     """Something an operator must see: a reject reason firing, drops, a kill."""
 
-    kind: str  # "reject", "ringbuf_drops", "tape_drops", "kill", "journal_gap", "journal", "engine"
+    kind: str  # "reject", "ringbuf_drops", "tape_drops", "kill", "journal_gap", "journal", "journal_size", "engine"
     reason: str  # reject reason, kill state, ...
     count: int  # how many since the previous tick
     symbol: str = ""  # when one symbol caused it

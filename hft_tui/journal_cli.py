@@ -6,19 +6,34 @@ import argparse
 import csv
 import json
 import os
+import re
+import sqlite3
+import struct
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 from . import paths
 from .config import money_to_str
-from .errors import JournalError
-from .journal import SUFFIX, Journal, journal_ifaces, journal_path
+from .errors import HftError, JournalError, PathError
+from .journal import SUFFIX, JournalChain, journal_ifaces, journal_path
+from .journal.reader import TABLES
 from .pins import attached_ifaces
 from .preflight import require_root
 from .protocol import price_to_str
+from .safefile import replace_file
+
+# C0 and C1 controls, DEL, and the Unicode marks that reorder or hide text
+# (bidi overrides and isolates, zero-width characters, the BOM): a journal
+# is a file, and a crafted one must not drive the terminal that prints it.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (\\x1b), never sent as itself."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _when(wall_ns: int) -> str:
@@ -38,6 +53,11 @@ def format_entry(row: dict) -> str:
         return (
             f"{when} REJECT {row['reason']:<15} {row['symbol']:<8}{side}  seq {row['seq']}  "
             f"bid {price_to_str(row['bid'])} ask {price_to_str(row['ask'])}"
+        )
+    if row["table"] == "reject_counts":
+        return (
+            f"{when} REJECTS {row['reason']:<14} {row['symbol']:<8} x{row['count']} counted in second "
+            f"{row['second']} (past journal_reject_rows_per_s)"
         )
     extra = []
     if row.get("config_version") is not None:
@@ -73,6 +93,7 @@ CSV_COLUMNS = (
     "config_version",
     "program_hash",
     "detail",
+    "count",  # reject_count rows: how many rejects the row stands for
 )
 
 
@@ -80,6 +101,10 @@ def csv_row(row: dict) -> list:
     def price(key):
         return price_to_str(row[key]) if row.get(key) is not None else ""
 
+    return [printable(cell) if isinstance(cell, str) else cell for cell in _csv_cells(row, price)]
+
+
+def _csv_cells(row: dict, price) -> list:
     return [
         row["jseq"],
         row["kind"],
@@ -103,6 +128,7 @@ def csv_row(row: dict) -> list:
         row.get("config_version") if row.get("config_version") is not None else "",
         row.get("program_hash") or "",
         row.get("detail") or "",
+        row.get("count", ""),
     ]
 
 
@@ -124,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(p)
     p.add_argument("--csv", action="store_true", default=True, help="CSV with a header line (the only format)")
     p.add_argument("--out", "-o", metavar="FILE", help="write here (mode 0600) instead of stdout")
-    p.add_argument("--table", choices=("all", "orders", "rejects", "control"), default="all")
+    p.add_argument("--table", choices=("all", *TABLES), default="all")
     p = sub.add_parser("verify", help="count rows, gaps in order ids and ring-buffer drops")
     common(p)
     p.add_argument("--json", action="store_true", help="one JSON object")
@@ -150,21 +176,27 @@ def run(args) -> int:
     require_root()
     if args.jverb == "tail" and args.n < 1:
         raise JournalError(f"-n {args.n}: give a number of entries >= 1")
+    path = _resolve_path(args)
     try:
-        with Journal(_resolve_path(args), readonly=True) as j:
+        with JournalChain(path) as j:
             if args.jverb == "verify":
                 return _cmd_verify(j, args)
             if args.jverb == "export":
                 return _cmd_export(j, args)
             return _cmd_tail(j, args)
+    except HftError:
+        raise
     except BrokenPipeError:
         # `journal export | head`: the reader left, which is not an error; stdout
         # goes to /dev/null so the interpreter's final flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (sqlite3.Error, struct.error, TypeError, ValueError, KeyError, OverflowError) as exc:
+        # A journal is a file: a damaged or crafted one is reported in one line, never a traceback.
+        raise JournalError(f"journal {path} is malformed: {type(exc).__name__}: {printable(str(exc))}") from None
 
 
-def _cmd_verify(j: Journal, args) -> int:
+def _cmd_verify(j: JournalChain, args) -> int:
     v = j.verify()
     if args.json:
         print(json.dumps(v, indent=2))
@@ -172,46 +204,54 @@ def _cmd_verify(j: Journal, args) -> int:
         state = "OK" if v["ok"] else "LOSS"
         print(
             f"{state}: {v['journal']}: {v['rows']} order(s), ids {v['first_order_id']}..{v['last_order_id']}, "
-            f"{v['rejects']} reject(s), {v['gaps']} missing order id(s), {v['drops']} ring-buffer drop(s) "
-            f"({v['order_drops']} order, {v['tape_drops']} tape), integrity {v['integrity']}"
+            f"{v['rejects']} reject(s) ({v['rejects_counted']} counted), {v['gaps']} missing order id(s), "
+            f"{v['drops']} ring-buffer drop(s) ({v['order_drops']} order, {v['tape_drops']} tape), "
+            f"integrity {v['integrity']}, {len(v['parts'])} part(s)"
         )
+        if v["chain"] != "ok":
+            print(f"  parts: {v['chain']}")
+        if v["duplicates"]:
+            print(f"  {v['duplicates']} order id(s) journaled twice")
         for start, stop in v["gap_ranges"]:
             print(f"  missing order ids {start}..{stop}" if stop > start else f"  missing order id {start}")
     return 0 if v["ok"] else 1
 
 
-def _cmd_export(j: Journal, args) -> int:
-    tables = ("orders", "rejects", "control") if args.table == "all" else (args.table,)
-    if args.out:
-        out_path = Path(args.out)
+def _cmd_export(j: JournalChain, args) -> int:
+    tables = TABLES if args.table == "all" else (args.table,)
+    if not args.out:
         try:
-            fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError as exc:
-            raise JournalError(f"cannot write {out_path}: {exc.strerror}") from None
-        f: TextIO = os.fdopen(fd, "w", newline="")
-    else:
-        f = sys.stdout
-    n = 0
+            _write_csv(j, tables, sys.stdout)
+        finally:
+            sys.stdout.flush()
+        return 0
+    # Written whole to a new 0600 file renamed into place: never through a
+    # planted symlink, never into another user's directory (safefile.py).
     try:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
-        for batch in j.slices(tables):
-            w.writerows(csv_row(row) for row in batch)
-            n += len(batch)
-    finally:
-        if args.out:
-            f.close()
-        else:
-            f.flush()
-    if args.out:
-        print(f"exported {n} row(s) to {args.out}", file=sys.stderr)
+        with replace_file(args.out, newline="") as f:
+            n = _write_csv(j, tables, f)
+    except PathError as exc:
+        raise JournalError(f"cannot write {args.out}: {exc}") from None
+    except OSError as exc:
+        raise JournalError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(f"exported {n} row(s) to {args.out}", file=sys.stderr)
     return 0
 
 
-def _cmd_tail(j: Journal, args) -> int:
+def _write_csv(j: JournalChain, tables: tuple[str, ...], f: IO[str]) -> int:
+    n = 0
+    w = csv.writer(f)
+    w.writerow(CSV_COLUMNS)
+    for batch in j.slices(tables):
+        w.writerows(csv_row(row) for row in batch)
+        n += len(batch)
+    return n
+
+
+def _cmd_tail(j: JournalChain, args) -> int:
     rows = j.entries(last=args.n)
     for row in rows:
-        print(format_entry(row), flush=False)
+        print(printable(format_entry(row)), flush=False)
     sys.stdout.flush()
     if not args.follow:
         return 0
@@ -220,7 +260,7 @@ def _cmd_tail(j: Journal, args) -> int:
         while True:
             time.sleep(0.2)
             for row in j.entries(after=after):
-                print(format_entry(row))
+                print(printable(format_entry(row)))
                 after = row["jseq"]
             sys.stdout.flush()
     except KeyboardInterrupt:

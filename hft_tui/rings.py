@@ -33,6 +33,7 @@ from .layout import Event
 _RINGBUF_BUSY_BIT = 1 << 31
 _RINGBUF_DISCARD_BIT = 1 << 30
 _RINGBUF_HDR_SZ = 8
+RINGBUF_HDR_SZ = _RINGBUF_HDR_SZ  # a record's header, before the event (the journal reads records as bytes)
 # Native formats: struct reads 4/8 bytes at once (one aligned load).  The
 # consumer position is *written* through a memoryview item, one 8-byte store:
 # Struct.pack_into zero-fills its target first, and a kernel reading that

@@ -27,7 +27,7 @@ from . import engine, paths
 from .config import default_config, load_config, parse_deadman_ms
 from .controller import Controller
 from .events import Alert
-from .journal import Journal, journal_path
+from .journal import journal_path, open_journal
 from .pins import attached_ifaces
 from .preflight import require_root
 from .stopflag import StopFlag
@@ -62,7 +62,7 @@ def _say(text: str) -> None:
 class _AlertPrinter:
     """Prints alerts on stderr: urgent ones at once, reject counts once a second."""
 
-    URGENT = ("kill", "engine", "journal", "journal_gap", "ringbuf_drops", "tape_drops")
+    URGENT = ("kill", "engine", "journal", "journal_gap", "journal_size", "ringbuf_drops", "tape_drops")
 
     def __init__(self) -> None:
         self._rejects: dict[tuple[str, str], int] = defaultdict(int)
@@ -132,7 +132,9 @@ def _supervise(args, stop: StopFlag, stopped_by: list[str]) -> int:
     # journal that cannot open detaches what was attached here.
     handle, attached_here = _attach_or_take_over(args)
     try:
-        journal = Journal(jpath)
+        # Capped and budgeted (journal_max_mb, journal_reject_rows_per_s: the defaults until the
+        # config's values reach here): a reject flood never fills the disk.
+        journal = open_journal(args.iface, jpath)
     except BaseException:
         handle.close()
         if attached_here:

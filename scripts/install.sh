@@ -12,6 +12,10 @@ fi
 
 say() { printf 'install: %s\n' "$*"; }
 
+# 0. The checkout first, before root runs anything else from it: only root
+#    may be able to change it (README: Install).
+bash scripts/check_checkout.sh
+
 # 1. Distribution packages.  BCC is not on PyPI (the PyPI "bcc" is another
 #    project): its Python module comes with Debian's python3-bpfcc and lives in
 #    /usr/bin/python3's dist-packages.
@@ -78,13 +82,30 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   touch .venv/.installed
 fi
 
-# 4. `sudo hft-tui` from any directory.
-if [ "$(readlink -f /usr/local/bin/hft-tui 2>/dev/null)" != "$(readlink -f .venv/bin/hft-tui)" ]; then
-  ln -sfn "$PWD/.venv/bin/hft-tui" /usr/local/bin/hft-tui
-  say "launcher /usr/local/bin/hft-tui -> $PWD/.venv/bin/hft-tui"
+# 4. `sudo hft-tui` from any directory: a root-owned script running the venv's
+#    Python isolated (-I), rewritten when it differs (or is an older symlink).
+launcher=/usr/local/bin/hft-tui
+want="exec $PWD/.venv/bin/python -I -m hft_tui \"\$@\""
+if [ -L "$launcher" ] || ! grep -qxF "$want" "$launcher" 2>/dev/null; then
+  bash scripts/write_launcher.sh "$launcher"
+  say "launcher $launcher: $PWD/.venv/bin/python -I -m hft_tui"
 fi
 
-# 5. bpffs (the engine mounts it too, but say so early if it cannot be).
+# 5. bpffs (the engine mounts it too, but say so early if it cannot be):
+#    mode 0700, root's alone (without a mode it is 1777: anyone may make entries).
 if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
-  mount -t bpf bpf /sys/fs/bpf && say "mounted bpffs on /sys/fs/bpf"
+  mount -t bpf -o mode=0700 bpf /sys/fs/bpf && say "mounted bpffs on /sys/fs/bpf (mode 0700)"
+fi
+
+# 6. The checkout again, with the venv's start-up files (what hft-tui checks each time it runs as root).
+check='import sys
+from hft_tui.errors import HftError
+from hft_tui.preflight import require_trusted_code
+try:
+    require_trusted_code()
+except HftError as exc:
+    sys.exit(f"install: {exc}")'
+if ! .venv/bin/python -I -c "$check"; then
+  echo "install: install from a checkout only root can write (README: Install)" >&2
+  exit 1
 fi

@@ -29,6 +29,7 @@ from hft_tui import libbpf
 from hft_tui.config import engine_params, symbol_params
 from hft_tui.constants import BPF_F_LOCK, KILL_OFF, MSG_LEN, NUM_COUNTERS, OFFSETS
 from hft_tui.journal import Journal
+from hft_tui.journal.records import SCHEMA_VERSION
 from hft_tui.journal.store import _GapTracker
 from hft_tui.journal_cli import CSV_COLUMNS
 from hft_tui.layout import GlobalState, Totals
@@ -622,7 +623,7 @@ def test_a_schema_1_journal_is_read_as_it_is_and_upgraded_by_a_writer_row_for_ro
         assert all(same(old.rows(t), want[t]) for t in want)
         assert old.verify()["rejects"] == 9
     with Journal(path) as upgraded:
-        assert upgraded.schema == 2
+        assert upgraded.schema == SCHEMA_VERSION == 3  # 1 -> 2 (blocks), and the tables of 3 (counts, parts)
         assert all(same(upgraded.rows(t), want[t]) for t in want)
         v = upgraded.verify()
         assert {k: v[k] for k in ("rows", "rejects", "gaps", "ok")} == {

@@ -27,6 +27,8 @@ from textual.widgets import Input
 
 from .. import paths
 from ..constants import KILL_STATES
+from ..errors import PathError
+from ..safefile import open_private_log
 from .dialogs import ConfirmScreen, QuitScreen
 from .formatting import Display, one_line
 from .messages import (
@@ -83,12 +85,12 @@ class CrashLog(io.TextIOBase):
         self.text += text
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with open(self.path, "a") as f:
+            with open_private_log(self.path) as f:  # 0600, never through a symlink
                 if first:
-                    f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n")
-                f.write(text)
+                    f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n".encode())
+                f.write(text.encode())
             self.saved = self.path
-        except OSError:
+        except (OSError, PathError):
             self.saved = None
         return len(text)
 

@@ -13,12 +13,13 @@ import json
 import os
 import pickle
 import subprocess
-import sys
 import threading
 
 from textual.message_pump import MessagePump
 
 from .. import paths
+from ..python_child import CHILD_CWD, python_module_argv
+from ..safefile import open_private_log
 from .messages import EngineTicked, SupervisionEnded, SupervisionStarted
 from .supervisor_process import FRAME
 
@@ -43,23 +44,22 @@ class EnginePoller:
         self._thread = threading.Thread(target=self._read, name=f"engine-views-{iface}", daemon=True)
 
     def start(self) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "hft_tui.app.supervisor_process",
-            self.iface,
-            "--poll-hz",
-            str(self.poll_hz),
-            "--app-pid",
-            str(os.getpid()),
-        ]
+        argv = python_module_argv(
+            "hft_tui.app.supervisor_process", self.iface, "--poll-hz", str(self.poll_hz), "--app-pid", str(os.getpid())
+        )
         if self.deterministic:
             argv.append("--deterministic")
         paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(LOG, "ab") as log:
+        with open_private_log(LOG) as log:  # 0600: a log may hold trading detail
             # Its own session: the terminal's signals are the app's to handle.
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True, close_fds=True
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+                cwd=CHILD_CWD,
             )
         self._thread.start()
 

@@ -34,6 +34,7 @@ import time
 from .. import paths
 from ..constants import KILL_OFF
 from ..demo.lab_session import LabEngine
+from ..python_child import CHILD_CWD, python_module_argv
 
 CTRL_K = b"\x0b"
 SIZE = (48, 160)  # rows, columns
@@ -70,7 +71,14 @@ class AppInTerminal:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[0], SIZE[1], 0, 0))
         env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
         self.proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            cwd=CHILD_CWD,
         )
         os.close(slave)
         self.master = master
@@ -111,6 +119,16 @@ class AppInTerminal:
         os.close(self.master)
 
 
+def start_feeder(lab_number: int, rate: int, config_path: str) -> subprocess.Popen:
+    """The demo's random walk into the lab, as a process of its own (isolated Python, from /)."""
+    argv = python_module_argv(
+        "hft_tui.demo.walk", "--lab", str(lab_number), "--rate", str(rate), "--count", "0", "--config", config_path
+    )
+    return subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=CHILD_CWD
+    )
+
+
 def measure(
     lab_number: int,
     rate: int,
@@ -122,25 +140,8 @@ def measure(
 ) -> dict:
     config_text = paths.DEMO_CONFIG.read_text()
     with LabEngine(lab_number, config_text) as le:
-        feeder = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hft_tui.demo.walk",
-                "--lab",
-                str(lab_number),
-                "--rate",
-                str(rate),
-                "--count",
-                "0",
-                "--config",
-                str(le.config_path),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        hft_tui = app_argv or [os.path.join(os.path.dirname(sys.executable), "hft-tui")]
+        feeder = start_feeder(lab_number, rate, str(le.config_path))
+        hft_tui = app_argv or python_module_argv("hft_tui")
         app = AppInTerminal([*hft_tui, "--iface", le.iface, "--poll-hz", str(poll_hz)])
         try:
             app.wait_for(b"Take over")
@@ -230,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", metavar="FILE", help="also write the result, with the machine it ran on, as JSON here")
     args = p.parse_args(argv)
     from ..app.app import UI_HZ
-    from ..errors import EngineError
+    from ..errors import EngineError, PathError
+    from ..safefile import write_file
     from .machine import machine
 
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -243,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     result["ui_redraw_hz"] = UI_HZ
     if args.out:
         record = {"machine": machine(), "started": started, "window_s": args.seconds, **result}
-        with open(args.out, "w") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
+        try:
+            write_file(args.out, json.dumps(record, indent=2) + "\n")  # never through a planted symlink
+        except PathError as exc:
+            print(f"app perf: error: --out {args.out}: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(result, indent=2))
     else:

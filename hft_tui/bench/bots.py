@@ -15,12 +15,12 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from ..paths import EBPF_DIR, REPO_DIR
+from ..python_child import CHILD_CWD, python_module_argv
 from . import BenchError
 
 CBOT_SOURCE = REPO_DIR / "bench" / "cbot.c"
@@ -63,6 +63,7 @@ class Bot:
                 stdout=subprocess.PIPE,
                 stderr=self.stderr,
                 preexec_fn=_die_with_parent,
+                cwd=CHILD_CWD,
             )
         except OSError as exc:
             self.stderr.close()
@@ -128,7 +129,7 @@ class Bot:
 
 
 def python_bot_argv(bind: str, port: int, strategy: list[str]) -> list[str]:
-    return [sys.executable, "-m", "hft_tui.bench.python_bot", "--bind", bind, "--port", str(port), *strategy]
+    return python_module_argv("hft_tui.bench.python_bot", "--bind", bind, "--port", str(port), *strategy)
 
 
 def cbot_argv(binary: Path, bind: str, port: int, strategy: list[str], busy: bool) -> list[str]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import platform
-import socket
 import time
 from pathlib import Path
+from typing import IO
 
 from .. import lab as lab_mod
-from .. import libbpf
+from .. import libbpf, paths
+from ..errors import PathError
+from ..safefile import make_directories, open_private_log, write_file
 from . import BenchError, bots, report
 
 
@@ -39,15 +42,25 @@ def machine() -> dict:
 # -- entry point -------------------------------------------------------------------
 
 
-def exclusive(lab: lab_mod.Lab) -> socket.socket:
-    """An abstract unix socket as a lock: one bench per lab number; freed when the process ends."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+def lock_path(lab: lab_mod.Lab) -> Path:
+    return paths.RUN_DIR / f"bench-{lab.namespace}.lock"
+
+
+def exclusive(lab: lab_mod.Lab) -> IO[bytes]:
+    """One bench per lab number: an flock on a root-owned file in /run/hft-tui
+    (0700), freed by the kernel when the process ends.  (An abstract unix
+    socket name could be bound first by any user, locking the bench out.)"""
+    paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        s.bind(f"\0hft-tui-bench-{lab.namespace}")
+        f = open_private_log(lock_path(lab))
+    except PathError as exc:
+        raise BenchError(f"bench lock: {exc}") from None
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        s.close()
+        f.close()
         raise BenchError(f"another bench is running on lab {lab.namespace} (use --lab N for another number)") from None
-    return s
+    return f
 
 
 def netns_inode() -> int:
@@ -82,12 +95,15 @@ def verify_cleanup(lab: lab_mod.Lab, bot_pids: list[int], prog_ids: list[int], t
 
 
 def write_outputs(result: dict, samples: dict, out_dir: Path) -> list[str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    others = {"results.md": report.markdown(result), "latency.svg": report.svg(result, samples)}
-    result["files"] = [str(out_dir / name) for name in ("results.json", *others)]
-    files = {"results.json": report.to_json(result) + "\n", **others}  # the JSON lists every file
-    for name, text in files.items():
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out_dir / name)
+    """Each file written whole and renamed into place (safefile.py): never
+    through a planted symlink, never into a directory another user can write."""
+    try:
+        make_directories(out_dir)
+        others = {"results.md": report.markdown(result), "latency.svg": report.svg(result, samples)}
+        result["files"] = [str(out_dir / name) for name in ("results.json", *others)]
+        files = {"results.json": report.to_json(result) + "\n", **others}  # the JSON lists every file
+        for name, text in files.items():
+            write_file(out_dir / name, text)
+    except PathError as exc:
+        raise BenchError(f"--out {out_dir}: {exc}") from None
     return result["files"]

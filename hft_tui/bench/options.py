@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..constants import DEFAULT_FEED_PORT
+from ..errors import PathError
 from ..paths import REPO_DIR
+from ..safefile import trusted_directory
 from . import DEFAULT_COUNT, DEFAULT_LAB, BenchError
 
 DEFAULT_OUT = REPO_DIR / "docs" / "bench"
@@ -109,3 +111,7 @@ class Options:
                 raise BenchError(f"--out {self.out_dir}: {existing} is not a directory")
             if not os.access(existing, os.W_OK):
                 raise BenchError(f"--out {self.out_dir}: {existing} is not writable")
+            try:
+                trusted_directory(existing)  # checked again when written; said now, before a long run
+            except PathError as exc:
+                raise BenchError(f"--out {self.out_dir}: {exc}") from None

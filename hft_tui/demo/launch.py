@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import subprocess
 import sys
 import time
@@ -18,47 +19,27 @@ import time
 from .. import engine, lab, paths
 from ..config import load_config
 from ..pins import attached_ifaces
+from ..python_child import CHILD_CWD, python_module_argv
+from ..safefile import open_private_log
 
 DEMO_RATE = 1000  # updates a second: lively, and still readable on the tape
 FEED_LOG = paths.RUN_DIR / "demo-feed.log"
 
 
 def feed_command(config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None) -> list[str]:
-    """The exchange simulator when it is there, else the app's own random walk."""
+    """The exchange simulator when it is there, else the app's own random walk
+    (isolated Python, run from /: the config's path is made absolute)."""
     sim = importlib.import_module("hft_tui.simulator")
     lab_args = ["--lab", str(lab_number)] if lab_number else []
+    args = ["--rate", str(rate), "--count", "0", "--config", os.path.abspath(config_path), *lab_args]
     if hasattr(sim, "Simulator"):
-        return [
-            sys.executable,
-            "-m",
-            "hft_tui",
-            "lab",
-            "feed",
-            "--rate",
-            str(rate),
-            "--count",
-            "0",
-            "--config",
-            str(config_path),
-            *lab_args,
-        ]
-    return [
-        sys.executable,
-        "-m",
-        "hft_tui.demo.walk",
-        "--rate",
-        str(rate),
-        "--count",
-        "0",
-        "--config",
-        str(config_path),
-        *lab_args,
-    ]
+        return python_module_argv("hft_tui", "lab", "feed", *args)
+    return python_module_argv("hft_tui.demo.walk", *args)
 
 
 def start_feed(config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None) -> subprocess.Popen:
     paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    log = open(FEED_LOG, "w")  # noqa: SIM115 - the feed process writes to it for its whole life
+    log = open_private_log(FEED_LOG, append=False)  # 0600; the feed process writes to it for its whole life
     # Its own session: the terminal's signals go to the app, which stops it.
     return subprocess.Popen(
         feed_command(config_path, rate, lab_number),
@@ -66,6 +47,7 @@ def start_feed(config_path: str, rate: int = DEMO_RATE, lab_number: int | None =
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        cwd=CHILD_CWD,
     )
 
 

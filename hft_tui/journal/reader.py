@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+from ..constants import REJECT_REASONS
 from ..errors import JournalError
 from .records import READABLE_SCHEMAS, decode_reject_block
 
 #: gap ranges listed by verify (the count is always exact)
 MAX_LISTED_GAPS = 100
+#: what rows() reads: a row each (rejects: out of their blocks; reject_counts: a count each)
+TABLES = ("orders", "rejects", "reject_counts", "control")
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection: never creates or changes anything (WAL still needs the -shm, root has it)."""
+    if not path.exists():
+        raise JournalError(f"no journal at {path}")
+    return sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
 
 
 class JournalReader:
@@ -61,91 +74,84 @@ class JournalReader:
         )
         return [dict(zip(keys, r)) for r in rows]
 
-    def verify(self) -> dict:
-        """Counts rows, missing order ids and drops; ``ok`` when none is lost."""
+    def census(self) -> dict:
+        """What this one file holds, for verify (chain.py): per engine instance
+        its rows, order-id range, rejects (kept whole and counted) and the
+        kernel's counts; the file's journal numbers, integrity and place among
+        the parts."""
         with self._lock:
             try:
-                return self._verify()
+                return self._census()
             except sqlite3.DatabaseError as exc:
                 raise JournalError(f"journal {self.path}: {exc}") from None
 
-    def _verify(self) -> dict:
+    def _census(self) -> dict:
         db = self._db
         self.schema = self._check_schema()  # a writer may have upgraded the file since it was opened
-        per_engine = []
-        ranges: list[list[int]] = []
+        engines = []
         for e in self.engines():
             rows, first, last = db.execute(
                 "SELECT count(*), min(order_id), max(order_id) FROM orders WHERE engine=?", (e["id"],)
             ).fetchone()
-            # Ids are unique and start at 1: every id in 1..end not in the table is lost.
-            end = max(last or 0, e["kernel_orders"] if e["closed"] else 0)
-            missing = end - rows
-            if missing:
-                for start, stop in db.execute(
-                    "SELECT prev + 1, order_id - 1 FROM (SELECT order_id, lag(order_id, 1, 0)"
-                    " OVER (ORDER BY order_id) AS prev FROM orders WHERE engine=?) WHERE order_id - prev > 1",
-                    (e["id"],),
-                ):
-                    if len(ranges) < MAX_LISTED_GAPS:
-                        ranges.append([start, stop])
-                if end > (last or 0) and len(ranges) < MAX_LISTED_GAPS:
-                    ranges.append([(last or 0) + 1, end])
-            rejects = db.execute(
+            whole = db.execute(
                 "SELECT count(*) FROM rejects WHERE engine=?"
                 if self.schema == 1
                 else "SELECT coalesce(sum(count), 0) FROM reject_blocks WHERE engine=?",
                 (e["id"],),
             ).fetchone()[0]
-            per_engine.append(
-                {
-                    "engine": e["id"],
-                    "iface": e["iface"],
-                    "prog_id": e["prog_id"],
-                    "attached_at": e["attached_at"],
-                    "program_hash": e["program_hash"],
-                    "rows": rows,
-                    "rejects": rejects,
-                    "first_order_id": first,
-                    "last_order_id": last,
-                    "kernel_orders": e["kernel_orders"],
-                    "closed": bool(e["closed"]),
-                    "gaps": missing,
-                    "drops": e["ringbuf_drops"] + e["tape_drops"],
-                    "order_drops": e["ringbuf_drops"],
-                    "tape_drops": e["tape_drops"],
-                }
+            counted = (
+                db.execute("SELECT coalesce(sum(count), 0) FROM reject_counts WHERE engine=?", (e["id"],)).fetchone()[0]
+                if self.schema >= 3
+                else 0
             )
-        integrity = db.execute("PRAGMA quick_check").fetchone()[0]
-        control = db.execute("SELECT count(*) FROM control").fetchone()[0]
-        gaps = sum(e["gaps"] for e in per_engine)
-        order_drops = sum(e["order_drops"] for e in per_engine)
-        tape_drops = sum(e["tape_drops"] for e in per_engine)
-        latest = per_engine[-1] if per_engine else {}
+            engines.append({**e, "rows": rows, "first": first, "last": last, "whole": whole, "counted": counted})
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         return {
-            "journal": str(self.path),
-            "ok": gaps == 0 and order_drops == 0 and tape_drops == 0 and integrity == "ok",
-            "rows": sum(e["rows"] for e in per_engine),
-            "gaps": gaps,
-            "drops": order_drops + tape_drops,
-            "first_order_id": latest.get("first_order_id"),
-            "last_order_id": latest.get("last_order_id"),
-            "order_drops": order_drops,
-            "tape_drops": tape_drops,
-            # Missing orders the kernel's drop counter does not explain: lost after the kernel.
-            "unexplained_gaps": max(0, gaps - order_drops),
-            "gap_ranges": ranges,
-            "rejects": sum(e["rejects"] for e in per_engine),
-            "control": control,
-            "integrity": integrity,
-            "engines": per_engine,
+            "path": str(self.path),
+            "engines": engines,
+            "integrity": db.execute("PRAGMA quick_check").fetchone()[0],
+            "control": db.execute("SELECT count(*) FROM control").fetchone()[0],
+            "first_jseq": self._jseq_bound("min"),
+            "last_jseq": self._jseq_bound("max"),
+            "part": int(meta.get("part", 0)),
+            "previous_last_jseq": int(meta["previous_last_jseq"]) if "previous_last_jseq" in meta else None,
         }
+
+    def _jseq_bound(self, which: str) -> int | None:
+        tables = ["orders", "control", "rejects" if self.schema == 1 else "reject_blocks"]
+        if self.schema >= 3:
+            tables.append("reject_counts")
+        values = [self._db.execute(f"SELECT {which}(jseq) FROM {t}").fetchone()[0] for t in tables]
+        if which == "max" and self.schema != 1:
+            top = self._db.execute("SELECT jseq + count - 1 FROM reject_blocks ORDER BY jseq DESC LIMIT 1").fetchone()
+            values.append(top[0] if top else None)
+        found = [v for v in values if v is not None]
+        return (min(found) if which == "min" else max(found)) if found else None
+
+    def order_ids(self, engine: int):
+        """The order ids of one engine, ascending (for verify across parts)."""
+        return (
+            r[0] for r in self._db.execute("SELECT order_id FROM orders WHERE engine=? ORDER BY order_id", (engine,))
+        )
+
+    def gap_ranges(self, engine: int, limit: int) -> list[list[int]]:
+        """Missing order ids between the first and the last in this file, as ranges."""
+        return [
+            [start, stop]
+            for start, stop in self._db.execute(
+                "SELECT prev + 1, order_id - 1 FROM (SELECT order_id, lag(order_id, 1, 0)"
+                " OVER (ORDER BY order_id) AS prev FROM orders WHERE engine=?) WHERE order_id - prev > 1 LIMIT ?",
+                (engine, limit),
+            )
+        ]
 
     def rows(self, table: str, *, after: int = 0, limit: int | None = None, newest: bool = False) -> list[dict]:
         """Rows of one table as dicts, by journal order (jseq > ``after``);
         ``rejects`` are read out of their blocks, a row each."""
-        if table not in ("orders", "rejects", "control"):
+        if table not in TABLES:
             raise JournalError(f"no table {table!r}")
+        if table == "reject_counts" and self.schema < 3:
+            return []
         offsets = {e["id"]: e["clock_offset_ns"] for e in self.engines()}
         with self._lock:
             try:
@@ -157,7 +163,11 @@ class JournalReader:
         out = []
         for row in raw:
             row["table"] = table
-            row["kind"] = {"orders": "order", "rejects": "reject"}.get(table, row.get("kind"))
+            row["kind"] = {"orders": "order", "rejects": "reject", "reject_counts": "reject_count"}.get(
+                table, row.get("kind")
+            )
+            if table == "reject_counts":
+                row["reason"] = REJECT_REASONS.get(row["reason"], str(row["reason"]))
             # Kernel times are CLOCK_MONOTONIC; shown as wall time via the engine's offset.
             row["wall_ns"] = row["ts_ns"] + offsets.get(row["engine"], 0) if "ts_ns" in row else row["wall_ns"]
             out.append(row)
@@ -191,9 +201,7 @@ class JournalReader:
                 return out[:limit]
         return out
 
-    def entries(
-        self, *, after: int = 0, last: int | None = None, tables=("orders", "rejects", "control")
-    ) -> list[dict]:
+    def entries(self, *, after: int = 0, last: int | None = None, tables: tuple[str, ...] = TABLES) -> list[dict]:
         """Rows of several tables merged in journal order: at most ``last``
         (the newest) or, without it, every row after jseq ``after``."""
         out = []
@@ -202,7 +210,7 @@ class JournalReader:
         out.sort(key=lambda r: r["jseq"])
         return out[-last:] if last is not None else out
 
-    def slices(self, tables=("orders", "rejects", "control"), size: int = 50_000):
+    def slices(self, tables: tuple[str, ...] = TABLES, size: int = 50_000) -> Iterator[list[dict]]:
         """Every row in journal order, ``size`` at a time (for export)."""
         after = 0
         while True:

@@ -17,8 +17,10 @@ from ..layout import key_name
 from ..rings import EVENT_FIELDS, EVENT_STRUCT, RECORD_STRUCT
 from ..symbol import Symbol
 
-SCHEMA_VERSION = 2  # 2: rejects in blocks of kernel events (1: a row per reject)
-READABLE_SCHEMAS = (1, 2)  # a writer upgrades 1 in place; readers read both
+# 3: rejects above the row rate counted (reject_counts), a journal in parts (continued);
+# 2: rejects in blocks of kernel events; 1: a row per reject
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)  # a writer upgrades 1 and 2 in place; readers read all
 
 
 class RawField:
@@ -121,6 +123,31 @@ CREATE TABLE IF NOT EXISTS control (
     detail         TEXT    NOT NULL DEFAULT '{{}}',
     UNIQUE (engine, ring_pos)
 );
+-- Rejects past journal_reject_rows_per_s in one second of kernel time, counted
+-- per reason and symbol instead of kept whole: one row per (second, reason,
+-- symbol), its count growing while that second's rejects are drained (in the
+-- transaction that moves ring_end, so a count is exact across a writer's death).
+CREATE TABLE IF NOT EXISTS reject_counts (
+    jseq       INTEGER PRIMARY KEY,
+    engine     INTEGER NOT NULL,
+    second     INTEGER NOT NULL,   -- kernel time (CLOCK_MONOTONIC) of the rejects, whole seconds
+    reason     INTEGER NOT NULL,   -- the kernel's reason code
+    symbol     TEXT    NOT NULL,
+    count      INTEGER NOT NULL,
+    ts_ns      INTEGER NOT NULL,   -- the first counted reject's kernel time
+    last_ts_ns INTEGER NOT NULL,   -- the last one's
+    ring_end   INTEGER,            -- the tape-ring position counted up to
+    UNIQUE (engine, second, reason, symbol)
+);
+-- A part after the first (IFACE.journal.sqlite.N): where the earlier parts left
+-- each engine, so a writer that reads records again after a crash never
+-- journals them twice across the parts.
+CREATE TABLE IF NOT EXISTS continued (
+    engine     INTEGER PRIMARY KEY,
+    tape_end   INTEGER NOT NULL,   -- tape-ring position journaled in the earlier parts
+    events_end INTEGER NOT NULL,   -- events-ring position journaled in the earlier parts
+    last_order INTEGER NOT NULL    -- the highest order id in the earlier parts
+);
 """
 
 
@@ -172,6 +199,12 @@ def ring_record(t: tuple) -> bytes:
 def decode_reject_block(jseq: int, engine: int, records: bytes) -> list[dict]:
     """The rejects of one block as rows (the columns of an order row, a reason for the id)."""
     f = RawField
+    if not isinstance(records, bytes):
+        raise JournalError(f"reject block {jseq} is malformed: a {type(records).__name__}, not ring records")
+    if len(records) % RECORD_STRUCT.size:
+        raise JournalError(
+            f"reject block {jseq} is malformed: {len(records)} bytes, not whole {RECORD_STRUCT.size}-byte records"
+        )
     rows = []
     for i, rec in enumerate(RECORD_STRUCT.iter_unpack(records)):
         t = rec[2:]

@@ -1,25 +1,28 @@
-"""The order journal's file and its writer: every order and every reject, append-only, in SQLite.
+"""The order journal's writer: every order and every reject, append-only, in SQLite.
 
 Format and rules: docs/JOURNAL.md.  In short:
 
- - one SQLite file per interface, /var/lib/hft-tui/IFACE.journal.sqlite
-   (directory 0700, file 0600, root only), WAL mode;
+ - one journal per interface, /var/lib/hft-tui/IFACE.journal.sqlite
+   (directory 0700, files 0600, root only), WAL mode, in parts of at most
+   ``journal_max_mb`` each (files.py, capacity.py);
  - tables ``engines`` (one row per attached engine instance: its program
    hash, the last kernel counters the writer saw), ``orders`` (a row per
    order), ``reject_blocks`` (the rejects of one drained batch, kept as the
-   kernel's events, decoded when read: a reject storm of 50,000/s costs the
-   writer one row a tick, not one a reject) and ``control`` (attach,
-   controller start/stop, config versions, kills);
+   kernel's events, decoded when read), ``reject_counts`` (rejects past
+   ``journal_reject_rows_per_s`` in a second, counted per reason and symbol:
+   budget.py) and ``control`` (attach, controller start/stop, config
+   versions, kills, the journal's parts);
  - the writer (the controller: one per engine) commits one transaction per
    batch it drains, and only then moves the ring buffer's consumer position,
    so a controller killed at any instant loses nothing: the next one reads
    the uncommitted records again; ``INSERT OR IGNORE`` on the order id (and
-   the kill's ring position) and the tape ring's journaled end (rejects)
+   the kill's ring position), the tape ring's journaled end (rejects, kept
+   or counted) and, in a new part, the positions the earlier parts reached
    make that exactly-once;
  - order ids are engine-wide and gap-free by construction (1, 2, 3, ...), so
    a missing id in ``orders`` proves a loss: :meth:`Journal.verify` counts
-   the missing ids ("gaps") and reports the kernel's ring-buffer drop
-   counters ("drops").
+   the missing ids ("gaps") across the parts and reports the kernel's
+   ring-buffer drop counters ("drops").
 """
 
 from __future__ import annotations
@@ -30,129 +33,106 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-from .. import paths
-from ..constants import EVENT_KILL, EVENT_ORDER, EVENT_REJECT, EVENT_UPDATE, KILL_STATES
 from ..errors import JournalError
-from ..events import Alert
+from ..events import Alert, EngineEvent
 from ..layout import key_name
-from ..rings import RECORD_STRIDE, RecordRun
-from .reader import JournalReader
-from .records import (
-    EVENT_COLUMNS,
-    SCHEMA,
-    SCHEMA_VERSION,
-    RawField,
-    event_tuple,
-    kill_detail,
-    ring_record,
-    schema1_reject,
+from ..rings import RecordRun
+from . import capacity
+from .batch import batch_of_events, batch_of_records
+from .budget import RejectBudget
+from .chain import verify_journal
+from .files import (
+    SUFFIX,
+    create_private_file,
+    ensure_private_dir,
+    journal_ifaces,
+    journal_path,
+    newest_part,
+    part_numbers,
+    part_path,
 )
+from .gaps import GapTracker
+from .reader import JournalReader
+from .records import EVENT_COLUMNS, SCHEMA, SCHEMA_VERSION, RawField
+from .upgrade import upgrade_from_1, upgrade_from_2
 
-SUFFIX = ".journal.sqlite"
+__all__ = ["SUFFIX", "Journal", "journal_ifaces", "journal_path", "open_journal", "record_cli_change"]
 
-
-def journal_path(iface: str) -> Path:
-    return paths.JOURNAL_DIR / f"{paths.check_ifname(iface)}{SUFFIX}"
-
-
-def journal_ifaces(directory: Path = paths.JOURNAL_DIR) -> list[str]:
-    with contextlib.suppress(OSError):
-        return sorted(p.name[: -len(SUFFIX)] for p in directory.glob(f"*{SUFFIX}"))
-    return []
-
-
-def _ensure_private_dir(directory: Path) -> None:
-    """The journal holds trading data: its directory is root's alone.
-
-    Only our own directory is forced to 0700; the parent of a path given
-    with --journal is the user's (it may be /tmp) and keeps its mode.
-    """
-    if directory.resolve() == paths.JOURNAL_DIR.resolve():
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if directory.stat().st_mode & 0o077:
-            os.chmod(directory, 0o700)
-    elif not directory.is_dir():
-        raise JournalError(f"journal directory {directory} does not exist")
+_GapTracker = GapTracker  # its name before it had a module of its own
+T = TypeVar("T")
+#: the journal's defaults when no config says otherwise (config.py: journal_max_mb, journal_reject_rows_per_s)
+DEFAULT_MAX_MB = 1024
+DEFAULT_REJECT_ROWS_PER_S = 5000
+#: how often the writer looks at the disk's free space
+DISK_CHECK_S = 1.0
+_REJECT_KEY_FIELDS = (RawField.ts_ns, RawField.reason, RawField.symbol)
 
 
-def _create_private_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o600)
-
-
-@dataclass
-class _GapTracker:
-    """Finds missing order ids online, tolerating the small reordering two
-    CPUs cause (an id is fetched before its event is written, so id 6 may
-    reach the ring just before id 5, even across two reads).
-
-    :meth:`end_batch` runs once a tick: an id below the highest id seen at
-    the *previous* tick that has still not come is declared missing, so every
-    id gets at least one whole tick of grace.
-    """
-
-    contig: int = 0  # every id <= contig was seen (or declared missing)
-    horizon: int = 0  # highest id seen before the current batch
-    ahead: set[int] = field(default_factory=set)  # ids seen above contig
-
-    def see(self, order_id: int) -> None:
-        if order_id <= self.contig or order_id in self.ahead:
-            return  # read again after a restart: already journaled
-        if order_id == self.contig + 1:
-            self.contig = order_id
-            while self.contig + 1 in self.ahead:
-                self.contig += 1
-                self.ahead.discard(self.contig)
-        else:
-            self.ahead.add(order_id)
-
-    def end_batch(self) -> list[tuple[int, int]]:
-        """Missing ranges older than the previous batch; then a new horizon."""
-        missing = []
-        while self.ahead and self.contig < self.horizon:
-            nxt = min(self.ahead)
-            end = min(nxt - 1, self.horizon)
-            if end > self.contig:
-                missing.append((self.contig + 1, end))
-                self.contig = end
-            while self.contig + 1 in self.ahead:
-                self.contig += 1
-                self.ahead.discard(self.contig)
-        self.horizon = max([self.contig, *self.ahead])
-        return missing
+class _PartFull(Exception):
+    """A write would take the part past its cap: roll back, continue in the next part."""
 
 
 class Journal(JournalReader):
-    """One journal file.  Thread-safe: the TUI may open it in one thread and
-    tick the controller in another.  One writer per engine (the controller
-    holds a lock that guarantees it)."""
+    """One journal (its newest part: :attr:`path`).  Thread-safe: the TUI may
+    open it in one thread and tick the controller in another.  One writer per
+    engine (the controller holds a lock that guarantees it).
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        self.path = Path(path)
+    ``max_bytes``: the cap of a part (None: no cap, one part).
+    ``reject_rows_per_s``: rejects kept whole per second of kernel time, the
+    rest counted (None: all kept).  ``low_disk_bytes``: below this much free
+    space on the journal's file system every reject is counted, none kept
+    whole, and an alert says so (default: one part's cap).
+    ``readonly``: reads the one file ``path`` (``verify`` reads every part)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        max_bytes: int | None = None,
+        reject_rows_per_s: int | None = None,
+        low_disk_bytes: int | None = None,
+    ) -> None:
+        self.base = Path(path)
         self.readonly = readonly
+        self.max_bytes = max_bytes
+        self.low_disk_bytes = low_disk_bytes if low_disk_bytes is not None else max_bytes
         self._lock = threading.RLock()
         self._engine: int | None = None
-        self._tracker = _GapTracker()
+        self._tracker = GapTracker()
         self._alerts: list[Alert] = []
         self._names: dict[bytes, str] = {}  # at most HFT_MAX_SYMBOLS: only known symbols make events
         self._known = {"ringbuf_drops": 0, "tape_drops": 0}
         self._tape_journaled = 0  # tape-ring position up to which this engine's rejects are in the journal
+        self._events_journaled = 0  # events-ring position journaled in earlier parts
+        self._budget = RejectBudget(reject_rows_per_s)
+        self._near_cap_said = False
+        self._low_disk_said = False
+        self._next_disk_check = 0.0
+        self._fresh_part = False  # a part just begun: never closed before its first write
+        self._carried_last_order = 0  # the highest order id of this engine in earlier parts
+        if readonly:
+            self.path, self.part = self.base, 0
+            if not self.path.exists():
+                raise JournalError(f"no journal at {self.path}")
+        else:
+            self.path, self.part = newest_part(self.base)
+        self._open()
+
+    def _open(self) -> None:
         try:
-            if readonly:
-                if not self.path.exists():
-                    raise JournalError(f"no journal at {self.path}")
+            if self.readonly:
                 # ro: never creates or changes anything (WAL still needs the -shm, root has it).
                 self._db = sqlite3.connect(
                     f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
                 )
             else:
-                _ensure_private_dir(self.path.parent)
-                _create_private_file(self.path)
+                ensure_private_dir(self.path.parent)
+                create_private_file(self.path)
                 old = os.umask(0o077)  # the -wal and -shm files too
                 try:
                     self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -161,15 +141,18 @@ class Journal(JournalReader):
                     os.umask(old)
             # Readers never block a WAL writer; only another writer could.  The
             # writer waits at most 1 s, so a stall never holds the heartbeat long.
-            self._db.execute(f"PRAGMA busy_timeout={5000 if readonly else 1000}")
-            if not readonly:
+            self._db.execute(f"PRAGMA busy_timeout={5000 if self.readonly else 1000}")
+            if not self.readonly:
                 # WAL + NORMAL: a commit survives the writer's death (SIGKILL); only
                 # a power loss can take the last transactions (docs/JOURNAL.md).
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                if self.max_bytes is not None:
+                    capacity.limit_wal(self._db, self.max_bytes)
                 self._db.executescript(SCHEMA)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                if self._check_schema() == 1:
-                    self._upgrade_from_1()
+                for upgrade in (upgrade_from_1, upgrade_from_2):  # each decides inside its transaction
+                    with self._tx() as db:
+                        upgrade(db)
             self.schema = self._check_schema()
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc):
@@ -182,41 +165,6 @@ class Journal(JournalReader):
     def for_iface(cls, iface: str, path: str | Path | None = None, *, readonly: bool = False) -> Journal:
         return cls(path or journal_path(iface), readonly=readonly)
 
-    def _upgrade_from_1(self) -> None:
-        """Schema 1 kept a row per reject: the writer turns each run of rejects
-        with consecutive journal numbers into one block, so every reject keeps
-        its jseq, its fields and its place in journal order."""
-        with self._tx() as db:
-            # Another writer may have upgraded it since this one looked: decide inside the transaction.
-            if int(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]) != 1:
-                return
-            rows = db.execute(
-                f"SELECT jseq, engine, reason, {', '.join(EVENT_COLUMNS)} FROM rejects ORDER BY engine, jseq"
-            ).fetchall()
-            runs: list[list] = []
-            for row in rows:
-                if runs and runs[-1][-1][1] == row[1] and runs[-1][-1][0] + 1 == row[0]:
-                    runs[-1].append(row)
-                else:
-                    runs.append([row])
-            for run in runs:
-                events = [ring_record(event_tuple(schema1_reject(row))) for row in run]
-                positions = [r[3] for r in run if r[3] is not None]
-                db.execute(
-                    "INSERT INTO reject_blocks (jseq, engine, ring_pos, ring_end, count, records)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        run[0][0],
-                        run[0][1],
-                        min(positions) if positions else None,
-                        max(positions) + RECORD_STRIDE if positions else None,
-                        len(run),
-                        b"".join(events),
-                    ),
-                )
-            db.execute("DROP TABLE rejects")
-            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -227,9 +175,13 @@ class Journal(JournalReader):
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def verify(self) -> dict:
+        """The whole journal, every part (chain.py); ``ok`` when none is lost."""
+        return verify_journal(self.base)
+
     # -- writing --------------------------------------------------------
     @contextlib.contextmanager
-    def _tx(self):
+    def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; the journal's rows and cursor move together."""
         if self.readonly:
             raise JournalError(f"journal {self.path} is open read-only")
@@ -245,24 +197,116 @@ class Journal(JournalReader):
             except sqlite3.Error as exc:
                 raise JournalError(f"journal {self.path}: write failed: {exc}") from None
 
-    def _next_jseq(self, db) -> int:
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in one transaction of the newest part.  When it would take
+        the part past its cap, it is rolled back, the part is closed, and it
+        runs again in the next part (a part just begun takes any one batch)."""
+        with self._lock:
+            self._watch_disk()
+            engine = self._engine  # work may make the "unknown" engine: undone with the rollback
+            try:
+                with self._tx() as db:
+                    result = work(db)
+                    if self._past_cap(db):
+                        raise _PartFull
+            except _PartFull:
+                self._engine = engine
+                self._next_part()
+                with self._tx() as db:
+                    result = work(db)
+            self._fresh_part = False
+            self._watch_size()
+            return result
+
+    def _past_cap(self, db: sqlite3.Connection) -> bool:
+        if self.max_bytes is None or self._fresh_part:
+            return False
+        return capacity.database_bytes(db) > capacity.database_cap(self.max_bytes)
+
+    def _watch_size(self) -> None:
+        if self.max_bytes is None or self._near_cap_said:
+            return
+        # The database's share of the cap is what fills; the WAL beside it stays small.
+        if capacity.database_bytes(self._db) >= capacity.NEAR_CAP * capacity.database_cap(self.max_bytes):
+            size = capacity.part_bytes(self.path)
+            self._near_cap_said = True
+            self._alerts.append(
+                capacity.near_cap_alert(self.path, size, self.max_bytes, part_path(self.base, self.part + 1).name)
+            )
+
+    def _watch_disk(self) -> None:
+        """Below ``low_disk_bytes`` free, rejects are counted only (none kept whole)."""
+        if self.low_disk_bytes is None or time.monotonic() < self._next_disk_check:
+            return
+        self._next_disk_check = time.monotonic() + DISK_CHECK_S
+        free = capacity.free_bytes(self.path.parent)
+        low = free < self.low_disk_bytes
+        if low != self._budget.counting_only:
+            self._budget.counting_only = low
+            self._alerts.append(capacity.disk_alert(low, free, self.path.parent))
+
+    def _next_part(self) -> None:
+        """Closes this part for good and continues the journal in the next one."""
+        old = self.path
+        number = max([self.part, *part_numbers(self.base)]) + 1
+        new = part_path(self.base, number)
+        with self._tx() as db:
+            jseq = self._next_jseq(db)
+            db.execute(
+                "INSERT INTO control (jseq, engine, wall_ns, kind, detail) VALUES (?, ?, ?, 'journal_continued', ?)",
+                (jseq, self._engine, time.time_ns(), json.dumps({"next": new.name})),
+            )
+            carry = capacity.read_carry(db, jseq, self.schema)
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.close()
+        self.path, self.part = new, number
+        self._open()
+        with self._tx() as db:
+            capacity.write_carry(db, carry)
+            db.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [("part", str(number)), ("previous_part", old.name), ("previous_last_jseq", str(carry.last_jseq))],
+            )
+            db.execute(
+                "INSERT INTO control (jseq, engine, wall_ns, kind, detail) VALUES (?, ?, ?, 'journal_continues', ?)",
+                (carry.last_jseq + 1, self._engine, time.time_ns(), json.dumps({"previous": old.name})),
+            )
+        self._fresh_part = True
+        self._near_cap_said = False
+        if self._engine is not None:
+            self._load_journaled(self._db)
+        self._alerts.append(capacity.rotated_alert(old, new))
+
+    def _next_jseq(self, db: sqlite3.Connection) -> int:
         # Read inside the transaction, so two writers can never reuse a number.
         # Blocks never overlap: the one with the highest jseq ends highest (index, not a scan).
         row = db.execute(
             "SELECT max(coalesce((SELECT max(jseq) FROM orders), 0),"
             " coalesce((SELECT jseq + count - 1 FROM reject_blocks ORDER BY jseq DESC LIMIT 1), 0),"
+            " coalesce((SELECT max(jseq) FROM reject_counts), 0),"
             " coalesce((SELECT max(jseq) FROM control), 0))"
         ).fetchone()
-        return row[0] + 1
+        return int(row[0]) + 1
 
-    def _load_tape_journaled(self, db) -> None:
-        row = db.execute("SELECT max(ring_end) FROM reject_blocks WHERE engine=?", (self._engine,)).fetchone()
-        self._tape_journaled = row[0] or 0
+    def _load_journaled(self, db: sqlite3.Connection) -> None:
+        """Where this engine's rings are journaled up to, this part and the earlier ones."""
+        e = self._engine
+        ends = [
+            db.execute("SELECT max(ring_end) FROM reject_blocks WHERE engine=?", (e,)).fetchone()[0],
+            db.execute("SELECT max(ring_end) FROM reject_counts WHERE engine=?", (e,)).fetchone()[0],
+        ]
+        carried = db.execute("SELECT tape_end, events_end, last_order FROM continued WHERE engine=?", (e,)).fetchone()
+        carried = carried or (0, 0, 0)
+        self._tape_journaled = max([carried[0], *(x for x in ends if x is not None)])
+        self._events_journaled = carried[1]
+        self._carried_last_order = carried[2]
 
     def begin_engine(self, *, iface: str, prog_id: int, attached_at: float, program_hash: str | None) -> int:
         """Makes this engine instance the one events are recorded for."""
         now_wall, now_mono = time.time_ns(), time.monotonic_ns()
-        with self._tx() as db:
+
+        def work(db: sqlite3.Connection) -> tuple:
             db.execute(
                 "INSERT OR IGNORE INTO engines (iface, prog_id, attached_at, program_hash, first_seen_ns,"
                 " clock_offset_ns) VALUES (?, ?, ?, ?, ?, ?)",
@@ -277,17 +321,19 @@ class Journal(JournalReader):
                 "SELECT id, ringbuf_drops, tape_drops FROM engines WHERE prog_id=? AND attached_at=?",
                 (prog_id, attached_at),
             ).fetchone()
-            _count, last = db.execute(
-                "SELECT count(*), coalesce(max(order_id), 0) FROM orders WHERE engine=?", (row[0],)
-            ).fetchone()
+            last = db.execute("SELECT coalesce(max(order_id), 0) FROM orders WHERE engine=?", (row[0],)).fetchone()[0]
+            return row, last
+
+        row, last = self._write(work)
         self._engine = row[0]
         self._known = {"ringbuf_drops": row[1], "tape_drops": row[2]}
-        self._load_tape_journaled(self._db)
+        self._load_journaled(self._db)
         # Gaps already journaled are verify's to report, not new alerts.
-        self._tracker = _GapTracker(contig=last, horizon=last)
+        last = max(last, self._carried_last_order)
+        self._tracker = GapTracker(contig=last, horizon=last)
         return self._engine
 
-    def _engine_id(self, db) -> int:
+    def _engine_id(self, db: sqlite3.Connection) -> int:
         if self._engine is None:
             # Recorded without begin_engine (no engine record): an "unknown" engine.
             db.execute(
@@ -296,128 +342,42 @@ class Journal(JournalReader):
                 (time.time_ns(), time.time_ns() - time.monotonic_ns()),
             )
             self._engine = db.execute("SELECT id FROM engines WHERE prog_id=0 AND attached_at=0").fetchone()[0]
-            self._load_tape_journaled(db)
+            self._load_journaled(db)
         return self._engine
 
-    def record_events(self, events, positions: list[int] | None = None) -> int:
+    def record_events(self, events: Iterable[EngineEvent], positions: list[int] | None = None) -> int:
         """Journals the orders, rejects and kernel kills among ``events``
-        (EngineEvents) in one transaction; returns the rows written.
+        (EngineEvents) in one transaction; returns the rows written (a counted
+        reject counts as one).
 
         ``positions``: each event's ring-buffer position (bytes since the ring
         was made; the two rings number separately), which makes a second
         recording of the same record a no-op.
         """
-        orders, rejects, kills = [], [], []
-        for i, ev in enumerate(events):
-            pos = positions[i] if positions is not None else None
-            row = (
-                pos,
-                ev.ts_ns,
-                ev.sender_ts,
-                ev.seq,
-                ev.symbol,
-                ev.side,
-                ev.price,
-                ev.qty,
-                ev.position,
-                ev.pnl,
-                ev.bid,
-                ev.bid_qty,
-                ev.ask,
-                ev.ask_qty,
-            )
-            if ev.kind == "order":
-                orders.append((ev.order_id, *row))
-            elif ev.kind == "reject":
-                rejects.append((pos, event_tuple(ev)))
-            elif ev.kind == "kill":
-                kills.append((pos, kill_detail(ev.reason, ev.pnl, ev.symbol, ev.seq, ev.ts_ns)))
-        return self._insert(orders, self._blocks(rejects, ()), kills)
+        b = batch_of_events(events, positions)
+        return self._insert(b.orders, b.rejects, (), b.kills)
 
-    def record_raw(self, records, runs=()) -> int:
+    def record_raw(self, records: list[tuple[int, tuple]], runs: Iterable[RecordRun] = ()) -> int:
         """The controller's fast path: ``records`` are (ring position, event
         tuple in layout.Event order) straight from the ring buffers, ``runs``
         the tape ring's records as read (RecordRun): their rejects are kept
-        as the kernel wrote them."""
-        f = RawField
-        names = self._names  # symbols repeat: decode each once
-        orders, rejects, kills = [], [], []
-        for pos, t in records:
-            kind = t[f.kind]
-            if kind == EVENT_UPDATE:
-                continue
-            side = t[f.side]
-            raw_symbol = t[f.symbol]
-            symbol = names.get(raw_symbol)
-            if symbol is None:
-                symbol = names[raw_symbol] = key_name(raw_symbol)
-            row = (
-                pos,
-                t[f.ts_ns],
-                t[f.sender_ts],
-                t[f.seq],
-                symbol,
-                chr(side) if side else "",
-                t[f.price],
-                t[f.qty],
-                t[f.position],
-                t[f.pnl],
-                t[f.bid],
-                t[f.bid_qty],
-                t[f.ask],
-                t[f.ask_qty],
-            )
-            if kind == EVENT_ORDER:
-                orders.append((t[f.order_id], *row))
-            elif kind == EVENT_REJECT:
-                rejects.append((pos, t))
-            elif kind == EVENT_KILL:
-                kills.append(
-                    (
-                        pos,
-                        kill_detail(
-                            KILL_STATES.get(t[f.reason], str(t[f.reason])),
-                            t[f.pnl],
-                            key_name(t[f.symbol]),
-                            t[f.seq],
-                            t[f.ts_ns],
-                        ),
-                    )
-                )
-        return self._insert(orders, self._blocks(rejects, runs), kills)
+        as the kernel wrote them (or counted, past the rate)."""
+        b = batch_of_records(records, self._names)
+        return self._insert(b.orders, b.rejects, runs, b.kills)
 
-    def _blocks(self, rejects: list, runs) -> list[tuple]:
-        """(ring_pos, ring_end, count, records) per block: the rejects among
-        ``rejects`` ((position, event tuple)) and among each run.  Records at
-        tape-ring positions already journaled (read again after a writer died
-        before it moved the ring) are left out: exactly once."""
-        done = self._tape_journaled
-        blocks = []
-        fresh = [(pos, t) for pos, t in rejects if pos is None or pos >= done]
-        if fresh:
-            positions = [pos for pos, _ in fresh if pos is not None]
-            blocks.append(
-                (
-                    min(positions) if positions else None,
-                    max(positions) + RECORD_STRIDE if positions else None,
-                    len(fresh),
-                    b"".join(ring_record(t) for _, t in fresh),
-                )
-            )
-        for run in runs:
-            start = RecordRun.position_index(run.pos, done)
-            records, count = run.records_of_kind(EVENT_REJECT, start)
-            if count:
-                blocks.append((run.pos + start * RECORD_STRIDE, run.end, count, records))
-        return blocks
-
-    def _insert(self, orders: list, blocks: list, kills: list) -> int:
-        if not (orders or blocks or kills):
+    def _insert(self, orders: list, rejects: list, runs, kills: list) -> int:
+        skip = self._events_journaled  # only after a new part began: what the earlier parts have
+        if skip:
+            orders = [o for o in orders if o[1] is None or o[1] >= skip]
+            kills = [k for k in kills if k[0] is None or k[0] >= skip]
+        blocks, counts, tape_end = self._budget.split(rejects, runs, self._tape_journaled)
+        if not (orders or blocks or counts or kills):
             return 0
         cols = ", ".join(EVENT_COLUMNS)
         marks = ", ".join("?" * (len(EVENT_COLUMNS) + 3))
-        written = 0
-        with self._tx() as db:
+
+        def work(db: sqlite3.Connection) -> int:
+            written = 0
             engine = self._engine_id(db)
             jseq = self._next_jseq(db)
             if orders:
@@ -437,6 +397,22 @@ class Journal(JournalReader):
                 )
                 written += count if db.total_changes > before else 0
                 jseq += count
+            for (second, reason, raw_symbol), c in counts.items():
+                symbol = key_name(raw_symbol)
+                got = db.execute(
+                    "UPDATE reject_counts SET count = count + ?, ts_ns = min(ts_ns, ?),"
+                    " last_ts_ns = max(last_ts_ns, ?), ring_end = max(coalesce(ring_end, 0), ?)"
+                    " WHERE engine=? AND second=? AND reason=? AND symbol=?",
+                    (c.count, c.first_ts, c.last_ts, tape_end or 0, engine, second, reason, symbol),
+                )
+                if not got.rowcount:
+                    db.execute(
+                        "INSERT INTO reject_counts (jseq, engine, second, reason, symbol, count, ts_ns, last_ts_ns,"
+                        " ring_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (jseq, engine, second, reason, symbol, c.count, c.first_ts, c.last_ts, tape_end),
+                    )
+                    jseq += 1
+                written += c.count
             if kills:
                 before = db.total_changes
                 now = time.time_ns()
@@ -446,13 +422,15 @@ class Journal(JournalReader):
                     [(jseq + i, engine, now, pos, detail) for i, (pos, detail) in enumerate(kills)],
                 )
                 written += db.total_changes - before
+            return written
+
+        written = self._write(work)
         with self._lock:
             for r in orders:
                 self._tracker.see(r[0])
             # Committed: these tape positions are journaled.
-            ends = [end for _pos, end, _n, _r in blocks if end is not None]
-            if ends:
-                self._tape_journaled = max(self._tape_journaled, *ends)
+            if tape_end is not None:
+                self._tape_journaled = max(self._tape_journaled, tape_end)
         return written
 
     def record_control(
@@ -464,63 +442,62 @@ class Journal(JournalReader):
         detail: dict | None = None,
     ) -> None:
         """An attach, a controller start/stop, a config change, a kill, ..."""
-        with self._tx() as db:
-            engine = self._engine
+        text = json.dumps(detail or {}, sort_keys=True, default=str)
+
+        def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO control (jseq, engine, wall_ns, kind, program_hash, config_version, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    self._next_jseq(db),
-                    engine,
-                    time.time_ns(),
-                    kind,
-                    program_hash,
-                    config_version,
-                    json.dumps(detail or {}, sort_keys=True, default=str),
-                ),
+                (self._next_jseq(db), self._engine, time.time_ns(), kind, program_hash, config_version, text),
             )
+
+        self._write(work)
 
     def record_kernel(self, *, orders_sent: int, ringbuf_drops: int, tape_drops: int, final: bool = False) -> None:
         """The kernel's own counts for this engine: what verify checks the rows
         against.  ``final``: the engine is detached and its rings drained."""
-        with self._tx() as db:
+        totals = {"ringbuf_drops": ringbuf_drops, "tape_drops": tape_drops}
+        deltas = {key: totals[key] - self._known[key] for key in totals if totals[key] > self._known[key]}
+
+        def work(db: sqlite3.Connection) -> None:
             engine = self._engine_id(db)
             db.execute(
                 "UPDATE engines SET kernel_orders=?, ringbuf_drops=?, tape_drops=?, closed=max(closed, ?) WHERE id=?",
                 (orders_sent, ringbuf_drops, tape_drops, int(final), engine),
             )
-            for key, total, what in (
-                ("ringbuf_drops", ringbuf_drops, "order(s)"),
-                ("tape_drops", tape_drops, "reject(s)/sampled update(s)"),
-            ):
-                delta = total - self._known[key]
-                if delta > 0:
-                    db.execute(
-                        "INSERT INTO control (jseq, engine, wall_ns, kind, detail) VALUES (?, ?, ?, ?, ?)",
-                        (
-                            self._next_jseq(db),
-                            engine,
-                            time.time_ns(),
-                            key,
-                            json.dumps({"delta": delta, "total": total}),
-                        ),
-                    )
-                    self._alerts.append(
-                        Alert(
-                            key,
-                            key,
-                            delta,
-                            message=(
-                                f"RING BUFFER FULL: the kernel dropped {delta} {what} ({total} in all); "
-                                "the journal is missing them"
-                            ),
-                        )
-                    )
-                self._known[key] = max(self._known[key], total)
+            for key, delta in deltas.items():
+                db.execute(
+                    "INSERT INTO control (jseq, engine, wall_ns, kind, detail) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        self._next_jseq(db),
+                        engine,
+                        time.time_ns(),
+                        key,
+                        json.dumps({"delta": delta, "total": totals[key]}),
+                    ),
+                )
+
+        self._write(work)
+        what = {"ringbuf_drops": "order(s)", "tape_drops": "reject(s)/sampled update(s)"}
+        for key, delta in deltas.items():
+            self._alerts.append(
+                Alert(
+                    key,
+                    key,
+                    delta,
+                    message=(
+                        f"RING BUFFER FULL: the kernel dropped {delta} {what[key]} ({totals[key]} in all); "
+                        "the journal is missing them"
+                    ),
+                )
+            )
+        for key, total in totals.items():
+            self._known[key] = max(self._known[key], total)
 
     def take_alerts(self) -> list[Alert]:
         """New gaps and drops since the last call (the controller calls it once
-        a tick: an order id missing for a whole tick is declared a gap)."""
+        a tick: an order id missing for a whole tick is declared a gap), and
+        the journal's size alerts (near the cap, a new part, low disk)."""
         with self._lock:
             for start, end in self._tracker.end_batch():
                 n = end - start + 1
@@ -558,6 +535,14 @@ def record_cli_change(
         j.record_control(kind, program_hash=program_hash, config_version=config_version, detail={"by": "cli", **detail})
 
 
-def open_journal(iface: str, path: str | Path | None = None) -> Journal:
-    """The writer's journal for ``iface`` (made if missing, modes 0700/0600)."""
-    return Journal.for_iface(iface, path)
+def open_journal(
+    iface: str,
+    path: str | Path | None = None,
+    *,
+    max_mb: int = DEFAULT_MAX_MB,
+    reject_rows_per_s: int = DEFAULT_REJECT_ROWS_PER_S,
+) -> Journal:
+    """The writer's journal for ``iface`` (made if missing, modes 0700/0600),
+    capped and budgeted as the config's journal_max_mb and
+    journal_reject_rows_per_s say."""
+    return Journal(path or journal_path(iface), max_bytes=max_mb * 1_000_000, reject_rows_per_s=reject_rows_per_s)

@@ -19,6 +19,7 @@ from .. import paths
 from ..config import Config, SymbolParams
 from ..errors import SimulatorError
 from ..maps import EngineMaps, MapsError, symbol_params_from_map
+from ..pins import check_pin_dir
 
 
 @dataclass
@@ -45,7 +46,7 @@ class EngineStart:
     def read(cls, iface: str) -> EngineStart | None:
         """None when no engine is pinned on ``iface``."""
         directory = paths.pin_dir(iface)
-        if not directory.is_dir():
+        if not check_pin_dir(directory):  # a pin root or directory that is not ours is refused
             return None
         try:
             maps = EngineMaps.open_pinned(directory)
