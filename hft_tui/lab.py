@@ -344,6 +344,16 @@ def lab_socket(
     return in_namespace(lambda: socket.socket(family, type_, proto), lab)
 
 
+def engine_mac(lab: Lab = DEFAULT_LAB) -> str:
+    """The engine interface's MAC as the kernel has it (a lab made before the
+    MACs were fixed has random ones).  Read from sysfs, which shows the root
+    namespace's interfaces even to a thread that entered the lab."""
+    try:
+        return (Path("/sys/class/net") / lab.engine_iface / "address").read_text().strip()
+    except OSError:
+        return lab.engine_mac
+
+
 def packet_socket(lab: Lab = DEFAULT_LAB, iface: str | None = None) -> PacketSocket:
     """A packet socket on the lab's exchange interface (or ``iface`` in the
     lab), for whole frames in and out (packet_io.PacketSocket)."""

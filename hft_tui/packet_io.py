@@ -20,6 +20,7 @@ own namespace.
 
 from __future__ import annotations
 
+import ctypes
 import socket
 import struct
 from collections.abc import Iterator
@@ -46,6 +47,42 @@ MAX_FRAME = 65535
 # tp_vlan_tci, tp_vlan_tpid
 _AUXDATA = struct.Struct("=IIIHHHH")
 _TIMESPEC = struct.Struct("=qq")
+
+
+_BPF = uapi_defines("bpf_common.h")
+_FILTER = uapi_defines("filter.h")
+SO_ATTACH_FILTER = 26  # asm-generic/socket.h
+_SOCK_FILTER = struct.Struct("=HBBI")  # struct sock_filter: code, jt, jf, k
+
+
+def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return _SOCK_FILTER.pack(code, jt, jf, k & 0xFFFFFFFF)
+
+
+def mark_foreign_macs(sock: socket.socket, mac: bytes, keep: int) -> None:
+    """A classic BPF filter on a UDP socket: a datagram whose Ethernet source
+    MAC is not ``mac`` is cut to ``keep`` bytes from its UDP header (8: an
+    empty datagram), so the reader sees that it came from someone else.
+
+    A UDP socket never sees the link layer; its filter can (SKF_LL_OFF), and
+    the kernel runs it after checking the UDP checksum.
+    """
+    ld, jeq, ret = _BPF["BPF_LD"] | _BPF["BPF_ABS"], _BPF["BPF_JMP"] | _BPF["BPF_JEQ"] | _BPF["BPF_K"], _BPF["BPF_RET"]
+    ll = _FILTER["SKF_LL_OFF"]
+    hi, lo = struct.unpack("!IH", mac)
+    prog = b"".join(
+        (
+            _insn(ld | _BPF["BPF_W"], ll + 6),  # source MAC, bytes 0..3
+            _insn(jeq, hi, 0, 2),
+            _insn(ld | _BPF["BPF_H"], ll + 10),  # bytes 4..5
+            _insn(jeq, lo, 1, 0),
+            _insn(ret | _BPF["BPF_K"], keep),
+            _insn(ret | _BPF["BPF_K"], 0xFFFFFFFF),  # the whole datagram
+        )
+    )
+    buf = ctypes.create_string_buffer(prog)
+    fprog = struct.pack("@HP", len(prog) // _SOCK_FILTER.size, ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)  # the kernel copies the program
 
 
 @dataclass(frozen=True)
@@ -78,6 +115,11 @@ class PacketSocket:
 
     def fileno(self) -> int:
         return self.sock.fileno()
+
+    @property
+    def mac(self) -> str:
+        """The interface's own MAC."""
+        return ":".join(f"{b:02x}" for b in self.sock.getsockname()[4])
 
     def close(self) -> None:
         self.sock.close()

@@ -29,13 +29,14 @@ _SHIFT = re.compile(r"^\(\s*(\d+)\s*<<\s*(\d+)\s*\)$")
 
 @cache
 def uapi_defines(header: str) -> dict[str, int]:
-    """The numeric ``#define``s of a kernel uapi header (``1 << 4`` included)."""
+    """The numeric ``#define``s of a kernel uapi header (``(1 << 4)`` and
+    ``(-0x200000)`` included)."""
     out: dict[str, int] = {}
     for name, token in _DEFINE.findall((UAPI / header).read_text()):
         token = token.strip()
         shift = _SHIFT.match(token)
         try:
-            out[name] = int(shift[1]) << int(shift[2]) if shift else int(token, 0)
+            out[name] = int(shift[1]) << int(shift[2]) if shift else int(token.strip("()"), 0)
         except ValueError:
             continue
     return out
