@@ -104,7 +104,7 @@ struct packet {
 };
 
 /* One update's way through the phases. */
-struct decision {
+struct hft1_decision {
 	__u32 side;         /* HFT_TYPE_BUY, HFT_TYPE_SELL or 0 */
 	__u32 price;
 	__u32 qty;          /* reserved in phase 1 (pending until committed) */
@@ -293,6 +293,7 @@ static __always_inline void decode_update(const struct hft_msg *msg, struct upda
 /* Returns 0 when an engine-wide map is missing (never, for arrays). */
 static __always_inline int open_packet(struct hft_global_config *gcp, struct packet *pk)
 {
+	struct hft_scratch *sc;
 	__u32 zero = 0;
 
 	bpf_spin_lock(&gcp->lock);
@@ -304,7 +305,8 @@ static __always_inline int open_packet(struct hft_global_config *gcp, struct pac
 	pk->gs = global_state.lookup(&zero);
 	pk->tot = totals.lookup(&zero);
 	pk->kill = kill_switch.lookup(&zero);
-	pk->ev = scratch_event.lookup(&zero);
+	sc = scratch.lookup(&zero);
+	pk->ev = sc ? &sc->ev : NULL;
 	if (!pk->gs || !pk->tot || !pk->kill || !pk->ev)
 		return 0;
 	return 1;
@@ -352,7 +354,7 @@ static __always_inline __u32 check_switches(const struct packet *pk,
  * to sell twice, no room freed).  On one CPU nothing is pending here.
  */
 static __always_inline void decide(const struct hft_symbol_params *p, struct hft_symbol_state *st,
-				   const struct update *u, __u64 now, struct decision *d)
+				   const struct update *u, __u64 now, struct hft1_decision *d)
 {
 	__u32 ref = p->reference_price ? p->reference_price : st->session_ref;
 	__u32 tick = p->tick_size ? p->tick_size : 1;
@@ -429,7 +431,7 @@ static __always_inline void decide(const struct hft_symbol_params *p, struct hft
  * releases the whole reservation phase 1 made; runs under the symbol lock.
  * Returns the open cost a sale released, for the engine-wide total.
  */
-static __always_inline __u64 commit_fill(struct hft_symbol_state *st, struct decision *d, __u32 final)
+static __always_inline __u64 commit_fill(struct hft_symbol_state *st, struct hft1_decision *d, __u32 final)
 {
 	__u64 cost = 0;
 
@@ -497,7 +499,7 @@ static __always_inline __u32 record_market_data(struct hft_symbol_state *st, con
  */
 static __always_inline void decide_and_reserve(const struct hft_symbol_params *p,
 					       struct hft_symbol_state *st, const struct update *u,
-					       const struct packet *pk, struct decision *d)
+					       const struct packet *pk, struct hft1_decision *d)
 {
 	__u32 market;
 
@@ -533,7 +535,7 @@ static __always_inline void decide_and_reserve(const struct hft_symbol_params *p
 
 /* The scratch slot holds the previous packet's event: set every field. */
 static __always_inline void start_event(const struct packet *pk, const struct update *u,
-					const struct decision *d)
+					const struct hft1_decision *d)
 {
 	struct hft_event *ev = pk->ev;
 
@@ -562,7 +564,7 @@ static __always_inline void report_reject(const struct packet *pk, __u32 reason,
 {
 	struct hft_event *ev = pk->ev;
 
-	count(HFT_CTR_REJECT_BASE + (reason & 0xf));
+	count(HFT_CTR_REJECT_BASE + (reason & 0x1f));
 	ev->kind = HFT_EVENT_REJECT;
 	ev->reason = reason;
 	ev->side = side;
@@ -571,7 +573,7 @@ static __always_inline void report_reject(const struct packet *pk, __u32 reason,
 }
 
 /* An update that decided no order: its reject, or 1 in update_sample of the rest. */
-static __always_inline void report_no_order(const struct packet *pk, const struct decision *d)
+static __always_inline void report_no_order(const struct packet *pk, const struct hft1_decision *d)
 {
 	if (d->reason != NO_REJECT) {
 		report_reject(pk, d->reason, 0, 0);
@@ -585,7 +587,7 @@ static __always_inline void report_no_order(const struct packet *pk, const struc
  * Phase 2, under the global lock: the engine-wide throttle and notional cap
  * cut d->final (to 0 with d->reason set when they refuse the order).
  */
-static __always_inline void engine_wide_limits(const struct packet *pk, struct decision *d)
+static __always_inline void engine_wide_limits(const struct packet *pk, struct hft1_decision *d)
 {
 	struct hft_global_state *gs = pk->gs;
 	const struct hft_global_params *g = &pk->g;
@@ -619,7 +621,7 @@ static __always_inline void engine_wide_limits(const struct packet *pk, struct d
 
 /* Phase 3, under the symbol lock: commit the fill, release the reservation. */
 static __always_inline void commit(struct hft_symbol_state *st, const struct packet *pk,
-				   struct decision *d)
+				   struct hft1_decision *d)
 {
 	bpf_spin_lock(&st->lock);
 	d->released = commit_fill(st, d, d->final);
@@ -630,7 +632,7 @@ static __always_inline void commit(struct hft_symbol_state *st, const struct pac
 }
 
 /* The engine-wide open cost follows the committed fill (unless phase 2 counted the buy). */
-static __always_inline void commit_open_cost(const struct packet *pk, const struct decision *d)
+static __always_inline void commit_open_cost(const struct packet *pk, const struct hft1_decision *d)
 {
 	if (d->released)
 		__sync_fetch_and_sub(&pk->tot->open_cost, d->released);
@@ -642,7 +644,7 @@ static __always_inline void commit_open_cost(const struct packet *pk, const stru
  * The order: ids are engine-wide and gap-free.  Its event is completed here
  * and emitted once the order is written into the frame (xdp_strategy).
  */
-static __always_inline void number_order(const struct packet *pk, const struct decision *d,
+static __always_inline void number_order(const struct packet *pk, const struct hft1_decision *d,
 					 struct order *o)
 {
 	struct hft_event *ev = pk->ev;
@@ -669,7 +671,7 @@ static __always_inline int trade_update(const struct packet *pk, struct update *
 	struct hft_symbol_config *cfgp;
 	struct hft_symbol_state *st;
 	struct hft_symbol_params p;
-	struct decision d = { .reason = NO_REJECT };
+	struct hft1_decision d = { .reason = NO_REJECT };
 
 	if (pk->updates)
 		*pk->updates += 1;   /* per-CPU slot: no atomic needed */
