@@ -99,6 +99,7 @@ class FrameFormat:
     name = "hft1"
     max_messages = 1
     mixed = False
+    channel = None  # hft1 has no channels: every update carries its own sequence
 
     def quote(self, q: Quote, seq: int, ts: int, rng: random.Random) -> list[Block]:
         buf = bytearray(MSG_LEN)

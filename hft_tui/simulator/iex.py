@@ -52,6 +52,7 @@ class _IexFormat:
     others: dict[str, tuple[int, int]] = TOPS_OTHERS
     max_messages = MAX_BATCH
     mixed = True
+    channel = f"{SESSION}/{CHANNEL}"  # as the engine names it
 
     def __init__(self) -> None:
         self.stream_offset = 0

@@ -41,6 +41,7 @@ class ItchFormat:
     name = "itch"
     max_messages = MAX_BATCH
     mixed = True
+    channel = SESSION  # as the engine names it
 
     def __init__(self) -> None:
         self.locates: dict[str, int] = {}

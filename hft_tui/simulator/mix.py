@@ -71,6 +71,7 @@ class FeedFormat(Protocol):
     name: str
     max_messages: int  # at most this many messages a packet (hft1: 1)
     mixed: bool  # other types, unknown symbols and halts mixed in (hft1: only the walk)
+    channel: str | None  # the channel it sends on, as the engine names it (None: hft1)
 
     def quote(self, q: Quote, seq: int, ts: int, rng: random.Random) -> list[Block]: ...
 

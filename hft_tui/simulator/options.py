@@ -32,6 +32,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "itch": ("itch", "ItchFormat"),
 }
 TS_MODULO = {"itch": DAY_NS}  # ITCH timestamps are nanoseconds since midnight
+ENGINE_FEED = {"hft1": "hft1", "iex-tops": "iex", "iex-deep": "iex", "itch": "itch"}  # the engine's [engine] feed
 MAX_MESSAGES = {"hft1": 1}  # an hft1 datagram is one update
 
 

@@ -18,16 +18,17 @@ from dataclasses import asdict
 from .. import lab as lab_mod
 from ..config import Config
 from ..errors import SimulatorError
+from ..maps import Gateway
 from ..order_frames import ExpectedRoute
 from ..packet_io import mark_foreign_macs
 from ..symbol import Symbol
 from ..wire import UDP_HLEN, Route, mac_bytes
 from . import hft1
 from .checker import SENT_LOG_SLOTS, FeedLog, OrderChecker, SentLog, SymbolCounts
-from .engine_start import EngineStart, config_warnings
+from .engine_start import EngineStart, config_warnings, engine_feed_delta
 from .frame_path import FeedCounts, FramePlan, FrameRun, sink_socket
 from .mix import FeedSource
-from .options import TS_MODULO, FeedOptions, feed_format
+from .options import ENGINE_FEED, TS_MODULO, FeedOptions, feed_format
 from .receiver import OrderReceiver
 from .sender import MAX_BATCH, BatchSender, current_cpu, exchange_socket, pin_thread
 from .stats import FeedSummary, RttRecorder, read_udp_snmp
@@ -68,6 +69,8 @@ class Simulator:
         self.cpu = cpu
         self.grace_s = grace_s
         self.order_frames = 0
+        self.engine_feed: dict | None = None
+        self.engine_route: Gateway | None = None
         self.feed = feed or FeedOptions()
         self.feed.validate()
         self.gateway = getattr(config.engine, "gateway", None)  # [engine.gateway], when the config has one
@@ -87,12 +90,15 @@ class Simulator:
             raise SimulatorError("count 0 runs until stopped: give a duration or a stop function")
         start = self.start_mode
         warnings = []
+        engine_feed = ENGINE_FEED[self.feed.format]
+        channel = feed_format(self.feed.format).channel  # as the engine names it (maps.FeedChannel.id)
         if start == "auto":
-            start = EngineStart.read(self.lab.engine_iface)
+            start = EngineStart.read(self.lab.engine_iface, engine_feed)
             if start is None:
                 warnings.append(f"no engine is pinned on {self.lab.engine_iface}: expect no orders")
         warnings += config_warnings(self.config, start, self.names, self.port)
-        first_seq = self.first_seq or (start.next_seq() if start else 1)
+        first_seq = self.first_seq or (start.next_seq(channel) if start else 1)
+        self.engine_route = start.route if start else None
         slots = SENT_LOG_SLOTS if count == 0 else min(SENT_LOG_SLOTS, max(count, 1))
         log = SentLog(first_seq, slots)
         checker = OrderChecker(self.config, log, start)
@@ -119,6 +125,9 @@ class Simulator:
                     feed_counts = run.counts
                     self.order_frames = run.collector.order_frames
                 after = lab_mod.in_namespace(read_udp_snmp, self.lab)
+                if self.start_mode == "auto" and channel is not None:
+                    end = EngineStart.read(self.lab.engine_iface, engine_feed)
+                    self.engine_feed = engine_feed_delta(start, end, channel)
             finally:
                 if old_affinity is not None:
                     os.sched_setaffinity(0, old_affinity)
@@ -176,6 +185,7 @@ class Simulator:
             "vlan": f.vlan,
             "gateway": None if self.gateway is None else self._gateway_dict(),
             "pcap_out": f.pcap_out,
+            "engine_feed": self.engine_feed,
         }
 
     def _gateway_dict(self) -> dict:
@@ -191,7 +201,7 @@ class Simulator:
             self.engine_mac,
             g.src_ip or lab.engine_ip,
             g.src_port or self.port,
-            g.mac or lab_gateway_mac or lab.exchange_mac,
+            g.mac or (self.engine_route.mac if self.engine_route else None) or lab_gateway_mac or lab.exchange_mac,
             g.ip,
             g.port,
             self.feed.vlan,
