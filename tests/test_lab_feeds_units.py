@@ -26,6 +26,7 @@ from scapy.utils import checksum as scapy_checksum
 from hft_tui.capture import CaptureWriter
 from hft_tui.config import load_config
 from hft_tui.errors import CaptureError, SimulatorError
+from hft_tui.feeds import iex, itch
 from hft_tui.order_frames import ExpectedRoute, OrderFrameChecker, OrderIds
 from hft_tui.packet_io import Received
 from hft_tui.paths import DEMO_CONFIG
@@ -33,8 +34,8 @@ from hft_tui.protocol import Order, encode_order, parse_price
 from hft_tui.simulator.checker import FeedLog, LoggedMessage, OrderChecker, SentLog
 from hft_tui.simulator.collector import FrameCollector
 from hft_tui.simulator.hft1 import FrameFormat
-from hft_tui.simulator.mix import FeedSource
-from hft_tui.simulator.options import FeedOptions
+from hft_tui.simulator.mix import MAX_PAYLOAD, FeedSource
+from hft_tui.simulator.options import FeedOptions, feed_format
 from hft_tui.simulator.stats import RttRecorder
 from hft_tui.simulator.walk import MarketWalk
 from hft_tui.strategy_model import (
@@ -430,3 +431,123 @@ def test_only_plain_hft1_takes_the_fast_path():
     assert FeedOptions().plain_hft1
     for o in (FeedOptions(vlan=3), FeedOptions(group="239.1.1.1"), FeedOptions(pcap_out="x"), FeedOptions("itch")):
         assert not o.plain_hft1
+
+
+# -- the exchange formats: every message decodes to what was meant -------------------
+
+
+def make_source(fmt: str, seed: int = 1, batch: int = 20, first_seq: int = 1) -> FeedSource:
+    return FeedSource(feed_format(fmt), MarketWalk(list(DEMO.symbols), DEMO, seed), seed, first_seq, batch)
+
+
+def packets(fmt: str, n: int, seed: int = 1, batch: int = 20) -> list:
+    source = make_source(fmt, seed, batch)
+    return [source.next_packet(1_764_800_000_000_000_000 + i * 1_000_003) for i in range(n)]
+
+
+def iex_meaning(seq: int, m) -> FeedMessage | None:
+    """What an IEX message means to the engine, read from the decoded message alone."""
+    if isinstance(m, iex.QuoteUpdate):
+        halted = bool(m.flags & iex.FLAG_HALTED)
+        return FeedMessage(m.symbol, seq, m.timestamp, m.bid, m.bid_size, m.ask, m.ask_size, halted_flag=halted)
+    if isinstance(m, iex.PriceLevel):
+        moving = not m.flags & iex.FLAG_COMPLETE
+        if m.side == "S":
+            return FeedMessage(m.symbol, seq, m.timestamp, 0, 0, m.price, m.size, in_transition=moving)
+        return FeedMessage(m.symbol, seq, m.timestamp, m.price, m.size, 0, 0, in_transition=moving)
+    if isinstance(m, iex.TradingStatus):
+        return FeedMessage(m.symbol, seq, m.timestamp, status=m.status)
+    return None
+
+
+def itch_meaning(seq: int, m) -> FeedMessage | None:
+    if isinstance(m, itch.AddOrder):
+        if m.side == "S":
+            return FeedMessage(m.symbol, seq, m.timestamp, 0, 0, m.price, m.shares)
+        return FeedMessage(m.symbol, seq, m.timestamp, m.price, m.shares, 0, 0)
+    if isinstance(m, itch.TradingAction):
+        return FeedMessage(m.symbol, seq, m.timestamp, status=m.state)
+    return None
+
+
+def decoded(fmt: str, payload: bytes) -> tuple[int, list]:
+    """(first sequence, [(seq, meaning)]) of a payload, by hft_tui.feeds alone."""
+    if fmt == "itch":
+        p = itch.decode_packet(payload)
+        assert p.session == "HFTLAB0001"
+        return p.seq, [(seq, itch_meaning(seq, m)) for seq, m in itch.decode_messages(p)]
+    seg = iex.decode_segment(payload)
+    assert seg.protocol == (iex.PROTO_TOPS if fmt == "iex-tops" else iex.PROTO_DEEP)
+    assert (seg.session, seg.channel) == (1, 1)
+    return seg.first_seq, [(seq, iex_meaning(seq, m)) for seq, m in iex.decode_messages(seg)]
+
+
+@pytest.mark.parametrize("fmt", ["iex-tops", "iex-deep", "itch"])
+def test_every_message_made_decodes_with_the_feeds_codecs_to_what_was_meant(fmt):
+    next_seq = 1
+    for p in packets(fmt, 200):
+        first, messages = decoded(fmt, p.payload)
+        assert first == p.first_seq == next_seq
+        assert [m for _seq, m in messages] == list(p.messages)
+        assert 1 <= len(p.messages) <= 20 and len(p.payload) <= MAX_PAYLOAD
+        next_seq += len(p.messages)
+
+
+@pytest.mark.parametrize("fmt", ["iex-tops", "iex-deep", "itch"])
+def test_the_mix_is_seeded_and_stable(fmt):
+    assert [p.payload for p in packets(fmt, 50, seed=4)] == [p.payload for p in packets(fmt, 50, seed=4)]
+    assert [p.payload for p in packets(fmt, 50, seed=4)] != [p.payload for p in packets(fmt, 50, seed=5)]
+
+
+@pytest.mark.parametrize("fmt", ["iex-tops", "iex-deep", "itch"])
+def test_a_feed_carries_other_types_unknown_symbols_and_halts_as_a_real_one_does(fmt):
+    meant = [m for p in packets(fmt, 500) for m in p.messages]
+    n = len(meant)
+    skipped = sum(m is None for m in meant)
+    unknown = sum(m is not None and m.symbol not in DEMO.symbols for m in meant)
+    statuses = [m for m in meant if m is not None and m.status]
+    quotes = [m for m in meant if m is not None and not m.status and m.symbol in DEMO.symbols]
+    assert 0.25 < skipped / n < 0.5 and 0.08 < unknown / n < 0.25 and 0.4 < len(quotes) / n < 0.7
+    assert {m.status for m in statuses} - {"T"} and "T" in {m.status for m in statuses}
+    # Quotes on both sides: offers (the buy rule) and bids (the sell rule).
+    assert any(m.ask and not m.bid for m in quotes) == (fmt != "iex-tops")
+    assert any(m.bid and not m.ask for m in quotes) == (fmt != "iex-tops")
+    if fmt == "iex-deep":
+        assert any(m.in_transition for m in quotes) and any(m.ask_qty == m.bid_qty == 0 for m in quotes)
+    if fmt == "iex-tops":
+        assert any(m.halted_flag for m in quotes)
+    if fmt.startswith("iex"):
+        assert any(feed_rule(m, False) == PRICE_RANGE for m in quotes)
+
+
+@pytest.mark.parametrize("fmt", ["iex-tops", "iex-deep", "itch"])
+def test_a_halt_is_resumed_and_a_run_never_ends_halted(fmt):
+    source = make_source(fmt)
+    halted: set[str] = set()
+    for i in range(400):
+        for m in source.next_packet(i).messages:
+            if m is not None and m.status and m.symbol in DEMO.symbols:
+                (halted.discard if m.status == "T" else halted.add)(m.symbol)
+    last = source.close(1)
+    if last is not None:
+        first, messages = decoded(fmt, last.payload)
+        assert first == last.first_seq and {m.symbol for _s, m in messages} == halted
+        assert all(m.status == "T" for _s, m in messages)
+    else:
+        assert not halted
+
+
+@pytest.mark.parametrize("fmt", ["iex-tops", "iex-deep", "itch"])
+def test_a_heartbeat_carries_the_next_sequence_number_and_no_message(fmt):
+    source = make_source(fmt, batch=5)
+    source.next_packet(1)
+    beat = source.heartbeat(2)
+    first, messages = decoded(fmt, beat.payload)
+    assert (first, messages, beat.first_seq) == (6, [], 6)
+
+
+def test_a_packet_stops_short_of_a_frame_and_of_the_count_left():
+    source = make_source("iex-tops", batch=128)
+    p = source.next_packet(1)
+    assert len(p.payload) <= MAX_PAYLOAD and len(p.messages) < 128
+    assert len(source.next_packet(2, limit=3).messages) == 3
