@@ -113,11 +113,11 @@ def config_warnings(config: Config, start: EngineStart | None, names: list[str],
         out.append("the engine's max_notional differs from the config")
     if port is not None and start.feed_port and start.feed_port != port:
         out.append(f"the engine's feed port is {start.feed_port}, updates go to {port}")
-    gateway = getattr(config.engine, "gateway", None)
+    gateway = config.gateway
     if start.route is not None and gateway is None:
         out.append(f"the engine sends its orders to {start.route.ip}:{start.route.port}; the config has no gateway")
     elif gateway is not None and (
-        start.route is None or (start.route.ip, start.route.port) != (gateway.ip, gateway.port)
+        start.route is None or (start.route.ip, start.route.port) != (str(gateway.ip), gateway.port)
     ):
         where = "back to the sender" if start.route is None else f"to {start.route.ip}:{start.route.port}"
         out.append(f"the engine sends its orders {where}, not to the config's gateway {gateway.ip}:{gateway.port}")

@@ -73,7 +73,7 @@ class Simulator:
         self.engine_route: Gateway | None = None
         self.feed = feed or FeedOptions()
         self.feed.validate()
-        self.gateway = getattr(config.engine, "gateway", None)  # [engine.gateway], when the config has one
+        self.gateway = config.gateway  # [engine.gateway], when the config has one
         self.engine_mac = lab_mod.engine_mac(lab)
 
     @property
@@ -88,15 +88,18 @@ class Simulator:
             raise SimulatorError("count and rate must be >= 0 and duration > 0")
         if count == 0 and duration is None and stop is None:
             raise SimulatorError("count 0 runs until stopped: give a duration or a stop function")
-        start = self.start_mode
         warnings = []
         engine_feed = ENGINE_FEED[self.feed.format]
         channel = feed_format(self.feed.format).channel  # as the engine names it (maps.FeedChannel.id)
-        if start == "auto":
+        start: EngineStart | None
+        if isinstance(self.start_mode, str):  # "auto"
             start = EngineStart.read(self.lab.engine_iface, engine_feed)
             if start is None:
                 warnings.append(f"no engine is pinned on {self.lab.engine_iface}: expect no orders")
+        else:
+            start = self.start_mode
         warnings += config_warnings(self.config, start, self.names, self.port)
+        warnings += self._feed_warnings(engine_feed)
         first_seq = self.first_seq or (start.next_seq(channel) if start else 1)
         self.engine_route = start.route if start else None
         slots = SENT_LOG_SLOTS if count == 0 else min(SENT_LOG_SLOTS, max(count, 1))
@@ -188,6 +191,17 @@ class Simulator:
             "engine_feed": self.engine_feed,
         }
 
+    def _feed_warnings(self, engine_feed: str) -> list[str]:
+        """Where this run's feed is not the one the config has the engine read."""
+        out = []
+        want = self.config.feed
+        if want.feed != engine_feed:
+            out.append(f"the config's feed is {want.feed}: an engine built for it does not read {self.feed.format}")
+        to = self.feed.group or self.lab.engine_ip
+        if want.feed_addr is not None and str(want.feed_addr) != to:
+            out.append(f"the engine reads the feed at {want.feed_addr} only; this run sends to {to}")
+        return out
+
     def _gateway_dict(self) -> dict:
         r = self._gateway_route().route
         return {"ip": r.dst_ip, "port": r.dst_port, "mac": r.dst_mac}
@@ -197,12 +211,13 @@ class Simulator:
         is resolved by the engine, which in the lab finds the exchange
         interface's (``lab_gateway_mac``) for the lab's gateway address."""
         g, lab = self.gateway, self.lab
+        assert g is not None
         return ExpectedRoute.gateway(
             self.engine_mac,
-            g.src_ip or lab.engine_ip,
+            str(g.src_ip or lab.engine_ip),
             g.src_port or self.port,
             g.mac or (self.engine_route.mac if self.engine_route else None) or lab_gateway_mac or lab.exchange_mac,
-            g.ip,
+            str(g.ip),
             g.port,
             self.feed.vlan,
         )
@@ -236,7 +251,7 @@ class Simulator:
             if f.group:
                 warnings.append("a multicast feed without a gateway cannot be answered (no_route): expect no orders")
         # hft1 answers one update with one order; the feeds answer a packet with up to the cap.
-        max_orders = 1 if f.format == "hft1" else getattr(self.config.engine, "max_orders_per_packet", 8)
+        max_orders = 1 if f.format == "hft1" else self.config.engine.max_orders_per_packet
         log = FeedLog(SENT_LOG_SLOTS)
         return FrameRun(
             self.lab, plan, expected, max_orders, psock, self.engine_mac, sock, sink, checker, log, rtts, self.seed
