@@ -19,6 +19,7 @@
 #define FEED_LEN_PREFIX          0
 #define FEED_HAS_CHANNEL         0
 #define FEED_MAX_MSGS            1
+#define FEED_SKIP_RUN            0    /* the one message is read at once */
 #define FEED_WANTS(t)            1
 #define FEED_KEEPS_LENGTH        1    /* with reflection: the order is the update rewritten in place */
 

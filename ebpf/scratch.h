@@ -46,6 +46,8 @@ struct feed_loop {
 	__u64 first_seq;
 	__u64 now;               /* the clock (hft_now), once a packet, with the engine-wide view */
 	__u64 csum;              /* sum of the 32-bit words of the orders written */
+	__u64 claimed;           /* the channel's next sequence as this packet left it */
+	__u64 updates_now;       /* this CPU's updates counter after this message (update sampling) */
 	__u32 pos;               /* offset from data of the next block */
 	__u32 end;               /* offset from data of the end of the UDP payload */
 	__u32 count;             /* messages to read, <= FEED_MAX_MSGS */
@@ -56,18 +58,20 @@ struct feed_loop {
 	__u32 orig_len;
 	__u32 hdr_out;           /* order frame headers: 42, or 46 with a VLAN tag */
 	__u32 n_orders;
-	__u32 max_orders;        /* 0 when the packet cannot be answered (no_route) */
-	__u32 cap_reason;        /* the reject when max_orders is reached */
+	__u32 max_orders;        /* the packet's cap; 0 when it cannot be answered (no_route) */
+	__u32 cap_reason;        /* the reject when max_orders is reached: batch_full or no_route */
 	__u32 grow_failed;
 	__u32 session_tag;
 	__u32 no_trade;          /* the XDP action for a packet that sends no order */
-	__u32 have_view;         /* the engine-wide view below was taken for this packet */
+	__u32 gateway;           /* orders go to the gateway (else they are reflected) */
+	__u32 routable;          /* an order frame can answer this packet */
+	__u32 has_vlan;
+	__u32 have_view;         /* the engine-wide view (packet_view) was taken for this packet */
 	__u32 switch_reason;     /* NO_REJECT or the dead-man switch: every symbol of the packet */
 	__u32 global_limits;     /* an engine-wide throttle or notional cap is set */
 	__u32 unknown;           /* counted here, added to the counters once a packet */
 	__u32 in_transition;
 	__u32 malformed_msgs;
-	__u32 has_vlan;
 };
 
 /*
@@ -81,6 +85,7 @@ struct feed_loop {
 struct hft_scratch {
 	struct hft_event ev;              /* the event being built */
 	struct hft_global_params g;       /* copied under the global config lock, once a packet */
+	struct feed_packet fp;            /* the packet's header, as the decoder read it */
 	struct feed_loop loop;
 	struct feed_msg u;                /* the message being handled */
 	struct decision d;

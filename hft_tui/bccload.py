@@ -205,18 +205,20 @@ def fix_map_fds(raw: bytearray, placeholders: dict[int, int]) -> None:
 
 
 def placeholders(b, source: Path, include_dirs: list[Path], defines: set[str]) -> dict[int, int]:
-    """BCC's placeholder descriptor -> the map's descriptor.  BCC numbers its placeholders
-    -1, -2, ... by table index, in declaration order; both must agree."""
+    """BCC's placeholder descriptor -> the map's descriptor.
+
+    BCC numbers its placeholders -1, -2, ... in declaration order, then creates
+    the maps in ascending placeholder order (-N first), so their descriptors
+    fall as the declaration index rises.  The declaration order read from the
+    sources must show exactly that, or it is not BCC's and nothing loads.
+    """
     from bcc.libbcc import lib
 
     names = declared_maps(source, include_dirs, defines)
-    out = {}
-    for index, name in enumerate(names):
-        table_id = lib.bpf_table_id(b.module, name.encode())
-        if table_id != index:
-            raise EngineError(f"map {name}: BCC's table {table_id}, declared {index}th: cannot place its descriptor")
-        out[-(index + 1)] = lib.bpf_table_fd(b.module, name.encode())
-    return out
+    fds = [lib.bpf_table_fd(b.module, name.encode()) for name in names]
+    if any(fd < 0 for fd in fds) or any(a <= z for a, z in zip(fds, fds[1:])):
+        raise EngineError(f"the maps' descriptors {fds} do not follow their declaration order {names}")
+    return {-(index + 1): fd for index, fd in enumerate(fds)}
 
 
 def load_xdp(
