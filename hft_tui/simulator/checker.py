@@ -21,6 +21,16 @@ What is checked, order by order (reasons in ``invalid_reasons``)
     bad udp checksum  the lab's Udp InCsumErrors grew during the run (the
                     kernel drops such datagrams before any socket sees them;
                     counted by the runner, see stats.read_udp_snmp)
+    source mac      a datagram not sent from the engine interface's MAC
+
+On the frame path (the exchange feeds, a gateway) each frame is first
+checked as a frame (order_frames: checksums, source mac, route, vlan,
+format, batch cap, gap, out of order; collector.py: batch), then each of its
+orders by :meth:`OrderChecker.check_feed_order` against the message it
+answers (:class:`FeedLog`): unknown update, timestamp, and "unexpected order"
+when the feed's rules said the message could not trade when the engine read
+it (halted, in_transition, no_trade, price_range, unknown_symbol: the
+example names which), then the rules above.
 
 What is not invalid: an update that gets no order.  The kill switch, the
 dead-man switch, the throttles and a collar whose reference the simulator
