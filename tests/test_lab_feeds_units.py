@@ -412,8 +412,8 @@ def test_hft1_frames_carry_exactly_the_fast_paths_updates():
     "options,message",
     [
         (FeedOptions("fix"), "unknown feed format"),
-        (FeedOptions("hft1", batch=2), "a hft1 packet carries 1..1 messages"),
-        (FeedOptions("itch", batch=129), "a itch packet carries 1..128 messages"),
+        (FeedOptions("hft1", batch=2), "hft1 carries 1..1 messages a packet"),
+        (FeedOptions("itch", batch=129), "itch carries 1..128 messages a packet"),
         (FeedOptions("hft1", ab=True), "hft1 has no packet sequence"),
         (FeedOptions("hft1", gap_rate=0.1), "hft1 has no packet sequence"),
         (FeedOptions("itch", gap_rate=1.0), "--gap-rate is a share of packets"),

@@ -64,7 +64,7 @@ class FeedOptions:
             raise SimulatorError(f"unknown feed format {self.format!r} (one of {', '.join(FORMATS)})")
         most = MAX_MESSAGES.get(self.format, MAX_BATCH)
         if not 1 <= self.batch <= most:
-            raise SimulatorError(f"a {self.format} packet carries 1..{most} messages, not {self.batch}")
+            raise SimulatorError(f"--batch: {self.format} carries 1..{most} messages a packet, not {self.batch}")
         if self.format == "hft1" and (self.ab or self.gap_rate):
             raise SimulatorError("hft1 has no packet sequence: --ab and --gap-rate need iex-tops, iex-deep or itch")
         if not 0.0 <= self.gap_rate < 1.0:
