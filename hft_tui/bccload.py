@@ -30,6 +30,7 @@ subprograms itself, this module goes.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import re
 import struct
 from dataclasses import dataclass
@@ -216,7 +217,7 @@ def placeholders(b, source: Path, include_dirs: list[Path], defines: set[str]) -
 
     names = declared_maps(source, include_dirs, defines)
     fds = [lib.bpf_table_fd(b.module, name.encode()) for name in names]
-    if any(fd < 0 for fd in fds) or any(a <= z for a, z in zip(fds, fds[1:])):
+    if any(fd < 0 for fd in fds) or any(a <= z for a, z in itertools.pairwise(fds)):
         raise EngineError(f"the maps' descriptors {fds} do not follow their declaration order {names}")
     return {-(index + 1): fd for index, fd in enumerate(fds)}
 

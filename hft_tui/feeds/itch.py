@@ -146,8 +146,9 @@ def encode_message(m: ItchMessage) -> bytes:
         if m.side not in SIDES:
             raise ProtocolError(f"add order side {m.side!r}: 'B' or 'S'")
         mpid = m.mpid is not None
-        buf = _common(MSG_ADD_MPID if mpid else MSG_ADD, ADD_MPID_LEN if mpid else ADD_LEN, m.locate, m.tracking,
-                      m.timestamp)  # fmt: skip
+        buf = _common(
+            MSG_ADD_MPID if mpid else MSG_ADD, ADD_MPID_LEN if mpid else ADD_LEN, m.locate, m.tracking, m.timestamp
+        )
         _U64.pack_into(buf, ITCH["ITCH_ADD_OFF_REF"], m.ref)
         buf[ITCH["ITCH_ADD_OFF_SIDE"]] = ord(m.side)
         _U32.pack_into(buf, ITCH["ITCH_ADD_OFF_SHARES"], m.shares)
