@@ -112,9 +112,10 @@ def test_a_feed_on_two_lines_with_gaps_trades_by_the_rules_and_the_engine_counts
     assert e["packets"] == 2 * s.packets_sent  # every copy reached the engine
 
 
+@pytest.mark.parametrize("mode", ["native", "generic"])
 @pytest.mark.parametrize("fmt,n", [("iex-tops", 123), ("iex-deep", 124), ("itch", 125)])
-def test_a_feed_tagged_with_a_vlan_gets_its_orders_tagged_at_the_gateway(feed_lab, fmt, n):
-    L, cfg = feed_lab(n, fmt)
+def test_a_feed_tagged_with_a_vlan_gets_its_orders_tagged_at_the_gateway(feed_lab, fmt, n, mode):
+    L, cfg = feed_lab(n, fmt, mode)
     s = run(L, cfg, batch=10, group=GROUP, vlan=77, format=fmt)
     assert_clean(s, min_orders=10)
     assert s.order_frames > 0 and s.vlan == 77  # a frame on another VLAN (or none) would be invalid
