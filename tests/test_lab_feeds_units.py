@@ -330,6 +330,8 @@ BAD_ORDERS = [
     ("more orders than the cap", [order_frame([buy(1, 1), buy(8, 2), buy(9, 3)])], {"batch cap": 1}),
     ("ids that skip", [order_frame([buy(1, 1), buy(8, 3)])], {"gap": 1}),
     ("an id seen already", [order_frame([buy(1, 1)]), order_frame([buy(8, 1)])], {"out of order": 1}),
+    ("a message answered twice", [order_frame([buy(1, 1)]), order_frame([buy(1, 2, qty=10)])],
+     {"duplicate order": 1, "qty": 1}),
     ("orders of two packets in one frame", [order_frame([buy(1, 1), buy(14, 2)])], {"batch": 1}),
     ("orders out of message order", [order_frame([buy(8, 1), buy(1, 2)])], {"batch": 1}),
     ("a sequence number never sent", [order_frame([buy(99, 1)])], {"unknown update": 1}),

@@ -25,7 +25,8 @@ What is checked, order by order (reasons in ``invalid_reasons``)
 
 On the frame path (the exchange feeds, a gateway) each frame is first
 checked as a frame (order_frames: checksums, source mac, route, vlan,
-format, batch cap, gap, out of order; collector.py: batch), then each of its
+format, batch cap, gap, out of order; collector.py: batch, duplicate order:
+a message answered twice), then each of its
 orders by :meth:`OrderChecker.check_feed_order` against the message it
 answers (:class:`FeedLog`): unknown update, timestamp, and "unexpected order"
 when the feed's rules said the message could not trade when the engine read
@@ -101,14 +102,24 @@ class FeedLog:
         self.slots = slots
         self._seqs: list[int] = [-1] * slots
         self._msgs: list[LoggedMessage | None] = [None] * slots
+        self._answered = bytearray(slots)  # a message gives one decision: one order at most
 
     def add(self, seq: int, logged: LoggedMessage) -> None:
         i = seq % self.slots
-        self._seqs[i], self._msgs[i] = seq, logged
+        self._seqs[i], self._msgs[i], self._answered[i] = seq, logged, 0
 
     def get(self, seq: int) -> LoggedMessage | None:
         i = seq % self.slots
         return self._msgs[i] if self._seqs[i] == seq else None
+
+    def answer(self, seq: int) -> bool:
+        """Notes that an order answered message ``seq``; False when one already had."""
+        i = seq % self.slots
+        if self._seqs[i] != seq:
+            return True
+        first = not self._answered[i]
+        self._answered[i] = 1
+        return first
 
 
 @dataclass

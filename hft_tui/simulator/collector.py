@@ -8,6 +8,8 @@ each of its orders against the message it answers (checker.OrderChecker):
 
     batch   the orders of one frame do not all answer messages of one
             packet, in message order
+    duplicate order   a second order for one message (a message gives one
+            decision: a copy of a packet on the B line traded again, say)
 
 The round trip is the frame's receive time minus the message's timestamp
 (for ITCH, whose timestamps are nanoseconds since midnight, modulo a day).
@@ -72,6 +74,8 @@ class FrameCollector:
                     elif logged.packet != packet or (last_seq is not None and o.seq <= last_seq):
                         checker.flag("batch", f"order {o.order_id} (seq {o.seq}) is not of its frame's packet")
                 last_seq = o.seq
+                if logged is not None and not log.answer(o.seq):
+                    checker.flag("duplicate order", f"order {o.order_id} answers seq {o.seq}, answered already")
                 ts = checker.check_feed_order(o, logged)
                 if ts is not None and rx.rx_ns:
                     rtt = rx.rx_ns - ts
