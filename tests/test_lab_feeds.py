@@ -76,8 +76,8 @@ def feed_lab(make_lab):
             engine.detach(L.engine_iface)
 
 
-def run(L: lab.Lab, cfg, count: int = 3000, rate: float = 0, **options):
-    return Simulator(L, cfg, seed=options.pop("seed", 3), feed=FeedOptions(**options)).run(count, rate)
+def run(L: lab.Lab, cfg, count: int = 3000, rate: float = 0, stop=None, **options):
+    return Simulator(L, cfg, seed=options.pop("seed", 3), feed=FeedOptions(**options)).run(count, rate, stop=stop)
 
 
 def engine_rejects(L: lab.Lab, feed: str) -> dict[str, int]:
@@ -193,20 +193,19 @@ def forge(L: lab.Lab, route: Route, order: Order) -> None:
 
 def test_an_order_frame_from_a_foreign_mac_at_the_gateway_is_flagged(feed_lab):
     L, cfg = feed_lab(132, "iex-deep")
-    done = threading.Event()
+    sending = threading.Event()  # the simulator's loop runs: its packet socket is open
     box = {}
 
     def simulate():
-        box["s"] = run(L, cfg, count=2000, rate=4000, batch=4, group=GROUP, format="iex-deep")
-        done.set()
+        box["s"] = run(L, cfg, count=2000, rate=4000, batch=4, group=GROUP, format="iex-deep", stop=sending.set)
 
     t = threading.Thread(target=simulate)
     t.start()
-    time.sleep(0.2)
+    assert sending.wait(30)
     forged = Route(FOREIGN_MAC, L.exchange_mac, L.engine_ip, L.gateway_ip, 9000, lab.GATEWAY_PORT)
     forge(L, forged, Order("B", "AAPL", 1, 1_902_000, 1, 999_999, 0))
     t.join(30)
-    assert done.is_set()
+    assert not t.is_alive()
     assert box["s"].invalid_reasons.get("source mac") == 1
 
 
