@@ -194,6 +194,19 @@ def test_a_symlinked_directory_on_the_way_is_checked_where_it_leads(tmp_path):
     assert os.listdir(shared) == []
 
 
+@pytest.mark.kernel  # root, to give the link to another user
+def test_a_users_symlink_to_a_root_directory_is_not_followed(tmp_path):
+    # The attack: a user's ln -s /etc /tmp/d, then sudo hft-tui lab feed --pcap-out /tmp/d/passwd.
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0\n")
+    (tmp_path / "d").symlink_to(etc)
+    os.lchown(tmp_path / "d", 65534, 65534)
+    with pytest.raises(PathError, match="is a symlink owned by uid 65534"):
+        CaptureWriter(tmp_path / "d" / "passwd")
+    assert (etc / "passwd").read_text() == "root:x:0:0\n" and os.listdir(etc) == ["passwd"]
+
+
 def test_a_directory_others_can_write_is_refused_unless_sticky_and_the_target_is_new(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
