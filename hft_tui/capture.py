@@ -30,7 +30,7 @@ SNAPLEN = 65535
 def check_target(path: str | os.PathLike[str]) -> None:
     """Refuses (PathError, one line) a target a capture may not be written to,
     leaving nothing behind: for a command that checks its arguments first."""
-    NewFile(path).abort()
+    NewFile(Path(path)).abort()
 
 
 class CaptureWriter:

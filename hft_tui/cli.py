@@ -37,7 +37,8 @@ def _iface_arg(p: argparse.ArgumentParser, positional: bool = True) -> None:
 
 
 def _deadman_ms(text: str) -> int:
-    from .config import ConfigError, parse_deadman_ms
+    from .config import parse_deadman_ms
+    from .errors import ConfigError
 
     try:
         return parse_deadman_ms(text)

@@ -177,9 +177,9 @@ class FeedHarness(Harness):
 
 
 @contextlib.contextmanager
-def feed_harness(feed: str, cflags: tuple[str, ...] = ()) -> Iterator[FeedHarness]:
+def feed_harness(feed: str, cflags: tuple[str, ...] = (), *, backtest: bool = False) -> Iterator[FeedHarness]:
     """The strategy built for ``feed``, loaded (unattached), with its harness."""
-    b, fd = load_strategy(feed, cflags)
+    b, fd = load_strategy(feed, cflags, backtest=backtest)
     h = FeedHarness(fd, EngineMaps(bcc_map_fds(b), owns_fds=False), feed)
     try:
         yield h

@@ -48,8 +48,9 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..constants import MSG_LEN
+from ..errors import ProtocolError
 from ..order_frames import OrderIds
-from ..protocol import Order, ProtocolError, Update, decode_order, decode_update, price_to_str
+from ..protocol import Order, Update, decode_order, decode_update, price_to_str
 from ..strategy_model import BUY, EngineModel, FeedMessage
 from .engine_start import EngineStart
 
@@ -258,6 +259,6 @@ class OrderChecker:
             c.sold += o.qty
             c.position -= o.qty
         self.model.fill(o.symbol, o.side, o.qty, o.price)
-        p = self.config.symbols.get(o.symbol)
+        p = self.config.params(o.symbol)
         if c.position < 0 or (p is not None and c.position > p.max_position):
             self.flag("position", f"{what}: the position becomes {c.position}")

@@ -14,6 +14,7 @@ import select
 import socket
 import time
 from dataclasses import asdict
+from typing import Literal
 
 from .. import lab as lab_mod
 from ..config import Config
@@ -50,8 +51,8 @@ class Simulator:
         symbols: list[str] | None = None,
         port: int | None = None,
         first_seq: int | None = None,
-        start: str | EngineStart | None = "auto",
-        cpu: int | str | None = "auto",
+        start: EngineStart | Literal["auto"] | None = "auto",
+        cpu: int | Literal["auto"] | None = "auto",
         grace_s: float = GRACE_S,
         feed: FeedOptions | None = None,
     ) -> None:
