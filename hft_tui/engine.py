@@ -42,7 +42,8 @@ from .config import (
 from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
 from .errors import ConfigError, EngineError, MapsError
 from .locks import control_lock
-from .maps import EngineMaps, Snapshot, symbol_params_from_map
+from .maps import EngineMaps, FeedSources, Snapshot, symbol_params_from_map
+from .maps import Gateway as KernelGateway
 from .pins import attached_ifaces, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
 from .preflight import require_root
 from .program import bcc_map_fds, load_strategy, program_hash
@@ -186,10 +187,13 @@ def attach(
             )
         # Before anything is built: a gateway that cannot be resolved refuses the attach.
         route = resolve_gateway(iface, config.gateway, config.engine.feed_port) if config.gateway else None
-        b, prog_fd = load_strategy()
+        b, prog_fd = load_strategy(feed=config.feed.feed)
         try:
             maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
             maps.write_global(config.engine, deadman_ms=deadman_ms or 0, version=1)
+            # Before the attach: the program reads both without a lock, and its first packet sees them.
+            maps.write_route(_route_for_kernel(route))
+            maps.write_feed_sources(_sources_for_kernel(config))
             maps.set_kill(KILL_OFF)
             if deadman_ms:
                 maps.beat()
@@ -207,7 +211,7 @@ def attach(
                     ifindex=idx,
                     mode=mode,
                     prog_id=state.prog_id,
-                    program_hash=program_hash(),
+                    program_hash=program_hash(feed=config.feed.feed),
                     config_path=str(config_path) if config_path else None,
                     deadman_ms=deadman_ms or config.engine.deadman_ms,
                     attached_at=time.time(),
@@ -217,6 +221,26 @@ def attach(
         finally:
             b.cleanup()
     return rec
+
+
+def _route_for_kernel(route: Route | None) -> KernelGateway | None:
+    """The resolved gateway as the route map holds it (None: orders reflected)."""
+    if route is None:
+        return None
+    g = route.gateway
+    return KernelGateway(
+        ip=str(g.ip), port=g.port, mac=str(g.mac), src_ip=str(g.src_ip), src_port=int(g.src_port or 0),
+        src_mac=route.src_mac,
+    )  # fmt: skip
+
+
+def _sources_for_kernel(config: Config) -> FeedSources:
+    f = config.feed
+    return FeedSources(
+        feed_addr=str(f.feed_addr) if f.feed_addr is not None else None,
+        sources=tuple(str(n) for n in f.feed_sources or ()),
+        macs=tuple(f.feed_source_macs or ()),
+    )
 
 
 def _feed_record(config: Config, route: Route | None) -> dict:
