@@ -27,21 +27,27 @@ from pyroute2 import IPRoute
 from . import libbpf, netlink, paths
 from .config import (
     DEFAULT_DEADMAN_MS,
+    JOURNAL_KEYS,
     Config,
     EngineParams,
+    JournalParams,
     SymbolParams,
     engine_params,
+    journal_params,
     money_to_str,
     parse_deadman_ms,
+    refuse_attach_only_keys,
     symbol_params,
 )
 from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
 from .errors import ConfigError, EngineError, MapsError
 from .locks import control_lock
-from .maps import EngineMaps, Snapshot, symbol_params_from_map
+from .maps import EngineMaps, FeedSources, Snapshot, symbol_params_from_map
+from .maps import Gateway as KernelGateway
 from .pins import attached_ifaces, check_pin_dir, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
 from .preflight import require_root
 from .program import bcc_map_fds, load_strategy, program_hash
+from .route import Route, resolve_gateway
 from .symbol import Symbol
 
 # After a symbol's config is deleted, how long a packet already past the
@@ -64,6 +70,45 @@ class EngineRecord:
     config_path: str | None
     deadman_ms: int  # the deadline a controller arms
     attached_at: float
+    # What the engine was attached for (fixed until a re-attach); the defaults
+    # are an engine of before the feeds: hft1, open, orders reflected.
+    feed: str = "hft1"
+    feed_addr: str | None = None
+    feed_sources: list[str] | None = None
+    feed_source_macs: list[str] | None = None
+    gateway: dict | None = None  # route.Route.as_dict(): resolved at attach
+    # How the controller keeps the journal (no map holds them).
+    journal_max_mb: int = JournalParams.journal_max_mb
+    journal_reject_rows_per_s: int = JournalParams.journal_reject_rows_per_s
+
+    @property
+    def open_feed(self) -> bool:
+        return self.feed_sources is None
+
+    def attach_detail(self) -> dict:
+        """What the journal's attach record says about this engine."""
+        return {
+            "mode": self.mode,
+            "prog_id": self.prog_id,
+            "config": self.config_path,
+            "feed": self.feed,
+            "feed_addr": self.feed_addr,
+            "feed_sources": self.feed_sources,
+            "feed_source_macs": self.feed_source_macs,
+            "open_feed": self.open_feed,
+            "gateway": self.gateway,
+        }
+
+    def journal_params(self) -> JournalParams:
+        try:  # a state file is input like any other
+            return journal_params(
+                {
+                    "journal_max_mb": self.journal_max_mb,
+                    "journal_reject_rows_per_s": self.journal_reject_rows_per_s,
+                }
+            )
+        except ConfigError:
+            return JournalParams()
 
     def save(self) -> None:
         paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -140,10 +185,15 @@ def attach(
                 f"{iface} already has an XDP program (id {current.prog_id}, {current.mode} mode): "
                 "refusing to replace it; detach it or use --force"
             )
-        b, prog_fd = load_strategy()
+        # Before anything is built: a gateway that cannot be resolved refuses the attach.
+        route = resolve_gateway(iface, config.gateway, config.engine.feed_port) if config.gateway else None
+        b, prog_fd = load_strategy(feed=config.feed.feed)
         try:
             maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
             maps.write_global(config.engine, deadman_ms=deadman_ms or 0, version=1)
+            # Before the attach: the program reads both without a lock, and its first packet sees them.
+            maps.write_route(_route_for_kernel(route))
+            maps.write_feed_sources(_sources_for_kernel(config))
             maps.set_kill(KILL_OFF)
             if deadman_ms:
                 maps.beat()
@@ -161,15 +211,47 @@ def attach(
                     ifindex=idx,
                     mode=mode,
                     prog_id=state.prog_id,
-                    program_hash=program_hash(),
+                    program_hash=program_hash(feed=config.feed.feed),
                     config_path=str(config_path) if config_path else None,
                     deadman_ms=deadman_ms or config.engine.deadman_ms,
                     attached_at=time.time(),
+                    **_feed_record(config, route),
                 )
                 rec.save()
         finally:
             b.cleanup()
     return rec
+
+
+def _route_for_kernel(route: Route | None) -> KernelGateway | None:
+    """The resolved gateway as the route map holds it (None: orders reflected)."""
+    if route is None:
+        return None
+    g = route.gateway
+    return KernelGateway(
+        ip=str(g.ip), port=g.port, mac=str(g.mac), src_ip=str(g.src_ip), src_port=int(g.src_port or 0),
+        src_mac=route.src_mac,
+    )  # fmt: skip
+
+
+def _sources_for_kernel(config: Config) -> FeedSources:
+    f = config.feed
+    return FeedSources(
+        feed_addr=str(f.feed_addr) if f.feed_addr is not None else None,
+        sources=tuple(str(n) for n in f.feed_sources or ()),
+        macs=tuple(f.feed_source_macs or ()),
+    )
+
+
+def _feed_record(config: Config, route: Route | None) -> dict:
+    """The state file's fields for what the engine is attached for."""
+    feed = config.feed.to_toml_values()
+    return {
+        **feed,
+        "gateway": route.as_dict() if route else None,
+        "journal_max_mb": config.journal.journal_max_mb,
+        "journal_reject_rows_per_s": config.journal.journal_reject_rows_per_s,
+    }
 
 
 def detach(iface: str) -> list[str]:
@@ -326,6 +408,17 @@ class EngineHandle:
         assert written is not None, f"symbol {name} written under the control lock, yet not there"
         return written
 
+    def reset_seq(self, name: Symbol) -> int:
+        """Resets a symbol's sequence (``engine reset-seq``): its next update
+        sets it, whatever it is (maps.reset_seq: the kernel's state is never
+        written here).  Returns the last sequence the engine had."""
+        with control_lock(self.iface):
+            got = self.maps.read_symbol(name)
+            if got is None:
+                raise EngineError(f"symbol {name} is not configured")
+            self.maps.reset_seq(name)
+        return int(got[1].last_seq)
+
     def remove_symbol(self, name: Symbol) -> None:
         """Removes a flat symbol.  A symbol holding shares is refused, untouched:
         removing it would forget the position (the next buys could exceed
@@ -352,17 +445,32 @@ class EngineHandle:
             self.maps.bump_version()
 
     def set_engine(self, values: dict) -> EngineParams:
+        """Validates ``values`` over the running settings and writes them whole.  The
+        feed, its senders and the gateway are the attach's: refused, nothing written."""
         if "mode" in values:
             raise ConfigError("engine: mode cannot change while attached (detach and attach again)")
+        refuse_attach_only_keys(values)
+        journal_values = {k: v for k, v in values.items() if k in JOURNAL_KEYS}
+        engine_values = {k: v for k, v in values.items() if k not in JOURNAL_KEYS}
         with control_lock(self.iface):
-            params = engine_params(values, base=self.engine_params())
-            g = self.maps.read_global()
-            self.maps.write_global(params, deadman_ms=g.deadman_ms, version=g.config_version + 1)
-            if "deadman_ms" in values and self.record:
-                self.record.deadman_ms = params.deadman_ms
+            params = engine_params(engine_values, base=self.engine_params())
+            journal = None
+            if journal_values:
+                if self.record is None:
+                    raise EngineError(f"{self.iface} has no state file to keep the journal settings in")
+                journal = journal_params(journal_values, base=self.record.journal_params())
+            if engine_values:
+                g = self.maps.read_global()
+                self.maps.write_global(params, deadman_ms=g.deadman_ms, version=g.config_version + 1)
+                if "deadman_ms" in values and self.record:
+                    self.record.deadman_ms = params.deadman_ms
+                    if g.deadman_ms:  # armed: the new deadline applies now
+                        self.maps.set_deadman(params.deadman_ms)
+            if self.record and (journal or "deadman_ms" in values):
+                if journal:
+                    self.record.journal_max_mb = journal.journal_max_mb
+                    self.record.journal_reject_rows_per_s = journal.journal_reject_rows_per_s
                 self.record.save()
-                if g.deadman_ms:  # armed: the new deadline applies now
-                    self.maps.set_deadman(params.deadman_ms)
         return self.engine_params()
 
     def kill(self) -> None:
