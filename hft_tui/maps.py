@@ -116,6 +116,7 @@ class FeedCounts:
     channels_full: int
     grow_failed: int
     frame_errors: int
+    not_for_us: int  # feed packets to another host's unicast MAC: passed, never read
     foreign_source: int
 
 
@@ -297,10 +298,13 @@ class EngineMaps:
         libbpf.update(self.fds["symbol_config"], key, cfg, BPF_F_LOCK)
         return cfg.seq_epoch
 
-    def write_route(self, gateway: Gateway | None) -> None:
+    def write_route(self, gateway: Gateway | None, *, iface_mac: str | None = None) -> None:
         """Before attach only (the program reads it without a lock): orders to the
-        gateway, or (None) reflected back to the sender."""
-        libbpf.update(self.fds["route"], ctypes.c_uint32(0), route_to_map(gateway), BPF_ANY)
+        gateway, or (None) reflected back to the sender.  The interface's MAC (the
+        gateway's ``src_mac``, else ``iface_mac``) is also how the program knows a
+        unicast frame to another host is not the feed; without it (reflection and no
+        ``iface_mac``) every destination MAC is taken."""
+        libbpf.update(self.fds["route"], ctypes.c_uint32(0), route_to_map(gateway, iface_mac), BPF_ANY)
 
     def read_route(self) -> Gateway | None:
         value = Route()
@@ -444,6 +448,14 @@ def _mac_bytes(text: str, what: str) -> bytes:
     return raw
 
 
+def _unicast_mac(text: str, what: str) -> bytes:
+    """A unicast MAC: the program compares it with a frame's destination (all zero: none)."""
+    raw = _mac_bytes(text, what)
+    if raw[0] & 1 or raw == bytes(6):
+        raise MapsError(f"{what}: {text!r} is not a unicast MAC address")
+    return raw
+
+
 def _mac_text(raw) -> str:
     return ":".join(f"{b:02x}" for b in bytes(raw))
 
@@ -454,12 +466,17 @@ def _port_be(port: int, what: str) -> int:
     return socket.htons(port)
 
 
-def route_to_map(gateway: Gateway | None) -> Route:
+def route_to_map(gateway: Gateway | None, iface_mac: str | None = None) -> Route:
     if gateway is None:
-        return Route(mode=ROUTE_REFLECT)
+        r = Route(mode=ROUTE_REFLECT)
+        if iface_mac is not None:
+            r.src_mac[:] = list(_unicast_mac(iface_mac, "the interface's MAC"))
+        return r
+    if iface_mac is not None and _mac_bytes(iface_mac, "the interface's MAC") != _mac_bytes(gateway.src_mac, "src_mac"):
+        raise MapsError(f"the interface's MAC {iface_mac} is not the gateway's src_mac {gateway.src_mac}")
     r = Route(mode=ROUTE_GATEWAY)
     r.gw_mac[:] = list(_mac_bytes(gateway.mac, "gateway mac"))
-    r.src_mac[:] = list(_mac_bytes(gateway.src_mac, "the interface's MAC"))
+    r.src_mac[:] = list(_unicast_mac(gateway.src_mac, "the interface's MAC"))
     r.gw_ip = _ip_be(gateway.ip, "gateway ip")
     r.src_ip = _ip_be(gateway.src_ip, "gateway src_ip")
     r.gw_port = _port_be(gateway.port, "gateway port")
