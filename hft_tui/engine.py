@@ -47,7 +47,7 @@ from .maps import Gateway as KernelGateway
 from .pins import attached_ifaces, check_pin_dir, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
 from .preflight import require_root
 from .program import bcc_map_fds, load_strategy, program_hash
-from .route import Route, resolve_gateway
+from .route import Route, link_mac, resolve_gateway
 from .symbol import Symbol
 
 # After a symbol's config is deleted, how long a packet already past the
@@ -192,7 +192,8 @@ def attach(
             maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
             maps.write_global(config.engine, deadman_ms=deadman_ms or 0, version=1)
             # Before the attach: the program reads both without a lock, and its first packet sees them.
-            maps.write_route(_route_for_kernel(route))
+            # The interface's MAC, also without a gateway: a unicast frame to another is not the feed.
+            maps.write_route(_route_for_kernel(route), iface_mac=None if route else _iface_mac(ipr, idx))
             maps.write_feed_sources(_sources_for_kernel(config))
             maps.set_kill(KILL_OFF)
             if deadman_ms:
@@ -232,6 +233,12 @@ def _route_for_kernel(route: Route | None) -> KernelGateway | None:
         ip=str(g.ip), port=g.port, mac=str(g.mac), src_ip=str(g.src_ip), src_port=int(g.src_port or 0),
         src_mac=route.src_mac,
     )  # fmt: skip
+
+
+def _iface_mac(ipr: IPRoute, index: int) -> str | None:
+    """The interface's own MAC (None: it has none, as lo)."""
+    mac = link_mac(ipr, index)
+    return mac if mac and mac != "00:00:00:00:00:00" else None
 
 
 def _sources_for_kernel(config: Config) -> FeedSources:

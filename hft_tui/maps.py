@@ -311,6 +311,13 @@ class EngineMaps:
         libbpf.lookup(self.fds["route"], ctypes.c_uint32(0), value)
         return route_from_map(value)
 
+    def interface_mac(self) -> str | None:
+        """The interface's MAC the program checks a unicast frame's destination with
+        (the route's, with or without a gateway); None: not written, nothing checked."""
+        value = Route()
+        libbpf.lookup(self.fds["route"], ctypes.c_uint32(0), value)
+        return None if bytes(value.src_mac) == bytes(6) else _mac_text(value.src_mac)
+
     def write_feed_sources(self, sources: FeedSources) -> None:
         """Before attach only, like the route."""
         libbpf.update(self.fds["feed_filter"], ctypes.c_uint32(0), feed_filter_to_map(sources), BPF_ANY)
