@@ -319,6 +319,21 @@ def test_a_channel_jump_beyond_max_seq_jump_is_refused_and_moves_nothing(fx):
     assert [o.seq for o in h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 2**60)).orders] == [2**60]
 
 
+def test_a_real_gap_beyond_max_seq_jump_stops_the_channel_until_it_is_reset(fx):
+    # An outage longer than max_seq_jump looks like a spoofed jump: every later packet is
+    # refused too and counted in the channel's seq_jumps (the desk's alert), until user space
+    # forgets the channel (the control plane's reset).
+    feed, h = fx
+    h.reset({"AAPL": BASE}, engine={"max_seq_jump": 1000})
+    h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 10))
+    for k in range(3):
+        assert h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 11 + 1001 + k)).counts == {"seq_jump": 1}
+    ch = h.channel()
+    assert (ch.next_seq, ch.seq_jumps, ch.as_dict()["seq_jumps"]) == (11, 3, 3)
+    assert h.maps.reset_channel(ch)
+    assert [o.seq for o in h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 1015)).orders] == [1015]
+
+
 def test_a_channel_reset_by_user_space_takes_the_next_sequence_afresh(fx):
     feed, h = fx
     h.reset({"AAPL": BASE}, engine={"max_seq_jump": 1000})
