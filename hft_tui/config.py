@@ -9,17 +9,17 @@ places), quantities as whole shares.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
-from .errors import ConfigError
+from .errors import ConfigError, ProtocolError, SymbolError
 from .netaddr import parse_feed_address, parse_mac, parse_source_network, parse_unicast
-from .protocol import U32_MAX, U64_MAX, ProtocolError, decimal_to_units, parse_price, price_to_str
+from .protocol import U32_MAX, U64_MAX, decimal_to_units, parse_price, price_to_str
 from .symbol import Symbol
 
 MODES = ("native", "generic")
@@ -40,16 +40,23 @@ MAX_FEED_SOURCES = 8
 MAX_FEED_SOURCE_MACS = 4
 MAX_JOURNAL_MB = 1 << 20  # a terabyte
 
-#: a value parser: (value as written, key) -> the value in kernel units
-Parser = Callable[[Any, str], Any]
+# A value as it arrives (a TOML value, a command-line word, an editor's text)
+# and the key it was given for -> the value in kernel units, or ConfigError.
+KeyParser: TypeAlias = Callable[[object, str], int]
+# The two engine keys that are a choice among words stay words (mode, on_no_trade).
+EngineKeyParser: TypeAlias = Callable[[object, str], int | str]
+# A TOML value in the file's own units (bool, int, Decimal, str).
+TomlValue: TypeAlias = object
+# The feed's and the gateway's keys: a word, an address, a tuple of networks or MACs, or None.
+AnyParser: TypeAlias = Callable[[Any, str], Any]
 
 
-def _shown(value) -> str:
+def _shown(value: object) -> str:
     """A value as the user wrote it: TOML numbers arrive as Decimal, not repr."""
     return str(value) if isinstance(value, (Decimal, int)) and not isinstance(value, bool) else repr(value)
 
 
-def _parse_bool(value, key: str) -> int:
+def _parse_bool(value: object, key: str) -> int:
     if isinstance(value, bool):
         return int(value)
     text = str(value).strip().lower()
@@ -60,7 +67,7 @@ def _parse_bool(value, key: str) -> int:
     raise ConfigError(f"{key}: {_shown(value)} is not true or false")
 
 
-def _parse_int(value, key: str, lo: int, hi: int) -> int:
+def _parse_int(value: object, key: str, lo: int, hi: int) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"{key}: {_shown(value)} is not a whole number")
     if isinstance(value, int):
@@ -80,14 +87,14 @@ def _parse_int(value, key: str, lo: int, hi: int) -> int:
     return n
 
 
-def _parse_price(value, key: str) -> int:
+def _parse_price(value: object, key: str) -> int:
     try:
         return parse_price(value, key)
     except ProtocolError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _parse_money(value, key: str, limit: int = U64_MAX) -> int:
+def _parse_money(value: object, key: str, limit: int = U64_MAX) -> int:
     """Dollars with at most 4 decimals, to price units no larger than ``limit``."""
     if isinstance(value, (bool, float)):
         raise ConfigError(f"{key}: give a decimal number")
@@ -111,8 +118,8 @@ def money_to_str(units: int) -> str:
 
 
 # key -> (parser, default in TOML units)
-_QTY = lambda v, k: _parse_int(v, k, 0, U32_MAX)
-SYMBOL_KEYS = {
+_QTY: KeyParser = lambda v, k: _parse_int(v, k, 0, U32_MAX)
+SYMBOL_KEYS: dict[str, tuple[KeyParser, TomlValue]] = {
     "enabled": (_parse_bool, True),
     "buy_target": (_parse_price, "0"),
     "sell_target": (_parse_price, "0"),
@@ -149,9 +156,9 @@ class SymbolParams:
     burst: int
     max_notional: int
 
-    def to_toml_values(self) -> dict:
+    def to_toml_values(self) -> dict[str, bool | int | str]:
         """Values in the TOML's units (prices and money as decimal strings)."""
-        out: dict = {}
+        out: dict[str, bool | int | str] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "enabled":
@@ -178,14 +185,16 @@ def _check_symbol_rules(name: str, p: SymbolParams) -> SymbolParams:
     return p
 
 
-def symbol_params(name: Symbol | str, values: dict, base: SymbolParams | None = None) -> SymbolParams:
+def symbol_params(name: Symbol | str, values: Mapping[str, object], base: SymbolParams | None = None) -> SymbolParams:
     """Validates ``values`` (TOML units) over ``base`` (or the defaults).
     ``name`` is parsed here when it is not a Symbol yet (free when it is)."""
     name = Symbol(name)
     unknown = sorted(set(values) - set(SYMBOL_KEYS))
     if unknown:
         raise ConfigError(f"symbol {name}: unknown key {unknown[0]!r} (known: {', '.join(SYMBOL_KEYS)})")
-    parsed = asdict(base) if base else {k: parser(default, k) for k, (parser, default) in SYMBOL_KEYS.items()}
+    parsed: dict[str, int] = (
+        asdict(base) if base else {k: parser(default, k) for k, (parser, default) in SYMBOL_KEYS.items()}
+    )
     for key, value in values.items():
         parser, _ = SYMBOL_KEYS[key]
         try:
@@ -195,10 +204,19 @@ def symbol_params(name: Symbol | str, values: dict, base: SymbolParams | None = 
     return _check_symbol_rules(name, SymbolParams(**parsed))
 
 
-ENGINE_KEYS = {
+def _choice(options: tuple[str, ...]) -> Callable[[object, str], str]:
+    def parse(value: object, key: str) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise ConfigError(f"{key}: {_shown(value)} is not one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+ENGINE_KEYS: dict[str, tuple[EngineKeyParser, TomlValue]] = {
     "feed_port": (lambda v, k: _parse_int(v, k, 1, 65535), DEFAULT_FEED_PORT),
-    "mode": (None, "native"),
-    "on_no_trade": (None, "pass"),
+    "mode": (_choice(MODES), "native"),
+    "on_no_trade": (_choice(NO_TRADE), "pass"),
     "update_sample": (lambda v, k: _parse_int(v, k, 0, U32_MAX), 64),
     "deadman_ms": (lambda v, k: _parse_int(v, k, MIN_DEADMAN_MS, MAX_DEADMAN_MS), DEFAULT_DEADMAN_MS),
     "rate_per_sec": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
@@ -211,22 +229,9 @@ ENGINE_KEYS = {
         lambda v, k: _parse_int(v, k, 1, MAX_ORDERS_PER_PACKET),
         DEFAULT_MAX_ORDERS_PER_PACKET,
     ),
-    # Per symbol and per channel: a larger jump is rejected seq_jump (0: unlimited).
+    # Per symbol (hft1) and per channel: a larger jump is rejected seq_jump (0: unlimited).
     "max_seq_jump": (lambda v, k: _parse_int(v, k, 0, U64_MAX), DEFAULT_MAX_SEQ_JUMP),
 }
-
-
-def _choice(options: tuple[str, ...]) -> Parser:
-    def parse(value: object, key: str) -> str:
-        if not isinstance(value, str) or value not in options:
-            raise ConfigError(f"{key}: {_shown(value)} is not one of {', '.join(options)}")
-        return value
-
-    return parse
-
-
-ENGINE_KEYS["mode"] = (_choice(MODES), "native")
-ENGINE_KEYS["on_no_trade"] = (_choice(NO_TRADE), "pass")
 
 
 @dataclass(frozen=True)
@@ -258,7 +263,7 @@ def _values_of(base: object) -> dict[str, Any]:
 
 
 def _parse_keys(
-    where: str, keys: dict[str, tuple[Any, Any]], values: dict[str, Any], base: object | None
+    where: str, keys: dict[str, tuple[Any, Any]], values: Mapping[str, object], base: object | None
 ) -> dict[str, Any]:
     """``values`` parsed over ``base`` (a dataclass of the same keys) or the defaults."""
     unknown = sorted(set(values) - set(keys))
@@ -277,7 +282,7 @@ def _parse_keys(
     return parsed
 
 
-def engine_params(values: dict[str, Any], base: EngineParams | None = None) -> EngineParams:
+def engine_params(values: Mapping[str, object], base: EngineParams | None = None) -> EngineParams:
     p = EngineParams(**_parse_keys("engine", ENGINE_KEYS, values, base))
     if p.rate_per_sec and p.burst == 0:
         p = replace(p, burst=p.rate_per_sec)
@@ -287,7 +292,7 @@ def engine_params(values: dict[str, Any], base: EngineParams | None = None) -> E
 # -- the feed: fixed at attach --------------------------------------------------
 
 
-def _parse_list(parse_one: Parser, most: int, empty: str) -> Parser:
+def _parse_list(parse_one: AnyParser, most: int, empty: str) -> AnyParser:
     """A TOML list of at most ``most`` distinct values, each parsed by ``parse_one``."""
 
     def parse(value: object, key: str) -> tuple[Any, ...]:
@@ -308,7 +313,7 @@ def _parse_list(parse_one: Parser, most: int, empty: str) -> Parser:
     return parse
 
 
-FEED_KEYS: dict[str, tuple[Parser, Any]] = {
+FEED_KEYS: dict[str, tuple[AnyParser, Any]] = {
     # The program is built for one feed (BCC compiles only its decoder).
     "feed": (_choice(FEEDS), "hft1"),
     # Only UDP to this address (a host's or a multicast group) and feed_port is the feed.
@@ -353,11 +358,11 @@ class FeedParams:
         }
 
 
-def feed_params(values: dict[str, Any]) -> FeedParams:
+def feed_params(values: Mapping[str, object]) -> FeedParams:
     return FeedParams(**_parse_keys("engine", FEED_KEYS, values, None))
 
 
-def refuse_attach_only_keys(values: dict[str, Any]) -> None:
+def refuse_attach_only_keys(values: Mapping[str, object]) -> None:
     """A running engine's feed, sources and gateway change only with a re-attach: say so."""
     for key in values:
         if key in ATTACH_ONLY_KEYS or key.startswith("gateway."):
@@ -369,8 +374,8 @@ def refuse_attach_only_keys(values: dict[str, Any]) -> None:
 
 # -- the order gateway: fixed at attach ------------------------------------------
 
-_PORT: Parser = lambda v, k: _parse_int(v, k, 1, 65535)
-GATEWAY_KEYS: dict[str, tuple[Parser, Any]] = {
+_PORT: AnyParser = lambda v, k: _parse_int(v, k, 1, 65535)
+GATEWAY_KEYS: dict[str, tuple[AnyParser, Any]] = {
     "ip": (parse_unicast, None),
     "port": (_PORT, None),
     "mac": (parse_mac, None),  # without it: resolved at attach (neighbour table, ARP)
@@ -422,7 +427,7 @@ def gateway_params(table: object) -> Gateway:
 
 # -- the journal ------------------------------------------------------------------
 
-JOURNAL_KEYS: dict[str, tuple[Parser, Any]] = {
+JOURNAL_KEYS: dict[str, tuple[AnyParser, Any]] = {
     # The journal's size cap: it rotates to numbered files before it.
     "journal_max_mb": (lambda v, k: _parse_int(v, k, 1, MAX_JOURNAL_MB), 1024),
     # Above this rate rejects are kept as counts per reason and symbol per interval (orders always whole).
@@ -438,8 +443,9 @@ class JournalParams:
     journal_reject_rows_per_s: int = 5000
 
 
-def journal_params(values: dict[str, Any], base: JournalParams | None = None) -> JournalParams:
+def journal_params(values: Mapping[str, object], base: JournalParams | None = None) -> JournalParams:
     return JournalParams(**_parse_keys("engine", JOURNAL_KEYS, values, base))
+
 
 
 # -- a whole config -----------------------------------------------------------------
@@ -452,6 +458,15 @@ class Config:
     feed: FeedParams = field(default_factory=FeedParams)
     gateway: Gateway | None = None
     journal: JournalParams = field(default_factory=JournalParams)
+
+    def params(self, name: str) -> SymbolParams | None:
+        """A symbol's parameters by a name that need not be a Symbol yet (one
+        read off the wire, say); None when the config has no such symbol,
+        which is so of every name that is not a valid symbol."""
+        try:
+            return self.symbols.get(Symbol(name))
+        except SymbolError:
+            return None
 
 
 def _engine_table(table: dict[str, Any]) -> tuple[EngineParams, FeedParams, Gateway | None, JournalParams]:
@@ -469,8 +484,7 @@ def _engine_table(table: dict[str, Any]) -> tuple[EngineParams, FeedParams, Gate
     gateway = gateway_params(table["gateway"]) if "gateway" in table else None
     return engine, feed, gateway, journal
 
-
-def parse_config(data: dict[str, Any]) -> Config:
+def parse_config(data: Mapping[str, object]) -> Config:
     unknown = sorted(set(data) - {"engine", "symbols"})
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}] (known: [engine], [engine.gateway], [symbols.NAME])")
@@ -483,7 +497,7 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError("[symbols] must be a table of [symbols.NAME] tables")
     if len(symbols_table) > MAX_SYMBOLS:
         raise ConfigError(f"{len(symbols_table)} symbols; the engine holds at most {MAX_SYMBOLS}")
-    symbols = {}
+    symbols: dict[Symbol, SymbolParams] = {}
     for raw_name, values in symbols_table.items():
         if not isinstance(values, dict):
             raise ConfigError(f"symbols.{raw_name} must be a table")
@@ -517,14 +531,14 @@ def default_config() -> Config:
     return parse_config({})
 
 
-def parse_deadman_ms(value) -> int:
+def parse_deadman_ms(value: object) -> int:
     """A dead-man deadline given outside a config (``--deadman MS``)."""
     return _parse_int(value, "dead-man deadline (ms)", MIN_DEADMAN_MS, MAX_DEADMAN_MS)
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:
     """``key=value`` command-line words to a dict (values stay strings)."""
-    out = {}
+    out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
