@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
+from .constants import DEFAULT_FEED_PORT, MAX_FEED_SOURCES, MAX_ORDERS_CAP, MAX_SOURCE_MACS, MAX_SYMBOLS
 from .errors import ConfigError, ProtocolError, SymbolError
 from .netaddr import parse_feed_address, parse_mac, parse_source_network, parse_unicast
 from .protocol import U32_MAX, U64_MAX, decimal_to_units, parse_price, price_to_str
@@ -34,10 +34,9 @@ MAX_RATE = 1_000_000
 FEEDS = ("hft1", "iex", "itch")
 DEFAULT_MAX_ORDERS_PER_PACKET = 8
 DEFAULT_MAX_SEQ_JUMP = 1_000_000
-# TODO(p2-kernel interface): read these three from the C headers (constants.py) once they define them.
-MAX_ORDERS_PER_PACKET = 32
-MAX_FEED_SOURCES = 8
-MAX_FEED_SOURCE_MACS = 4
+# The kernel's bounds (ebpf/hft_structs.h), by the names the config's keys use.
+MAX_ORDERS_PER_PACKET = MAX_ORDERS_CAP
+MAX_FEED_SOURCE_MACS = MAX_SOURCE_MACS
 MAX_JOURNAL_MB = 1 << 20  # a terabyte
 
 # A value as it arrives (a TOML value, a command-line word, an editor's text)
@@ -247,6 +246,7 @@ class EngineParams:
     burst: int
     max_notional: int
     loss_limit: int
+    # Defaults here too: views recorded before these keys existed still load.
     max_orders_per_packet: int = DEFAULT_MAX_ORDERS_PER_PACKET
     max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP
 
@@ -447,7 +447,6 @@ def journal_params(values: Mapping[str, object], base: JournalParams | None = No
     return JournalParams(**_parse_keys("engine", JOURNAL_KEYS, values, base))
 
 
-
 # -- a whole config -----------------------------------------------------------------
 
 
@@ -483,6 +482,7 @@ def _engine_table(table: dict[str, Any]) -> tuple[EngineParams, FeedParams, Gate
     )
     gateway = gateway_params(table["gateway"]) if "gateway" in table else None
     return engine, feed, gateway, journal
+
 
 def parse_config(data: Mapping[str, object]) -> Config:
     unknown = sorted(set(data) - {"engine", "symbols"})
