@@ -181,6 +181,8 @@ class Controller:
                     "tripped_on_start": self.tripped_on_start,
                     "deadman_ms": self.deadline_ms,
                     "config": _config_view(snap),
+                    # the feed, its senders and the gateway: the app attaches without an attach row
+                    "attached": self.handle.record.attach_detail() if self.handle.record else None,
                 },
             )
             if self.tripped_on_start:
