@@ -27,12 +27,16 @@ from pyroute2 import IPRoute
 from . import libbpf, netlink, paths
 from .config import (
     DEFAULT_DEADMAN_MS,
+    JOURNAL_KEYS,
     Config,
     EngineParams,
+    JournalParams,
     SymbolParams,
     engine_params,
+    journal_params,
     money_to_str,
     parse_deadman_ms,
+    refuse_attach_only_keys,
     symbol_params,
 )
 from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
@@ -42,6 +46,7 @@ from .maps import EngineMaps, Snapshot, symbol_params_from_map
 from .pins import attached_ifaces, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
 from .preflight import require_root
 from .program import bcc_map_fds, load_strategy, program_hash
+from .route import Route, resolve_gateway
 from .symbol import Symbol
 
 # After a symbol's config is deleted, how long a packet already past the
@@ -64,6 +69,45 @@ class EngineRecord:
     config_path: str | None
     deadman_ms: int  # the deadline a controller arms
     attached_at: float
+    # What the engine was attached for (fixed until a re-attach); the defaults
+    # are an engine of before the feeds: hft1, open, orders reflected.
+    feed: str = "hft1"
+    feed_addr: str | None = None
+    feed_sources: list[str] | None = None
+    feed_source_macs: list[str] | None = None
+    gateway: dict | None = None  # route.Route.as_dict(): resolved at attach
+    # How the controller keeps the journal (no map holds them).
+    journal_max_mb: int = JournalParams.journal_max_mb
+    journal_reject_rows_per_s: int = JournalParams.journal_reject_rows_per_s
+
+    @property
+    def open_feed(self) -> bool:
+        return self.feed_sources is None
+
+    def attach_detail(self) -> dict:
+        """What the journal's attach record says about this engine."""
+        return {
+            "mode": self.mode,
+            "prog_id": self.prog_id,
+            "config": self.config_path,
+            "feed": self.feed,
+            "feed_addr": self.feed_addr,
+            "feed_sources": self.feed_sources,
+            "feed_source_macs": self.feed_source_macs,
+            "open_feed": self.open_feed,
+            "gateway": self.gateway,
+        }
+
+    def journal_params(self) -> JournalParams:
+        try:  # a state file is input like any other
+            return journal_params(
+                {
+                    "journal_max_mb": self.journal_max_mb,
+                    "journal_reject_rows_per_s": self.journal_reject_rows_per_s,
+                }
+            )
+        except ConfigError:
+            return JournalParams()
 
     def save(self) -> None:
         paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -140,6 +184,8 @@ def attach(
                 f"{iface} already has an XDP program (id {current.prog_id}, {current.mode} mode): "
                 "refusing to replace it; detach it or use --force"
             )
+        # Before anything is built: a gateway that cannot be resolved refuses the attach.
+        route = resolve_gateway(iface, config.gateway, config.engine.feed_port) if config.gateway else None
         b, prog_fd = load_strategy()
         try:
             maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
@@ -165,11 +211,23 @@ def attach(
                     config_path=str(config_path) if config_path else None,
                     deadman_ms=deadman_ms or config.engine.deadman_ms,
                     attached_at=time.time(),
+                    **_feed_record(config, route),
                 )
                 rec.save()
         finally:
             b.cleanup()
     return rec
+
+
+def _feed_record(config: Config, route: Route | None) -> dict:
+    """The state file's fields for what the engine is attached for."""
+    feed = config.feed.to_toml_values()
+    return {
+        **feed,
+        "gateway": route.as_dict() if route else None,
+        "journal_max_mb": config.journal.journal_max_mb,
+        "journal_reject_rows_per_s": config.journal.journal_reject_rows_per_s,
+    }
 
 
 def detach(iface: str) -> list[str]:
@@ -351,17 +409,32 @@ class EngineHandle:
             self.maps.bump_version()
 
     def set_engine(self, values: dict) -> EngineParams:
+        """Validates ``values`` over the running settings and writes them whole.  The
+        feed, its senders and the gateway are the attach's: refused, nothing written."""
         if "mode" in values:
             raise ConfigError("engine: mode cannot change while attached (detach and attach again)")
+        refuse_attach_only_keys(values)
+        journal_values = {k: v for k, v in values.items() if k in JOURNAL_KEYS}
+        engine_values = {k: v for k, v in values.items() if k not in JOURNAL_KEYS}
         with control_lock(self.iface):
-            params = engine_params(values, base=self.engine_params())
-            g = self.maps.read_global()
-            self.maps.write_global(params, deadman_ms=g.deadman_ms, version=g.config_version + 1)
-            if "deadman_ms" in values and self.record:
-                self.record.deadman_ms = params.deadman_ms
+            params = engine_params(engine_values, base=self.engine_params())
+            journal = None
+            if journal_values:
+                if self.record is None:
+                    raise EngineError(f"{self.iface} has no state file to keep the journal settings in")
+                journal = journal_params(journal_values, base=self.record.journal_params())
+            if engine_values:
+                g = self.maps.read_global()
+                self.maps.write_global(params, deadman_ms=g.deadman_ms, version=g.config_version + 1)
+                if "deadman_ms" in values and self.record:
+                    self.record.deadman_ms = params.deadman_ms
+                    if g.deadman_ms:  # armed: the new deadline applies now
+                        self.maps.set_deadman(params.deadman_ms)
+            if self.record and (journal or "deadman_ms" in values):
+                if journal:
+                    self.record.journal_max_mb = journal.journal_max_mb
+                    self.record.journal_reject_rows_per_s = journal.journal_reject_rows_per_s
                 self.record.save()
-                if g.deadman_ms:  # armed: the new deadline applies now
-                    self.maps.set_deadman(params.deadman_ms)
         return self.engine_params()
 
     def kill(self) -> None:

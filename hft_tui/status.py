@@ -110,6 +110,45 @@ def _money(v: float) -> str:
     return f"{v:,.2f}"
 
 
+OPEN_FEED = "OPEN FEED: any sender can trade; set [engine] feed_sources"
+
+
+def feed_line(feed: str | None, port: int, addr: str | None, sources: list[str] | None) -> str:
+    """What the engine reads and from whom, in one line (attach and status print it)."""
+    to = f"{addr}:{port}" if addr else f"port {port}"
+    senders = "from " + ", ".join(sources) if sources else "from any sender"
+    return f"feed {feed or '?'} on UDP {to}, {senders}"
+
+
+def gateway_line(gateway: dict | None) -> str:
+    if not gateway:
+        return "orders go back to the sender of the update (no [engine.gateway])"
+    how = f", {gateway['mac_from']}" if gateway.get("mac_from") else ""
+    return (
+        f"orders go to the gateway {gateway['ip']}:{gateway['port']} ({gateway['mac']}{how}) "
+        f"from {gateway['src_ip']}:{gateway['src_port']}"
+    )
+
+
+def _feed_lines(st: dict) -> list[str]:
+    feed = st["feed"]
+    lines = [feed_line(feed["format"], feed["port"], feed["addr"], st["feed_sources"])]
+    if st["open_feed"]:
+        lines.append(OPEN_FEED)
+    lines.append(
+        f"feed: {feed['messages']:,} messages, {feed['in_transition']:,} in transition, "
+        f"{feed['truncated_packets']:,} truncated packets"
+    )
+    for ch in feed["channels"]:
+        gaps = f"{ch['gaps']:,} gaps ({ch['gap_messages']:,} messages missed)" if ch["gaps"] else "no gap"
+        lines.append(
+            f"  channel {ch['id']}: next seq {ch['next_seq']:,}, {ch['packets']:,} packets, "
+            f"{ch['messages']:,} messages, {gaps}, {ch['dup_packets']:,} duplicate packets"
+        )
+    lines.append(gateway_line(st["gateway"]))
+    return lines
+
+
 def status_text(st: dict) -> str:
     """``engine status`` without --json: the same dict, for a person."""
     lines = []
@@ -139,6 +178,7 @@ def status_text(st: dict) -> str:
         f"feed port {st['feed_port']}, on no trade {st['on_no_trade']}; updates {st['updates_seen']:,}, "
         f"orders {st['orders_sent']:,}, passed {st['passed']:,}, ring-buffer drops {st['ringbuf_drops']:,}"
     )
+    lines.extend(_feed_lines(st))
     lines.append(f"session PnL {_money(st['pnl'])}, open cost {_money(st['open_cost'])}")
     rejects = ", ".join(f"{k} {v:,}" for k, v in st["rejects"].items() if v)
     lines.append(f"rejects: {rejects or 'none'}")
