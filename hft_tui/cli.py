@@ -285,6 +285,8 @@ def cmd_lab(args) -> int:
             f"lab up: {st.engine_iface} {st.engine_ip} <-> {st.exchange_iface} {st.exchange_ip} "
             f"in namespace {st.namespace}"
         )
+        if st.gateway is not None:
+            print(f"the lab's order gateway, for the engine's config:\n{st.gateway.toml()}")
     elif args.verb == "down":
         for line in lab.down(which):
             print(line)
@@ -299,6 +301,8 @@ def cmd_lab(args) -> int:
                 f"{st.engine_mac or '-'}, exchange {st.exchange_iface} {st.exchange_ip} "
                 f"{st.exchange_mac or '-'}, engine attached: {st.engine_attached}"
             )
+            if st.gateway is not None:
+                print(f"order gateway {st.gateway.ip}:{st.gateway.port} {st.gateway.mac}")
     return 0
 
 

@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
+from .constants import DEFAULT_FEED_PORT, MAX_ORDERS_CAP, MAX_SYMBOLS
 from .errors import ConfigError, ProtocolError, SymbolError
 from .netaddr import parse_feed_address, parse_mac, parse_source_network, parse_unicast
 from .protocol import U32_MAX, U64_MAX, decimal_to_units, parse_price, price_to_str
@@ -35,7 +35,7 @@ FEEDS = ("hft1", "iex", "itch")
 DEFAULT_MAX_ORDERS_PER_PACKET = 8
 DEFAULT_MAX_SEQ_JUMP = 1_000_000
 # TODO(p2-kernel interface): read these three from the C headers (constants.py) once they define them.
-MAX_ORDERS_PER_PACKET = 32
+MAX_ORDERS_PER_PACKET = MAX_ORDERS_CAP  # ebpf/hft_structs.h
 MAX_FEED_SOURCES = 8
 MAX_FEED_SOURCE_MACS = 4
 MAX_JOURNAL_MB = 1 << 20  # a terabyte

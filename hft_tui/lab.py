@@ -1,12 +1,21 @@
 """The lab: an exchange in a network namespace, joined by a veth pair.
 
     root namespace                      namespace hft-lab
-    hft0 198.18.0.1  <---- veth ---->   hftx0 198.18.0.2
-    (the engine attaches here)          (the exchange simulator lives here)
+    hft0 198.18.0.1  <---- veth ---->   hftx0 198.18.0.2  (the exchange's feed)
+    (the engine attaches here)                198.18.0.3  (the order gateway)
 
-Addresses come from 198.18.0.0/15, the range reserved for benchmarks.  With
-native XDP on veth, frames sent with XDP_TX are dropped unless the peer has
-an XDP program too, so hftx0 gets a one-instruction XDP_PASS program.
+Addresses come from 198.18.0.0/15, the range reserved for benchmarks; the
+MACs are fixed (02:00:00:00:NN:01 and :02 for lab NN), so a config written
+for a lab stays true when the lab is made again.  With native XDP on veth,
+frames sent with XDP_TX are dropped unless the peer has an XDP program too,
+so hftx0 gets a one-instruction XDP_PASS program.
+
+The order gateway is a second address on the exchange's own interface, not
+a second interface: XDP_TX sends a frame back out of the interface it came
+in on, so on a veth pair the only host that can receive the engine's orders
+is the peer.  An order to the gateway leaves hft0 with the gateway's MAC
+(hftx0's) and IP, arrives on hftx0 and is delivered to the gateway address;
+:func:`gateway` is the ``[engine.gateway]`` table for it.
 
 Entering the namespace: ``ip netns exec`` remounts /sys, which hides the
 bpffs pins, so the lab uses pyroute2's NetNS for netlink and
@@ -33,10 +42,13 @@ from pyroute2 import IPRoute, NetNS, netns
 
 from . import engine
 from .errors import LabError
+from .packet_io import PacketSocket
 from .pins import attached_ifaces
 from .preflight import require_bcc, require_root
+from .wire import ETH_P_ALL
 
 PREFIX = 24
+GATEWAY_PORT = 9100  # where the lab's order gateway listens
 PASS_PROGRAM = b"int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }"
 
 T = TypeVar("T")
@@ -52,13 +64,26 @@ class Lab:
     exchange_iface: str = "hftx0"
     engine_ip: str = "198.18.0.1"
     exchange_ip: str = "198.18.0.2"
+    gateway_ip: str = "198.18.0.3"
+    engine_mac: str = "02:00:00:00:00:01"
+    exchange_mac: str = "02:00:00:00:00:02"
 
     @classmethod
     def numbered(cls, n: int) -> Lab:
         """Lab number n (1..250): namespace hft-lab-n, veth hftN/hftxN, 198.18.n.0/24."""
         if not 1 <= n <= MAX_LAB_NUMBER:
             raise ValueError(f"lab number must be 1..{MAX_LAB_NUMBER}")
-        return cls(f"hft-lab-{n}", f"hft{n}", f"hftx{n}", f"198.18.{n}.1", f"198.18.{n}.2")
+        net = f"198.18.{n}"
+        return cls(
+            f"hft-lab-{n}",
+            f"hft{n}",
+            f"hftx{n}",
+            f"{net}.1",
+            f"{net}.2",
+            f"{net}.3",
+            f"02:00:00:00:{n:02x}:01",
+            f"02:00:00:00:{n:02x}:02",
+        )
 
     @property
     def netns_path(self) -> Path:
@@ -82,6 +107,28 @@ def lab_number_arg(text: str) -> int:
     return n
 
 
+@dataclass(frozen=True)
+class Gateway:
+    """The lab's order gateway, as ``[engine.gateway]`` wants it."""
+
+    ip: str
+    port: int
+    mac: str
+
+    def as_dict(self) -> dict[str, str | int]:
+        return asdict(self)
+
+    def toml(self) -> str:
+        """A ready ``[engine.gateway]`` table (the engine's config takes it as it is)."""
+        return f'[engine.gateway]\nip = "{self.ip}"\nport = {self.port}\nmac = "{self.mac}"'
+
+
+def gateway(lab: Lab = DEFAULT_LAB, mac: str | None = None) -> Gateway:
+    """The gateway of ``lab``: its address on the exchange interface (``mac``:
+    that interface's MAC as the kernel reports it, when the lab is up)."""
+    return Gateway(lab.gateway_ip, GATEWAY_PORT, mac or lab.exchange_mac)
+
+
 @dataclass
 class LabStatus:
     up: bool
@@ -94,6 +141,7 @@ class LabStatus:
     exchange_mac: str | None
     peer_xdp: str | None
     engine_attached: bool
+    gateway: Gateway | None = None  # None while the lab is down
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -136,6 +184,7 @@ def status(lab: Lab = DEFAULT_LAB) -> LabStatus:
         exchange_mac=exchange_mac,
         peer_xdp=peer,
         engine_attached=lab.engine_iface in attached_ifaces(),
+        gateway=gateway(lab, exchange_mac) if up_now else None,
     )
 
 
@@ -152,19 +201,23 @@ def up(lab: Lab = DEFAULT_LAB) -> LabStatus:
     """Creates the lab; running it again on a lab that is up changes nothing."""
     require_root()
     if is_up(lab):
+        _add_gateway_address(lab)  # a lab made before the gateway existed gets it
         return status(lab)
     down(lab, quiet=True)  # half-built leftovers
     netns.create(lab.namespace)
     with IPRoute() as ipr:
         ipr.link("add", ifname=lab.engine_iface, kind="veth", peer=lab.exchange_iface)
         peer_idx = ipr.link_lookup(ifname=lab.exchange_iface)[0]
+        ipr.link("set", index=peer_idx, address=lab.exchange_mac)
         ipr.link("set", index=peer_idx, net_ns_fd=lab.namespace)
         idx = ipr.link_lookup(ifname=lab.engine_iface)[0]
+        ipr.link("set", index=idx, address=lab.engine_mac)
         ipr.addr("add", index=idx, address=lab.engine_ip, prefixlen=PREFIX)
         ipr.link("set", index=idx, state="up")
     with NetNS(lab.namespace) as ns:
         idx = ns.link_lookup(ifname=lab.exchange_iface)[0]
         ns.addr("add", index=idx, address=lab.exchange_ip, prefixlen=PREFIX)
+        ns.addr("add", index=idx, address=lab.gateway_ip, prefixlen=PREFIX)
         ns.link("set", index=idx, state="up")
         ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
         _attach_peer_pass(ns, idx)
@@ -177,6 +230,13 @@ def up(lab: Lab = DEFAULT_LAB) -> LabStatus:
                 break
         time.sleep(0.05)
     return status(lab)
+
+
+def _add_gateway_address(lab: Lab) -> None:
+    with NetNS(lab.namespace) as ns:
+        idx = ns.link_lookup(ifname=lab.exchange_iface)[0]
+        if lab.gateway_ip not in {a.get_attr("IFA_ADDRESS") for a in ns.get_addr(index=idx)}:
+            ns.addr("add", index=idx, address=lab.gateway_ip, prefixlen=PREFIX)
 
 
 def lab_pids(lab: Lab = DEFAULT_LAB) -> list[int]:
@@ -282,6 +342,27 @@ def lab_socket(
     """A socket created inside the lab namespace, usable from this process
     (made by :func:`in_namespace`'s helper thread)."""
     return in_namespace(lambda: socket.socket(family, type_, proto), lab)
+
+
+def engine_mac(lab: Lab = DEFAULT_LAB) -> str:
+    """The engine interface's MAC as the kernel has it (a lab made before the
+    MACs were fixed has random ones).  Read from sysfs, which shows the root
+    namespace's interfaces even to a thread that entered the lab."""
+    try:
+        return (Path("/sys/class/net") / lab.engine_iface / "address").read_text().strip()
+    except OSError:
+        return lab.engine_mac
+
+
+def packet_socket(lab: Lab = DEFAULT_LAB, iface: str | None = None) -> PacketSocket:
+    """A packet socket on the lab's exchange interface (or ``iface`` in the
+    lab), for whole frames in and out (packet_io.PacketSocket)."""
+    sock = lab_socket(lab, socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        return PacketSocket(sock, iface or lab.exchange_iface, ETH_P_ALL)
+    except OSError as exc:
+        sock.close()
+        raise LabError(f"cannot open a packet socket on {iface or lab.exchange_iface}: {exc.strerror}") from None
 
 
 def nsenter_argv(argv: list[str], lab: Lab = DEFAULT_LAB) -> list[str]:

@@ -16,6 +16,14 @@ position before it:
   (:func:`session_reference`) when the model saw the session from its start;
 * stale sequence numbers.
 
+For the exchange feeds (IEX TOPS and DEEP, ITCH) a message first meets the
+feed's own rules (:meth:`EngineModel.feed_verdict`): a symbol halted by its
+last trading status, a TOPS quote flagged halted, a DEEP level while the
+book is in transition, a level of size 0, a price the engine's 32-bit prices
+cannot hold.  A message that passes is an update like hft1's: an offer (a
+sell-side level, a sell add) has only an ask, so only the buy rule can take
+it; a bid has only a bid, so only the sell rule can.
+
 What it cannot know, because it depends on the kernel's clock, on an
 operator or on state the model never saw, and what can therefore only make
 the engine send *fewer* orders, never other ones: the kill switch (operator
@@ -42,6 +50,14 @@ BUY = chr(TYPE_BUY)
 SELL = chr(TYPE_SELL)
 BPS = 10_000  # collar_bps is in basis points of the reference
 NO_TRADE = "no_trade"  # a valid update that simply is not a trade (not a reject)
+# Why a feed message cannot trade, before the strategy sees it.
+HALTED = "halted"
+IN_TRANSITION = "in_transition"
+PRICE_RANGE = "price_range"
+UNKNOWN_SYMBOL = "unknown_symbol"
+STATUS = "status"  # a trading status message: state, never a trade
+TRADING = "T"  # the status letter (IEX and ITCH alike) that lets a symbol trade
+PRICE_MAX = 2**32 - 1  # the engine's prices are u32 (protocol.U32_MAX)
 
 
 @dataclass(frozen=True)
@@ -165,6 +181,48 @@ def cap_max_qty(cap: int, price: int, qty: int) -> int:
     return qty if cap == 0 or price == 0 else min(qty, cap // price)
 
 
+@dataclass(frozen=True)
+class FeedMessage:
+    """One message of an exchange feed as its rules see it, whatever the wire.
+
+    Prices are the feed's raw integers (4 decimals; IEX's are i64, so they
+    may be negative or too large).  ``status`` is set on a trading status
+    message (its letter); ``halted_flag`` is a TOPS quote's halted flag;
+    ``in_transition`` a DEEP level sent while the book is in transition.
+    """
+
+    symbol: str
+    seq: int
+    timestamp: int = 0
+    bid: int = 0
+    bid_qty: int = 0
+    ask: int = 0
+    ask_qty: int = 0
+    halted_flag: bool = False
+    in_transition: bool = False
+    status: str | None = None
+
+    def update(self) -> Update:
+        """The message as the strategy's update (call it for a message that passed the feed rules)."""
+        return Update(self.symbol, self.seq, self.bid, self.bid_qty, self.ask, self.ask_qty, self.timestamp)
+
+
+def feed_rule(m: FeedMessage, halted: bool) -> str:
+    """Why message ``m`` of a symbol whose status is ``halted`` cannot trade
+    ("" when the strategy decides).  A level gone (both sizes 0) is no_trade."""
+    if m.status is not None:
+        return STATUS
+    if m.in_transition:
+        return IN_TRANSITION
+    if m.bid_qty == 0 and m.ask_qty == 0:
+        return NO_TRADE
+    if not (0 <= m.bid <= PRICE_MAX and 0 <= m.ask <= PRICE_MAX):
+        return PRICE_RANGE
+    if halted or m.halted_flag:
+        return HALTED
+    return ""
+
+
 @dataclass
 class SymbolModel:
     """One symbol's state as the model follows it: position, last sequence
@@ -177,6 +235,7 @@ class SymbolModel:
     session_ref: int = 0  # 0: unknown or not taken yet
     ref_known: bool = True  # False: the session started before the model
     cost_bound: int = 0
+    halted: bool = False  # the feed's last trading status was not T
 
 
 @dataclass
@@ -272,6 +331,19 @@ class EngineModel:
         if most == 0:
             return _reject("notional")
         return Decision(side=d.side, price=d.price, qty=d.qty, reason="", qty_exact=False, max_qty=most)
+
+    def feed_verdict(self, m: FeedMessage) -> str:
+        """A feed message in the order the engine reads it: a trading status
+        changes the symbol's state; any other message gets the reason it cannot
+        trade ("" when the strategy decides: then observe(m.update())).  The
+        status of a symbol the engine does not hold changes nothing."""
+        sym = self.symbol(m.symbol)
+        if sym.params is None:
+            return UNKNOWN_SYMBOL
+        if m.status is not None:
+            sym.halted = m.status != TRADING
+            return STATUS
+        return feed_rule(m, sym.halted)
 
     def expect(self, u: Update) -> Decision:
         """observe() then decision(): the model fed one update at a time."""

@@ -379,6 +379,15 @@ def test_summary_has_every_field_the_brief_names_and_is_json():
         (["--config", "/nonexistent/x.toml"], 1, "config file /nonexistent/x.toml not found"),
         (["--lab", str(CHECKER_LAB)], 1, f"lab hft-lab-{CHECKER_LAB} is not up"),
         (["--lab", str(CHECKER_LAB), "--symbols", "TOO-LONG-NAME"], 1, "invalid symbol"),
+        (["--format", "fix"], 2, "invalid choice: 'fix'"),
+        (["--batch", "0"], 2, "must be at least 1"),
+        (["--gap-rate", "1.5"], 2, "is not a share of packets"),
+        (["--lab", str(CHECKER_LAB), "--ab"], 1, "hft1 has no packet sequence"),
+        (["--lab", str(CHECKER_LAB), "--batch", "2"], 1, "hft1 carries 1..1 messages a packet"),
+        (["--lab", str(CHECKER_LAB), "--format", "itch", "--batch", "129"], 1, "itch carries 1..128 messages"),
+        (["--lab", str(CHECKER_LAB), "--format", "itch", "--vlan", "4095"], 1, "a VLAN id is 1..4094"),
+        (["--lab", str(CHECKER_LAB), "--format", "itch", "--group", "10.0.0.1"], 1, "not an IPv4 multicast group"),
+        (["--lab", str(CHECKER_LAB), "--pcap-out", "/nonexistent/x.pcap"], 1, "directory /nonexistent does not exist"),
     ],
 )
 def test_bad_feed_arguments_get_one_line_and_no_traceback(argv, code, message, capsys):

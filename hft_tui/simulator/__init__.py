@@ -1,23 +1,23 @@
 """The exchange simulator: ``hft-tui lab feed``.
 
-It lives in the lab's network namespace, sends market-data updates from the
-exchange address to the engine's feed port and checks every order that comes
-back on the same UDP socket.  One job a module, in the order a run uses them:
+It lives in the lab's network namespace, sends market data from the
+exchange address to the engine's feed and checks every order that comes
+back.  One job a module, in the order a run uses them:
 
+    options.py       the feed format and its options (batch, group, VLAN, A/B, gaps, capture)
     walk.py          the market: a seeded mean-reverting walk per symbol
-    hft1.py          the feed format: updates packed fast into a batch buffer
-    engine_start.py  what the engine held when the run began (its pinned maps)
-    sender.py        the exchange's socket in the lab, sendmmsg batches, CPU pin
-    receiver.py      orders back: each checked, its round trip recorded
-    checker.py       the sent log and the order checks (the invalid reasons)
+    mix.py           what a real feed carries besides quotes, packed into packets
+    hft1.py          hft1's bytes (the fast path's batch packer, the frame path's format)
+    iex.py, itch.py  IEX-TP TOPS/DEEP and MoldUDP64/ITCH bytes, by hft_tui.feeds
+    engine_start.py  what the engine held when the run began (its pinned maps, its channels)
+    sender.py        the fast path: the exchange's UDP socket, sendmmsg batches, CPU pin
+    receiver.py      the fast path's orders back on that socket, each checked
+    frame_path.py    the frame path: whole frames from a packet socket, A/B, gaps, the capture
+    collector.py     the frame path's orders: frames collected at the gateway, each checked
+    checker.py       the sent logs and the order checks (the invalid reasons)
     stats.py         round trips, percentiles, UDP counters, the summary
-    runner.py        Simulator: one run, the send loop that ties them together
+    runner.py        Simulator: one run, the fast path's send loop, the choice of path
     cli.py           ``hft-tui lab feed``'s arguments and run()
-
-Another exchange format is another module beside hft1.py (the walk gives
-prices, the format gives bytes); what is sent can be written elsewhere too
-(a capture) at the one place runner.py hands a batch to the sender; orders
-collected another way (a gateway's packet socket) are another receiver.
 
 The names other modules and the tests use are importable from here, and
 ``add_arguments``/``run`` are what hft_tui.cli's plugin loader calls.

@@ -21,6 +21,17 @@ What is checked, order by order (reasons in ``invalid_reasons``)
     bad udp checksum  the lab's Udp InCsumErrors grew during the run (the
                     kernel drops such datagrams before any socket sees them;
                     counted by the runner, see stats.read_udp_snmp)
+    source mac      a datagram not sent from the engine interface's MAC
+
+On the frame path (the exchange feeds, a gateway) each frame is first
+checked as a frame (order_frames: checksums, source mac, route, vlan,
+format, batch cap, gap, out of order; collector.py: batch, duplicate order:
+a message answered twice), then each of its
+orders by :meth:`OrderChecker.check_feed_order` against the message it
+answers (:class:`FeedLog`): unknown update, timestamp, and "unexpected order"
+when the feed's rules said the message could not trade when the engine read
+it (halted, in_transition, no_trade, price_range, unknown_symbol: the
+example names which), then the rules above.
 
 What is not invalid: an update that gets no order.  The kill switch, the
 dead-man switch, the throttles and a collar whose reference the simulator
@@ -38,8 +49,9 @@ from dataclasses import dataclass
 from ..config import Config
 from ..constants import MSG_LEN
 from ..errors import ProtocolError
-from ..protocol import Update, decode_order, decode_update, price_to_str
-from ..strategy_model import BUY, EngineModel
+from ..order_frames import OrderIds
+from ..protocol import Order, Update, decode_order, decode_update, price_to_str
+from ..strategy_model import BUY, EngineModel, FeedMessage
 from .engine_start import EngineStart
 
 SENT_LOG_SLOTS = 1 << 18  # updates remembered for matching orders
@@ -72,6 +84,45 @@ class SentLog:
         return decode_update(bytes(self.buf[slot * MSG_LEN : (slot + 1) * MSG_LEN]))
 
 
+@dataclass(frozen=True)
+class LoggedMessage:
+    """A message of an exchange feed as it was sent: what it means (None: a
+    type the engine skips), why it could not trade when the engine read it
+    ("" when the strategy decides), and the packet that carried it."""
+
+    message: FeedMessage | None
+    verdict: str
+    packet: int
+
+
+class FeedLog:
+    """The last ``slots`` messages sent, found again by sequence number (the
+    exchange feeds' sent log; a message may be found only once it was sent)."""
+
+    def __init__(self, slots: int = SENT_LOG_SLOTS) -> None:
+        self.slots = slots
+        self._seqs: list[int] = [-1] * slots
+        self._msgs: list[LoggedMessage | None] = [None] * slots
+        self._answered = bytearray(slots)  # a message gives one decision: one order at most
+
+    def add(self, seq: int, logged: LoggedMessage) -> None:
+        i = seq % self.slots
+        self._seqs[i], self._msgs[i], self._answered[i] = seq, logged, 0
+
+    def get(self, seq: int) -> LoggedMessage | None:
+        i = seq % self.slots
+        return self._msgs[i] if self._seqs[i] == seq else None
+
+    def answer(self, seq: int) -> bool:
+        """Notes that an order answered message ``seq``; False when one already had."""
+        i = seq % self.slots
+        if self._seqs[i] != seq:
+            return True
+        first = not self._answered[i]
+        self._answered[i] = 1
+        return first
+
+
 @dataclass
 class SymbolCounts:
     buys: int = 0
@@ -92,9 +143,7 @@ class OrderChecker:
         self.payload_len = payload_len
         self.model = EngineModel(config)
         self.counts: dict[str, SymbolCounts] = {}
-        self.expected_id = start.last_order_id + 1 if start else None
-        self.first_id = 0
-        self.last_id = 0
+        self.ids = OrderIds(start.last_order_id + 1 if start else None)
         self.orders = 0
         self.invalid = 0
         self.reasons: dict[str, int] = {}
@@ -114,6 +163,14 @@ class OrderChecker:
                     self.count(name).position = s.position
                     mine += s.open_cost
             self.model.other_cost = max(start.open_cost - mine, 0)
+
+    @property
+    def first_id(self) -> int:
+        return self.ids.first
+
+    @property
+    def last_id(self) -> int:
+        return self.ids.last
 
     def count(self, name: str) -> SymbolCounts:
         c = self.counts.get(name)
@@ -142,7 +199,7 @@ class OrderChecker:
             return None
         if len(payload) != self.payload_len:
             self.flag("length", f"order {o.order_id} is {len(payload)} bytes, the update was {self.payload_len}")
-        self._check_id(o.order_id)
+        self.check_id(o.order_id)
         u = self.log.get(o.seq)
         if u is None or u.symbol != o.symbol:
             self.flag("unknown update", f"order {o.order_id} answers {o.symbol} seq {o.seq}, never sent")
@@ -152,19 +209,31 @@ class OrderChecker:
         self._check_rules(o, u)
         return u.timestamp
 
-    def _check_id(self, order_id: int) -> None:
-        if not self.first_id:
-            self.first_id = order_id
-        if self.expected_id is not None:
-            if order_id > self.expected_id:
-                self.flag("gap", f"order id {order_id} after {self.expected_id - 1}")
-            elif order_id < self.expected_id:
-                self.flag("out of order", f"order id {order_id} after {self.expected_id - 1}")
-                return
-        self.expected_id = order_id + 1
-        self.last_id = order_id
+    def check_id(self, order_id: int) -> None:
+        problem = self.ids.check(order_id)
+        if problem is not None:
+            self.flag(*problem)
 
-    def _check_rules(self, o, u: Update) -> None:
+    def check_feed_order(self, o: Order, logged: LoggedMessage | None) -> int | None:
+        """Checks one order of an exchange feed (its frame and id checked
+        already) against the message it answers; returns that message's
+        timestamp when it answers one."""
+        self.orders += 1
+        m = logged.message if logged is not None else None
+        if m is None or m.symbol != o.symbol:
+            self.flag("unknown update", f"order {o.order_id} answers {o.symbol} seq {o.seq}, no such message sent")
+            return None
+        if o.timestamp != m.timestamp:
+            self.flag("timestamp", f"order {o.order_id} has {o.timestamp}, the message had {m.timestamp}")
+        if logged is not None and logged.verdict:
+            what = f"order {o.order_id} {o.side} {o.qty}@{price_to_str(o.price)} on {m.symbol} seq {m.seq}"
+            self.flag("unexpected order", f"{what}: the model says {logged.verdict}")
+            self._follow(o, what)
+        else:
+            self._check_rules(o, m.update())
+        return m.timestamp
+
+    def _check_rules(self, o: Order, u: Update) -> None:
         d = self.model.decision(u)
         what = f"order {o.order_id} {o.side} {o.qty}@{price_to_str(o.price)} on {u.symbol} seq {u.seq}"
         if not d.trades:
@@ -176,7 +245,10 @@ class OrderChecker:
         elif (o.qty != d.qty) if d.qty_exact else not (1 <= o.qty <= d.max_qty):
             want = d.qty if d.qty_exact else f"1..{d.max_qty}"
             self.flag("qty", f"{what}: the quantity must be {want}")
-        # The engine's position moved whatever the verdict: follow it.
+        self._follow(o, what)
+
+    def _follow(self, o: Order, what: str) -> None:
+        """The engine's position moved whatever the verdict: follow it."""
         c = self.count(o.symbol)
         if o.side == BUY:
             c.buys += 1
@@ -187,6 +259,6 @@ class OrderChecker:
             c.sold += o.qty
             c.position -= o.qty
         self.model.fill(o.symbol, o.side, o.qty, o.price)
-        p = self.config.symbols.get(o.symbol)
+        p = self.config.params(o.symbol)
         if c.position < 0 or (p is not None and c.position > p.max_position):
             self.flag("position", f"{what}: the position becomes {c.position}")

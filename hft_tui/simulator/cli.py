@@ -13,14 +13,17 @@ import json
 import math
 import signal
 import sys
+from pathlib import Path
 
 from .. import lab as lab_mod
 from .. import paths
+from ..capture import check_target
 from ..config import load_config
 from ..errors import SimulatorError
 from ..preflight import require_root
 from ..stopflag import StopFlag
 from ..symbol import Symbol
+from .options import FORMATS, FeedOptions
 from .runner import Simulator
 
 
@@ -58,6 +61,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _share(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share of packets (0 <= r < 1)")
+    return v
+
+
 def add_arguments(parser) -> None:
     parser.add_argument(
         "--rate", type=_nonneg_int, default=1000, help="updates per second, 0 = as fast as possible (default 1000)"
@@ -82,6 +95,23 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--cpu", type=_nonneg_int, help="CPU to run on (default: the one it starts on)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors (the exit code tells)")
+    feed = parser.add_argument_group("the feed (whole frames unless plain hft1)")
+    feed.add_argument(
+        "--format",
+        choices=tuple(FORMATS),
+        default="hft1",
+        help="wire format: hft1 (default), iex-tops, iex-deep or itch (MoldUDP64)",
+    )
+    feed.add_argument(
+        "--batch", type=_positive_int, default=1, metavar="N", help="messages a packet, at most (default 1)"
+    )
+    feed.add_argument("--group", metavar="ADDR", help="send to this IPv4 multicast group (and its MAC)")
+    feed.add_argument("--vlan", type=_positive_int, metavar="ID", help="tag every frame with this 802.1Q VLAN")
+    feed.add_argument("--ab", action="store_true", help="send every packet twice: the A and B lines")
+    feed.add_argument(
+        "--gap-rate", type=_share, default=0.0, metavar="R", help="share of packets not sent (0..1, default 0)"
+    )
+    feed.add_argument("--pcap-out", metavar="FILE", help="write every frame sent to FILE (pcap, ns times)")
 
 
 def run(args) -> int:
@@ -90,6 +120,13 @@ def run(args) -> int:
     config = load_config(args.config or paths.DEMO_CONFIG)
     for name in args.symbols or ():
         Symbol(name)
+    feed = FeedOptions(args.format, args.batch, args.group, args.vlan, args.ab, args.gap_rate, args.pcap_out)
+    try:
+        feed.validate()
+        if feed.pcap_out:
+            check_target(Path(feed.pcap_out))
+    except SimulatorError as exc:
+        raise lab_mod.LabError(str(exc)) from None
     if not lab.netns_path.exists():
         raise lab_mod.LabError(f"lab {lab.namespace} is not up (hft-tui lab up)")
     count = args.count
@@ -107,6 +144,7 @@ def run(args) -> int:
             port=args.port,
             first_seq=args.first_seq,
             cpu="auto" if args.cpu is None else args.cpu,
+            feed=feed,
         )
         summary = sim.run(count, args.rate, duration=args.duration, stop=stopping.is_set)
     except SimulatorError as exc:

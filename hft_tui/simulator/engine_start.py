@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from .. import paths
 from ..config import Config, SymbolParams
 from ..errors import SimulatorError
-from ..maps import EngineMaps, MapsError, symbol_params_from_map
+from ..maps import FEEDS_WITH_CHANNELS, EngineMaps, FeedChannel, FeedCounts, Gateway, MapsError, symbol_params_from_map
 
 
 @dataclass
@@ -40,10 +40,15 @@ class EngineStart:
     params: dict[str, SymbolParams] = field(default_factory=dict)
     engine_max_notional: int = 0
     feed_port: int = 0
+    # The exchange feeds: the engine's channels (by id), its feed counters, its order route.
+    channels: dict[str, FeedChannel] = field(default_factory=dict)
+    feed_counts: FeedCounts | None = None
+    route: Gateway | None = None
 
     @classmethod
-    def read(cls, iface: str) -> EngineStart | None:
-        """None when no engine is pinned on ``iface``."""
+    def read(cls, iface: str, feed: str = "hft1") -> EngineStart | None:
+        """None when no engine is pinned on ``iface``; ``feed`` ("hft1", "iex",
+        "itch"): the channels of that feed are read too."""
         directory = paths.pin_dir(iface)
         if not directory.is_dir():
             return None
@@ -53,6 +58,9 @@ class EngineStart:
             raise SimulatorError(f"cannot read the engine on {iface}: {exc}") from None
         try:
             snap = maps.snapshot()
+            channels = {c.id: c for c in maps.channels(feed)} if feed in FEEDS_WITH_CHANNELS else {}
+            counts = maps.feed_counts()
+            route = maps.read_route()
         finally:
             maps.close()
         start = cls(
@@ -60,14 +68,35 @@ class EngineStart:
             open_cost=snap.totals.open_cost,
             engine_max_notional=snap.global_config.max_notional,
             feed_port=snap.global_config.feed_port,
+            channels=channels,
+            feed_counts=counts,
+            route=route,
         )
         for name, (cfg, st) in snap.symbols.items():
             start.symbols[name] = SymbolStart(st.position, st.updates, st.last_seq, st.session_ref, st.open_cost)
             start.params[name] = symbol_params_from_map(cfg)
         return start
 
-    def next_seq(self) -> int:
+    def next_seq(self, channel: str | None = None) -> int:
+        """The first sequence number to send: hft1's after every symbol's last;
+        a channel's, the one the engine expects next on it (1 on a new one)."""
+        if channel is not None:
+            known = self.channels.get(channel)
+            return known.next_seq if known is not None and known.next_seq else 1
         return 1 + max((s.last_seq for s in self.symbols.values()), default=0)
+
+
+def engine_feed_delta(before: EngineStart | None, after: EngineStart | None, channel: str) -> dict | None:
+    """What the engine counted of one channel over a run (None when it is not readable)."""
+    if after is None or channel not in after.channels:
+        return None
+    a = after.channels[channel].as_dict()
+    b = before.channels[channel].as_dict() if before is not None and channel in before.channels else {}
+    out = {k: v - b.get(k, 0) for k, v in a.items() if k in ("packets", "messages", "gaps", "gap_messages",
+                                                               "dup_packets", "seq_jumps")}  # fmt: skip
+    out["channel"] = channel
+    out["next_seq"] = a["next_seq"]
+    return out
 
 
 def config_warnings(
@@ -87,4 +116,12 @@ def config_warnings(
         out.append("the engine's max_notional differs from the config")
     if port is not None and start.feed_port and start.feed_port != port:
         out.append(f"the engine's feed port is {start.feed_port}, updates go to {port}")
+    gateway = config.gateway
+    if start.route is not None and gateway is None:
+        out.append(f"the engine sends its orders to {start.route.ip}:{start.route.port}; the config has no gateway")
+    elif gateway is not None and (
+        start.route is None or (start.route.ip, start.route.port) != (str(gateway.ip), gateway.port)
+    ):
+        where = "back to the sender" if start.route is None else f"to {start.route.ip}:{start.route.port}"
+        out.append(f"the engine sends its orders {where}, not to the config's gateway {gateway.ip}:{gateway.port}")
     return out

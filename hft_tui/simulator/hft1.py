@@ -7,16 +7,22 @@ both write the same bytes).  A batch is packed with timestamp 0;
 :func:`stamp_batch` writes time.time_ns() into every update of it just
 before it goes out.  Sequence numbers are one feed-wide counter.
 
-This is the one module that knows the feed's bytes: another exchange format
-is another module with the same three functions.
+This is the one module that knows hft1's bytes: the fast path packs a
+batch buffer with the three functions below; :class:`FrameFormat` gives the
+frame path (a gateway, a VLAN, a multicast group, a capture) the same
+updates one at a time.
 """
 
 from __future__ import annotations
 
+import random
 import struct
 
 from ..constants import MAGIC, MSG_LEN, OFFSETS, SYMBOL_LEN, TYPE_UPDATE, VERSION
 from ..protocol import Update, decode_update
+from ..strategy_model import FeedMessage
+from ..symbol import Symbol
+from .mix import Block, Quote
 from .walk import MarketWalk
 
 MESSAGE_LEN = MSG_LEN  # bytes of one update, and of the datagram that carries it
@@ -84,3 +90,33 @@ def unpack_batch(buf, count: int) -> list[Update]:
     """The first ``count`` updates of ``buf``, decoded (the slow path: for the
     few updates the order checker must see before any order)."""
     return [decode_update(bytes(buf[i * MSG_LEN : (i + 1) * MSG_LEN])) for i in range(count)]
+
+
+class FrameFormat:
+    """hft1 for the frame path (mix.FeedSource): one update a packet, the walk
+    only, as the fast path sends it (the same seeded walk, the same bytes)."""
+
+    name = "hft1"
+    max_messages = 1
+    mixed = False
+    channel = None  # hft1 has no channels: every update carries its own sequence
+
+    def quote(self, q: Quote, seq: int, ts: int, rng: random.Random) -> list[Block]:
+        buf = bytearray(MSG_LEN)
+        pack_update(buf, 0, Symbol(q.symbol).key, seq, q.bid, q.bid_qty, q.ask, q.ask_qty, ts)
+        return [(bytes(buf), FeedMessage(q.symbol, seq, ts, q.bid, q.bid_qty, q.ask, q.ask_qty))]
+
+    def status(self, symbol: str, trading: bool, seq: int, ts: int, rng: random.Random) -> Block:
+        raise ValueError("hft1 has no trading status messages")
+
+    def other(self, seq: int, ts: int, rng: random.Random) -> Block:
+        raise ValueError("hft1 has no other message types")
+
+    def block_size(self, message: bytes) -> int:
+        return len(message)
+
+    def header_size(self) -> int:
+        return 0
+
+    def packet(self, messages: list[bytes], first_seq: int, ts: int) -> bytes:
+        return b"".join(messages)

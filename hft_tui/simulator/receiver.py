@@ -4,7 +4,8 @@ The round trip is the socket's receive timestamp (SO_TIMESTAMPNS) minus the
 echoed sender timestamp; in a batch of many updates it includes the time the
 kernel spent on the updates sent before it in the same call.  A datagram
 from anywhere but the engine's address is counted as an order and flagged
-``format``.
+``format``; one from another MAC than the engine interface's arrives empty
+(the socket's filter, packet_io.mark_foreign_macs) and is flagged ``source mac``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class OrderReceiver:
                 data, anc, _flags, addr = recv(2048, cmsg_space)
             except BlockingIOError:
                 return
+            if not data:  # the socket's filter empties a datagram from another MAC than the engine's
+                checker.orders += 1
+                checker.flag("source mac", f"a datagram from {addr[0]}:{addr[1]} not sent by the engine's interface")
+                continue
             if addr != engine_addr:
                 checker.orders += 1
                 checker.flag("format", f"a datagram from {addr[0]}:{addr[1]}, not the engine")

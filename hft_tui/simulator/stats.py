@@ -84,9 +84,40 @@ class FeedSummary:
     symbols: dict[str, dict] = field(default_factory=dict)
     invalid_examples: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The feed (added keys): what went out, and what the engine counted of it.
+    format: str = "hft1"
+    batch: int = 1
+    packets_sent: int = 0
+    messages_sent: int = 0
+    dup_packets_sent: int = 0  # packets sent twice (--ab: the B line's copies)
+    gaps_made: int = 0  # runs of packets not sent (--gap-rate) that a later packet shows
+    gap_messages_made: int = 0
+    frames_sent: int = 0
+    order_frames: int = 0  # frames collected as orders (the frame path)
+    group: str | None = None
+    vlan: int | None = None
+    gateway: dict | None = None  # where the orders were expected: {ip, port, mac}
+    pcap_out: str | None = None
+    engine_feed: dict | None = None  # the engine's own feed counters over the run, when it is readable
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def _feed_line(self) -> str:
+        where = f" to {self.group}" if self.group else ""
+        where += f" vlan {self.vlan}" if self.vlan is not None else ""
+        line = (
+            f"feed             {self.format}{where}: {self.packets_sent} packets of up to {self.batch}, "
+            f"{self.messages_sent} messages, {self.dup_packets_sent} sent twice, "
+            f"{self.gaps_made} gaps ({self.gap_messages_made} messages)"
+        )
+        e = self.engine_feed
+        if e:
+            line += (
+                f"; the engine counted {e.get('dup_packets', 0)} duplicates, "
+                f"{e.get('gaps', 0)} gaps ({e.get('gap_messages', 0)} messages)"
+            )
+        return line
 
     def text(self) -> str:
         r = self.rtt_us
@@ -104,6 +135,8 @@ class FeedSummary:
                 else " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.invalid_reasons.items())) + ")"
             ),
         ]
+        if self.format != "hft1" or self.frames_sent != self.packets_sent or self.order_frames:
+            lines.insert(1, self._feed_line())
         lines += [f"  {e}" for e in self.invalid_examples]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
