@@ -4,6 +4,8 @@
     hft-tui engine attach|status|set|set-engine|remove|reset-seq|kill|resume|detach|run
     hft-tui lab up|down|status|feed
     hft-tui journal tail|export|verify
+    hft-tui backtest CAPTURE --config CFG     a capture through the engine's own program
+    hft-tui replay CAPTURE                   a capture played into the lab
     hft-tui bench
 
 Every failure is one line on stderr and a non-zero exit code; no traceback
@@ -167,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     # -- bench ----------------------------------------------------------
     bn = sub.add_parser("bench", help="latency benchmark: engine vs bots vs bare reflector")
     _add_plugin_arguments("bench", bn)
+
+    # -- recorded market data (issue 12) ----------------------------------
+    bt = sub.add_parser("backtest", help="run a capture through the engine's own program (BPF_PROG_TEST_RUN)")
+    _add_plugin_arguments("backtest.cli", bt)
+    rp = sub.add_parser("replay", help="play a capture into the lab and check the engine's orders")
+    _add_plugin_arguments("replay.cli", rp)
     return parser
 
 
@@ -320,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_plugin("journal_cli", args)
         if args.command == "bench":
             return _run_plugin("bench", args)
+        if args.command in ("backtest", "replay"):
+            return _run_plugin(f"{args.command}.cli", args)
         if args.demo:
             return _run_plugin("demo", args)  # the demo runs the app; the app knows nothing of it
         return _run_plugin("app", args)
