@@ -304,7 +304,7 @@ class CaptureReader:
                 if not buf.fill(rec_len + caplen):
                     left = len(buf.data) - buf.pos - rec_len
                     raise self._fail(
-                        frame + 1, pos, f"the record is cut short: {left:,} of its {caplen:,} bytes before the end"
+                        frame + 1, buf.pos, f"the record is cut short: {left:,} of its {caplen:,} bytes before the end"
                     )
             elif not buf.fill(rec_len):
                 left = len(buf.data) - buf.pos
@@ -323,7 +323,7 @@ class CaptureReader:
             end = len(data)
             batch = FrameBatch(data, frame + 1)
             offs, lens, stamps = batch.offsets.append, batch.lengths.append, batch.stamps.append
-            head, ifaces = section.head.unpack_from, section.ifaces
+            head, tail, ifaces = section.head.unpack_from, section.tail.unpack_from, section.ifaces
             n = 0
             while n < batch_frames and end - pos >= 12:
                 kind, blen = head(data, pos)
@@ -331,7 +331,7 @@ class CaptureReader:
                     break  # a new section (perhaps in the other byte order), or a block in the next piece
                 if blen < 12 or blen % 4:
                     raise self._fail(None, pos, f"a pcapng block of length {blen} (a corrupt file?)")
-                if head(data, pos + blen - 4)[0] != blen:
+                if tail(data, pos + blen - 4)[0] != blen:
                     raise self._fail(None, pos, "a pcapng block whose two length fields differ (a corrupt file?)")
                 if kind == pcapng.PCAPNG_BT_EPB:
                     _, _, iface, hi, lo, caplen, wirelen = section.epb(data, pos)
@@ -431,6 +431,7 @@ class _Section:
         self.little = little
         self.ifaces: list[_Interface] = []
         self.head = struct.Struct("<II" if little else ">II")
+        self.tail = struct.Struct("<I" if little else ">I")
         self.epb = _leading(pcapng.EnhancedPacketBlockLE if little else pcapng.EnhancedPacketBlock, 7).unpack_from
         self.pb = _leading(pcapng.PacketBlockLE if little else pcapng.PacketBlock, 8).unpack_from
         self.spb = struct.Struct(("<" if little else ">") + "III").unpack_from
