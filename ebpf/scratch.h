@@ -47,7 +47,6 @@ struct feed_loop {
 	__u64 now;               /* the clock (hft_now), once a packet, with the engine-wide view */
 	__u64 csum;              /* sum of the 32-bit words of the orders written */
 	__u64 claimed;           /* the channel's next sequence as this packet left it */
-	__u64 updates_now;       /* this CPU's updates counter after this message (update sampling) */
 	__u32 pos;               /* offset from data of the next block */
 	__u32 end;               /* offset from data of the end of the UDP payload */
 	__u32 count;             /* messages to read, <= FEED_MAX_MSGS */
@@ -69,7 +68,8 @@ struct feed_loop {
 	__u32 have_view;         /* the engine-wide view (packet_view) was taken for this packet */
 	__u32 switch_reason;     /* NO_REJECT or the dead-man switch: every symbol of the packet */
 	__u32 global_limits;     /* an engine-wide throttle or notional cap is set */
-	__u32 unknown;           /* counted here, added to the counters once a packet */
+	__u32 updates;           /* counted here, added to the counters once a packet */
+	__u32 unknown;
 	__u32 in_transition;
 	__u32 malformed_msgs;
 };

@@ -749,14 +749,23 @@ static __always_inline void report_reject(struct hft_scratch *s, __u32 reason, _
 	emit_tape(ev);
 }
 
-/* A message that decided no order: its reject, or 1 in update_sample of the rest. */
+/*
+ * A message that decided no order: its reject, or 1 in update_sample of the
+ * rest, by this CPU's count of updates (the counter, plus this packet's so
+ * far, which close_packet adds to it).
+ */
 static __always_inline void report_no_order(struct hft_scratch *s)
 {
+	__u64 *updates;
+
 	if (s->d.reason != NO_REJECT) {
 		report_reject(s, s->d.reason, 0, 0);
-	} else if (s->g.update_sample && s->loop.updates_now % s->g.update_sample == 0) {
-		s->ev.kind = HFT_EVENT_UPDATE;
-		emit_tape(&s->ev);
+	} else if (s->g.update_sample) {
+		updates = counter(HFT_CTR_UPDATES);
+		if (updates && (*updates + s->loop.updates) % s->g.update_sample == 0) {
+			s->ev.kind = HFT_EVENT_UPDATE;
+			emit_tape(&s->ev);
+		}
 	}
 }
 
@@ -860,16 +869,16 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 	struct hft_global_state *gs;
 	struct hft_totals *tot;
 	__u32 zero = 0, id;
-	__u64 *kill, *updates;
+	__u64 *kill;
 
-	updates = counter(HFT_CTR_UPDATES);
-	if (updates) {
-		*updates += 1;             /* per-CPU slot: no atomic needed */
-		fl->updates_now = *updates;
-	}
+	fl->updates++;                     /* added to the counter once a packet (close_packet) */
 	cfgp = symbol_config.lookup(&s->u.key);
+	if (!cfgp) {
+		fl->unknown++;
+		return;
+	}
 	st = symbol_state.lookup(&s->u.key);
-	if (!cfgp || !st) {
+	if (!st) {
 		fl->unknown++;
 		return;
 	}
@@ -1115,6 +1124,7 @@ static __always_inline void open_packet(struct xdp_md *ctx, struct hft_scratch *
 	fl->have_view = 0;
 	fl->switch_reason = NO_REJECT;
 	fl->global_limits = 0;
+	fl->updates = 0;
 	fl->unknown = 0;
 	fl->in_transition = 0;
 	fl->malformed_msgs = 0;
@@ -1128,6 +1138,8 @@ static __always_inline void close_packet(struct xdp_md *ctx, struct hft_scratch 
 
 	fc->messages += fl->i > fl->skip ? fl->i - fl->skip : 0;
 	fc->in_transition += fl->in_transition;
+	fc->grow_failed += fl->grow_failed;
+	count_n(HFT_CTR_UPDATES, fl->updates);
 	count_n(HFT_CTR_REJECT_BASE + HFT_REJECT_UNKNOWN_SYMBOL, fl->unknown);
 	if (fl->stop == STOP_MALFORMED || fl->malformed_msgs)
 		count(HFT_CTR_REJECT_BASE + HFT_REJECT_MALFORMED);
