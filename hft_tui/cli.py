@@ -231,8 +231,8 @@ def cmd_engine(args) -> int:
             _journal_cli_change(h.iface, "symbol_config", {"symbol": args.symbol, **values}, handle=h)
         elif args.verb == "set-engine":
             values = parse_assignments(args.assignments)
-            e = h.set_engine(values)
-            print(" ".join(f"{k}={v}" for k, v in e.to_toml_values().items()))
+            engine_p = h.set_engine(values)
+            print(" ".join(f"{k}={v}" for k, v in engine_p.to_toml_values().items()))
             _journal_cli_change(h.iface, "engine_config", values, handle=h)
         elif args.verb == "reset-seq":
             name = Symbol(args.symbol)
