@@ -52,7 +52,3 @@ class JournalError(HftError):
 
 class SimulatorError(HftError):
     """A reason the exchange simulator cannot run."""
-
-
-class CaptureError(HftError):
-    """A capture (pcap) that cannot be written or read where it was asked for."""

@@ -23,9 +23,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.utils import checksum as scapy_checksum
 
-from hft_tui.capture import CaptureWriter
+from hft_tui.capture import CaptureWriter, check_target
 from hft_tui.config import load_config
-from hft_tui.errors import CaptureError, SimulatorError
+from hft_tui.errors import PathError, SimulatorError
 from hft_tui.feeds import iex, itch
 from hft_tui.order_frames import ExpectedRoute, OrderFrameChecker, OrderIds
 from hft_tui.packet_io import Received
@@ -171,29 +171,55 @@ def test_a_failed_run_leaves_no_capture_and_the_old_file_as_it_was(tmp_path):
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["feed.pcap"]
 
 
-def test_a_symlink_planted_at_the_target_is_replaced_never_followed(tmp_path):
+def test_a_symlink_planted_at_the_target_is_refused_and_never_followed(tmp_path):
     victim = tmp_path / "passwd"
     victim.write_text("root:x:0:0\n")
     (tmp_path / "out").mkdir()
     link = tmp_path / "out" / "feed.pcap"
     link.symlink_to(victim)
-    write_capture(link)
-    assert victim.read_text() == "root:x:0:0\n"
-    assert not link.is_symlink() and link.read_bytes()[:4] == struct.pack("=I", 0xA1B23C4D)
+    with pytest.raises(PathError, match="is a symlink: root replaces only a regular file"):
+        write_capture(link)
+    assert victim.read_text() == "root:x:0:0\n" and os.listdir(tmp_path / "out") == ["feed.pcap"]
+
+
+def test_a_symlinked_directory_on_the_way_is_checked_where_it_leads(tmp_path):
+    # ln -s /etc /tmp/d; --pcap-out /tmp/d/passwd: the directory it resolves to is judged
+    # (here: one others may write), never the link alone.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (tmp_path / "d").symlink_to(shared)
+    with pytest.raises(PathError, match="writable by other users"):
+        CaptureWriter(tmp_path / "d" / "feed.pcap")
+    assert os.listdir(shared) == []
+
+
+@pytest.mark.kernel  # root, to give the link to another user
+def test_a_users_symlink_to_a_root_directory_is_not_followed(tmp_path):
+    # The attack: a user's ln -s /etc /tmp/d, then sudo hft-tui lab feed --pcap-out /tmp/d/passwd.
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0\n")
+    (tmp_path / "d").symlink_to(etc)
+    os.lchown(tmp_path / "d", 65534, 65534)
+    with pytest.raises(PathError, match="is a symlink owned by uid 65534"):
+        CaptureWriter(tmp_path / "d" / "passwd")
+    assert (etc / "passwd").read_text() == "root:x:0:0\n" and os.listdir(etc) == ["passwd"]
 
 
 def test_a_directory_others_can_write_is_refused_unless_sticky_and_the_target_is_new(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
-    with pytest.raises(CaptureError, match="writable by others and not sticky"):
+    with pytest.raises(PathError, match="writable by other users"):
         CaptureWriter(shared / "feed.pcap")
     shared.chmod(0o1777)
     write_capture(shared / "feed.pcap")  # sticky and new: fine
-    with pytest.raises(CaptureError, match="exists in a directory others can write"):
+    with pytest.raises(PathError, match="a directory other users can write"):
         CaptureWriter(shared / "feed.pcap")
-    with pytest.raises(CaptureError, match="does not exist"):
-        CaptureWriter(tmp_path / "nowhere" / "feed.pcap")
+    with pytest.raises(PathError, match="does not exist"):
+        check_target(tmp_path / "nowhere" / "feed.pcap")
+    assert sorted(os.listdir(shared)) == ["feed.pcap"]
 
 
 # -- the feed rules of the model -------------------------------------------------

@@ -387,7 +387,7 @@ def test_summary_has_every_field_the_brief_names_and_is_json():
         (["--lab", str(CHECKER_LAB), "--format", "itch", "--batch", "129"], 1, "itch carries 1..128 messages"),
         (["--lab", str(CHECKER_LAB), "--format", "itch", "--vlan", "4095"], 1, "a VLAN id is 1..4094"),
         (["--lab", str(CHECKER_LAB), "--format", "itch", "--group", "10.0.0.1"], 1, "not an IPv4 multicast group"),
-        (["--lab", str(CHECKER_LAB), "--pcap-out", "/nonexistent/x.pcap"], 1, "directory /nonexistent does not exist"),
+        (["--lab", str(CHECKER_LAB), "--pcap-out", "/nonexistent/x.pcap"], 1, "/nonexistent does not exist"),
     ],
 )
 def test_bad_feed_arguments_get_one_line_and_no_traceback(argv, code, message, capsys):

@@ -13,7 +13,6 @@ import json
 import math
 import signal
 import sys
-from pathlib import Path
 
 from .. import lab as lab_mod
 from .. import paths
@@ -124,7 +123,7 @@ def run(args) -> int:
     try:
         feed.validate()
         if feed.pcap_out:
-            check_target(Path(feed.pcap_out))
+            check_target(feed.pcap_out)
     except SimulatorError as exc:
         raise lab_mod.LabError(str(exc)) from None
     if not lab.netns_path.exists():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import struct
 
+from ..constants import IEX
 from ..feeds import iex as codec
 from ..strategy_model import FeedMessage
 from .mix import MAX_BATCH, Block, Quote, status_letter
@@ -35,8 +36,8 @@ TOPS_OTHERS = {"T": (38, 50), "S": (10, 1), "D": (31, 4), "I": (18, 4), "O": (18
                "X": (26, 3), "B": (38, 1), "A": (80, 6)}  # fmt: skip
 DEEP_OTHERS = {"T": (38, 50), "S": (10, 1), "D": (31, 4), "E": (18, 3), "O": (18, 2), "P": (19, 3),
                "X": (26, 3), "B": (38, 1), "A": (80, 6)}  # fmt: skip
-TS_OFF = codec.IEX["IEX_Q_OFF_TIMESTAMP"]  # every IEX message has its timestamp here
-SYMBOL_OFF = codec.IEX["IEX_Q_OFF_SYMBOL"]  # and, but for a system event, its symbol here
+TS_OFF = IEX["IEX_Q_OFF_TIMESTAMP"]  # every IEX message has its timestamp here
+SYMBOL_OFF = IEX["IEX_Q_OFF_SYMBOL"]  # and, but for a system event, its symbol here
 _I64 = struct.Struct("<q")
 _U32 = struct.Struct("<I")
 
@@ -84,8 +85,8 @@ class _IexFormat:
         if len(buf) >= SYMBOL_OFF + codec.SYMBOL_LEN:
             buf[SYMBOL_OFF : SYMBOL_OFF + codec.SYMBOL_LEN] = rng.choice((b"IBM     ", b"AAPL    ", b"ZIEXT   "))
         if kind in "TB":  # a trade's size and price sit where a price level has them
-            _U32.pack_into(buf, codec.IEX["IEX_L_OFF_SIZE"], rng.randint(1, 1000))
-            _I64.pack_into(buf, codec.IEX["IEX_L_OFF_PRICE"], rng.randrange(1_0000, 500_0000, 100))
+            _U32.pack_into(buf, IEX["IEX_L_OFF_SIZE"], rng.randint(1, 1000))
+            _I64.pack_into(buf, IEX["IEX_L_OFF_PRICE"], rng.randrange(1_0000, 500_0000, 100))
         return codec.encode_message(codec.OtherMessage(bytes(buf))), None
 
 

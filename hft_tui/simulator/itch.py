@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import struct
 
+from ..constants import ITCH
 from ..feeds import itch as codec
 from ..strategy_model import FeedMessage
 from .mix import MAX_BATCH, Block, Quote, status_letter
@@ -32,7 +33,7 @@ OTHERS = {"E": (31, 12), "C": (36, 2), "X": (23, 6), "D": (19, 30), "U": (35, 10
           "B": (19, 1), "S": (12, 1), "R": (39, 2), "Y": (20, 1), "L": (26, 1), "I": (50, 4), "J": (35, 1),
           "h": (21, 1), "N": (20, 1), "V": (35, 1), "W": (12, 1), "K": (28, 1), "O": (48, 1)}  # fmt: skip
 ORDER_TYPES = "ECXDU"  # messages about an earlier order: its reference follows the common fields
-REF_OFF = codec.ITCH["ITCH_ADD_OFF_REF"]
+REF_OFF = ITCH["ITCH_ADD_OFF_REF"]
 _U16 = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
 
@@ -90,9 +91,9 @@ class ItchFormat:
     def other(self, seq: int, ts: int, rng: random.Random) -> Block:
         kind = rng.choices(self._types, self._weights)[0]
         buf = bytearray(OTHERS[kind][0])
-        buf[codec.ITCH["ITCH_OFF_TYPE"]] = ord(kind)
-        _U16.pack_into(buf, codec.ITCH["ITCH_OFF_LOCATE"], rng.randint(1, 8000))
-        off = codec.ITCH["ITCH_OFF_TIMESTAMP"]
+        buf[ITCH["ITCH_OFF_TYPE"]] = ord(kind)
+        _U16.pack_into(buf, ITCH["ITCH_OFF_LOCATE"], rng.randint(1, 8000))
+        off = ITCH["ITCH_OFF_TIMESTAMP"]
         buf[off : off + codec.TIMESTAMP_LEN] = (ts % DAY_NS).to_bytes(codec.TIMESTAMP_LEN, "big")
         if kind in ORDER_TYPES and self.next_ref > 1:
             _U64.pack_into(buf, REF_OFF, rng.randrange(1, self.next_ref))
