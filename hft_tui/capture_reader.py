@@ -44,7 +44,7 @@ from typing import BinaryIO
 import dpkt
 from dpkt import pcap, pcapng
 
-from .errors import CaptureError
+from .errors import HftError
 
 GZIP_MAGIC = b"\x1f\x8b"
 # The largest record that can be a frame: 256 KiB is libpcap's own limit
@@ -61,6 +61,10 @@ LINK_TYPE_NAMES = {v: k[4:] for k, v in vars(pcap).items() if k.startswith("DLT_
 _PCAP_NANO = (pcap.TCPDUMP_MAGIC_NANO, pcap.PMUDPCT_MAGIC_NANO)
 _PCAP_LITTLE = (pcap.PMUDPCT_MAGIC, pcap.PMUDPCT_MAGIC_NANO, pcap.PACPDOM_MAGIC)
 _PCAPNG_SHB = struct.pack(">I", pcapng.PCAPNG_BT_SHB)  # a palindrome: the same in either order
+
+
+class CaptureError(HftError):
+    """A capture that cannot be read: the file, the frame and the offset in one line."""
 
 
 def link_type_name(link: int) -> str:

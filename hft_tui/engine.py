@@ -363,17 +363,6 @@ class EngineHandle:
         assert written is not None, f"symbol {name} written under the control lock, yet not there"
         return written
 
-    def reset_seq(self, name: Symbol) -> int:
-        """Resets a symbol's sequence (``engine reset-seq``): its next update
-        sets it, whatever it is (maps.reset_seq: the kernel's state is never
-        written here).  Returns the last sequence the engine had."""
-        with control_lock(self.iface):
-            got = self.maps.read_symbol(name)
-            if got is None:
-                raise EngineError(f"symbol {name} is not configured")
-            self.maps.reset_seq(name)
-        return int(got[1].last_seq)
-
     def remove_symbol(self, name: Symbol) -> None:
         """Removes a flat symbol.  A symbol holding shares is refused, untouched:
         removing it would forget the position (the next buys could exceed

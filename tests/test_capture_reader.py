@@ -20,8 +20,7 @@ import dpkt
 import pytest
 
 from hft_tui.capture import CaptureWriter
-from hft_tui.capture_reader import CaptureReader, read_frames
-from hft_tui.errors import CaptureError
+from hft_tui.capture_reader import CaptureError, CaptureReader, read_frames
 
 pytestmark = pytest.mark.pure
 

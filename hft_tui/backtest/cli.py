@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from ..capture import check_target
 from ..config import load_config
-from ..errors import CaptureError, ConfigError
+from ..errors import ConfigError
+from ..safefile import NewFile, write_file
 from .report import orders_csv, result_dict, summary_text
 from .runner import run_backtest
 from .sweep import parse_axis, run_sweep, sweep_table
 from .window import parse_time
-
-FILE_MODE = 0o600
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,31 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, metavar="N", help="a sweep's variants run N at a time (default: every CPU)")
 
 
-def write_private(path: str, text: str) -> None:
-    """``text`` becomes ``path`` whole (mode 0600) or not at all: a temporary
-    file in the same directory, renamed over it (capture.check_target
-    refuses a directory others could swap the file in)."""
-    target = Path(path)
-    check_target(target)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CaptureError(f"cannot write {path}: {exc.strerror}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     start = parse_time(args.start, "--from") if args.start else None
     end = parse_time(args.end, "--to") if args.end else None
     if args.orders_csv:
-        check_target(Path(args.orders_csv))  # refused before anything runs
+        NewFile(Path(args.orders_csv)).abort()  # a target that may not be written: refused before anything runs
     if args.sweep:
         if args.orders_csv:
             raise ConfigError("--orders-csv writes one backtest's orders: run the variant you want without --set")
@@ -77,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--jobs is for a sweep (--set)")
     result = run_backtest(args.capture, config, start=start, end=end)
     if args.orders_csv:
-        write_private(args.orders_csv, orders_csv(result))
+        write_file(args.orders_csv, orders_csv(result))  # whole, 0600, never through a planted link
     if args.json:
         print(json.dumps(result_dict(result)))
     else:
