@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hft-tui {__version__}")
     parser.add_argument("--demo", action="store_true", help="open the app on the lab with the simulator trading")
+    parser.add_argument(
+        "--replay",
+        metavar="CAPTURE",
+        help="with --demo: the capture, looping, is the feed (no --config: one made from it)",
+    )
     parser.add_argument("--config", help="TOML config used when the app attaches an engine")
     parser.add_argument("--mode", choices=("native", "generic"), help="XDP mode when the app attaches")
     parser.add_argument("--poll-hz", type=float, default=10.0, help="map polling rate of the app (default 10)")

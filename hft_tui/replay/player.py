@@ -22,6 +22,7 @@ import select
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..capture_reader import CaptureReader
 from ..packet_io import PacketSocket, Received
@@ -103,10 +104,13 @@ class PlayStats:
 class Player:
     """Plays ``frames`` through ``psock`` (the lab's exchange interface) and collects what arrives."""
 
-    def __init__(self, psock: PacketSocket, frames: ReplayFrames) -> None:
+    def __init__(self, psock: PacketSocket, frames: ReplayFrames, wake: int | None = None) -> None:
         self.psock = psock
         self.frames = frames
         self.stats = PlayStats()
+        # A file descriptor that becomes readable on a stop (stopflag.StopFlag): a long
+        # wait for the next frame's time ends at once.
+        self.waits: list[Any] = [psock] if wake is None else [psock, wake]
 
     def _drain(self) -> None:
         self.stats.received.extend(self.psock.receive())
@@ -176,7 +180,7 @@ class Player:
         for i, frame in enumerate(frames):
             due = start + (stamps[i] - first) / 1e9 / speed
             while (left := due - time.monotonic()) > 0:
-                if left > SPIN_S and select.select([self.psock], [], [], left - SPIN_S)[0]:
+                if left > SPIN_S and self.psock in select.select(self.waits, [], [], left - SPIN_S)[0]:
                     self._drain()
                 if stop is not None and stop():
                     return
