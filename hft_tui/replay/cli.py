@@ -135,16 +135,15 @@ def run(args: argparse.Namespace) -> int:
     check_cfg = load_config(args.check) if args.check else None  # a bad config stops before anything is sent
     if args.check and args.loop != 1:
         raise ConfigError("--check compares one play of the capture: leave out --loop")
-    if not lab_mod.is_up(the_lab):
-        raise LabError(
-            f"the lab {the_lab.namespace} is not up (hft-tui lab up{f' --lab {args.lab}' if args.lab else ''})"
-        )
     iface = the_lab.engine_iface
+    engine_mac = lab_mod.engine_mac(the_lab)
+    frames = load_frames(args.capture, engine_mac)  # a bad capture stops here, before anything is sent
+    if not lab_mod.is_up(the_lab):
+        up = f"hft-tui lab up --lab {args.lab}" if args.lab else "hft-tui lab up"
+        raise LabError(f"the lab {the_lab.namespace} is not up ({up})")
     attached = iface in attached_ifaces()
     record = EngineRecord.load(iface) if attached else None
     feed = record.feed if record else (check_cfg.feed.feed if check_cfg else "hft1")
-    engine_mac = lab_mod.engine_mac(the_lab)
-    frames = load_frames(args.capture, engine_mac)
     warnings = []
     if not attached:
         warnings.append(f"no engine is attached on {iface}: expect no orders")
