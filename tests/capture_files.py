@@ -107,7 +107,9 @@ def deep_packets(
     return out
 
 
-def hft1_packets(n: int, *, start_ns: int = T0, step_ns: int = 1_000_000, route: Route = ROUTE) -> list[tuple[int, bytes]]:
+def hft1_packets(
+    n: int, *, start_ns: int = T0, step_ns: int = 1_000_000, route: Route = ROUTE
+) -> list[tuple[int, bytes]]:
     out = []
     for k in range(n):
         name, base = ("AAPL", 1_000_000) if k % 2 == 0 else ("MSFT", 2_000_000)
@@ -117,7 +119,9 @@ def hft1_packets(n: int, *, start_ns: int = T0, step_ns: int = 1_000_000, route:
     return out
 
 
-def itch_packets(n: int, *, per_packet: int = 10, start_ns: int = T0, step_ns: int = 1_000_000) -> list[tuple[int, bytes]]:
+def itch_packets(
+    n: int, *, per_packet: int = 10, start_ns: int = T0, step_ns: int = 1_000_000
+) -> list[tuple[int, bytes]]:
     out = []
     seq = 1
     for k in range(n):
