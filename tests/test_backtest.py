@@ -7,6 +7,7 @@ frames through the kernel; no lab is needed (nothing is attached).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -98,7 +99,7 @@ def test_a_throttle_follows_capture_time(tmp_path):
     assert len(free.orders) > len(throttled.orders) > 0
     for name in ("AAPL", "MSFT"):
         times = [o.ts for o in throttled.orders if o.symbol == name]
-        assert all(b - a >= NS for a, b in zip(times, times[1:])), f"{name}: two orders within a second"
+        assert all(b - a >= NS for a, b in itertools.pairwise(times)), f"{name}: two orders within a second"
     assert throttled.rejects["throttle"] > 0
     # the same packets a microsecond apart: one order a symbol, the rest throttled
     fast = write_capture(tmp_path / "fast.pcap", deep_packets(40, per_packet=4, step_ns=1_000))
