@@ -25,7 +25,7 @@ ROUTE = Route("02:00:00:00:b0:02", "02:00:00:00:b0:01", "198.18.176.2", "198.18.
 GATEWAY = '[engine.gateway]\nip = "198.18.176.3"\nport = 9100\nmac = "02:00:00:00:b0:03"\n'
 
 SYMBOL = """
-[symbols.{name}]
+[symbols."{name}"]
 buy_target = {buy}
 sell_target = {sell}
 base_qty = {qty}

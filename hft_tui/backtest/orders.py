@@ -140,8 +140,8 @@ class OrderFrames:
         if verdict is None:
             self._flag(f"{where}: the program sent a frame that is not an order frame")
             return
-        for _reason, detail in verdict.problems:
-            self._flag(f"{where}: {detail}")
+        for reason, detail in verdict.problems:
+            self._flag(f"{where}: {reason}: {detail}")
         answered = PacketMessages(self.feed, fin.payload)
         last_seq = -1
         for o in verdict.orders:
