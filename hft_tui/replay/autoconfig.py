@@ -126,7 +126,7 @@ def config_text(prof: CaptureProfile, the_lab: Lab, symbols: int = SYMBOLS) -> t
         qty = 100 if mid < 1_000_000 else 10
         chosen.append(name)
         tables.append(
-            f"[symbols.\"{name}\"]\n"
+            f'[symbols."{name}"]\n'
             f"buy_target = {price_to_str(buy)}\n"
             f"sell_target = {price_to_str(sell)}\n"
             f"base_qty = {qty}\n"
