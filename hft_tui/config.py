@@ -408,12 +408,6 @@ class Gateway:
             "src_port": self.src_port,
         }
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Gateway:
-        """Back from :meth:`as_dict` (a state file): checked like any input."""
-        values = {k: v for k, v in d.items() if v is not None}
-        return gateway_params(values)
-
 
 def gateway_params(table: object) -> Gateway:
     if not isinstance(table, dict):
