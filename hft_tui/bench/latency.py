@@ -44,6 +44,9 @@ class Rounds:
     def __init__(self, opts: Options, say: Callable[[str], None], *, lab, maps, client: Client, tap: WireTap) -> None:
         self.o = opts
         self.say = say
+        assert opts.sim_cpu is not None and opts.bot_cpu is not None, "Options.check() first: it picks the CPUs"
+        self.sim_cpu: int = opts.sim_cpu
+        self.bot_cpu: int = opts.bot_cpu
         self.lab = lab
         self.maps = maps
         self.client = client
@@ -60,8 +63,8 @@ class Rounds:
 
     def placement(self, v: Variant) -> str:
         if v.kind == "xdp":
-            return f"XDP {v.mode}, softirq on CPU {self.o.sim_cpu} (the simulator's)"
-        cpu = self.o.bot_cpu if v.own_core else self.o.sim_cpu
+            return f"XDP {v.mode}, softirq on CPU {self.sim_cpu} (the simulator's)"
+        cpu = self.bot_cpu if v.own_core else self.sim_cpu
         how = "busy poll" if v.bot == "c-busy" else "blocking receive"
         return f"{BOT_NAMES[v.bot]}, {how}, CPU {cpu} ({'own core' if v.own_core else 'shared with the simulator'})"
 
@@ -81,7 +84,7 @@ class Rounds:
             if name != v.bot:
                 b.pause()
         b = self.bots[v.bot]
-        b.pin(self.o.bot_cpu if v.own_core else self.o.sim_cpu)
+        b.pin(self.bot_cpu if v.own_core else self.sim_cpu)
         b.resume()
         b.check()
         self.client.target(b.port)

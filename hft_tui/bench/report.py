@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 
 from .plot import svg
 
@@ -22,7 +23,7 @@ THROUGHPUT_TARGET = 0.8  # issue 13 §3: engine >= 0.8x the bare reflector
 FLAT = 1.2  # symbols: "flat" read as within 1.2x of the cost with the fewest symbols
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
+def percentile(sorted_values: Sequence[float], q: float) -> float:
     if not sorted_values:
         raise ValueError("no samples")
     rank = max(1, math.ceil(q * len(sorted_values)))
@@ -75,21 +76,22 @@ def ratios(variants: dict) -> dict:
     tick-to-trade on the wire."""
     pairs = [(name, ENGINE) for name in variants if "bot" in name]
     pairs += [(ENGINE, "bare"), ("engine-generic", "bare"), ("engine-generic", ENGINE)]
-    out = {}
+    out: dict[str, dict[str, dict]] = {}
     for num, den in pairs:
         if num in variants and den in variants:
             n, d = variants[num], variants[den]
-            out[f"{num}/{den}"] = {
+            r: dict[str, dict] = {
                 pat: {k: _ratio(n[pat][f"{k}_us"], d[pat][f"{k}_us"]) for k in ("p50", "p99", "p999")}
                 for pat in PATTERNS
             }
-            out[f"{num}/{den}"]["wire"] = {
+            r["wire"] = {
                 pat: {
                     k: _ratio(n["wire"][pat].get(f"{k}_us"), d["wire"][pat].get(f"{k}_us"))
                     for k in ("p50", "p99", "p999")
                 }
                 for pat in PATTERNS
             }
+            out[f"{num}/{den}"] = r
     return out
 
 

@@ -53,6 +53,10 @@ class _Run:
     def __init__(self, opts: Options, say) -> None:
         self.o = opts
         self.say = say
+        # run() makes a run only after Options.check(), which chose both CPUs.
+        assert opts.sim_cpu is not None and opts.bot_cpu is not None, "Options.check() first: it picks the CPUs"
+        self.sim_cpu: int = opts.sim_cpu
+        self.bot_cpu: int = opts.bot_cpu
         self.lab = lab_mod.Lab.numbered(opts.lab_number)
         self.cfg = workload.config(opts.feed_port)
         self.bot_pids: list[int] = []
@@ -139,7 +143,7 @@ class _Run:
                 if key == "python"
                 else bots.cbot_argv(cbot, ip, port, strategy, busy=key == "c-busy")
             )
-            bot = bots.Bot(BOT_NAMES[key], argv, o.bot_cpu, port)
+            bot = bots.Bot(BOT_NAMES[key], argv, self.bot_cpu, port)
             self.bot_pids.append(bot.pid)
             stack.callback(bot.stop)
             bot.pause()
@@ -177,8 +181,8 @@ class _Run:
                 generator=self.generator,
                 tap=self.tap,
                 frames=o.throughput_frames,
-                one_cpu=o.sim_cpu,
-                cpus=[o.sim_cpu, o.bot_cpu],
+                one_cpu=self.sim_cpu,
+                cpus=[self.sim_cpu, self.bot_cpu],
                 max_symbols=self.copy.max_symbols,
             )
             th = throughput.measure(rig, counts, progress=self.say)
@@ -190,7 +194,7 @@ class _Run:
 
     def assemble(self, started: str, duration: float, tr: dict, th: dict) -> dict:
         o = self.o
-        variants = {}
+        variants: dict[str, dict[str, object]] = {}
         for v in VARIANTS:
             variants[v.name] = {"placement": self.rounds.placement(v)}
             for pat in PATTERNS:
@@ -219,8 +223,8 @@ class _Run:
                 "strategy": self.rounds.p.to_toml_values(),
             },
             "placement": {
-                "simulator_cpu": o.sim_cpu,
-                "bot_own_cpu": o.bot_cpu,
+                "simulator_cpu": self.sim_cpu,
+                "bot_own_cpu": self.bot_cpu,
                 "variants": {name: v["placement"] for name, v in variants.items()},
             },
             "variants": variants,
@@ -279,9 +283,8 @@ def run_bench(opts: Options, progress=None) -> dict:
     _BENCH_PID = os.getpid()
     if _main_thread():
         old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    r.tmp = None
     try:
-        os.sched_setaffinity(0, {opts.sim_cpu})
+        os.sched_setaffinity(0, {r.sim_cpu})
         result = r.run()
     except HftError as exc:
         raise BenchError(str(exc)) from None

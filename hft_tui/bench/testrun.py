@@ -32,6 +32,7 @@ import ctypes
 import os
 import statistics
 from dataclasses import dataclass, replace
+from typing import Any
 
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -140,7 +141,7 @@ class MeasuredCopy:
     """The strategy compiled for measurement only: an orders ring with room for ``events`` events (and,
     where the header allows it, ``max_symbols`` symbols), its own maps configured like the bench engine."""
 
-    bpf: object
+    bpf: Any  # the BCC object
     fd: int
     maps: EngineMaps
     rings: Rings
@@ -322,8 +323,8 @@ def measure_symbols(copy: MeasuredCopy, lab, feed_port: int, repeat: int, counts
                 out.append({"symbols": n, "ns": None, "why": f"the engine holds at most {copy.max_symbols} symbols"})
                 continue
             names = workload.scaling_symbols(n)
-            for name in names:
-                m.write_symbol(Symbol(name), p)
+            for sym in names:
+                m.write_symbol(Symbol(sym), p)
             h.set_symbols(names)
             runs = []
             for _ in range(RUNS):
@@ -331,8 +332,8 @@ def measure_symbols(copy: MeasuredCopy, lab, feed_port: int, repeat: int, counts
                 h.check("trade", action, d, repeat)
                 runs.append(ns)
             out.append({"symbols": n, "ns": statistics.median(runs), "all_runs": runs})
-            for name in names:
-                m.remove_symbol(Symbol(name))
+            for sym in names:
+                m.remove_symbol(Symbol(sym))
         h.set_symbols([])
         return out
     finally:

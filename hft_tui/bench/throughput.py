@@ -39,12 +39,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..constants import C
 from ..symbol import Symbol
 from . import veth, workload
 from .generator import Generator, Sent
 from .wiretap import TapCounts, WireTap
+
+if TYPE_CHECKING:
+    from ..lab import Lab
+    from ..maps import EngineMaps
+    from .testrun import Rings
 
 DROP_PROGRAM = b"int xdp_drop(struct xdp_md *ctx) { return XDP_DROP; }"  # the sender-alone variant
 CTR_UPDATES = C["HFT_CTR_UPDATES"]
@@ -58,9 +64,9 @@ SETTLE_S = 0.05  # the last answers cross the veth after the sender's last run
 class Rig:
     """What the throughput steps run on; made by the runner."""
 
-    lab: object
-    maps: object  # the measured copy's EngineMaps
-    rings: object  # its Rings (testrun.Rings)
+    lab: Lab
+    maps: EngineMaps  # the measured copy's
+    rings: Rings  # its rings
     attach: Callable[[str], None]  # attaches "engine", "bare" or "sender_alone" to the engine's end
     generator: Generator
     tap: WireTap
@@ -217,12 +223,12 @@ def measure(rig: Rig, symbol_counts: list[int], progress: Callable[[str], None] 
                 scaling.append({"symbols": n, "rate": None, "why": why})
                 continue
             names = workload.scaling_symbols(n)
-            for name in names:
-                rig.maps.write_symbol(Symbol(name), p)
+            for sym in names:
+                rig.maps.write_symbol(Symbol(sym), p)
             rig.generator.set_symbols({one[0]: names})
             scaling.append(s.held("engine", one, symbols=n))
-            for name in names:
-                rig.maps.remove_symbol(Symbol(name))
+            for sym in names:
+                rig.maps.remove_symbol(Symbol(sym))
     finally:
         for name in kept:
             rig.maps.write_symbol(name, workload.config().symbols[name])

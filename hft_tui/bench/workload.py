@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from ..config import Config, SymbolParams, parse_config
 from ..constants import DEFAULT_FEED_PORT, TYPE_BUY
 from ..protocol import U32_MAX, Order, Update, parse_price
+from ..symbol import Symbol
 
-SYMBOLS = ("BNCHA", "BNCHB", "BNCHC", "BNCHD")
-THROUGHPUT_SYMBOLS = ("BLAST0", "BLAST1")  # one per CPU in the two-core throughput run
+SYMBOLS = tuple(Symbol(name) for name in ("BNCHA", "BNCHB", "BNCHC", "BNCHD"))
+THROUGHPUT_SYMBOLS = (Symbol("BLAST0"), Symbol("BLAST1"))  # one per CPU in the two-core throughput run
 THROUGHPUT_SYMBOL = THROUGHPUT_SYMBOLS[0]
-TEST_RUN_SYMBOL = "TESTRUN"
+TEST_RUN_SYMBOL = Symbol("TESTRUN")
 SYMBOL_COUNTS = (10, 100, 1000, 10000)  # the configured-symbol counts (and 100)
 
 # TOML-unit values, validated by hft_tui.config like any user's config.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.keys import key_to_character
 from textual.widgets import Markdown
@@ -52,9 +52,10 @@ def key_name(key: str) -> str:
     return key_to_character(key) or key
 
 
-def key_table(bindings: Iterable[Binding], tabs: Sequence[Tab] = TABS) -> str:
+def key_table(bindings: Iterable[BindingType], tabs: Sequence[Tab] = TABS) -> str:
     """The Markdown table of ROWS from ``bindings`` (by id) and ``tabs``."""
-    by_id = {b.id: b for b in bindings if b.id}
+    # A binding written as a tuple has no id (nor tooltip): no row names it.
+    by_id = {b.id: b for b in bindings if isinstance(b, Binding) and b.id}
     missing = [row for row in ROWS if row != "tabs" and row not in by_id]
     if missing:
         raise KeyError(f"no binding with id {missing[0]!r} for the help")
@@ -73,7 +74,7 @@ def key_table(bindings: Iterable[Binding], tabs: Sequence[Tab] = TABS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def help_text(bindings: Iterable[Binding]) -> str:
+def help_text(bindings: Iterable[BindingType]) -> str:
     return f"{INTRO}\n{key_table(bindings)}\n{DETAILS}"
 
 
@@ -90,7 +91,7 @@ class HelpScreen(DialogScreen[None]):
     }
     """
 
-    def __init__(self, bindings: Iterable[Binding]) -> None:
+    def __init__(self, bindings: Iterable[BindingType]) -> None:
         super().__init__()
         self.text = help_text(bindings)
 
