@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
+from .constants import DEFAULT_FEED_PORT, MAX_ORDERS_CAP, MAX_SYMBOLS
 from .errors import ConfigError, ProtocolError, SymbolError
 from .protocol import U32_MAX, U64_MAX, decimal_to_units, parse_price, price_to_str
 from .symbol import Symbol
@@ -212,6 +212,10 @@ ENGINE_KEYS: dict[str, tuple[EngineKeyParser, TomlValue]] = {
     "max_notional": (_parse_money, "0"),
     # The kernel compares the signed session PnL with -loss_limit: it must fit an s64.
     "loss_limit": (lambda v, k: _parse_money(v, k, S64_MAX), "0"),
+    # Orders one feed packet may give (one frame); a further decision is refused (batch_full).
+    "max_orders_per_packet": (lambda v, k: _parse_int(v, k, 1, MAX_ORDERS_CAP), 8),
+    # The largest sequence step accepted per symbol (hft1) and per channel; 0 = unlimited.
+    "max_seq_jump": (lambda v, k: _parse_int(v, k, 0, U64_MAX), 1_000_000),
 }
 
 
@@ -226,6 +230,9 @@ class EngineParams:
     burst: int
     max_notional: int
     loss_limit: int
+    # Defaults here too: views recorded before these keys existed still load.
+    max_orders_per_packet: int = 8
+    max_seq_jump: int = 1_000_000
 
 
 def engine_params(values: Mapping[str, object], base: EngineParams | None = None) -> EngineParams:
