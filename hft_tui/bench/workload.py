@@ -42,7 +42,10 @@ QTY_STEPS = 19  # distinct ask quantities
 
 def config(feed_port: int = DEFAULT_FEED_PORT) -> Config:
     symbols = {name: dict(SYMBOL_VALUES) for name in (*SYMBOLS, *THROUGHPUT_SYMBOLS, TEST_RUN_SYMBOL)}
-    return parse_config({"engine": {"feed_port": feed_port}, "symbols": symbols})
+    # No sequence-jump limit: like the other limits it must never bind here, and the bench's seqs
+    # jump (one counter for every variant, the test runs' harness one counter for every frame).
+    engine = {"feed_port": feed_port, "max_seq_jump": 0}
+    return parse_config({"engine": engine, "symbols": symbols})
 
 
 def scaling_symbols(n: int) -> list[str]:
