@@ -149,6 +149,24 @@ def test_every_throughput_step_reported_as_held_accounted_for_every_update(resul
         assert s.get("rate") is None or s["exact"] == (s["why"] is None), s
 
 
+def test_packets_of_many_messages_were_read_whole(result):
+    mm = result["throughput"]["multi_message"]
+    kinds = mm["test_run"]["kinds"]
+    assert set(kinds) == {"skipped", "unknown", "no_trade", "one_trade"}
+    for name, k in kinds.items():
+        assert k["frame_bytes"] <= 1514 and k["messages"] > k["half_messages"] > 0, (name, k)
+        assert k["packet_ns"] > k["half_packet_ns"] > 0, (name, k)
+    assert kinds["skipped"]["messages"] == 67 and kinds["no_trade"]["messages"] == 44
+    rate = mm["throughput"]
+    if rate["exact"]:
+        n = rate["packets"]
+        assert rate["orders"] == rate["answers"] == rate["ring_events"] == n > 0, rate
+        assert rate["engine_messages"] == n * rate["messages_per_packet"], rate
+        assert rate["order_ids"][1] - rate["order_ids"][0] + 1 == n, rate
+    else:
+        assert rate["why"], rate
+
+
 def test_outputs_written(result):
     out = result["_out"]
     md = (out / "results.md").read_text()

@@ -30,7 +30,8 @@ from ..program import compile_program
 from . import BenchError
 
 SOURCE = Path(__file__).resolve().with_name("generator.c")
-PARKING = ("hftpark0", "hftpark1")  # the spare veth pair, inside the lab's namespace
+PARKING = "hftpark"  # the spare veth pairs (hftpark0/hftpark1, hftpark2/hftpark3 ...), inside the lab's namespace
+SHORT_FRAME = 256  # generator.c's GEN_SHORT_FRAME: longer frames are passed one byte longer and trimmed
 PACED_RUNS = 1 << 16  # runs per call when paced: a few ms of a CPU (an idle run drops its frame)
 PACED_TAIL_NS = 2_000_000  # calls go on this long after the last frame is due
 
@@ -61,17 +62,31 @@ def shares(count: int, n: int) -> list[int]:
 
 
 class Generator:
-    def __init__(self, lab: lab_mod.Lab, frame: bytes, seq_off: int, symbol_off: int, blast: Path) -> None:
+    def __init__(
+        self,
+        lab: lab_mod.Lab,
+        frame: bytes,
+        seq_off: int,
+        symbol_off: int,
+        blast: Path,
+        *,
+        seq_step: int = 1,
+        seq_le: bool = False,
+        park: int = 0,
+    ) -> None:
+        """``seq_step``: seqs a frame takes (its message count); ``seq_le``: the seq is little-endian;
+        ``park``: which spare veth pair parks it (each generator its own)."""
         import bcc
 
         self.lab = lab
         self.frame = frame
         self.blast = blast
+        self.seq_step = seq_step
+        self.parking = (f"{PARKING}{2 * park}", f"{PARKING}{2 * park + 1}")
+        cflags = [f"-DGEN_FRAME_LEN={len(frame)}", f"-DGEN_SEQ_OFF={seq_off}", f"-DGEN_SYMBOL_OFF={symbol_off}"]
+        cflags += [f"-DGEN_SEQ_STEP={seq_step}", *(["-DGEN_SEQ_LE"] if seq_le else [])]
         try:
-            self.bpf = compile_program(
-                SOURCE,
-                cflags=(f"-DGEN_FRAME_LEN={len(frame)}", f"-DGEN_SEQ_OFF={seq_off}", f"-DGEN_SYMBOL_OFF={symbol_off}"),
-            )
+            self.bpf = compile_program(SOURCE, cflags=tuple(cflags))
         except EngineError as exc:
             raise BenchError(f"the feed generator: {exc}") from None
         try:
@@ -95,9 +110,9 @@ class Generator:
     def _park(self) -> None:
         try:
             with NetNS(self.lab.namespace) as ns:
-                if not ns.link_lookup(ifname=PARKING[0]):
-                    ns.link("add", ifname=PARKING[0], kind="veth", peer=PARKING[1])
-                idx = ns.link_lookup(ifname=PARKING[0])[0]
+                if not ns.link_lookup(ifname=self.parking[0]):
+                    ns.link("add", ifname=self.parking[0], kind="veth", peer=self.parking[1])
+                idx = ns.link_lookup(ifname=self.parking[0])[0]
                 attrs = [("IFLA_XDP_FD", self.fd), ("IFLA_XDP_FLAGS", XDP_FLAGS_SKB_MODE)]
                 ns.link("set", index=idx, xdp={"attrs": attrs})
         except Exception as exc:
@@ -121,8 +136,8 @@ class Generator:
                 at += 1
 
     def send(self, count: int, rate: int, cpus: list[int], seq_start: int) -> Sent:
-        """``count`` frames at ``rate``/s in all (0: as fast as the CPUs go) from ``cpus``, with seqs
-        seq_start .. seq_start + count - 1 (each CPU its own consecutive part)."""
+        """``count`` frames at ``rate``/s in all (0: as fast as the CPUs go) from ``cpus``, the first with
+        seq ``seq_start``, each next ``seq_step`` further (each CPU its own consecutive part)."""
         state = self._cpu.Leaf()
         nxt = seq_start
         per_cpu = shares(count, len(cpus))
@@ -132,14 +147,15 @@ class Generator:
             s.period_ps = 10**12 * len(cpus) // rate if rate else 0
             s.sym_first, s.sym_count = self._sym_parts.get(cpu, (0, 0))
             s.sym_next = 0
-            nxt += share
+            nxt += share * self.seq_step
         self._cpu[ctypes.c_uint32(0)] = state
         if rate:
             runs, duration_ns = PACED_RUNS, count * 10**9 // rate + PACED_TAIL_NS
         else:
             runs, duration_ns = max(per_cpu), 0
         argv = [str(self.blast), "--prog-fd", str(self.fd), "--ifindex", str(self.ifindex)]
-        argv += ["--frame-len", str(len(self.frame)), "--runs", str(runs), "--duration-ns", str(duration_ns)]
+        data_in = len(self.frame) + (1 if len(self.frame) > SHORT_FRAME else 0)
+        argv += ["--frame-len", str(data_in), "--runs", str(runs), "--duration-ns", str(duration_ns)]
         argv += ["--cpus", ",".join(map(str, cpus))]
         try:
             res = subprocess.run(

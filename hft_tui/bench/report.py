@@ -189,6 +189,36 @@ def _throughput_lines(th: dict) -> list[str]:
     return lines
 
 
+def _multi_message_lines(mm: dict) -> list[str]:
+    tr, rate = mm["test_run"], mm["throughput"]
+    lines = [
+        "",
+        f"## Packets of many messages ({mm['feed'].upper()}-TP DEEP, the engine built for it)",
+        "",
+        f"BPF_PROG_TEST_RUN, repeat {tr['repeat']}, median of {tr['runs']} runs, through the feed harness "
+        f"(frame and length restored, first sequence advanced): trivial program {tr['trivial']} ns. "
+        "ns per message = (packet - trivial) / messages; marginal = (packet - half packet) / the messages "
+        "between (one more message, the packet's own work taken out).",
+        "",
+        "| packet | frame bytes | messages | ns per packet | ns per message | marginal ns per message |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind, k in tr["kinds"].items():
+        lines.append(
+            f"| {kind} | {k['frame_bytes']} | {k['messages']} | {k['packet_ns']} | {k['ns_per_message']} | "
+            f"{k['marginal_ns_per_message']} |"
+        )
+    lines += [
+        "",
+        f"Throughput, one core (CPU {rate['cpu']}), the '{rate['packet']}' packet ({rate['messages_per_packet']} "
+        f"messages, one order each): **{rate['messages_per_s']:,} messages/s** ({rate['packets_per_s']:,} "
+        f"packets/s, {rate['ns_per_message']} ns a message for the whole chain), {rate['packets']} packets, "
+        f"{rate['orders']} orders, ids {rate['order_ids'][0]}..{rate['order_ids'][1]}, exact: "
+        f"{'yes' if rate['exact'] else 'NO: ' + str(rate['why'])}.",
+    ]
+    return lines
+
+
 def markdown(result: dict) -> str:
     m, cfg, pl = result["machine"], result["config"], result["placement"]
     lines = [
@@ -268,6 +298,7 @@ def markdown(result: dict) -> str:
         "|---|---:|",
         *[f"| {k} | {v}x |" for k, v in th["ratios"].items()],
     ]
+    lines += _multi_message_lines(th["multi_message"])
     lines += ["", "## Targets (reported, not enforced)", "", "| target | measured | met |", "|---|---|---|"]
     for t in result["targets"]:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")

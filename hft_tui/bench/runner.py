@@ -37,7 +37,7 @@ from ..paths import EBPF_DIR
 from ..preflight import require_bcc, require_root
 from ..program import bcc_map_fds, compile_program, load_strategy
 from ..protocol import Update, encode_update
-from . import BenchError, bots, report, testrun, throughput, workload
+from . import BenchError, bots, multimsg, report, testrun, throughput, workload
 from .client import Client
 from .generator import Generator
 from .latency import PATTERNS, Rounds
@@ -86,7 +86,7 @@ class _Run:
         stack.callback(shutil.rmtree, tmp, True)
         say("compiling the C bot and the throughput sender")
         cbot = bots.compile_c(bots.CBOT_SOURCE, tmp / "cbot")
-        blast = bots.compile_c(bots.BLAST_SOURCE, tmp / "blast", "-pthread")
+        self.blast = blast = bots.compile_c(bots.BLAST_SOURCE, tmp / "blast", "-pthread")
 
         say("loading the strategy, its measured copy and the reflector (BCC)")
         b, self.strategy_fd = load_strategy()
@@ -186,11 +186,38 @@ class _Run:
                 max_symbols=self.copy.max_symbols,
             )
             th = throughput.measure(rig, counts, progress=self.say)
+            th["multi_message"] = self.multi_message(stack, ipr)
             st = netlink.xdp_state(ipr, self.lab.engine_iface)
             if st.mode:
                 netlink.detach_xdp(ipr, self.lab.engine_iface, st.mode)
         self.say("cleaned up")
         return self.assemble(started, time.monotonic() - t0, tr, th)
+
+    def multi_message(self, stack: contextlib.ExitStack, ipr) -> dict:
+        """IEX packets of many messages on the engine built for IEX: their cost and messages/s."""
+        o = self.o
+        repeat, packets = max(1000, o.repeat // 10), max(1000, o.throughput_frames // 5)
+        self.say(f"IEX packets: loading the engine built for IEX; test runs, repeat {repeat}")
+        copy = multimsg.load_copy(o.feed_port, max(repeat, packets))
+        stack.callback(copy.close)
+        self.prog_ids.append(libbpf.prog_info(copy.fd).id)
+        cost = multimsg.measure_cost(copy, self.lab, o.feed_port, repeat)
+        self.prog_ids += cost.pop("_prog_ids")
+        rate = multimsg.measure_rate(
+            copy,
+            self.lab,
+            self.blast,
+            self.tap,
+            lambda: netlink.attach_xdp(ipr, self.lab.engine_iface, copy.fd, "native", force=True),
+            self.sim_cpu,
+            packets,
+        )
+        self.prog_ids += rate.pop("_prog_ids")
+        self.say(
+            f"IEX packets of {rate['messages_per_packet']} messages on CPU {self.sim_cpu}: "
+            f"{rate['messages_per_s']:,} messages/s{'' if rate['exact'] else ' NOT EXACT: ' + str(rate['why'])}"
+        )
+        return {"feed": multimsg.FEED, "test_run": cost, "throughput": rate}
 
     def assemble(self, started: str, duration: float, tr: dict, th: dict) -> dict:
         o = self.o

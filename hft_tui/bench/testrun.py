@@ -100,7 +100,8 @@ def ring_capacity(pages: int = C["HFT_RINGBUF_PAGES"]) -> int:
 
 
 def ring_pages_for(events: int) -> int:
-    """The smallest ring (a power of two pages, never below the engine's) with room for ``events``."""
+    """The smallest ring (a power of two pages, never below the engine's orders ring) with room for
+    ``events``."""
     pages = C["HFT_RINGBUF_PAGES"]
     while ring_capacity(pages) < events:
         pages *= 2
@@ -149,15 +150,21 @@ class MeasuredCopy:
     max_symbols: int
 
     @classmethod
-    def load(cls, feed_port: int, events: int, max_symbols: int | None = None) -> MeasuredCopy:
+    def load(
+        cls, feed_port: int, events: int, max_symbols: int | None = None, *, feed: str = "hft1", tape_events: int = 0
+    ) -> MeasuredCopy:
+        """``events``: order events a run or step may write; ``tape_events``: tape events (rejects,
+        sampled updates) likewise, when more than the engine's tape ring holds."""
         pages = ring_pages_for(events + 1)
         cflags = [f"-DHFT_RINGBUF_PAGES={pages}"]
+        if tape_events > ring_capacity(C["HFT_TAPE_PAGES"]):
+            cflags.append(f"-DHFT_TAPE_PAGES={ring_pages_for(tape_events + 1)}")
         if max_symbols and max_symbols_overridable():
             cflags.append(f"-D{MAX_SYMBOLS_DEFINE}={max_symbols}")
         try:
-            b, fd = load_strategy(cflags=tuple(cflags))
+            b, fd = load_strategy(feed, cflags=tuple(cflags))
         except EngineError as exc:
-            raise BenchError(f"the measured copy of the strategy: {exc}") from None
+            raise BenchError(f"the measured copy of the strategy ({feed}): {exc}") from None
         maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
         cfg = workload.config(feed_port)
         maps.write_global(cfg.engine, deadman_ms=0, version=1)
