@@ -1028,20 +1028,33 @@ static __always_inline void read_messages(struct xdp_md *ctx, struct hft_scratch
 /*
  * hft1 reflected: today's frame.  The update's frame, turned around, carries
  * the order back (the order written over the update, the rest of the
- * datagram kept), both checksums recomputed.
+ * datagram kept), both checksums computed whole.  A datagram that is just
+ * the order (the feed's own) has its UDP checksum made from the order's words
+ * as append_order summed them, the pseudo header and the UDP header: the
+ * payload is new, so nothing of the update's needs reading again.  Anything
+ * longer is summed over the whole datagram.
  */
 static __always_inline int write_order(struct xdp_md *ctx, struct hft_scratch *s)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct hdr_cursor nh = { .pos = (void *)(long)ctx->data };
 	struct udp_frame f;
+	__u64 sum;
+	__u16 csum;
 
 	if (parse_udp_frame(&nh, data_end, &f) != PARSE_OK || nh.pos + HFT_MSG_LEN > data_end)
 		return XDP_DROP;
 	swap_addresses(f.eth, f.iph, f.udp);
 	__builtin_memcpy(nh.pos, s->frame + FRAME_HDR_ROOM, HFT_MSG_LEN);
 	ipv4_csum_recompute(f.iph, data_end);
-	udp_csum_recompute(f.iph, f.udp, bpf_ntohs(f.udp->len), data_end);
+	if (f.udp->len != bpf_htons(sizeof(struct udphdr) + HFT_MSG_LEN)) {
+		udp_csum_recompute(f.iph, f.udp, bpf_ntohs(f.udp->len), data_end);
+		return XDP_TX;
+	}
+	sum = (f.iph->saddr >> 16) + (f.iph->saddr & 0xffff) + (f.iph->daddr >> 16) + (f.iph->daddr & 0xffff) +
+	      bpf_htons(IPPROTO_UDP) + f.udp->len + f.udp->source + f.udp->dest + f.udp->len + s->loop.csum;
+	csum = csum_fold(sum);
+	f.udp->check = csum ? csum : 0xffff;     /* RFC 768: a computed zero is sent as all ones */
 	return XDP_TX;
 }
 
@@ -1166,16 +1179,19 @@ int xdp_strategy(struct xdp_md *ctx)
 	if (rc != PARSE_OK)
 		return pass_counted(rc);
 	gcp = global_config.lookup(&zero);
+	if (!gcp)
+		return XDP_PASS;
+	/* One aligned 32-bit load: whole without the lock, enough to pass others' packets
+	 * before anything else is looked up. */
+	feed_port = *(volatile __u32 *)&gcp->p.feed_port;
+	if (!feed_port || f.udp->dest != bpf_htons((__u16)feed_port))
+		return pass_counted(PARSE_OTHER);
 	ff = feed_filter.lookup(&zero);
 	rt = route.lookup(&zero);
 	s = scratch.lookup(&zero);
 	fc = feed_counters.lookup(&zero);
-	if (!gcp || !ff || !rt || !s || !fc)
+	if (!ff || !rt || !s || !fc)
 		return XDP_PASS;
-	/* One aligned 32-bit load: whole without the lock, enough to pass others' packets. */
-	feed_port = *(volatile __u32 *)&gcp->p.feed_port;
-	if (!feed_port || f.udp->dest != bpf_htons((__u16)feed_port))
-		return pass_counted(PARSE_OTHER);
 	if (ff->feed_addr && f.iph->daddr != ff->feed_addr)
 		return pass_counted(PARSE_OTHER);
 	/* From here on the packet is addressed to the feed: its sender first. */
