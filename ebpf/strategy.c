@@ -42,14 +42,16 @@
  *       max_position; a decision without room in the frame is released
  *       (batch_full, no_route).  With no engine-wide throttle or notional
  *       cap the fill is committed right there;
- *     - the event begun (start_event) and the session PnL moved (add_pnl,
- *       which latches the loss limit); a message that decided no order ends
- *       here (report_no_order);
+ *     - the session PnL moved (add_pnl, which latches the loss limit); a
+ *       message that decided no order ends here (report_no_order: its reject,
+ *       or a sample, on the tape; nothing at all otherwise);
  *     - phase 2, engine-wide limits (engine_wide_limits, global lock);
  *     - phase 3, commit (commit, symbol lock, only after phase 2), the
  *       engine-wide open cost following it (commit_open_cost);
- *     - the order numbered (number_order: engine-wide, gap-free ids) and
- *       appended to the packet's order frame (append_order, order_frame.h);
+ *     - the order numbered (number_order: engine-wide, gap-free ids),
+ *       appended to the packet's order frame (append_order, order_frame.h)
+ *       and its event written straight into the ring's reservation (emit;
+ *       every event is, nothing is built elsewhere and copied);
  *  - close the packet (close_packet): the counters added once, a frame grown
  *    for nothing trimmed back;
  *  - send the orders (send_orders): hft1 with reflection rewrites the update
@@ -151,18 +153,64 @@ static __always_inline int pass_counted(int parse_rc)
 	return XDP_PASS;
 }
 
-/* Orders and kills: the journal's lossless path. */
-static __always_inline void emit(struct hft_event *ev)
+/*
+ * An event of the message being handled, written straight into its ring
+ * reservation (nothing is built elsewhere and copied): the message, the
+ * position after the decision, the session PnL and what happened.  The PnL
+ * is the total this message's change gave (add_pnl), or the total as it is
+ * when the message changed none.
+ */
+static __always_inline void fill_event(struct hft_event *ev, const struct hft_scratch *s,
+				       const struct hft_totals *tot, __u32 kind, __u32 reason,
+				       __u32 side, __u32 price, __u32 qty, __u32 id)
 {
-	if (events.ringbuf_output(ev, sizeof(*ev), 0) < 0)
+	const struct feed_msg *u = &s->u;
+
+	ev->ts_ns = s->loop.now;
+	ev->sender_ts = u->timestamp;
+	ev->seq = u->seq;
+	__builtin_memcpy(ev->symbol, u->key.name, HFT_SYMBOL_LEN);
+	ev->kind = kind;
+	ev->side = side;
+	ev->price = price;
+	ev->qty = qty;
+	ev->order_id = id;
+	ev->reason = reason;
+	ev->bid = u->bid;
+	ev->bid_qty = u->bid_qty;
+	ev->ask = u->ask;
+	ev->ask_qty = u->ask_qty;
+	ev->position = s->d.position;
+	ev->_pad = 0;
+	ev->pnl = s->d.pnl_known ? s->d.pnl : *(volatile __s64 *)&tot->pnl;
+}
+
+/* Orders and kills: the journal's lossless path; no room is a counted drop. */
+static __always_inline void emit(const struct hft_scratch *s, const struct hft_totals *tot, __u32 kind,
+				 __u32 reason, __u32 side, __u32 price, __u32 qty, __u32 id)
+{
+	struct hft_event *ev = events.ringbuf_reserve(sizeof(struct hft_event));
+
+	if (!ev) {
 		count(HFT_CTR_RINGBUF_DROPS);
+		return;
+	}
+	fill_event(ev, s, tot, kind, reason, side, price, qty, id);
+	events.ringbuf_submit(ev, 0);
 }
 
 /* Rejects and sampled updates: a separate ring, so they never take an order's room. */
-static __always_inline void emit_tape(struct hft_event *ev)
+static __always_inline void emit_tape(const struct hft_scratch *s, const struct hft_totals *tot, __u32 kind,
+				      __u32 reason, __u32 side, __u32 price)
 {
-	if (tape_events.ringbuf_output(ev, sizeof(*ev), 0) < 0)
+	struct hft_event *ev = tape_events.ringbuf_reserve(sizeof(struct hft_event));
+
+	if (!ev) {
 		count(HFT_CTR_TAPE_DROPS);
+		return;
+	}
+	fill_event(ev, s, tot, kind, reason, side, price, 0, 0);
+	tape_events.ringbuf_submit(ev, 0);
 }
 
 /*
@@ -217,40 +265,38 @@ static __always_inline __u64 cost_of_sale(__u64 open_cost, __u64 qty, __u64 held
 }
 
 /*
- * Adds a PnL change to the session total and latches the kill on a breach.
- * The limit is a level, not an edge: a total found below it latches the kill
- * even when this message did not move it (the operator resumed, or the limit
- * was set, while the total was below), so an order refused for the loss
- * limit is always refused with the switch latched and a kill event sent.
+ * Adds the message's PnL change (s->d.pnl_delta) to the session total, notes
+ * the total for the message's events, and latches the kill on a breach.  The
+ * limit is a level, not an edge: a total found below it latches the kill even
+ * when this message did not move it (the operator resumed, or the limit was
+ * set, while the total was below), so an order refused for the loss limit is
+ * always refused with the switch latched and a kill event sent.
  */
-static __always_inline void add_pnl(struct hft_totals *tot, __s64 delta, __u64 loss_limit,
-				    struct hft_event *ev)
+static __always_inline void add_pnl(struct hft_scratch *s, struct hft_totals *tot)
 {
+	__u64 loss_limit = s->g.loss_limit;
+	struct decision *d = &s->d;
 	__u32 zero = 0;
 	__u64 *kill;
 	__s64 total;
 
-	if (delta) {
-		total = __sync_fetch_and_add(&tot->pnl, delta) + delta;
-		ev->pnl = total;
+	if (d->pnl_delta) {
+		total = __sync_fetch_and_add(&tot->pnl, d->pnl_delta) + d->pnl_delta;
 	} else if (loss_limit) {
 		total = *(volatile __s64 *)&tot->pnl;
 	} else {
 		return;
 	}
+	d->pnl = total;
+	d->pnl_known = 1;
 	if (!loss_limit || total >= -(__s64)loss_limit)
 		return;
 	kill = kill_switch.lookup(&zero);
 	if (!kill || *kill != HFT_KILL_OFF)
 		return;
 	if (__sync_val_compare_and_swap(kill, HFT_KILL_OFF, HFT_KILL_LOSS_LIMIT) == HFT_KILL_OFF) {
-		/* ev is filled in again by the caller before its own event. */
 		count(HFT_CTR_LOSS_TRIPS);
-		ev->kind = HFT_EVENT_KILL;
-		ev->reason = HFT_KILL_LOSS_LIMIT;
-		emit(ev);
-		ev->kind = 0;
-		ev->reason = 0;
+		emit(s, tot, HFT_EVENT_KILL, HFT_KILL_LOSS_LIMIT, 0, 0, 0, 0);
 	}
 }
 
@@ -711,42 +757,12 @@ static __always_inline void decide_and_reserve(struct hft_scratch *s, struct hft
 	bpf_spin_unlock(&st->lock);
 }
 
-/* The scratch holds the previous message's event: set every field. */
-static __always_inline void start_event(struct hft_scratch *s, const struct hft_totals *tot)
-{
-	struct hft_event *ev = &s->ev;
-	const struct feed_msg *u = &s->u;
-
-	ev->ts_ns = s->loop.now;
-	ev->kind = 0;
-	ev->side = 0;
-	ev->price = 0;
-	ev->qty = 0;
-	ev->order_id = 0;
-	ev->reason = 0;
-	ev->_pad = 0;
-	ev->sender_ts = u->timestamp;
-	ev->seq = u->seq;
-	__builtin_memcpy(ev->symbol, u->key.name, HFT_SYMBOL_LEN);
-	ev->bid = u->bid;
-	ev->bid_qty = u->bid_qty;
-	ev->ask = u->ask;
-	ev->ask_qty = u->ask_qty;
-	ev->position = s->d.position;
-	ev->pnl = tot->pnl;
-}
-
 /* Every reject of a known symbol, on the tape; side and price are 0 before phase 2. */
-static __always_inline void report_reject(struct hft_scratch *s, __u32 reason, __u32 side, __u32 price)
+static __always_inline void report_reject(const struct hft_scratch *s, const struct hft_totals *tot,
+					  __u32 reason, __u32 side, __u32 price)
 {
-	struct hft_event *ev = &s->ev;
-
 	count(HFT_CTR_REJECT_BASE + (reason & 0x1f));
-	ev->kind = HFT_EVENT_REJECT;
-	ev->reason = reason;
-	ev->side = side;
-	ev->price = price;
-	emit_tape(ev);
+	emit_tape(s, tot, HFT_EVENT_REJECT, reason, side, price);
 }
 
 /*
@@ -754,18 +770,16 @@ static __always_inline void report_reject(struct hft_scratch *s, __u32 reason, _
  * rest, by this CPU's count of updates (the counter, plus this packet's so
  * far, which close_packet adds to it).
  */
-static __always_inline void report_no_order(struct hft_scratch *s)
+static __always_inline void report_no_order(const struct hft_scratch *s, const struct hft_totals *tot)
 {
 	__u64 *updates;
 
 	if (s->d.reason != NO_REJECT) {
-		report_reject(s, s->d.reason, 0, 0);
+		report_reject(s, tot, s->d.reason, 0, 0);
 	} else if (s->g.update_sample) {
 		updates = counter(HFT_CTR_UPDATES);
-		if (updates && (*updates + s->loop.updates) % s->g.update_sample == 0) {
-			s->ev.kind = HFT_EVENT_UPDATE;
-			emit_tape(&s->ev);
-		}
+		if (updates && (*updates + s->loop.updates) % s->g.update_sample == 0)
+			emit_tape(s, tot, HFT_EVENT_UPDATE, 0, 0, 0);
 	}
 }
 
@@ -815,8 +829,7 @@ static __always_inline void commit(struct hft_scratch *s, struct hft_symbol_stat
 	d->released = commit_fill(st, d, d->final);
 	d->pnl_delta = repnl(st);
 	bpf_spin_unlock(&st->lock);
-	s->ev.position = d->position;
-	add_pnl(tot, d->pnl_delta, s->g.loss_limit, &s->ev);
+	add_pnl(s, tot);
 }
 
 /* The engine-wide open cost follows the committed fill (unless phase 2 counted the buy). */
@@ -828,20 +841,11 @@ static __always_inline void commit_open_cost(const struct decision *d, struct hf
 		__sync_fetch_and_add(&tot->open_cost, (__u64)d->final * d->price);
 }
 
-/* The order: ids are engine-wide and gap-free; its event is completed here. */
-static __always_inline __u32 number_order(struct hft_scratch *s, struct hft_totals *tot)
+/* The order: ids are engine-wide and gap-free. */
+static __always_inline __u32 number_order(struct hft_totals *tot)
 {
-	struct hft_event *ev = &s->ev;
-	const struct decision *d = &s->d;
-	__u32 id = (__u32)(__sync_fetch_and_add(&tot->order_seq, 1) + 1);
-
 	count(HFT_CTR_ORDERS);
-	ev->kind = HFT_EVENT_ORDER;
-	ev->order_id = id;
-	ev->side = d->side;
-	ev->price = d->price;
-	ev->qty = d->final;
-	return id;
+	return (__u32)(__sync_fetch_and_add(&tot->order_seq, 1) + 1);
 }
 
 /* A trading status message: the symbol halts (H, O, P; ITCH H, P, Q) or trades (T). */
@@ -900,16 +904,16 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 	d->cost_counted = 0;
 	d->room = 0;
 	d->pnl_delta = 0;
+	d->pnl_known = 0;
 	d->released = 0;
 	d->reason = check_switches(s, kill);
 	if (d->reason == NO_REJECT)
 		d->room = order_room(ctx, fl);
 
 	decide_and_reserve(s, st, tot);                 /* phase 1 */
-	start_event(s, tot);
-	add_pnl(tot, d->pnl_delta, s->g.loss_limit, &s->ev);
+	add_pnl(s, tot);
 	if (!d->side) {
-		report_no_order(s);
+		report_no_order(s, tot);
 		return;
 	}
 	if (fl->global_limits) {
@@ -918,12 +922,12 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 	}
 	commit_open_cost(d, tot);
 	if (!d->final) {
-		report_reject(s, d->reason, d->side, d->price);
+		report_reject(s, tot, d->reason, d->side, d->price);
 		return;
 	}
-	id = number_order(s, tot);
+	id = number_order(tot);
 	append_order(s, d->side, d->price, d->final, id);
-	emit(&s->ev);
+	emit(s, tot, HFT_EVENT_ORDER, 0, d->side, d->price, d->final, id);
 }
 
 /* ---- Read the messages ------------------------------------------------ */
