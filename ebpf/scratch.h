@@ -45,7 +45,8 @@ struct decision {
 /* The packet: set up before the loop, read and moved by every message. */
 struct feed_loop {
 	__u64 first_seq;
-	__u64 now;               /* the clock (hft_now), once a packet, with the engine-wide view */
+	__u64 now;               /* the coarse clock, once a packet, with the engine-wide view */
+	__u64 precise_now;       /* the clock (hft_now), once a packet when a rate or an event needs it; 0: not yet */
 	__u64 csum;              /* sum of the 32-bit words of the orders written */
 	__u64 claimed;           /* the channel's next sequence as this packet left it */
 	__u32 pos;               /* offset from data of the next block */
