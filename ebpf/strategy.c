@@ -898,11 +898,11 @@ static __always_inline void record_status(struct hft_scratch *s)
  * One message of a symbol through the phases.  Every packet pointer is
  * dead here (the frame may have grown): the message is in the scratch.
  */
-static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch *s)
+static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch *s,
+					  struct hft_symbol_config *cfgp)
 {
 	struct feed_loop *fl = &s->loop;
 	struct decision *d = &s->d;
-	struct hft_symbol_config *cfgp;
 	struct hft_symbol_state *st;
 	struct hft_global_state *gs;
 	struct hft_totals *tot;
@@ -910,7 +910,8 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 	__u64 *kill;
 
 	fl->updates++;                     /* added to the counter once a packet (close_packet) */
-	cfgp = symbol_config.lookup(&s->u.key);
+	if (!cfgp)
+		cfgp = symbol_config.lookup(&s->u.key);
 	if (!cfgp) {
 		fl->unknown++;
 		return;
@@ -977,7 +978,8 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
  * in a register; every step reads at least one message, so as many steps as
  * messages always suffice.
  */
-static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *s)
+static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *s,
+					struct hft_symbol_config *cfgp)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
@@ -1016,7 +1018,7 @@ static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *
 	kind = feed_decode(p + FEED_LEN_PREFIX, len, data_end, &s->u);
 	s->u.seq = fl->first_seq + i;
 	if (kind == FEED_MSG_QUOTE)
-		trade_message(ctx, s);
+		trade_message(ctx, s, cfgp);
 	else if (kind == FEED_MSG_STATUS)
 		record_status(s);
 	else if (kind == FEED_MSG_IN_TRANSITION)
@@ -1043,7 +1045,7 @@ HFT_SUBPROG static long message_step_cb(__u32 index, void *arg)
 {
 	struct loop_ctx *lc = arg;
 
-	return message_step(lc->ctx, lc->s);
+	return message_step(lc->ctx, lc->s, NULL);
 }
 #endif
 
@@ -1052,14 +1054,15 @@ HFT_SUBPROG static long message_step_cb(__u32 index, void *arg)
  * verified until its states converge, whatever the count (a plain loop of
  * 128 is walked 128 times by the verifier).  One message (hft1): a call.
  */
-static __always_inline void read_messages(struct xdp_md *ctx, struct hft_scratch *s)
+static __always_inline void read_messages(struct xdp_md *ctx, struct hft_scratch *s,
+					  struct hft_symbol_config *cfgp)
 {
 #if FEED_MAX_MSGS > 1
 	struct loop_ctx lc = { .ctx = ctx, .s = s };
 
 	bpf_loop(s->loop.count, message_step_cb, &lc, 0);
 #else
-	message_step(ctx, s);
+	message_step(ctx, s, cfgp);
 #endif
 }
 
@@ -1207,6 +1210,7 @@ int xdp_strategy(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
 	struct hdr_cursor nh = { .pos = data };
+	struct hft_symbol_config *cfgp = NULL;   /* the one message's, when the feed has one a packet */
 	struct hft_global_config *gcp;
 	struct hft_feed_counters *fc;
 	struct hft_feed_filter *ff;
@@ -1249,6 +1253,23 @@ int xdp_strategy(struct xdp_md *ctx)
 	fc->packets++;
 	/* Whole without the lock, like feed_port; the locked view waits for a symbol that needs it. */
 	no_trade = *(volatile __u32 *)&gcp->p.on_no_trade == HFT_NO_TRADE_DROP ? XDP_DROP : XDP_PASS;
+#if FEED_MAX_MSGS == 1
+	/*
+	 * One message a packet (hft1): its symbol is looked up here, once: one
+	 * nobody configured is counted as the loop would count it (a message
+	 * read, an update, an unknown symbol) before any of the loop's state is
+	 * set up, and a configured one's config goes to trade_message.
+	 */
+	if (nh.pos + FEED_SYMBOL_OFF + sizeof(struct hft_symbol_key) > data_end)
+		return pass_counted(PARSE_MALFORMED);
+	cfgp = symbol_config.lookup(nh.pos + FEED_SYMBOL_OFF);
+	if (!cfgp) {
+		fc->messages++;
+		count(HFT_CTR_UPDATES);
+		count(HFT_CTR_REJECT_BASE + HFT_REJECT_UNKNOWN_SYMBOL);
+		return no_trade;
+	}
+#endif
 	open_packet(ctx, s, &nh, &f, no_trade);
 	if (s->fp.count > FEED_MAX_MSGS)
 		fc->truncated_packets++;
@@ -1274,7 +1295,7 @@ int xdp_strategy(struct xdp_md *ctx)
 	}
 	plan_route(s, rt, &f);
 
-	read_messages(ctx, s);           /* every packet pointer above is dead from here */
+	read_messages(ctx, s, cfgp);     /* every packet pointer above is dead from here */
 
 	close_packet(ctx, s, fc);
 	if (!s->loop.n_orders)
