@@ -197,8 +197,9 @@ def _judge(
     }
 
 
-def measure(rig: Rig, symbol_counts: list[int], progress: Callable[[str], None] | None = None) -> dict:
-    """Every throughput figure of the bench; see the module's comment for what each is."""
+def measure(rig: Rig, progress: Callable[[str], None] | None = None) -> dict:
+    """The engine, the bare reflector and the sender alone on one core and on two; see the module's
+    comment for what each is."""
     s = _Steps(rig, progress or (lambda _line: None))
     one, both = [rig.one_cpu], list(rig.cpus)
     per_cpu = dict(zip(both, workload.THROUGHPUT_SYMBOLS))
@@ -209,13 +210,38 @@ def measure(rig: Rig, symbol_counts: list[int], progress: Callable[[str], None] 
         one_core[variant] = s.held(variant, one)
         rig.generator.set_symbols({cpu: [name] for cpu, name in per_cpu.items()})
         two_cores[variant] = s.held(variant, both)
+    rig.generator.set_symbols({})
 
+    def ratio(a: dict, b: dict) -> float | None:
+        return round(a["rate"] / b["rate"], 2) if a["exact"] and b["exact"] and b["rate"] else None
+
+    return {
+        "frames_per_step": rig.frames,
+        "one_cpu": rig.one_cpu,
+        "cpus": both,
+        "one_core": one_core,
+        "two_cores": two_cores,
+        "ratios": {
+            "engine/bare, one core": ratio(one_core["engine"], one_core["bare"]),
+            "engine, two cores/one": ratio(two_cores["engine"], one_core["engine"]),
+            "bare, two cores/one": ratio(two_cores["bare"], one_core["bare"]),
+            "sender alone/engine, one core": ratio(one_core["sender_alone"], one_core["engine"]),
+        },
+        "steps": s.steps,
+    }
+
+
+def measure_symbols(rig: Rig, symbol_counts: list[int], progress: Callable[[str], None] | None = None) -> list[dict]:
+    """The engine on one core with updates cycling through N configured symbols, the symbol map holding
+    only those (every one trading), for each N the engine of ``rig`` can hold; the others say why not."""
+    s = _Steps(rig, progress or (lambda _line: None))
+    one = [rig.one_cpu]
     rig.attach("engine")
     p = workload.config().symbols[Symbol(workload.THROUGHPUT_SYMBOL)]
     kept = rig.maps.symbol_names()
     for name in kept:
         rig.maps.remove_symbol(name)
-    scaling = []
+    scaling: list[dict] = []
     try:
         for n in symbol_counts:
             if n > rig.max_symbols:
@@ -233,22 +259,4 @@ def measure(rig: Rig, symbol_counts: list[int], progress: Callable[[str], None] 
         for name in kept:
             rig.maps.write_symbol(name, workload.config().symbols[name])
         rig.generator.set_symbols({})
-
-    def ratio(a: dict, b: dict) -> float | None:
-        return round(a["rate"] / b["rate"], 2) if a["exact"] and b["exact"] and b["rate"] else None
-
-    return {
-        "frames_per_step": rig.frames,
-        "one_cpu": rig.one_cpu,
-        "cpus": both,
-        "one_core": one_core,
-        "two_cores": two_cores,
-        "symbols": scaling,
-        "ratios": {
-            "engine/bare, one core": ratio(one_core["engine"], one_core["bare"]),
-            "engine, two cores/one": ratio(two_cores["engine"], one_core["engine"]),
-            "bare, two cores/one": ratio(two_cores["bare"], one_core["bare"]),
-            "sender alone/engine, one core": ratio(one_core["sender_alone"], one_core["engine"]),
-        },
-        "steps": s.steps,
-    }
+    return scaling
