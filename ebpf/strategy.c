@@ -1195,6 +1195,7 @@ static __always_inline void close_packet(struct xdp_md *ctx, struct hft_scratch 
 
 	fc->messages += fl->i > fl->skip ? fl->i - fl->skip : 0;
 	fc->in_transition += fl->in_transition;
+	fc->grow_failed += fl->grow_failed;
 	count_n(HFT_CTR_UPDATES, fl->updates);
 	count_n(HFT_CTR_REJECT_BASE + HFT_REJECT_UNKNOWN_SYMBOL, fl->unknown);
 	if (fl->stop == STOP_MALFORMED || fl->malformed_msgs)

@@ -415,3 +415,18 @@ def test_a_status_of_an_unknown_symbol_changes_nothing(iex_h):
     r = iex_h.run(iex_frame([iex.TradingStatus("ZZZZ", "H"), offer("AAPL", P("99.00"))], 1))
     assert [o.seq for o in r.orders] == [2]
     assert r.counts == {"updates": 1, "orders": 1}
+
+
+def test_a_quiet_symbol_far_apart_on_its_channel_is_no_sequence_jump(fx):
+    # On a channel feed a symbol's sequence is the channel's: between two of its
+    # messages the channel may carry millions.  The channel's bound holds for all.
+    feed, h = fx
+    h.reset({"AAPL": BASE}, engine={"max_seq_jump": 1000})
+    h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 1))
+    seq = 2
+    for _ in range(30):  # 3,000 messages of other kinds, each packet within the channel's bound
+        h.run(feed.packet([feed.other(1)] * 100, seq))
+        seq += 100
+    r = h.run(feed.packet([feed.offer("AAPL", P("99.00"))], seq))
+    assert trades(r) == [("B", "AAPL", P("99.00"), 10, seq)]
+    assert h.state("AAPL").last_seq == seq == 3002
