@@ -22,6 +22,7 @@
 #define FEED_SKIP_RUN            0    /* the one message is read at once */
 #define FEED_WANTS(t)            1
 #define FEED_KEEPS_LENGTH        1    /* with reflection: the order is the update rewritten in place */
+#define FEED_SYMBOL_OFF          HFT_OFF_SYMBOL   /* the one message's symbol, from the payload's start */
 
 #define HFT1_BE32(p, off) __builtin_bswap32(*(__u32 *)((void *)(p) + (off)))
 #define HFT1_BE64(p, off) __builtin_bswap64(*(__u64 *)((void *)(p) + (off)))

@@ -32,8 +32,9 @@ struct decision {
 	__u32 position;     /* after phase 1 (and phase 3), for the event */
 	__u32 cost_counted; /* phase 2 added the buy to the engine-wide open cost */
 	__u32 room;         /* the frame has room for this message's order */
-	__u32 _pad;
+	__u32 pnl_known;    /* pnl holds the session total this message's change gave */
 	__s64 pnl_delta;
+	__s64 pnl;
 	__u64 released;     /* open cost the committed sale released */
 };
 
@@ -44,7 +45,8 @@ struct decision {
 /* The packet: set up before the loop, read and moved by every message. */
 struct feed_loop {
 	__u64 first_seq;
-	__u64 now;               /* the clock (hft_now), once a packet, with the engine-wide view */
+	__u64 now;               /* the coarse clock, once a packet, with the engine-wide view */
+	__u64 precise_now;       /* the clock (hft_now), once a packet when a rate or an event needs it; 0: not yet */
 	__u64 csum;              /* sum of the 32-bit words of the orders written */
 	__u64 claimed;           /* the channel's next sequence as this packet left it */
 	__u64 prev_next;         /* ... and as the packet found it: nothing below it is ever given back */
@@ -84,7 +86,6 @@ struct feed_loop {
 #define FRAME_BUF_LEN        (FRAME_HDR_ROOM + HFT_MAX_ORDERS_CAP * HFT_MSG_LEN + 8)
 
 struct hft_scratch {
-	struct hft_event ev;              /* the event being built */
 	struct hft_global_params g;       /* copied under the global config lock, once a packet */
 	struct feed_packet fp;            /* the packet's header, as the decoder read it */
 	struct feed_loop loop;

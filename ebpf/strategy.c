@@ -30,7 +30,9 @@
  *    symbol's config and state and what the packet shares:
  *     - the engine-wide view, once a packet and only for a configured
  *       symbol (packet_view): the engine-wide config copied under its spin
- *       lock, the clock (hft_now), the dead-man switch;
+ *       lock, the coarse clock (hft_coarse_now), the dead-man switch; the
+ *       precise clock is read once a packet too, and only when a throttle
+ *       or an event needs it (hft_precise_now);
  *     - the symbol's config copied under its spin lock (read_symbol), the
  *       switches checked (check_switches: kill switch, dead-man switch,
  *       symbol disabled, what the message itself says: halted, price range),
@@ -43,14 +45,16 @@
  *       max_position; a decision without room in the frame is released
  *       (batch_full, no_route).  With no engine-wide throttle or notional
  *       cap the fill is committed right there;
- *     - the event begun (start_event) and the session PnL moved (add_pnl,
- *       which latches the loss limit); a message that decided no order ends
- *       here (report_no_order);
+ *     - the session PnL moved (add_pnl, which latches the loss limit); a
+ *       message that decided no order ends here (report_no_order: its reject,
+ *       or a sample, on the tape; nothing at all otherwise);
  *     - phase 2, engine-wide limits (engine_wide_limits, global lock);
  *     - phase 3, commit (commit, symbol lock, only after phase 2), the
  *       engine-wide open cost following it (commit_open_cost);
- *     - the order numbered (number_order: engine-wide, gap-free ids) and
- *       appended to the packet's order frame (append_order, order_frame.h);
+ *     - the order numbered (number_order: engine-wide, gap-free ids),
+ *       appended to the packet's order frame (append_order, order_frame.h)
+ *       and its event written straight into the ring's reservation (emit;
+ *       every event is, nothing is built elsewhere and copied);
  *  - close the packet (close_packet): the counters added once, a frame grown
  *    for nothing trimmed back;
  *  - send the orders (send_orders): hft1 with reflection rewrites the update
@@ -114,6 +118,32 @@ static __always_inline __u64 hft_now(void)
 #endif
 }
 
+/*
+ * The same clock at the kernel's tick (CLOCK_MONOTONIC_COARSE: a jiffy, 4 ms
+ * at HZ=250, behind at most), for what a deadline of its own allows: the
+ * dead-man switch (100 ms at the least, fresh "either way") and the time of
+ * a symbol's last update.  It costs a load where the precise clock costs a
+ * read of the clock source (about 20 ns measured here), so the precise clock
+ * is read only where a time is recorded or a rate is kept: an event's
+ * timestamp and the throttles' token buckets (hft_precise_now).
+ */
+static __always_inline __u64 hft_coarse_now(void)
+{
+#ifdef HFT_BACKTEST
+	return hft_now();
+#else
+	return bpf_ktime_get_coarse_ns();
+#endif
+}
+
+/* The precise clock, read once a packet and only when something needs it. */
+static __always_inline __u64 hft_precise_now(struct hft_scratch *s)
+{
+	if (!s->loop.precise_now)
+		s->loop.precise_now = hft_now();
+	return s->loop.precise_now;
+}
+
 /* ---- Counters, rings, token buckets, PnL ------------------------------ */
 
 static __always_inline __u64 min_u64(__u64 a, __u64 b)
@@ -152,18 +182,70 @@ static __always_inline int pass_counted(int parse_rc)
 	return XDP_PASS;
 }
 
-/* Orders and kills: the journal's lossless path. */
-static __always_inline void emit(struct hft_event *ev)
+/*
+ * An event of the message being handled, written straight into its ring
+ * reservation (nothing is built elsewhere and copied): the message, the
+ * position after the decision, the session PnL and what happened.  The PnL
+ * is the total this message's change gave (add_pnl), or the total as it is
+ * when the message changed none.
+ */
+static __always_inline void fill_event(struct hft_event *ev, const struct hft_scratch *s,
+				       const struct hft_totals *tot, __u32 kind, __u32 reason,
+				       __u32 side, __u32 price, __u32 qty, __u32 id)
 {
-	if (events.ringbuf_output(ev, sizeof(*ev), 0) < 0)
+	const struct feed_msg *u = &s->u;
+
+	ev->ts_ns = s->loop.precise_now;
+	ev->sender_ts = u->timestamp;
+	ev->seq = u->seq;
+	__builtin_memcpy(ev->symbol, u->key.name, HFT_SYMBOL_LEN);
+	ev->kind = kind;
+	ev->side = side;
+	ev->price = price;
+	ev->qty = qty;
+	ev->order_id = id;
+	ev->reason = reason;
+	ev->bid = u->bid;
+	ev->bid_qty = u->bid_qty;
+	ev->ask = u->ask;
+	ev->ask_qty = u->ask_qty;
+	ev->position = s->d.position;
+	ev->_pad = 0;
+	ev->pnl = s->d.pnl_known ? s->d.pnl : *(volatile __s64 *)&tot->pnl;
+}
+
+/* Orders and kills: the journal's lossless path; no room is a counted drop. */
+static __always_inline void emit(struct hft_scratch *s, const struct hft_totals *tot, __u32 kind,
+				 __u32 reason, __u32 side, __u32 price, __u32 qty, __u32 id)
+{
+	struct hft_event *ev;
+
+	hft_precise_now(s);
+	ev = events.ringbuf_reserve(sizeof(struct hft_event));
+
+	if (!ev) {
 		count(HFT_CTR_RINGBUF_DROPS);
+		return;
+	}
+	fill_event(ev, s, tot, kind, reason, side, price, qty, id);
+	events.ringbuf_submit(ev, 0);
 }
 
 /* Rejects and sampled updates: a separate ring, so they never take an order's room. */
-static __always_inline void emit_tape(struct hft_event *ev)
+static __always_inline void emit_tape(struct hft_scratch *s, const struct hft_totals *tot, __u32 kind,
+				      __u32 reason, __u32 side, __u32 price)
 {
-	if (tape_events.ringbuf_output(ev, sizeof(*ev), 0) < 0)
+	struct hft_event *ev;
+
+	hft_precise_now(s);
+	ev = tape_events.ringbuf_reserve(sizeof(struct hft_event));
+
+	if (!ev) {
 		count(HFT_CTR_TAPE_DROPS);
+		return;
+	}
+	fill_event(ev, s, tot, kind, reason, side, price, 0, 0);
+	tape_events.ringbuf_submit(ev, 0);
 }
 
 /*
@@ -218,40 +300,38 @@ static __always_inline __u64 cost_of_sale(__u64 open_cost, __u64 qty, __u64 held
 }
 
 /*
- * Adds a PnL change to the session total and latches the kill on a breach.
- * The limit is a level, not an edge: a total found below it latches the kill
- * even when this message did not move it (the operator resumed, or the limit
- * was set, while the total was below), so an order refused for the loss
- * limit is always refused with the switch latched and a kill event sent.
+ * Adds the message's PnL change (s->d.pnl_delta) to the session total, notes
+ * the total for the message's events, and latches the kill on a breach.  The
+ * limit is a level, not an edge: a total found below it latches the kill even
+ * when this message did not move it (the operator resumed, or the limit was
+ * set, while the total was below), so an order refused for the loss limit is
+ * always refused with the switch latched and a kill event sent.
  */
-static __always_inline void add_pnl(struct hft_totals *tot, __s64 delta, __u64 loss_limit,
-				    struct hft_event *ev)
+static __always_inline void add_pnl(struct hft_scratch *s, struct hft_totals *tot)
 {
+	__u64 loss_limit = s->g.loss_limit;
+	struct decision *d = &s->d;
 	__u32 zero = 0;
 	__u64 *kill;
 	__s64 total;
 
-	if (delta) {
-		total = __sync_fetch_and_add(&tot->pnl, delta) + delta;
-		ev->pnl = total;
+	if (d->pnl_delta) {
+		total = __sync_fetch_and_add(&tot->pnl, d->pnl_delta) + d->pnl_delta;
 	} else if (loss_limit) {
 		total = *(volatile __s64 *)&tot->pnl;
 	} else {
 		return;
 	}
+	d->pnl = total;
+	d->pnl_known = 1;
 	if (!loss_limit || total >= -(__s64)loss_limit)
 		return;
 	kill = kill_switch.lookup(&zero);
 	if (!kill || *kill != HFT_KILL_OFF)
 		return;
 	if (__sync_val_compare_and_swap(kill, HFT_KILL_OFF, HFT_KILL_LOSS_LIMIT) == HFT_KILL_OFF) {
-		/* ev is filled in again by the caller before its own event. */
 		count(HFT_CTR_LOSS_TRIPS);
-		ev->kind = HFT_EVENT_KILL;
-		ev->reason = HFT_KILL_LOSS_LIMIT;
-		emit(ev);
-		ev->kind = 0;
-		ev->reason = 0;
+		emit(s, tot, HFT_EVENT_KILL, HFT_KILL_LOSS_LIMIT, 0, 0, 0, 0);
 	}
 }
 
@@ -414,7 +494,7 @@ static __always_inline void plan_route(struct hft_scratch *s, const struct hft_r
 /*
  * The engine-wide view, once a packet, for its first message of a
  * configured symbol: the engine-wide config copied under its lock, the
- * clock, the dead-man switch and the packet's order cap.
+ * coarse clock, the dead-man switch and the packet's order cap.
  */
 static __always_inline void packet_view(struct hft_scratch *s)
 {
@@ -427,7 +507,7 @@ static __always_inline void packet_view(struct hft_scratch *s)
 
 	fl->have_view = 1;
 	fl->switch_reason = NO_REJECT;
-	fl->now = hft_now();
+	fl->now = hft_coarse_now();
 	gcp = global_config.lookup(&zero);
 	if (!gcp) {
 		fl->switch_reason = HFT_REJECT_KILL;   /* never: an array always has its element */
@@ -762,7 +842,7 @@ static __always_inline void decide_and_reserve(struct hft_scratch *s, struct hft
 	 */
 	d->pnl_delta = repnl(st);
 	if (d->reason == NO_REJECT)
-		decide(&s->p, st, &s->u, s->loop.now, d);
+		decide(&s->p, st, &s->u, s->loop.precise_now, d);
 	if (d->reason != NO_REJECT)
 		st->rejects++;
 	if (d->side && !d->room) {
@@ -785,42 +865,12 @@ static __always_inline void decide_and_reserve(struct hft_scratch *s, struct hft
 	bpf_spin_unlock(&st->lock);
 }
 
-/* The scratch holds the previous message's event: set every field. */
-static __always_inline void start_event(struct hft_scratch *s, const struct hft_totals *tot)
-{
-	struct hft_event *ev = &s->ev;
-	const struct feed_msg *u = &s->u;
-
-	ev->ts_ns = s->loop.now;
-	ev->kind = 0;
-	ev->side = 0;
-	ev->price = 0;
-	ev->qty = 0;
-	ev->order_id = 0;
-	ev->reason = 0;
-	ev->_pad = 0;
-	ev->sender_ts = u->timestamp;
-	ev->seq = u->seq;
-	__builtin_memcpy(ev->symbol, u->key.name, HFT_SYMBOL_LEN);
-	ev->bid = u->bid;
-	ev->bid_qty = u->bid_qty;
-	ev->ask = u->ask;
-	ev->ask_qty = u->ask_qty;
-	ev->position = s->d.position;
-	ev->pnl = tot->pnl;
-}
-
 /* Every reject of a known symbol, on the tape; side and price are 0 before phase 2. */
-static __always_inline void report_reject(struct hft_scratch *s, __u32 reason, __u32 side, __u32 price)
+static __always_inline void report_reject(struct hft_scratch *s, const struct hft_totals *tot,
+					  __u32 reason, __u32 side, __u32 price)
 {
-	struct hft_event *ev = &s->ev;
-
 	count(HFT_CTR_REJECT_BASE + (reason & 0x1f));
-	ev->kind = HFT_EVENT_REJECT;
-	ev->reason = reason;
-	ev->side = side;
-	ev->price = price;
-	emit_tape(ev);
+	emit_tape(s, tot, HFT_EVENT_REJECT, reason, side, price);
 }
 
 /*
@@ -828,18 +878,16 @@ static __always_inline void report_reject(struct hft_scratch *s, __u32 reason, _
  * rest, by this CPU's count of updates (the counter, plus this packet's so
  * far, which close_packet adds to it).
  */
-static __always_inline void report_no_order(struct hft_scratch *s)
+static __always_inline void report_no_order(struct hft_scratch *s, const struct hft_totals *tot)
 {
 	__u64 *updates;
 
 	if (s->d.reason != NO_REJECT) {
-		report_reject(s, s->d.reason, 0, 0);
+		report_reject(s, tot, s->d.reason, 0, 0);
 	} else if (s->g.update_sample) {
 		updates = counter(HFT_CTR_UPDATES);
-		if (updates && (*updates + s->loop.updates) % s->g.update_sample == 0) {
-			s->ev.kind = HFT_EVENT_UPDATE;
-			emit_tape(&s->ev);
-		}
+		if (updates && (*updates + s->loop.updates) % s->g.update_sample == 0)
+			emit_tape(s, tot, HFT_EVENT_UPDATE, 0, 0, 0);
 	}
 }
 
@@ -859,7 +907,7 @@ static __always_inline void engine_wide_limits(struct hft_scratch *s, struct hft
 		/* Killed while this message was decided (operator or loss limit). */
 		d->final = 0;
 		d->reason = HFT_REJECT_KILL;
-	} else if (!take_token(&gs->tokens, &gs->last_refill_ns, g->rate_per_sec, g->burst, s->loop.now)) {
+	} else if (!take_token(&gs->tokens, &gs->last_refill_ns, g->rate_per_sec, g->burst, s->loop.precise_now)) {
 		d->final = 0;
 		d->reason = HFT_REJECT_THROTTLE;
 	} else if (d->side == HFT_TYPE_BUY && g->max_notional) {
@@ -889,8 +937,7 @@ static __always_inline void commit(struct hft_scratch *s, struct hft_symbol_stat
 	d->released = commit_fill(st, d, d->final);
 	d->pnl_delta = repnl(st);
 	bpf_spin_unlock(&st->lock);
-	s->ev.position = d->position;
-	add_pnl(tot, d->pnl_delta, s->g.loss_limit, &s->ev);
+	add_pnl(s, tot);
 }
 
 /* The engine-wide open cost follows the committed fill (unless phase 2 counted the buy). */
@@ -902,20 +949,11 @@ static __always_inline void commit_open_cost(const struct decision *d, struct hf
 		__sync_fetch_and_add(&tot->open_cost, (__u64)d->final * d->price);
 }
 
-/* The order: ids are engine-wide and gap-free; its event is completed here. */
-static __always_inline __u32 number_order(struct hft_scratch *s, struct hft_totals *tot)
+/* The order: ids are engine-wide and gap-free. */
+static __always_inline __u32 number_order(struct hft_totals *tot)
 {
-	struct hft_event *ev = &s->ev;
-	const struct decision *d = &s->d;
-	__u32 id = (__u32)(__sync_fetch_and_add(&tot->order_seq, 1) + 1);
-
 	count(HFT_CTR_ORDERS);
-	ev->kind = HFT_EVENT_ORDER;
-	ev->order_id = id;
-	ev->side = d->side;
-	ev->price = d->price;
-	ev->qty = d->final;
-	return id;
+	return (__u32)(__sync_fetch_and_add(&tot->order_seq, 1) + 1);
 }
 
 /*
@@ -952,11 +990,11 @@ static __always_inline void record_status(struct hft_scratch *s)
  * One message of a symbol through the phases.  Every packet pointer is
  * dead here (the frame may have grown): the message is in the scratch.
  */
-static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch *s)
+static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch *s,
+					  struct hft_symbol_config *cfgp)
 {
 	struct feed_loop *fl = &s->loop;
 	struct decision *d = &s->d;
-	struct hft_symbol_config *cfgp;
 	struct hft_symbol_state *st;
 	struct hft_global_state *gs;
 	struct hft_totals *tot;
@@ -964,7 +1002,8 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 	__u64 *kill;
 
 	fl->updates++;                     /* added to the counter once a packet (close_packet) */
-	cfgp = symbol_config.lookup(&s->u.key);
+	if (!cfgp)
+		cfgp = symbol_config.lookup(&s->u.key);
 	if (!cfgp) {
 		fl->unknown++;
 		return;
@@ -992,16 +1031,18 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 	d->cost_counted = 0;
 	d->room = 0;
 	d->pnl_delta = 0;
+	d->pnl_known = 0;
 	d->released = 0;
 	d->reason = check_switches(s, kill);
 	if (d->reason == NO_REJECT)
 		d->room = order_room(ctx, fl);
+	if (s->p.rate_per_sec || s->g.rate_per_sec)
+		hft_precise_now(s);                     /* a rate is kept: read before the locks */
 
 	decide_and_reserve(s, st, tot);                 /* phase 1 */
-	start_event(s, tot);
-	add_pnl(tot, d->pnl_delta, s->g.loss_limit, &s->ev);
+	add_pnl(s, tot);
 	if (!d->side) {
-		report_no_order(s);
+		report_no_order(s, tot);
 		return;
 	}
 	if (fl->global_limits) {
@@ -1010,12 +1051,12 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 	}
 	commit_open_cost(d, tot);
 	if (!d->final) {
-		report_reject(s, d->reason, d->side, d->price);
+		report_reject(s, tot, d->reason, d->side, d->price);
 		return;
 	}
-	id = number_order(s, tot);
+	id = number_order(tot);
 	append_order(s, d->side, d->price, d->final, id);
-	emit(&s->ev);
+	emit(s, tot, HFT_EVENT_ORDER, 0, d->side, d->price, d->final, id);
 }
 
 /* ---- Read the messages ------------------------------------------------ */
@@ -1029,7 +1070,8 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
  * in a register; every step reads at least one message, so as many steps as
  * messages always suffice.
  */
-static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *s)
+static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *s,
+					struct hft_symbol_config *cfgp)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
@@ -1068,7 +1110,7 @@ static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *
 	kind = feed_decode(p + FEED_LEN_PREFIX, len, data_end, &s->u);
 	s->u.seq = fl->first_seq + i;
 	if (kind == FEED_MSG_QUOTE)
-		trade_message(ctx, s);
+		trade_message(ctx, s, cfgp);
 	else if (kind == FEED_MSG_STATUS)
 		record_status(s);
 	else if (kind == FEED_MSG_IN_TRANSITION)
@@ -1095,7 +1137,7 @@ HFT_SUBPROG static long message_step_cb(__u32 index, void *arg)
 {
 	struct loop_ctx *lc = arg;
 
-	return message_step(lc->ctx, lc->s);
+	return message_step(lc->ctx, lc->s, NULL);
 }
 #endif
 
@@ -1104,14 +1146,15 @@ HFT_SUBPROG static long message_step_cb(__u32 index, void *arg)
  * verified until its states converge, whatever the count (a plain loop of
  * 128 is walked 128 times by the verifier).  One message (hft1): a call.
  */
-static __always_inline void read_messages(struct xdp_md *ctx, struct hft_scratch *s)
+static __always_inline void read_messages(struct xdp_md *ctx, struct hft_scratch *s,
+					  struct hft_symbol_config *cfgp)
 {
 #if FEED_MAX_MSGS > 1
 	struct loop_ctx lc = { .ctx = ctx, .s = s };
 
 	bpf_loop(s->loop.count, message_step_cb, &lc, 0);
 #else
-	message_step(ctx, s);
+	message_step(ctx, s, cfgp);
 #endif
 }
 
@@ -1120,20 +1163,33 @@ static __always_inline void read_messages(struct xdp_md *ctx, struct hft_scratch
 /*
  * hft1 reflected: today's frame.  The update's frame, turned around, carries
  * the order back (the order written over the update, the rest of the
- * datagram kept), both checksums recomputed.
+ * datagram kept), both checksums computed whole.  A datagram that is just
+ * the order (the feed's own) has its UDP checksum made from the order's words
+ * as append_order summed them, the pseudo header and the UDP header: the
+ * payload is new, so nothing of the update's needs reading again.  Anything
+ * longer is summed over the whole datagram.
  */
 static __always_inline int write_order(struct xdp_md *ctx, struct hft_scratch *s)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct hdr_cursor nh = { .pos = (void *)(long)ctx->data };
 	struct udp_frame f;
+	__u64 sum;
+	__u16 csum;
 
 	if (parse_udp_frame(&nh, data_end, &f) != PARSE_OK || nh.pos + HFT_MSG_LEN > data_end)
 		return XDP_DROP;
 	swap_addresses(f.eth, f.iph, f.udp);
 	__builtin_memcpy(nh.pos, s->frame + FRAME_HDR_ROOM, HFT_MSG_LEN);
 	ipv4_csum_recompute(f.iph, data_end);
-	udp_csum_recompute(f.iph, f.udp, bpf_ntohs(f.udp->len), data_end);
+	if (f.udp->len != bpf_htons(sizeof(struct udphdr) + HFT_MSG_LEN)) {
+		udp_csum_recompute(f.iph, f.udp, bpf_ntohs(f.udp->len), data_end);
+		return XDP_TX;
+	}
+	sum = (f.iph->saddr >> 16) + (f.iph->saddr & 0xffff) + (f.iph->daddr >> 16) + (f.iph->daddr & 0xffff) +
+	      bpf_htons(IPPROTO_UDP) + f.udp->len + f.udp->source + f.udp->dest + f.udp->len + s->loop.csum;
+	csum = csum_fold(sum);
+	f.udp->check = csum ? csum : 0xffff;     /* RFC 768: a computed zero is sent as all ones */
 	return XDP_TX;
 }
 
@@ -1214,6 +1270,7 @@ static __always_inline void open_packet(struct xdp_md *ctx, struct hft_scratch *
 	fl->max_orders = 0;
 	fl->grow_failed = 0;
 	fl->have_view = 0;
+	fl->precise_now = 0;
 	fl->switch_reason = NO_REJECT;
 	fl->global_limits = 0;
 	fl->updates = 0;
@@ -1246,6 +1303,7 @@ int xdp_strategy(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
 	struct hdr_cursor nh = { .pos = data };
+	struct hft_symbol_config *cfgp = NULL;   /* the one message's, when the feed has one a packet */
 	struct hft_global_config *gcp;
 	struct hft_feed_counters *fc;
 	struct hft_feed_filter *ff;
@@ -1259,16 +1317,19 @@ int xdp_strategy(struct xdp_md *ctx)
 	if (rc != PARSE_OK)
 		return pass_counted(rc);
 	gcp = global_config.lookup(&zero);
+	if (!gcp)
+		return XDP_PASS;
+	/* One aligned 32-bit load: whole without the lock, enough to pass others' packets
+	 * before anything else is looked up. */
+	feed_port = *(volatile __u32 *)&gcp->p.feed_port;
+	if (!feed_port || f.udp->dest != bpf_htons((__u16)feed_port))
+		return pass_counted(PARSE_OTHER);
 	ff = feed_filter.lookup(&zero);
 	rt = route.lookup(&zero);
 	s = scratch.lookup(&zero);
 	fc = feed_counters.lookup(&zero);
-	if (!gcp || !ff || !rt || !s || !fc)
+	if (!ff || !rt || !s || !fc)
 		return XDP_PASS;
-	/* One aligned 32-bit load: whole without the lock, enough to pass others' packets. */
-	feed_port = *(volatile __u32 *)&gcp->p.feed_port;
-	if (!feed_port || f.udp->dest != bpf_htons((__u16)feed_port))
-		return pass_counted(PARSE_OTHER);
 	if (ff->feed_addr && f.iph->daddr != ff->feed_addr)
 		return pass_counted(PARSE_OTHER);
 	if (!for_us(rt, f.eth)) {
@@ -1289,6 +1350,23 @@ int xdp_strategy(struct xdp_md *ctx)
 	fc->packets++;
 	/* Whole without the lock, like feed_port; the locked view waits for a symbol that needs it. */
 	no_trade = *(volatile __u32 *)&gcp->p.on_no_trade == HFT_NO_TRADE_DROP ? XDP_DROP : XDP_PASS;
+#if FEED_MAX_MSGS == 1
+	/*
+	 * One message a packet (hft1): its symbol is looked up here, once: one
+	 * nobody configured is counted as the loop would count it (a message
+	 * read, an update, an unknown symbol) before any of the loop's state is
+	 * set up, and a configured one's config goes to trade_message.
+	 */
+	if (nh.pos + FEED_SYMBOL_OFF + sizeof(struct hft_symbol_key) > data_end)
+		return pass_counted(PARSE_MALFORMED);
+	cfgp = symbol_config.lookup(nh.pos + FEED_SYMBOL_OFF);
+	if (!cfgp) {
+		fc->messages++;
+		count(HFT_CTR_UPDATES);
+		count(HFT_CTR_REJECT_BASE + HFT_REJECT_UNKNOWN_SYMBOL);
+		return no_trade;
+	}
+#endif
 	open_packet(ctx, s, &nh, &f, no_trade);
 	if (s->fp.count > FEED_MAX_MSGS)
 		fc->truncated_packets++;
@@ -1314,7 +1392,7 @@ int xdp_strategy(struct xdp_md *ctx)
 	}
 	plan_route(s, rt, &f);
 
-	read_messages(ctx, s);           /* every packet pointer above is dead from here */
+	read_messages(ctx, s, cfgp);     /* every packet pointer above is dead from here */
 
 	close_packet(ctx, s, fc);
 	if (!s->loop.n_orders)

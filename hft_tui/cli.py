@@ -4,6 +4,8 @@
     hft-tui engine attach|status|set|set-engine|remove|reset-seq|kill|resume|detach|run
     hft-tui lab up|down|status|feed
     hft-tui journal tail|export|verify
+    hft-tui backtest CAPTURE --config CFG     a capture through the engine's own program
+    hft-tui replay CAPTURE                   a capture played into the lab
     hft-tui bench
 
 Every failure is one line on stderr and a non-zero exit code; no traceback
@@ -83,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hft-tui {__version__}")
     parser.add_argument("--demo", action="store_true", help="open the app on the lab with the simulator trading")
+    parser.add_argument(
+        "--replay",
+        metavar="CAPTURE",
+        help="with --demo: the capture, looping, is the feed (no --config: one made from it)",
+    )
     parser.add_argument("--config", help="TOML config used when the app attaches an engine")
     parser.add_argument("--mode", choices=("native", "generic"), help="XDP mode when the app attaches")
     parser.add_argument("--poll-hz", type=float, default=10.0, help="map polling rate of the app (default 10)")
@@ -167,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     # -- bench ----------------------------------------------------------
     bn = sub.add_parser("bench", help="latency benchmark: engine vs bots vs bare reflector")
     _add_plugin_arguments("bench", bn)
+
+    # -- recorded market data (issue 12) ----------------------------------
+    bt = sub.add_parser("backtest", help="run a capture through the engine's own program (BPF_PROG_TEST_RUN)")
+    _add_plugin_arguments("backtest.cli", bt)
+    rp = sub.add_parser("replay", help="play a capture into the lab and check the engine's orders")
+    _add_plugin_arguments("replay.cli", rp)
     return parser
 
 
@@ -223,8 +236,8 @@ def cmd_engine(args) -> int:
             _journal_cli_change(h.iface, "symbol_config", {"symbol": args.symbol, **values}, handle=h)
         elif args.verb == "set-engine":
             values = parse_assignments(args.assignments)
-            e = h.set_engine(values)
-            print(" ".join(f"{k}={v}" for k, v in e.to_toml_values().items()))
+            engine_p = h.set_engine(values)
+            print(" ".join(f"{k}={v}" for k, v in engine_p.to_toml_values().items()))
             _journal_cli_change(h.iface, "engine_config", values, handle=h)
         elif args.verb == "reset-seq":
             name = Symbol(args.symbol)
@@ -334,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_plugin("journal_cli", args)
         if args.command == "bench":
             return _run_plugin("bench", args)
+        if args.command in ("backtest", "replay"):
+            return _run_plugin(f"{args.command}.cli", args)
         if args.demo:
             return _run_plugin("demo", args)  # the demo runs the app; the app knows nothing of it
         return _run_plugin("app", args)

@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from .constants import DEFAULT_FEED_PORT, MAX_ORDERS_CAP, MAX_SYMBOLS
+from .constants import DEFAULT_FEED_PORT, MAX_FEED_SOURCES, MAX_ORDERS_CAP, MAX_SOURCE_MACS, MAX_SYMBOLS
 from .errors import ConfigError, PathError, ProtocolError, SymbolError
 from .netaddr import parse_feed_address, parse_mac, parse_source_network, parse_unicast
 from .protocol import U32_MAX, U64_MAX, decimal_to_units, parse_price, price_to_str
@@ -37,14 +37,10 @@ MAX_CONFIG_BYTES = 1 << 20
 FEEDS = ("hft1", "iex", "itch")
 DEFAULT_MAX_ORDERS_PER_PACKET = 8
 DEFAULT_MAX_SEQ_JUMP = 1_000_000
-# TODO(p2-kernel interface): read these three from the C headers (constants.py) once they define them.
-MAX_ORDERS_PER_PACKET = MAX_ORDERS_CAP  # ebpf/hft_structs.h
-MAX_FEED_SOURCES = 8
-MAX_FEED_SOURCE_MACS = 4
+# The kernel's bounds (ebpf/hft_structs.h), by the names the config's keys use.
+MAX_ORDERS_PER_PACKET = MAX_ORDERS_CAP
+MAX_FEED_SOURCE_MACS = MAX_SOURCE_MACS
 MAX_JOURNAL_MB = 1 << 20  # a terabyte
-
-#: a value parser: (value as written, key) -> the value in kernel units
-Parser = Callable[[Any, str], Any]
 
 # A value as it arrives (a TOML value, a command-line word, an editor's text)
 # and the key it was given for -> the value in kernel units, or ConfigError.
@@ -53,6 +49,8 @@ KeyParser: TypeAlias = Callable[[object, str], int]
 EngineKeyParser: TypeAlias = Callable[[object, str], int | str]
 # A TOML value in the file's own units (bool, int, Decimal, str).
 TomlValue: TypeAlias = object
+# The feed's and the gateway's keys: a word, an address, a tuple of networks or MACs, or None.
+AnyParser: TypeAlias = Callable[[Any, str], Any]
 
 
 def _shown(value: object) -> str:
@@ -233,7 +231,7 @@ ENGINE_KEYS: dict[str, tuple[EngineKeyParser, TomlValue]] = {
         lambda v, k: _parse_int(v, k, 1, MAX_ORDERS_PER_PACKET),
         DEFAULT_MAX_ORDERS_PER_PACKET,
     ),
-    # Per symbol and per channel: a larger jump is rejected seq_jump (0: unlimited).
+    # Per symbol (hft1) and per channel: a larger jump is rejected seq_jump (0: unlimited).
     "max_seq_jump": (lambda v, k: _parse_int(v, k, 0, U64_MAX), DEFAULT_MAX_SEQ_JUMP),
 }
 
@@ -251,6 +249,7 @@ class EngineParams:
     burst: int
     max_notional: int
     loss_limit: int
+    # Defaults here too: views recorded before these keys existed still load.
     max_orders_per_packet: int = DEFAULT_MAX_ORDERS_PER_PACKET
     max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP
 
@@ -267,7 +266,7 @@ def _values_of(base: object) -> dict[str, Any]:
 
 
 def _parse_keys(
-    where: str, keys: dict[str, tuple[Any, Any]], values: dict[str, Any], base: object | None
+    where: str, keys: dict[str, tuple[Any, Any]], values: Mapping[str, object], base: object | None
 ) -> dict[str, Any]:
     """``values`` parsed over ``base`` (a dataclass of the same keys) or the defaults."""
     unknown = sorted(set(values) - set(keys))
@@ -286,7 +285,7 @@ def _parse_keys(
     return parsed
 
 
-def engine_params(values: dict[str, Any], base: EngineParams | None = None) -> EngineParams:
+def engine_params(values: Mapping[str, object], base: EngineParams | None = None) -> EngineParams:
     p = EngineParams(**_parse_keys("engine", ENGINE_KEYS, values, base))
     if p.rate_per_sec and p.burst == 0:
         p = replace(p, burst=p.rate_per_sec)
@@ -296,7 +295,7 @@ def engine_params(values: dict[str, Any], base: EngineParams | None = None) -> E
 # -- the feed: fixed at attach --------------------------------------------------
 
 
-def _parse_list(parse_one: Parser, most: int, empty: str) -> Parser:
+def _parse_list(parse_one: AnyParser, most: int, empty: str) -> AnyParser:
     """A TOML list of at most ``most`` distinct values, each parsed by ``parse_one``."""
 
     def parse(value: object, key: str) -> tuple[Any, ...]:
@@ -317,7 +316,7 @@ def _parse_list(parse_one: Parser, most: int, empty: str) -> Parser:
     return parse
 
 
-FEED_KEYS: dict[str, tuple[Parser, Any]] = {
+FEED_KEYS: dict[str, tuple[AnyParser, Any]] = {
     # The program is built for one feed (BCC compiles only its decoder).
     "feed": (_choice(FEEDS), "hft1"),
     # Only UDP to this address (a host's or a multicast group) and feed_port is the feed.
@@ -362,11 +361,11 @@ class FeedParams:
         }
 
 
-def feed_params(values: dict[str, Any]) -> FeedParams:
+def feed_params(values: Mapping[str, object]) -> FeedParams:
     return FeedParams(**_parse_keys("engine", FEED_KEYS, values, None))
 
 
-def refuse_attach_only_keys(values: dict[str, Any]) -> None:
+def refuse_attach_only_keys(values: Mapping[str, object]) -> None:
     """A running engine's feed, sources and gateway change only with a re-attach: say so."""
     for key in values:
         if key in ATTACH_ONLY_KEYS or key.startswith("gateway."):
@@ -378,8 +377,8 @@ def refuse_attach_only_keys(values: dict[str, Any]) -> None:
 
 # -- the order gateway: fixed at attach ------------------------------------------
 
-_PORT: Parser = lambda v, k: _parse_int(v, k, 1, 65535)
-GATEWAY_KEYS: dict[str, tuple[Parser, Any]] = {
+_PORT: AnyParser = lambda v, k: _parse_int(v, k, 1, 65535)
+GATEWAY_KEYS: dict[str, tuple[AnyParser, Any]] = {
     "ip": (parse_unicast, None),
     "port": (_PORT, None),
     "mac": (parse_mac, None),  # without it: resolved at attach (neighbour table, ARP)
@@ -412,12 +411,6 @@ class Gateway:
             "src_port": self.src_port,
         }
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Gateway:
-        """Back from :meth:`as_dict` (a state file): checked like any input."""
-        values = {k: v for k, v in d.items() if v is not None}
-        return gateway_params(values)
-
 
 def gateway_params(table: object) -> Gateway:
     if not isinstance(table, dict):
@@ -431,7 +424,7 @@ def gateway_params(table: object) -> Gateway:
 
 # -- the journal ------------------------------------------------------------------
 
-JOURNAL_KEYS: dict[str, tuple[Parser, Any]] = {
+JOURNAL_KEYS: dict[str, tuple[AnyParser, Any]] = {
     # The journal's size cap: it rotates to numbered files before it.
     "journal_max_mb": (lambda v, k: _parse_int(v, k, 1, MAX_JOURNAL_MB), 1024),
     # Above this rate rejects are kept as counts per reason and symbol per interval (orders always whole).
@@ -447,7 +440,7 @@ class JournalParams:
     journal_reject_rows_per_s: int = 5000
 
 
-def journal_params(values: dict[str, Any], base: JournalParams | None = None) -> JournalParams:
+def journal_params(values: Mapping[str, object], base: JournalParams | None = None) -> JournalParams:
     return JournalParams(**_parse_keys("engine", JOURNAL_KEYS, values, base))
 
 
@@ -488,7 +481,7 @@ def _engine_table(table: dict[str, Any]) -> tuple[EngineParams, FeedParams, Gate
     return engine, feed, gateway, journal
 
 
-def parse_config(data: dict[str, Any]) -> Config:
+def parse_config(data: Mapping[str, object]) -> Config:
     unknown = sorted(set(data) - {"engine", "symbols"})
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}] (known: [engine], [engine.gateway], [symbols.NAME])")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TypeGuard
 
@@ -30,7 +30,8 @@ from .config import (
     JOURNAL_KEYS,
     Config,
     EngineParams,
-    JournalParams,
+    FeedParams,
+    Gateway,
     SymbolParams,
     engine_params,
     journal_params,
@@ -48,82 +49,12 @@ from .pins import attached_ifaces, check_pin_dir, ensure_bpffs, pin_all, pinned_
 from .preflight import require_root
 from .program import bcc_map_fds, load_strategy, program_hash
 from .route import Route, link_mac, resolve_gateway
+from .state import EngineRecord as EngineRecord  # the state file, where callers have always found it
 from .symbol import Symbol
 
 # After a symbol's config is deleted, how long a packet already past the
 # config lookup may take to finish (a few microseconds; this is generous).
 REMOVE_SETTLE_S = 0.01
-
-
-# -- state kept beside the pins -------------------------------------------
-
-
-@dataclass
-class EngineRecord:
-    """What /run/hft-tui/IFACE.json remembers about an attached engine."""
-
-    iface: str
-    ifindex: int
-    mode: str
-    prog_id: int
-    program_hash: str
-    config_path: str | None
-    deadman_ms: int  # the deadline a controller arms
-    attached_at: float
-    # What the engine was attached for (fixed until a re-attach); the defaults
-    # are an engine of before the feeds: hft1, open, orders reflected.
-    feed: str = "hft1"
-    feed_addr: str | None = None
-    feed_sources: list[str] | None = None
-    feed_source_macs: list[str] | None = None
-    gateway: dict | None = None  # route.Route.as_dict(): resolved at attach
-    # How the controller keeps the journal (no map holds them).
-    journal_max_mb: int = JournalParams.journal_max_mb
-    journal_reject_rows_per_s: int = JournalParams.journal_reject_rows_per_s
-
-    @property
-    def open_feed(self) -> bool:
-        return self.feed_sources is None
-
-    def attach_detail(self) -> dict:
-        """What the journal's attach record says about this engine."""
-        return {
-            "mode": self.mode,
-            "prog_id": self.prog_id,
-            "config": self.config_path,
-            "feed": self.feed,
-            "feed_addr": self.feed_addr,
-            "feed_sources": self.feed_sources,
-            "feed_source_macs": self.feed_source_macs,
-            "open_feed": self.open_feed,
-            "gateway": self.gateway,
-        }
-
-    def journal_params(self) -> JournalParams:
-        try:  # a state file is input like any other
-            return journal_params(
-                {
-                    "journal_max_mb": self.journal_max_mb,
-                    "journal_reject_rows_per_s": self.journal_reject_rows_per_s,
-                }
-            )
-        except ConfigError:
-            return JournalParams()
-
-    def save(self) -> None:
-        paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = paths.state_file(self.iface).with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self), f)
-        os.replace(tmp, paths.state_file(self.iface))
-
-    @classmethod
-    def load(cls, iface: str) -> EngineRecord | None:
-        try:
-            return cls(**json.loads(paths.state_file(iface).read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, TypeError):
-            return None
 
 
 def resolve_iface(iface: str | None) -> str:
@@ -187,14 +118,14 @@ def attach(
             )
         # Before anything is built: a gateway that cannot be resolved refuses the attach.
         route = resolve_gateway(iface, config.gateway, config.engine.feed_port) if config.gateway else None
-        b, prog_fd = load_strategy(feed=config.feed.feed)
+        b, prog_fd = load_strategy(feed=config.feed.feed)  # only this feed's decoder is compiled in
         try:
             maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
             maps.write_global(config.engine, deadman_ms=deadman_ms or 0, version=1)
-            # Before the attach: the program reads both without a lock, and its first packet sees them.
+            # The route and the feed's filter are read without a lock: written here, before attach, only.
             # The interface's MAC, also without a gateway: a unicast frame to another is not the feed.
-            maps.write_route(_route_for_kernel(route), iface_mac=None if route else _iface_mac(ipr, idx))
-            maps.write_feed_sources(_sources_for_kernel(config))
+            maps.write_route(_kernel_gateway(route), iface_mac=None if route else _iface_mac(ipr, idx))
+            maps.write_feed_sources(_kernel_sources(config.feed))
             maps.set_kill(KILL_OFF)
             if deadman_ms:
                 maps.beat()
@@ -224,15 +155,15 @@ def attach(
     return rec
 
 
-def _route_for_kernel(route: Route | None) -> KernelGateway | None:
-    """The resolved gateway as the route map holds it (None: orders reflected)."""
+def _kernel_gateway(route: Route | None) -> KernelGateway | None:
     if route is None:
         return None
-    g = route.gateway
+    gw = route.gateway
+    if gw.mac is None or gw.src_ip is None or gw.src_port is None:
+        raise EngineError(f"the gateway {gw.ip} is not resolved (no MAC or source)")  # resolve_gateway fills them
     return KernelGateway(
-        ip=str(g.ip), port=g.port, mac=str(g.mac), src_ip=str(g.src_ip), src_port=int(g.src_port or 0),
-        src_mac=route.src_mac,
-    )  # fmt: skip
+        ip=str(gw.ip), port=gw.port, mac=gw.mac, src_ip=str(gw.src_ip), src_port=gw.src_port, src_mac=route.src_mac
+    )
 
 
 def _iface_mac(ipr: IPRoute, index: int) -> str | None:
@@ -241,12 +172,11 @@ def _iface_mac(ipr: IPRoute, index: int) -> str | None:
     return mac if mac and mac != "00:00:00:00:00:00" else None
 
 
-def _sources_for_kernel(config: Config) -> FeedSources:
-    f = config.feed
+def _kernel_sources(feed: FeedParams) -> FeedSources:
     return FeedSources(
-        feed_addr=str(f.feed_addr) if f.feed_addr is not None else None,
-        sources=tuple(str(n) for n in f.feed_sources or ()),
-        macs=tuple(f.feed_source_macs or ()),
+        feed_addr=str(feed.feed_addr) if feed.feed_addr else None,
+        sources=tuple(str(n) for n in feed.feed_sources or ()),
+        macs=tuple(feed.feed_source_macs or ()),
     )
 
 
@@ -398,6 +328,32 @@ class EngineHandle:
             deadman_ms=(self.record.deadman_ms if self.record else base.deadman_ms),
             max_notional=g.max_notional,
             loss_limit=g.loss_limit,
+            max_orders_per_packet=g.max_orders_per_packet,
+            max_seq_jump=g.max_seq_jump,
+        )
+
+    @property
+    def feed(self) -> str | None:
+        """The feed the program was built for (the state file's; None without one)."""
+        return self.record.feed if self.record else None
+
+    def feed_params(self) -> FeedParams:
+        """The feed's address and senders as the kernel holds them (the feed's name from the state file)."""
+        f = self.maps.read_feed_sources()
+        return FeedParams(
+            feed=self.feed or "?",
+            feed_addr=IPv4Address(f.feed_addr) if f.feed_addr else None,
+            feed_sources=tuple(IPv4Network(n) for n in f.sources) or None,
+            feed_source_macs=f.macs or None,
+        )
+
+    def gateway(self) -> Gateway | None:
+        """Where orders go, as the kernel's route map holds it; None: back to the sender."""
+        gw = self.maps.read_route()
+        if gw is None:
+            return None
+        return Gateway(
+            ip=IPv4Address(gw.ip), port=gw.port, mac=gw.mac, src_ip=IPv4Address(gw.src_ip), src_port=gw.src_port
         )
 
     def symbol(self, name: Symbol) -> SymbolParams | None:
@@ -414,17 +370,6 @@ class EngineHandle:
             written = self.symbol(name)  # read back under the lock, which every removal takes
         assert written is not None, f"symbol {name} written under the control lock, yet not there"
         return written
-
-    def reset_seq(self, name: Symbol) -> int:
-        """Resets a symbol's sequence (``engine reset-seq``): its next update
-        sets it, whatever it is (maps.reset_seq: the kernel's state is never
-        written here).  Returns the last sequence the engine had."""
-        with control_lock(self.iface):
-            got = self.maps.read_symbol(name)
-            if got is None:
-                raise EngineError(f"symbol {name} is not configured")
-            self.maps.reset_seq(name)
-        return int(got[1].last_seq)
 
     def remove_symbol(self, name: Symbol) -> None:
         """Removes a flat symbol.  A symbol holding shares is refused, untouched:
@@ -480,6 +425,17 @@ class EngineHandle:
                 self.record.save()
         return self.engine_params()
 
+    def reset_seq(self, name: Symbol) -> int:
+        """The symbol's next update sets its sequence, whatever it is (a symbol locked
+        out by a refused jump trades again).  Returns the last sequence it had."""
+        with control_lock(self.iface):
+            got = self.maps.read_symbol(name)
+            if got is None:
+                raise EngineError(f"symbol {name} is not configured")
+            self.maps.reset_seq(name)
+            self.maps.bump_version()  # a controller sees the change and journals it
+        return int(got[1].last_seq)
+
     def kill(self) -> None:
         self.maps.set_kill(KILL_OPERATOR)
 
@@ -518,7 +474,7 @@ class EngineHandle:
             self.maps.set_deadman(0)
 
     def snapshot(self) -> Snapshot:
-        return self.maps.snapshot()
+        return self.maps.snapshot(feed=self.feed)
 
 
 def open_engine(iface: str | None = None) -> EngineHandle:

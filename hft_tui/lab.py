@@ -197,8 +197,13 @@ def _attach_peer_pass(ns: NetNS, idx: int) -> None:
     b.cleanup()  # the attachment holds the program
 
 
-def up(lab: Lab = DEFAULT_LAB) -> LabStatus:
-    """Creates the lab; running it again on a lab that is up changes nothing."""
+def up(lab: Lab = DEFAULT_LAB, queues: int = 1) -> LabStatus:
+    """Creates the lab; running it again on a lab that is up changes nothing.
+
+    ``queues``: receive and transmit queues of each end of the veth (veth
+    hands a frame to the queue of the CPU that sends it, so the benchmark
+    spreads a feed over its CPUs with one queue each).
+    """
     require_root()
     if is_up(lab):
         _add_gateway_address(lab)  # a lab made before the gateway existed gets it
@@ -206,7 +211,8 @@ def up(lab: Lab = DEFAULT_LAB) -> LabStatus:
     down(lab, quiet=True)  # half-built leftovers
     netns.create(lab.namespace)
     with IPRoute() as ipr:
-        ipr.link("add", ifname=lab.engine_iface, kind="veth", peer=lab.exchange_iface)
+        q = {"num_rx_queues": queues, "num_tx_queues": queues}
+        ipr.link("add", ifname=lab.engine_iface, kind="veth", peer={"ifname": lab.exchange_iface, **q}, **q)
         peer_idx = ipr.link_lookup(ifname=lab.exchange_iface)[0]
         ipr.link("set", index=peer_idx, address=lab.exchange_mac)
         ipr.link("set", index=peer_idx, net_ns_fd=lab.namespace)

@@ -13,6 +13,19 @@ from .layout import SymbolConfig, SymbolState
 from .locks import controller_pid
 from .maps import Snapshot, symbol_params_from_map
 
+#: the feed counters `engine status` shows (foreign_source is a reject reason, under rejects)
+FEED_COUNTS = (
+    "messages",
+    "in_transition",
+    "truncated_packets",
+    "packets",
+    "dup_packets",
+    "heartbeats",
+    "channels_full",
+    "grow_failed",
+    "frame_errors",
+)
+
 
 def _dollars(units: int) -> float:
     """Price or money units (1e-4) as the float the JSON has always carried."""
@@ -103,6 +116,29 @@ def status_dict(handle: EngineHandle, snap: Snapshot | None = None) -> dict:
             "skipped": snap.rejects["deadman"],
         },
         "symbols": {name: _symbol_status(cfg, st) for name, (cfg, st) in snap.symbols.items()},
+        # issue 11 and 14: the feed, its senders, where orders go
+        **_feed_status(handle, snap),
+    }
+
+
+def _feed_status(handle: EngineHandle, snap: Snapshot) -> dict:
+    """The feed as the kernel holds it: what it reads and from whom (the maps written at
+    attach), its counters and channels, and the gateway (None: orders go back to the sender)."""
+    feed = handle.feed_params()
+    fc = snap.feed
+    gateway = handle.gateway()
+    return {
+        "feed": {
+            "format": handle.feed,
+            "port": snap.global_config.feed_port,
+            "addr": str(feed.feed_addr) if feed.feed_addr else None,
+            **{key: getattr(fc, key) if fc else 0 for key in FEED_COUNTS},
+            "channels": [ch.as_dict() for ch in snap.channels],
+        },
+        "gateway": gateway.as_dict() if gateway else None,
+        "feed_sources": [str(n) for n in feed.feed_sources] if feed.feed_sources else None,
+        "feed_source_macs": list(feed.feed_source_macs) if feed.feed_source_macs else None,
+        "open_feed": feed.open_feed,
     }
 
 

@@ -133,9 +133,14 @@ def _supervise(args, stop: StopFlag, stopped_by: list[str]) -> int:
     # journal that cannot open detaches what was attached here.
     handle, attached_here = _attach_or_take_over(args)
     try:
-        # Capped and budgeted (journal_max_mb, journal_reject_rows_per_s: the defaults until the
-        # config's values reach here): a reject flood never fills the disk.
-        journal = open_journal(args.iface, jpath)
+        # Capped and budgeted (the engine's journal_max_mb, journal_reject_rows_per_s, from its
+        # state file): a reject flood never fills the disk.
+        jp = handle.record.journal_params() if handle.record else None
+        journal = (
+            open_journal(args.iface, jpath, max_mb=jp.journal_max_mb, reject_rows_per_s=jp.journal_reject_rows_per_s)
+            if jp
+            else open_journal(args.iface, jpath)
+        )
     except BaseException:
         handle.close()
         if attached_here:

@@ -2,8 +2,11 @@
 
 Runs the bench API in lab 52 with a few hundred round trips per variant and
 checks the result's shape, that every variant answered every update with a
-valid order and sane latencies, and that nothing is left behind.  No timing
-is asserted: speed is the benchmark's business, not the tests'.
+valid order and sane latencies (tick-to-trade on the wire inside the round
+trip), that every throughput step it reports as held accounted for every
+update, that each target's verdict is the one its figures give, and that
+nothing is left behind.  No timing is asserted: speed is the benchmark's
+business, not the tests'.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from hft_tui.bench.options import Options
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
 LAB = 52
 COUNT = 300
+THROUGHPUT_FRAMES = 50_000
 VARIANTS = (
     "bare",
     "engine-native",
@@ -51,8 +55,8 @@ def result(tmp_path_factory):
             str(LAB),
             "--rounds",
             "3",
-            "--throughput-seconds",
-            "0.1",
+            "--throughput-frames",
+            str(THROUGHPUT_FRAMES),
             "--out",
             str(out),
             "--json",
@@ -84,9 +88,18 @@ def test_json_shape(result):
     ):
         for pattern in ("pingpong", "paced"):
             assert result["ratios"][key][pattern]["p50"] > 0
-    for key in ("trade", "no_trade", "non_feed", "trivial"):
+    for key in ("trade", "no_trade", "unknown", "non_feed", "trivial"):
         assert result["test_run_ns"][key] > 0
     assert result["test_run_ns"]["repeat"] == 1_000_000
+    for name in VARIANTS:
+        for pattern in ("pingpong", "paced"):
+            assert set(STATS) <= set(result["variants"][name]["wire"][pattern]), (name, pattern)
+            assert result["ratios"]["engine-native/bare"]["wire"][pattern]["p50"] > 0
+    counts = [s["symbols"] for s in result["test_run_ns"]["symbols"]]
+    assert counts[:2] == [10, 100] and {1000, 10000} <= set(counts), counts
+    th = result["throughput"]
+    assert {"engine", "bare", "sender_alone"} == set(th["one_core"]) == set(th["two_cores"])
+    assert [s["symbols"] for s in th["symbols"]] == counts
     # The JSON printed by --json is the JSON written to the file.
     written = json.loads((result["_out"] / "results.json").read_text())
     assert written == {k: v for k, v in result.items() if k != "_out"}
@@ -103,13 +116,57 @@ def test_every_variant_answered_every_update(result):
     assert result["order_errors"] == []
 
 
-def test_throughput_accounting_was_exact(result):
+def test_tick_to_trade_on_the_wire_of_every_measured_trip_lies_inside_its_round_trip(result):
+    for name, v in result["variants"].items():
+        for pattern in ("pingpong", "paced"):
+            w, rtt = v["wire"][pattern], v[pattern]
+            assert w["count"] == COUNT and w["missing"] == 0, (name, pattern, w)
+            assert 0 < w["min_us"] <= w["p50_us"] <= w["p99_us"] <= w["p999_us"] <= w["max_us"], (name, pattern, w)
+            # Each trip's wire interval lies inside its round trip, so every percentile does too.
+            for k in ("min_us", "p50_us", "p99_us", "max_us"):
+                assert w[k] <= rtt[k], (name, pattern, k, w, rtt)
+
+
+def test_every_throughput_step_reported_as_held_accounted_for_every_update(result):
     th = result["throughput"]
     held = [s for s in th["steps"] if s["exact"]]
-    assert held and th["max_rate_held"] == max(s["achieved_rate"] for s in held)
+    assert held
     for s in held:
-        assert s["sent"] == s["engine_updates"] == s["engine_orders"] == s["received"] > 0
-        assert s["order_ids"][1] - s["order_ids"][0] + 1 == s["received"]
+        assert s["sent"] == s["frames"] == THROUGHPUT_FRAMES and s["rate"] > 0 and not s["veth_lost"], s
+        assert s["dup_seqs"] == s["dup_ids"] == s["outside"] == s["bad"] == 0, s
+        if s["variant"] == "engine":
+            assert s["sent"] == s["engine_updates"] == s["engine_orders"] == s["answers"] == s["ring_events"], s
+            assert s["order_ids"][1] - s["order_ids"][0] + 1 == s["answers"] and s["ringbuf_drops"] == 0, s
+        elif s["variant"] == "bare":
+            assert s["answers"] == s["sent"] and s["engine_orders"] == 0, s
+        else:
+            assert s["answers"] == s["engine_orders"] == 0, s
+    # What the report shows: a held step, or a step that says why it did not hold; on one core, where
+    # the sender cannot get ahead of the engine, the unpaced step itself holds.
+    for where in ("one_core", "two_cores"):
+        for name, s in th[where].items():
+            assert s["exact"] == (s["why"] is None), (where, name, s)
+    for name, s in th["one_core"].items():
+        assert s["exact"] and s["unpaced"] is None and s["paced_rate"] == 0, (name, s)
+    for s in th["symbols"]:
+        assert s.get("rate") is None or s["exact"] == (s["why"] is None), s
+
+
+def test_packets_of_many_messages_were_read_whole(result):
+    mm = result["throughput"]["multi_message"]
+    kinds = mm["test_run"]["kinds"]
+    assert set(kinds) == {"skipped", "unknown", "no_trade", "one_trade"}
+    for name, k in kinds.items():
+        assert k["frame_bytes"] <= 1514 and k["messages"] > k["half_messages"] > 0, (name, k)
+        assert k["packet_ns"] > k["half_packet_ns"] > 0, (name, k)
+    assert kinds["skipped"]["messages"] == 67 and kinds["no_trade"]["messages"] == 44
+    # On one core the sender cannot get ahead of the engine: every packet is read, every order arrives.
+    rate = mm["throughput"]
+    n = rate["packets"]
+    assert rate["exact"] and rate["why"] is None, rate
+    assert rate["orders"] == rate["answers"] == rate["ring_events"] == n > 0, rate
+    assert rate["engine_messages"] == n * rate["messages_per_packet"], rate
+    assert rate["order_ids"][1] - rate["order_ids"][0] + 1 == n, rate
 
 
 def test_outputs_written(result):
@@ -119,7 +176,8 @@ def test_outputs_written(result):
         assert f"| {name} |" in md
     assert result["machine"]["kernel"] in md
     svg = (out / "latency.svg").read_text()
-    assert svg.startswith("<svg") and svg.count("<polyline") == 2 * len(result["variants"])
+    # Four panels (round trip and wire, ping-pong and paced), a curve per variant in each.
+    assert svg.startswith("<svg") and svg.count("<polyline") == 4 * len(result["variants"])
 
 
 def test_nothing_left_behind(result):
@@ -158,6 +216,21 @@ def judged_here(result) -> dict[str, tuple[float, float, str]]:
         out[f"{pat}: engine p50 within 1.2x of the bare reflector"] = (p50["engine-native"] / p50["bare"], 1.2, "<=")
     out["test_run: < 100 ns per trading decision"] = (tr["trade"], 100 - 1e-9, "<=")
     out["test_run: trading decision within 3x of the trivial program"] = (tr["trade"] / tr["trivial"], 3, "<=")
+    for name, limit in (("trade", 4), ("no_trade", 3), ("unknown", 1.5), ("non_feed", 1.2)):
+        out[f"test_run: {name} <= {limit:g}x the trivial program"] = (tr[name] / tr["trivial"], limit, "<=")
+    one = result["throughput"]["one_core"]
+    out["throughput: engine >= 0.8x the bare reflector (one core, exact)"] = (
+        one["engine"]["rate"] / one["bare"]["rate"] if one["engine"]["exact"] and one["bare"]["exact"] else 0,
+        0.8,
+        ">=",
+    )
+    measured = [s for s in tr["symbols"] if s.get("ns")]
+    all_measured = len(measured) == len(tr["symbols"])
+    out[f"symbols: cost per trade flat (within 1.2x) from {measured[0]['symbols']} to the most measured"] = (
+        measured[-1]["ns"] / measured[0]["ns"] if all_measured else float("inf"),
+        1.2,
+        "<=",
+    )
     return out
 
 
@@ -190,6 +263,7 @@ CPU = str(min(os.sched_getaffinity(0)))
         (["--sim-cpu", "4096"], "--sim-cpu 4096"),
         (["--lab", "0"], "--lab 0"),
         (["--out", "/proc/version"], "is not a directory"),
+        (["--throughput-frames", "10"], "--throughput-frames 10"),
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(argv, message, capsys):

@@ -55,11 +55,15 @@ EVENTS_FOR_THE_SCREEN = 256
 PR_SET_PDEATHSIG = 1
 
 
-def open_journal(iface: str):
-    """The one place the app creates the order journal of the engine it supervises."""
+def open_journal(handle: EngineHandle):
+    """The one place the app creates the order journal of the engine it supervises:
+    capped and budgeted as the engine was attached for (its state file)."""
     from ..journal import open_journal as open_iface_journal
 
-    return open_iface_journal(iface)
+    if handle.record is None:
+        return open_iface_journal(handle.iface)
+    jp = handle.record.journal_params()
+    return open_iface_journal(handle.iface, max_mb=jp.journal_max_mb, reject_rows_per_s=jp.journal_reject_rows_per_s)
 
 
 class Supervisor:
@@ -112,7 +116,7 @@ class Supervisor:
     def open_journal(self, handle: EngineHandle):
         """The journal, or (None, why): orders that cannot be journaled may not be sent."""
         try:
-            return open_journal(self.iface), None
+            return open_journal(handle), None
         except Exception as exc:
             if handle.maps.kill() == KILL_OFF:
                 handle.maps.set_kill(KILL_OPERATOR)

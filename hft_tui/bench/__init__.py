@@ -4,9 +4,10 @@ In a numbered lab, the same exchange-side client sends the same updates to
 each variant (bare reflector, engine native and generic, the Python bot and
 the C bot on their own core and on the simulator's core), interleaved, and
 times every round trip from the echoed send time to the kernel's receive
-timestamp of the order.  Then BPF_PROG_TEST_RUN times the program itself and
-a rate ladder finds the highest update rate the lab answers with exact
-accounting.  See runner.py for the sequence and report.py for the output.
+timestamp of the order, and every tick-to-trade on the wire (BPF stamps on
+the exchange's end of the veth).  Then BPF_PROG_TEST_RUN times the program
+itself, and the throughput runs find how many updates a core (and two)
+turns into orders with every one accounted for.  See runner.py for the sequence and report.py for the output.
 
 This module stays light: ``python -m hft_tui.bench.python_bot`` imports it.
 """
@@ -81,11 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--repeat", type=_positive(int), default=1_000_000, help="BPF_PROG_TEST_RUN repeat (default 1000000)"
     )
     parser.add_argument(
-        "--throughput-seconds",
-        type=_positive(float),
-        default=0.4,
-        metavar="S",
-        help="length of each step of the throughput rate ladder (default 0.4)",
+        "--throughput-frames",
+        type=_positive(int),
+        default=1_000_000,
+        metavar="N",
+        help="updates sent in each throughput step (default 1000000)",
     )
 
 

@@ -1,21 +1,26 @@
-"""Statistics, ratios, targets and the three outputs (JSON, Markdown, SVG).
+"""Statistics, ratios, targets and the JSON and Markdown outputs (the plot: plot.py).
 
 Percentiles are nearest-rank (a value that was measured, never an
-interpolation).  The plot is a CDF of every variant's round trips, drawn
-as plain SVG from the samples of the same run: latency on a log x axis,
-the fraction of round trips at or below it on a "nines" y axis (50%, 90%,
-99%, 99.9%) so that the tail, where the variants differ most, is visible.
+interpolation).  ``targets`` states each of the issues' targets with the
+figure it was judged on and the verdict; they are reported, not enforced.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Sequence
 
+from .plot import svg
+
+__all__ = ["markdown", "ratios", "summarize", "summarize_wire", "svg", "targets", "to_json"]
+
 PATTERNS = ("pingpong", "paced")
 ENGINE = "engine-native"
+# Issue 13 §1: the decision's cost as ratios to the trivial program in the same run, same harness.
+TEST_RUN_TARGETS = (("trade", 4.0), ("no_trade", 3.0), ("unknown", 1.5), ("non_feed", 1.2))
+THROUGHPUT_TARGET = 0.8  # issue 13 §3: engine >= 0.8x the bare reflector
+FLAT = 1.2  # symbols: "flat" read as within 1.2x of the cost with the fewest symbols
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -25,50 +30,77 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+def _us(ns: float) -> float:
+    return round(ns / 1000, 3)
+
+
 def summarize(samples_ns: list[int], *, lost: int, invalid: int, late: int) -> dict:
     v = sorted(samples_ns)
-    us = lambda ns: round(ns / 1000, 3)
     return {
         "count": len(v),
-        "p50_us": us(percentile(v, 0.50)),
-        "p99_us": us(percentile(v, 0.99)),
-        "p999_us": us(percentile(v, 0.999)),
-        "max_us": us(v[-1]),
-        "min_us": us(v[0]),
-        "mean_us": us(sum(v) / len(v)),
+        "p50_us": _us(percentile(v, 0.50)),
+        "p99_us": _us(percentile(v, 0.99)),
+        "p999_us": _us(percentile(v, 0.999)),
+        "max_us": _us(v[-1]),
+        "min_us": _us(v[0]),
+        "mean_us": _us(sum(v) / len(v)),
         "lost": lost,
         "invalid": invalid,
         "late": late,
     }
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 2) if b else None
+def summarize_wire(samples_ns: list[int], *, missing: int) -> dict:
+    """Tick-to-trade on the wire of the measured trips; ``missing``: trips without both stamps."""
+    if not samples_ns:
+        return {"count": 0, "missing": missing}
+    v = sorted(samples_ns)
+    return {
+        "count": len(v),
+        "p50_us": _us(percentile(v, 0.50)),
+        "p99_us": _us(percentile(v, 0.99)),
+        "p999_us": _us(percentile(v, 0.999)),
+        "max_us": _us(v[-1]),
+        "min_us": _us(v[0]),
+        "mean_us": _us(sum(v) / len(v)),
+        "missing": missing,
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
 
 
 def ratios(variants: dict) -> dict:
-    """numerator/denominator of p50, p99 and p99.9, per pattern."""
+    """numerator/denominator of p50, p99 and p99.9, per pattern, of the round trip and (``wire``) of
+    tick-to-trade on the wire."""
     pairs = [(name, ENGINE) for name in variants if "bot" in name]
     pairs += [(ENGINE, "bare"), ("engine-generic", "bare"), ("engine-generic", ENGINE)]
-    out = {}
+    out: dict[str, dict[str, dict]] = {}
     for num, den in pairs:
         if num in variants and den in variants:
-            out[f"{num}/{den}"] = {
+            n, d = variants[num], variants[den]
+            r: dict[str, dict] = {
+                pat: {k: _ratio(n[pat][f"{k}_us"], d[pat][f"{k}_us"]) for k in ("p50", "p99", "p999")}
+                for pat in PATTERNS
+            }
+            r["wire"] = {
                 pat: {
-                    k: _ratio(variants[num][pat][f"{k}_us"], variants[den][pat][f"{k}_us"])
+                    k: _ratio(n["wire"][pat].get(f"{k}_us"), d["wire"][pat].get(f"{k}_us"))
                     for k in ("p50", "p99", "p999")
                 }
                 for pat in PATTERNS
             }
+            out[f"{num}/{den}"] = r
     return out
 
 
 def targets(result: dict) -> list[dict]:
-    """The issue's targets, each with the measured figure and whether it was met (reported, not enforced)."""
-    v, r, tr = result["variants"], result["ratios"], result["test_run_ns"]
+    """The issues' targets, each with the measured figure and whether it was met (reported, not enforced)."""
+    v, r, tr, th = result["variants"], result["ratios"], result["test_run_ns"], result["throughput"]
     out = []
 
-    def add(text: str, measured: str, met: bool) -> None:
+    def add(text: str, measured: str, met: bool | None) -> None:
         out.append({"target": text, "measured": measured, "met": bool(met)})
 
     for pat in PATTERNS:
@@ -89,6 +121,30 @@ def targets(result: dict) -> list[dict]:
     add("test_run: < 100 ns per trading decision", f"{tr['trade']} ns", tr["trade"] < 100)
     x = _ratio(tr["trade"], tr["trivial"])
     add("test_run: trading decision within 3x of the trivial program", f"{x}x", x is not None and x <= 3)
+    for name, limit in TEST_RUN_TARGETS:
+        x = _ratio(tr[name], tr["trivial"])
+        add(
+            f"test_run: {name} <= {limit:g}x the trivial program",
+            f"{x}x ({tr[name]} vs {tr['trivial']} ns)",
+            x is not None and x <= limit,
+        )
+    e, b = th["one_core"]["engine"], th["one_core"]["bare"]
+    x = th["ratios"]["engine/bare, one core"]
+    add(
+        f"throughput: engine >= {THROUGHPUT_TARGET:g}x the bare reflector (one core, exact)",
+        f"{x}x ({e['rate']:,} vs {b['rate']:,} updates/s)",
+        x is not None and x >= THROUGHPUT_TARGET,
+    )
+    sym = [s for s in tr["symbols"] if s.get("ns")]
+    if len(sym) >= 2:
+        x = _ratio(sym[-1]["ns"], sym[0]["ns"])
+        missing = [s["symbols"] for s in tr["symbols"] if not s.get("ns")]
+        add(
+            f"symbols: cost per trade flat (within {FLAT:g}x) from {sym[0]['symbols']} to the most measured",
+            f"{x}x ({sym[0]['symbols']}: {sym[0]['ns']} ns, {sym[-1]['symbols']}: {sym[-1]['ns']} ns)"
+            + (f"; not measured: {', '.join(map(str, missing))}" if missing else ""),
+            x is not None and x <= FLAT and not missing,
+        )
     return out
 
 
@@ -97,6 +153,70 @@ def to_json(result: dict) -> str:
 
 
 # -- Markdown ---------------------------------------------------------------
+
+
+def _latency_lines(result: dict) -> list[str]:
+    lines = [
+        "| variant | where it runs | pattern | p50 us | p99 us | p99.9 us | max us | wire p50 us | wire p99 us "
+        "| wire p99.9 us | wire max us | count | lost | invalid |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, v in result["variants"].items():
+        for pat in PATTERNS:
+            s, w = v[pat], v["wire"][pat]
+            wire = [w.get(k, "-") for k in ("p50_us", "p99_us", "p999_us", "max_us")]
+            lines.append(
+                f"| {name} | {v['placement']} | {pat} | {s['p50_us']} | {s['p99_us']} | {s['p999_us']} | "
+                f"{s['max_us']} | " + " | ".join(map(str, wire)) + f" | {s['count']} | {s['lost']} | {s['invalid']} |"
+            )
+    return lines
+
+
+def _throughput_lines(th: dict) -> list[str]:
+    lines = [
+        "| variant | cores | updates/s | ns per update | sent | answers | engine orders | order ids | "
+        "events in ring | exact |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for where, cores in (("one_core", "one"), ("two_cores", "two")):
+        for name, s in th[where].items():
+            ids = f"{s['order_ids'][0]}..{s['order_ids'][1]}" if name == "engine" else "-"
+            lines.append(
+                f"| {name} | {cores} | {s['rate']:,} | {s['ns_per_update']} | {s['sent']} | {s['answers']} | "
+                f"{s['engine_orders']} | {ids} | {s['ring_events']} | "
+                f"{'yes' if s['exact'] else 'NO: ' + str(s['why'])} |"
+            )
+    return lines
+
+
+def _multi_message_lines(mm: dict) -> list[str]:
+    tr, rate = mm["test_run"], mm["throughput"]
+    lines = [
+        "",
+        f"## Packets of many messages ({mm['feed'].upper()}-TP DEEP, the engine built for it)",
+        "",
+        f"BPF_PROG_TEST_RUN, repeat {tr['repeat']}, median of {tr['runs']} runs, through the feed harness "
+        f"(frame and length restored, first sequence advanced): trivial program {tr['trivial']} ns. "
+        "ns per message = (packet - trivial) / messages; marginal = (packet - half packet) / the messages "
+        "between (one more message, the packet's own work taken out).",
+        "",
+        "| packet | frame bytes | messages | ns per packet | ns per message | marginal ns per message |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind, k in tr["kinds"].items():
+        lines.append(
+            f"| {kind} | {k['frame_bytes']} | {k['messages']} | {k['packet_ns']} | {k['ns_per_message']} | "
+            f"{k['marginal_ns_per_message']} |"
+        )
+    lines += [
+        "",
+        f"Throughput, one core (CPU {rate['cpu']}), the '{rate['packet']}' packet ({rate['messages_per_packet']} "
+        f"messages, one order each): **{rate['messages_per_s']:,} messages/s** ({rate['packets_per_s']:,} "
+        f"packets/s, {rate['ns_per_message']} ns a message for the whole chain), {rate['packets']} packets, "
+        f"{rate['orders']} orders, ids {rate['order_ids'][0]}..{rate['order_ids'][1]}, exact: "
+        f"{'yes' if rate['exact'] else 'NO: ' + str(rate['why'])}.",
+    ]
+    return lines
 
 
 def markdown(result: dict) -> str:
@@ -111,45 +231,38 @@ def markdown(result: dict) -> str:
         f"{cfg['count']} measured round trips per variant and pattern, in {cfg['rounds']} interleaved rounds "
         f"(A B C ... A B C ...), {cfg['warmup']} unmeasured warm-up trips per turn; paced at "
         f"{cfg['paced_rate']} updates/s. Round trip = kernel receive timestamp (SO_TIMESTAMPNS) of the order "
-        "minus the send time echoed in it.",
+        "minus the send time echoed in it. Wire = tick-to-trade on the wire: the order's arrival at the "
+        "exchange's end of the veth minus the update's departure from it (BPF stamps, bpf_ktime_get_ns).",
         "",
         f"Placement: simulator (client) on CPU {pl['simulator_cpu']}; a bot's own core is CPU {pl['bot_own_cpu']}, "
         f"its shared core is the simulator's CPU {pl['simulator_cpu']}. XDP variants run in the softirq of the "
         "simulator's send, on its CPU.",
         "",
-        "| variant | where it runs | pattern | p50 us | p99 us | p99.9 us | max us | count | lost | invalid |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, v in result["variants"].items():
-        for pat in PATTERNS:
-            s = v[pat]
-            lines.append(
-                f"| {name} | {v['placement']} | {pat} | {s['p50_us']} | {s['p99_us']} | {s['p999_us']} | "
-                f"{s['max_us']} | {s['count']} | {s['lost']} | {s['invalid']} |"
-            )
-    lines += [
+        *_latency_lines(result),
         "",
         "## Ratios (numerator / denominator)",
         "",
-        "| ratio | pingpong p50 | pingpong p99 | pingpong p99.9 | paced p50 | paced p99 | paced p99.9 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| ratio | pingpong p50 | pingpong p99 | pingpong p99.9 | paced p50 | paced p99 | paced p99.9 "
+        "| wire pingpong p50 | wire pingpong p99 | wire paced p50 | wire paced p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in result["ratios"].items():
         cells = [r[p][k] for p in PATTERNS for k in ("p50", "p99", "p999")]
+        cells += [r["wire"][p][k] for p in PATTERNS for k in ("p50", "p99")]
         lines.append(f"| {name} | " + " | ".join(f"{c}x" for c in cells) + " |")
     tr = result["test_run_ns"]
     lines += [
         "",
         f"## BPF_PROG_TEST_RUN (repeat {tr['repeat']}, median of {tr['runs']} runs)",
         "",
-        "| frame | ns per run |",
-        "|---|---:|",
+        "| frame | ns per run | x trivial |",
+        "|---|---:|---:|",
     ]
-    for name in ("trade", "no_trade", "non_feed", "trivial"):
-        lines.append(f"| {name} | {tr[name]} |")
+    for name in ("trade", "no_trade", "unknown", "non_feed", "trivial"):
+        lines.append(f"| {name} | {tr[name]} | {_ratio(tr[name], tr['trivial'])}x |")
     lines += [
         "",
-        f"All four go through the same harness (frame restored, fresh seq, tail call); the harness costs "
+        f"All five go through the same harness (frame restored, fresh seq, tail call); the harness costs "
         f"{tr['harness_overhead']} ns (trivial program alone: {tr['direct']['trivial']} ns, non-feed frame "
         f"straight into the strategy: {tr['direct']['non_feed']} ns). The strategy figures come from a copy of "
         f"the program compiled with an orders ring of {tr.get('test_run_ring_pages', '?')} pages, big enough "
@@ -157,126 +270,37 @@ def markdown(result: dict) -> str:
         f"a drop would stop the bench); the deployed program, with its own ring, takes "
         f"{tr['trade_events_written']} ns per trade in a run of {tr['trade_events_written_repeat']} that "
         f"fits that ring.",
+        "",
+        "### Against the number of configured symbols",
+        "",
+        "The harness cycles the trading update through N symbols, the symbol map holding exactly those N.",
+        "",
+        "| symbols | ns per trade (test run) | updates/s, one core (throughput) |",
+        "|---:|---:|---:|",
     ]
+    rates = {s["symbols"]: s for s in result["throughput"]["symbols"]}
+    for s in tr["symbols"]:
+        t = rates.get(s["symbols"], {})
+        rate = f"{t['rate']:,}" if t.get("rate") else t.get("why", "-")
+        lines.append(f"| {s['symbols']} | {s['ns'] if s.get('ns') else s.get('why')} | {rate} |")
     th = result["throughput"]
     lines += [
         "",
-        "## Throughput (engine native, exact accounting)",
+        "## Throughput (exact accounting)",
         "",
-        f"Highest rate held: **{th['max_rate_held']} updates/s**; limit: {th['limit']}. Sender on CPU "
-        f"{th['send_cpu']}, order receiver on CPU {th['recv_cpu']}.",
+        f"{th['frames_per_step']} updates a step, every one trading; sender, program and tap on the same core "
+        f"(CPU {th['one_cpu']}), two cores: CPUs {', '.join(map(str, th['cpus']))}, a veth queue and a symbol "
+        "each. 'sender_alone': the sender and the veth only (every frame dropped where the engine runs).",
         "",
-        "| asked /s | achieved /s | sent | engine updates | engine orders | received | exact |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        *_throughput_lines(th),
+        "",
+        "| ratio | value |",
+        "|---|---:|",
+        *[f"| {k} | {v}x |" for k, v in th["ratios"].items()],
     ]
-    for s in th["steps"]:
-        lines.append(
-            f"| {s['target_rate']} | {s['achieved_rate']} | {s['sent']} | {s['engine_updates']} | "
-            f"{s['engine_orders']} | {s['received']} | {'yes' if s['exact'] else 'NO'} |"
-        )
+    lines += _multi_message_lines(th["multi_message"])
     lines += ["", "## Targets (reported, not enforced)", "", "| target | measured | met |", "|---|---|---|"]
     for t in result["targets"]:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
     lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
     return "\n".join(lines) + "\n"
-
-
-# -- SVG ----------------------------------------------------------------------
-
-COLORS = ("#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5", "#8c564b", "#e377c2")
-W, H = 1000, 900
-PANEL_H = 360
-LEFT, RIGHT = 70, 220
-
-
-def _us_label(us: float) -> str:
-    for unit, scale in (("s", 1e6), ("ms", 1e3)):
-        if us >= scale:
-            return f"{us / scale:g} {unit}"
-    return f"{us:g} us"
-
-
-def _nines(p: float) -> float:
-    return -math.log10(1.0 - p)
-
-
-def _curve(samples: list[int], max_points: int = 400) -> list[tuple[float, float]]:
-    """(latency us, nines) points of the empirical CDF, thinned in the body, every point in the tail."""
-    v = sorted(samples)
-    n = len(v)
-    step = max(1, n // max_points)
-    idx = sorted(set(range(0, n, step)) | set(range(max(0, int(n * 0.99)), n)))
-    return [(v[i] / 1000, _nines((i + 0.5) / n)) for i in idx]
-
-
-def svg(result: dict, samples: dict[str, dict[str, list[int]]]) -> str:
-    names = list(samples)
-    all_us = [x / 1000 for s in samples.values() for pat in PATTERNS for x in s[pat]]
-    lo = 10 ** math.floor(math.log10(max(min(all_us), 1e-3)))
-    hi = 10 ** math.ceil(math.log10(max(all_us)))
-    top = max(_nines((n - 0.5) / n) for s in samples.values() for pat in PATTERNS for n in [len(s[pat])])
-    top = max(3.0, math.ceil(top * 2) / 2)
-    m = result["machine"]
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-        'font-family="sans-serif" font-size="12">',
-        f'<rect width="{W}" height="{H}" fill="white"/>',
-        f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="16">hft-tui bench: round-trip latency CDF '
-        "per variant</text>",
-        f'<text x="{W / 2}" y="40" text-anchor="middle" fill="#555">'
-        + html.escape(
-            f"kernel {m['kernel']}, {m['cpu_model']}, {m['cores']} cores; "
-            f"{result['started_at']}; y: fraction of round trips at or below x"
-        )
-        + "</text>",
-    ]
-    for k, pat in enumerate(PATTERNS):
-        y0 = 70 + k * (PANEL_H + 60)
-        x0, x1 = LEFT, W - RIGHT
-        y1 = y0 + PANEL_H
-
-        def px(us: float, x0: float = x0, x1: float = x1) -> float:
-            return x0 + (math.log10(us) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * (x1 - x0)
-
-        def py(nines: float, y0: float = y0, y1: float = y1) -> float:
-            return y1 - nines / top * (y1 - y0)
-
-        title = (
-            "ping-pong (next update when the order arrives)"
-            if pat == "pingpong"
-            else f"paced ({result['config']['paced_rate']} updates/s, idle in between)"
-        )
-        out.append(f'<text x="{x0}" y="{y0 - 8}" font-size="14">{html.escape(title)}</text>')
-        out.append(f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{PANEL_H}" fill="none" stroke="#888"/>')
-        mults = (1, 2, 5) if math.log10(hi / lo) <= 4 else (1,)
-        decade = lo
-        while decade <= hi * 1.0001:
-            for mult in mults:
-                x = decade * mult
-                if lo <= x <= hi * 1.0001:
-                    xx = px(x)
-                    out.append(f'<line x1="{xx:.1f}" y1="{y0}" x2="{xx:.1f}" y2="{y1}" stroke="#eee"/>')
-                    out.append(f'<text x="{xx:.1f}" y="{y1 + 15}" text-anchor="middle">{_us_label(x)}</text>')
-            decade *= 10
-        out.append(f'<text x="{(x0 + x1) / 2}" y="{y1 + 32}" text-anchor="middle">round trip (log scale)</text>')
-        for p, label in ((0.0, "0%"), (0.5, "50%"), (0.9, "90%"), (0.99, "99%"), (0.999, "99.9%"), (0.9999, "99.99%")):
-            if _nines(p) <= top:
-                yy = py(_nines(p))
-                out.append(f'<line x1="{x0}" y1="{yy:.1f}" x2="{x1}" y2="{yy:.1f}" stroke="#eee"/>')
-                out.append(f'<text x="{x0 - 6}" y="{yy + 4:.1f}" text-anchor="end">{label}</text>')
-        for i, name in enumerate(names):
-            pts = _curve(samples[name][pat])
-            path = " ".join(f"{px(max(us, lo)):.1f},{py(n):.1f}" for us, n in pts)
-            color = COLORS[i % len(COLORS)]
-            dash = ' stroke-dasharray="6,3"' if "shared" in name else ""
-            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6"{dash} points="{path}"/>')
-            s = result["variants"][name][pat]
-            ly = y0 + 14 + i * 34
-            out.append(
-                f'<line x1="{x1 + 12}" y1="{ly - 4}" x2="{x1 + 32}" y2="{ly - 4}" stroke="{color}" '
-                f'stroke-width="3"{dash}/>'
-            )
-            out.append(f'<text x="{x1 + 38}" y="{ly}">{html.escape(name)}</text>')
-            out.append(f'<text x="{x1 + 38}" y="{ly + 14}" fill="#555">p50 {s["p50_us"]:g} p99 {s["p99_us"]:g}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"

@@ -1,17 +1,16 @@
 """The benchmark's sequence: set up, latency rounds, test runs, throughput, clean up.
 
-Set-up: one lab (its own number), the strategy and the reflector loaded once
-each with BCC (variants switch by attaching and detaching over netlink, no
-recompiling), the C programs built into a temporary directory, the three
-bot processes started once in the root namespace and bound to the lab's
-engine address (each on its own port: feed_port + 1, + 2, + 3, because two
-sockets cannot share one), and the client's socket in the lab namespace.
+Set-up: one lab (its own number, one veth queue per CPU the bench uses), the
+strategy and the reflector loaded once each with BCC (variants switch by
+attaching and detaching over netlink, no recompiling), the measured copy of
+the strategy (testrun.MeasuredCopy: rings for every event of a test run or
+a throughput step), the wire taps on the exchange's end, the throughput
+sender, the C programs built into a temporary directory, the three bot
+processes started once in the root namespace and bound to the lab's engine
+address (each on its own port: feed_port + 1, + 2, + 3, because two sockets
+cannot share one), and the client's socket in the lab namespace.
 
-Latency: ``rounds`` rounds; in each, every variant in turn (A B C ... A B C
-...) gets a warm-up, then its share of ping-pong trips, then its share of
-paced trips.  The i-th measured update is the same for every variant; only
-the seq grows, because an update with an old seq never trades.  Every
-answer is checked against the client's model of the strategy.
+Latency: latency.py.  Test runs: testrun.py.  Throughput: throughput.py.
 
 Everything the run made is removed in ``finally`` and then checked: the
 lab is gone, the bots are gone, the programs are freed, the temporary
@@ -21,43 +20,34 @@ directory is gone.  The result records that check.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
-import gc
 import os
 import shutil
 import signal
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import lab as lab_mod
 from .. import libbpf, netlink
-from ..errors import HftError, ProtocolError
+from ..constants import OFFSETS
+from ..errors import HftError
 from ..maps import EngineMaps
 from ..paths import EBPF_DIR
 from ..preflight import require_bcc, require_root
 from ..program import bcc_map_fds, compile_program, load_strategy
-from ..protocol import decode_order, encode_update
-from . import BenchError, bots, report, testrun, throughput, workload
-from .client import _U64, OFF_TIMESTAMP, Client, NoAnswer
+from ..protocol import Update, encode_update
+from . import BenchError, bots, multimsg, report, testrun, throughput, workload
+from .client import Client
+from .generator import Generator
+from .latency import PATTERNS, Rounds
 from .machine import exclusive, machine, netns_inode, verify_cleanup, write_outputs
-from .options import BOT_NAMES, BOT_PORT_OFFSET, VARIANTS, Options, Variant
-from .testrun import Rings
+from .options import BOT_NAMES, BOT_PORT_OFFSET, VARIANTS, Options
+from .testrun import MeasuredCopy, Rings
+from .wiretap import WireTap
 
 REFLECTOR_SOURCE = EBPF_DIR / "reflector.c"
-PATTERNS = report.PATTERNS
-
-
-# -- the run ---------------------------------------------------------------------
-
-
-@dataclass
-class _Samples:
-    ns: list[int] = field(default_factory=list)
-    lost: int = 0
-    invalid: int = 0
-    late: int = 0
 
 
 class _Run:
@@ -68,117 +58,28 @@ class _Run:
         assert opts.sim_cpu is not None and opts.bot_cpu is not None, "Options.check() first: it picks the CPUs"
         self.sim_cpu: int = opts.sim_cpu
         self.bot_cpu: int = opts.bot_cpu
-        self.tmp: Path | None = None  # the run's scratch directory, once setup() made it
         self.lab = lab_mod.Lab.numbered(opts.lab_number)
         self.cfg = workload.config(opts.feed_port)
-        self.p = workload.params(self.cfg)
-        self.updates = [workload.update(i, 0, self.p) for i in range(max(opts.count, opts.warmup))]
-        self.seq = 0
-        self.bots: dict[str, bots.Bot] = {}
         self.bot_pids: list[int] = []
         self.prog_ids: list[int] = []
-        self.last_id: dict[str, int] = {}  # actor -> last order id seen
-        self.gap_ok: set[str] = set()  # actors that may skip ids (after a lost answer)
-        self.errors: list[str] = []
-        self.samples = {v.name: {pat: _Samples() for pat in PATTERNS} for v in VARIANTS}
+        self.tmp: Path | None = None
 
-    # -- helpers --
-    def placement(self, v: Variant) -> str:
-        if v.kind == "xdp":
-            return f"XDP {v.mode}, softirq on CPU {self.sim_cpu} (the simulator's)"
-        cpu = self.bot_cpu if v.own_core else self.sim_cpu
-        how = "busy poll" if v.bot == "c-busy" else "blocking receive"
-        return f"{BOT_NAMES[v.bot]}, {how}, CPU {cpu} ({'own core' if v.own_core else 'shared with the simulator'})"
+    def _load(self, stack: contextlib.ExitStack, source: Path | bytes, name: bytes, what: str, cflags=()) -> int:
+        """A program loaded for the whole run: from a file (BCC, the ebpf/ headers on the path) or from text."""
+        if isinstance(source, bytes):
+            import bcc
 
-    def activate(self, v: Variant, ipr) -> None:
-        iface = self.lab.engine_iface
-        if v.kind == "xdp":
-            for b in self.bots.values():
-                b.pause()
-            fd = self.strategy_fd if v.program == "strategy" else self.reflector_fd
-            netlink.attach_xdp(ipr, iface, fd, v.mode, force=True)
-            self.client.target(self.o.feed_port)
-            return
-        st = netlink.xdp_state(ipr, iface)
-        if st.mode:
-            netlink.detach_xdp(ipr, iface, st.mode)
-        for name, b in self.bots.items():
-            if name != v.bot:
-                b.pause()
-        b = self.bots[v.bot]
-        b.pin(self.bot_cpu if v.own_core else self.sim_cpu)
-        b.resume()
-        b.check()
-        self.client.target(b.port)
-
-    def trips(self, v: Variant, indices: list[int], pace_ns: int, into: _Samples | None) -> None:
-        """Round trips for ``indices``; lost ones are sent again (fresh seqs) so ``into`` gets them all."""
-        pending = list(indices)
-        for _attempt in range(3):
-            if not pending:
-                return
-            payloads, ups = [], []
-            for i in pending:
-                self.seq += 1
-                u = replace(self.updates[i], seq=self.seq)
-                payloads.append((bytearray(encode_update(u)), self.seq))
-                ups.append(u)
-            if v.actor == "engine":
-                self.last_id["engine"] = self.maps.totals().order_seq
-            try:
-                res = self.client.run(payloads, pace_ns=pace_ns, timeout_s=self.o.timeout_s)
-            except NoAnswer as exc:
-                raise BenchError(f"{v.name}: {exc}") from None
-            retry = []
-            for i, (buf, _seq), u, trip in zip(pending, payloads, ups, res.trips):
-                if not trip.rx_ns:
-                    self.gap_ok.add(v.actor)  # its order (if any) took an id we never saw
-                    retry.append(i)
-                    if into:
-                        into.lost += 1
-                    continue
-                rtt = self.check(v, buf, u, trip)
-                if rtt is None:
-                    if into:
-                        into.invalid += 1
-                elif into:
-                    into.ns.append(rtt)
-            if into:
-                into.late += res.late + res.unstamped
-            pending = retry
-            if pending:
-                self.client.drain()
-        raise BenchError(f"{v.name}: {len(pending)} update(s) got no order in 3 attempts of {self.o.timeout_s} s")
-
-    def check(self, v: Variant, buf: bytearray, u, trip) -> int | None:
-        """The round trip in ns when the answer is right; None (and a note) when it is not."""
-
-        def bad(why: str) -> None:
-            if len(self.errors) < 20:
-                self.errors.append(f"{v.name}: seq {u.seq}: {why}")
-
-        if v.program == "reflector":
-            if trip.payload != bytes(buf):
-                bad("the reflected frame is not the update sent")
-                return None
-            return trip.rx_ns - _U64.unpack_from(trip.payload, OFF_TIMESTAMP)[0]
+            b = bcc.BPF(text=source)
+        else:
+            b = compile_program(source, cflags=cflags)
+        stack.callback(b.cleanup)
         try:
-            o = decode_order(trip.payload)
-        except ProtocolError as exc:
-            bad(str(exc))
-            return None
-        why = workload.check_order(o, u, trip.sent_ns, self.p)
-        last = self.last_id.get(v.actor, 0)
-        if why is None and not (o.order_id == last + 1 or (v.actor in self.gap_ok and o.order_id > last)):
-            why = f"order id {o.order_id} after {last}"
-        self.last_id[v.actor] = o.order_id
-        self.gap_ok.discard(v.actor)
-        if why:
-            bad(why)
-            return None
-        return trip.rx_ns - o.timestamp
+            fd = b.load_func(name, b.XDP).fd
+        except Exception as exc:
+            raise BenchError(f"the verifier refused {what}: {exc}") from None
+        self.prog_ids.append(libbpf.prog_info(fd).id)
+        return fd
 
-    # -- phases --
     def setup(self, stack: contextlib.ExitStack) -> None:
         o, say = self.o, self.say
         tmp = Path(tempfile.mkdtemp(prefix="hft-bench-"))
@@ -186,9 +87,9 @@ class _Run:
         stack.callback(shutil.rmtree, tmp, True)
         say("compiling the C bot and the throughput sender")
         cbot = bots.compile_c(bots.CBOT_SOURCE, tmp / "cbot")
-        self.blast = bots.compile_c(bots.BLAST_SOURCE, tmp / "blast", "-pthread")
+        self.blast = blast = bots.compile_c(bots.BLAST_SOURCE, tmp / "blast", "-pthread")
 
-        say("loading the strategy and the reflector (BCC)")
+        say("loading the strategy, its measured copy and the reflector (BCC)")
         b, self.strategy_fd = load_strategy()
         stack.callback(b.cleanup)
         self.maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
@@ -197,26 +98,49 @@ class _Run:
             self.maps.write_symbol(name, params)
         self.ring = Rings(self.maps)
         stack.callback(self.ring.close)
-        r = compile_program(REFLECTOR_SOURCE, cflags=(f"-DREFLECT_PORT={o.feed_port}",))
-        stack.callback(r.cleanup)
-        try:
-            self.reflector_fd = r.load_func(b"xdp_reflector", r.XDP).fd
-        except Exception as exc:
-            raise BenchError(f"the verifier refused the reflector: {exc}") from None
-        self.prog_ids += [libbpf.prog_info(self.strategy_fd).id, libbpf.prog_info(self.reflector_fd).id]
+        events = max(o.repeat, o.throughput_frames)
+        self.copy = MeasuredCopy.load(o.feed_port, events)
+        stack.callback(self.copy.close)
+        self.scaling = self.copy
+        if testrun.max_symbols_overridable():
+            # The symbol counts past the engine's own limit, on a copy of their own: the other
+            # figures keep a symbol map the size of the engine's.
+            self.scaling = MeasuredCopy.load(o.feed_port, events, max_symbols=max(workload.SYMBOL_COUNTS))
+            stack.callback(self.scaling.close)
+            self.prog_ids.append(libbpf.prog_info(self.scaling.fd).id)
+        self.reflector_fd = self._load(
+            stack, REFLECTOR_SOURCE, b"xdp_reflector", "the reflector", (f"-DREFLECT_PORT={o.feed_port}",)
+        )
+        self.drop_fd = self._load(stack, throughput.DROP_PROGRAM, b"xdp_drop", "the drop program")
+        self.prog_ids += [libbpf.prog_info(self.strategy_fd).id, libbpf.prog_info(self.copy.fd).id]
 
         say(
             f"lab {self.lab.namespace} up ({self.lab.engine_iface} {self.lab.engine_ip} <-> "
-            f"{self.lab.exchange_iface} {self.lab.exchange_ip})"
+            f"{self.lab.exchange_iface} {self.lab.exchange_ip}, a queue per CPU)"
         )
         home = netns_inode()
         lab_mod.down(self.lab, quiet=True)
         stack.callback(lab_mod.down, self.lab, True)
-        lab_mod.up(self.lab)
+        lab_mod.up(self.lab, queues=2)
         if netns_inode() != home:
             raise BenchError("bringing the lab up left this thread in another network namespace")
+        say("the wire taps and the throughput sender")
+        self.tap = WireTap(self.lab, range(o.feed_port, o.feed_port + max(BOT_PORT_OFFSET.values()) + 1))
+        stack.callback(self.tap.close)
+        self.prog_ids += self.tap.prog_ids
+        p = self.cfg.symbols[workload.THROUGHPUT_SYMBOL]
+        ask = p.buy_target - p.tick_size
+        raw, off = testrun.frame(
+            self.lab, encode_update(Update(workload.THROUGHPUT_SYMBOL, 1, ask - p.tick_size, 1, ask, 1, 0)), o.feed_port
+        )
+        self.generator = Generator(self.lab, raw, off + OFFSETS["seq"], off + OFFSETS["symbol"], blast)
+        stack.callback(self.generator.close)
+        self.prog_ids += self.generator.prog_ids
 
-        strategy = workload.bot_argv(self.p)
+        self.rounds = Rounds(o, say, lab=self.lab, maps=self.maps, client=Client(self.lab), tap=self.tap)
+        stack.callback(self.rounds.client.close)
+        self.rounds.strategy_fd, self.rounds.reflector_fd = self.strategy_fd, self.reflector_fd
+        strategy = workload.bot_argv(self.rounds.p)
         ip = self.lab.engine_ip
         say("starting the bots")
         for key in ("python", "c", "c-busy"):
@@ -230,34 +154,11 @@ class _Run:
             self.bot_pids.append(bot.pid)
             stack.callback(bot.stop)
             bot.pause()
-            self.bots[key] = bot
-        self.client = Client(self.lab)
-        stack.callback(self.client.close)
+            self.rounds.bots[key] = bot
 
-    def latency(self, ipr) -> None:
-        o = self.o
-        rounds = min(o.rounds, o.count)
-        shares = [o.count // rounds + (1 if r < o.count % rounds else 0) for r in range(rounds)]
-        pace_ns = 1_000_000_000 // o.paced_rate
-        start = 0
-        gc.collect()
-        gc.disable()
-        try:
-            for r, share in enumerate(shares):
-                self.say(f"latency round {r + 1}/{rounds} ({share} trips per variant and pattern)")
-                idx = list(range(start, start + share))
-                for v in VARIANTS:
-                    self.activate(v, ipr)
-                    self.trips(v, list(range(o.warmup)), 0, None)
-                    self.trips(v, idx, 0, self.samples[v.name]["pingpong"])
-                    self.trips(v, idx, pace_ns, self.samples[v.name]["paced"])
-                    self.ring.consume()
-                start += share
-        finally:
-            gc.enable()
-        for b in self.bots.values():
-            b.check()
-            b.pause()
+    def attach_for_throughput(self, ipr, variant: str, engine: MeasuredCopy) -> None:
+        fd = {"engine": engine.fd, "bare": self.reflector_fd, "sender_alone": self.drop_fd}[variant]
+        netlink.attach_xdp(ipr, self.lab.engine_iface, fd, "native", force=True)
 
     def run(self) -> dict:
         o = self.o
@@ -269,40 +170,84 @@ class _Run:
             from pyroute2 import IPRoute
 
             ipr = stack.enter_context(IPRoute())
-            self.latency(ipr)
+            self.rounds.run(ipr, self.ring.discard)
 
             self.say(f"BPF_PROG_TEST_RUN, repeat {o.repeat}")
-            tr = testrun.measure(self.strategy_fd, self.maps, self.lab, o.feed_port, o.repeat)
+            tr = testrun.measure(self.copy, self.strategy_fd, self.maps, self.lab, o.feed_port, o.repeat)
             self.prog_ids += tr.pop("_prog_ids")
+            counts = workload.symbol_counts(self.scaling.max_symbols)
+            self.say(f"BPF_PROG_TEST_RUN against the number of symbols ({', '.join(map(str, counts))})")
+            tr["symbols"] = testrun.measure_symbols(self.scaling, self.lab, o.feed_port, o.repeat, counts)
 
-            self.say("throughput rate ladder (engine native)")
-            self.activate(VARIANTS[1], ipr)
-            th = throughput.measure(
-                self.blast,
-                self.lab,
-                self.maps,
-                feed_port=o.feed_port,
-                send_cpu=self.sim_cpu,
-                recv_cpu=self.bot_cpu,
-                step_s=o.throughput_step_s,
-                seq_start=1,
-                progress=self.say,
+            self.say(f"throughput, {o.throughput_frames} updates a step")
+            rig = throughput.Rig(
+                lab=self.lab,
+                maps=self.copy.maps,
+                rings=self.copy.rings,
+                attach=lambda variant: self.attach_for_throughput(ipr, variant, self.copy),
+                generator=self.generator,
+                tap=self.tap,
+                frames=o.throughput_frames,
+                one_cpu=self.sim_cpu,
+                cpus=[self.sim_cpu, self.bot_cpu],
+                max_symbols=self.copy.max_symbols,
             )
-            th.pop("next_seq")
+            th = throughput.measure(rig, progress=self.say)
+            scaling_rig = dataclasses.replace(
+                rig,
+                maps=self.scaling.maps,
+                rings=self.scaling.rings,
+                attach=lambda variant: self.attach_for_throughput(ipr, variant, self.scaling),
+                max_symbols=self.scaling.max_symbols,
+            )
+            th["symbols"] = throughput.measure_symbols(scaling_rig, counts, progress=self.say)
+            th["multi_message"] = self.multi_message(stack, ipr)
             st = netlink.xdp_state(ipr, self.lab.engine_iface)
             if st.mode:
                 netlink.detach_xdp(ipr, self.lab.engine_iface, st.mode)
         self.say("cleaned up")
         return self.assemble(started, time.monotonic() - t0, tr, th)
 
+    def multi_message(self, stack: contextlib.ExitStack, ipr) -> dict:
+        """IEX packets of many messages on the engine built for IEX: their cost and messages/s."""
+        o = self.o
+        repeat, packets = max(1000, o.repeat // 10), max(1000, o.throughput_frames // 5)
+        self.say(f"IEX packets: loading the engine built for IEX; test runs, repeat {repeat}")
+        copy = multimsg.load_copy(o.feed_port, max(repeat, packets))
+        stack.callback(copy.close)
+        self.prog_ids.append(libbpf.prog_info(copy.fd).id)
+        cost = multimsg.measure_cost(copy, self.lab, o.feed_port, repeat)
+        self.prog_ids += cost.pop("_prog_ids")
+        rate = multimsg.measure_rate(
+            copy,
+            self.lab,
+            self.blast,
+            self.tap,
+            lambda: netlink.attach_xdp(ipr, self.lab.engine_iface, copy.fd, "native", force=True),
+            self.sim_cpu,
+            packets,
+        )
+        self.prog_ids += rate.pop("_prog_ids")
+        self.say(
+            f"IEX packets of {rate['messages_per_packet']} messages on CPU {self.sim_cpu}: "
+            f"{rate['messages_per_s']:,} messages/s{'' if rate['exact'] else ' NOT EXACT: ' + str(rate['why'])}"
+        )
+        return {"feed": multimsg.FEED, "test_run": cost, "throughput": rate}
+
     def assemble(self, started: str, duration: float, tr: dict, th: dict) -> dict:
         o = self.o
         variants: dict[str, dict[str, object]] = {}
         for v in VARIANTS:
-            variants[v.name] = {"placement": self.placement(v)}
+            variants[v.name] = {"placement": self.rounds.placement(v)}
             for pat in PATTERNS:
-                s = self.samples[v.name][pat]
+                s = self.rounds.samples[v.name][pat]
                 variants[v.name][pat] = report.summarize(s.ns, lost=s.lost, invalid=s.invalid, late=s.late)
+            variants[v.name]["wire"] = {
+                pat: report.summarize_wire(
+                    self.rounds.samples[v.name][pat].wire, missing=self.rounds.samples[v.name][pat].wire_missing
+                )
+                for pat in PATTERNS
+            }
         result = {
             "machine": self.machine,
             "started_at": started,
@@ -317,7 +262,7 @@ class _Run:
                 "feed_port": o.feed_port,
                 "bot_ports": {BOT_NAMES[k]: o.feed_port + off for k, off in BOT_PORT_OFFSET.items()},
                 "symbols": list(workload.SYMBOLS),
-                "strategy": self.p.to_toml_values(),
+                "strategy": self.rounds.p.to_toml_values(),
             },
             "placement": {
                 "simulator_cpu": self.sim_cpu,
@@ -328,7 +273,7 @@ class _Run:
             "ratios": report.ratios(variants),
             "test_run_ns": tr,
             "throughput": th,
-            "order_errors": self.errors,
+            "order_errors": self.rounds.errors,
             "notes": NOTES,
         }
         result["targets"] = report.targets(result)
@@ -353,6 +298,13 @@ NOTES = [
     "is its cost.",
     "Bots are pinned with sched_setaffinity and stopped with SIGSTOP while other variants run; idle XDP "
     "variants cannot disturb them, since an attached XDP_TX program answers before any socket sees the update.",
+    "Wire tick-to-trade: the same trips, stamped by BPF programs on the exchange's end of the veth in the "
+    "kernel's clock (bpf_ktime_get_ns): the update as it leaves the exchange's stack (tc egress), the order as it "
+    "arrives (XDP on that end), matched by seq. It leaves out both of the client's system calls and its wake-up.",
+    "Throughput: an XDP generator run by BPF_PROG_TEST_RUN in live-frames mode hands updates to the veth as a "
+    "NIC's ring would; the program under test answers with XDP_TX; the arrival tap counts every answer (seq and "
+    "order id bitmaps) and drops it. Sender, engine and tap share the core; 'sender alone' is the sender's own "
+    "share (a program that drops every frame where the engine would run). Every step is checked exactly.",
 ]
 
 
@@ -386,7 +338,10 @@ def run_bench(opts: Options, progress=None) -> dict:
             signal.signal(signal.SIGTERM, old_term)
         lock.close()
     result["cleanup"] = verify_cleanup(r.lab, r.bot_pids, r.prog_ids, r.tmp)
-    samples = {name: {pat: s.ns for pat, s in pats.items()} for name, pats in r.samples.items()}
+    samples = {
+        name: {**{pat: s.ns for pat, s in pats.items()}, **{f"wire_{pat}": s.wire for pat, s in pats.items()}}
+        for name, pats in r.rounds.samples.items()
+    }
     result["files"] = []
     if opts.out_dir is not None:
         write_outputs(result, samples, opts.out_dir)

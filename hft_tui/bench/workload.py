@@ -19,8 +19,10 @@ from ..protocol import U32_MAX, Order, Update, parse_price
 from ..symbol import Symbol
 
 SYMBOLS = tuple(Symbol(name) for name in ("BNCHA", "BNCHB", "BNCHC", "BNCHD"))
-THROUGHPUT_SYMBOL = Symbol("BLAST")
+THROUGHPUT_SYMBOLS = (Symbol("BLAST0"), Symbol("BLAST1"))  # one per CPU in the two-core throughput run
+THROUGHPUT_SYMBOL = THROUGHPUT_SYMBOLS[0]
 TEST_RUN_SYMBOL = Symbol("TESTRUN")
+SYMBOL_COUNTS = (10, 100, 1000, 10000)  # the issue's configured-symbol counts (and 100)
 
 # TOML-unit values, validated by hft_tui.config like any user's config.
 SYMBOL_VALUES = {
@@ -39,8 +41,24 @@ QTY_STEPS = 19  # distinct ask quantities
 
 
 def config(feed_port: int = DEFAULT_FEED_PORT) -> Config:
-    symbols = {name: dict(SYMBOL_VALUES) for name in (*SYMBOLS, THROUGHPUT_SYMBOL, TEST_RUN_SYMBOL)}
-    return parse_config({"engine": {"feed_port": feed_port}, "symbols": symbols})
+    symbols = {name: dict(SYMBOL_VALUES) for name in (*SYMBOLS, *THROUGHPUT_SYMBOLS, TEST_RUN_SYMBOL)}
+    # No sequence-jump limit: like the other limits it must never bind here, and the bench's seqs
+    # jump (one counter for every variant, the test runs' harness one counter for every frame).
+    engine = {"feed_port": feed_port, "max_seq_jump": 0}
+    return parse_config({"engine": engine, "symbols": symbols})
+
+
+def scaling_symbols(n: int) -> list[str]:
+    """The names of the symbol-count runs (configured with SYMBOL_VALUES, like every bench symbol)."""
+    return [f"SYM{i:05d}" for i in range(n)]
+
+
+def symbol_counts(max_symbols: int) -> list[int]:
+    """The symbol counts measured: the issue's, and the engine's own limit when it is below one of them."""
+    counts = [c for c in SYMBOL_COUNTS if c <= max_symbols]
+    if max_symbols < SYMBOL_COUNTS[-1]:
+        counts.append(max_symbols)
+    return sorted(set(counts)) + [c for c in SYMBOL_COUNTS if c > max_symbols]
 
 
 def params(cfg: Config) -> SymbolParams:

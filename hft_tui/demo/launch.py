@@ -37,12 +37,14 @@ def feed_command(config_path: str, rate: int = DEMO_RATE, lab_number: int | None
     return python_module_argv("hft_tui.demo.walk", *args)
 
 
-def start_feed(config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None) -> subprocess.Popen:
+def start_feed(
+    config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None, argv: list[str] | None = None
+) -> subprocess.Popen:
     paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = open_private_log(FEED_LOG, append=False)  # 0600; the feed process writes to it for its whole life
     # Its own session: the terminal's signals go to the app, which stops it.
     return subprocess.Popen(
-        feed_command(config_path, rate, lab_number),
+        argv or feed_command(config_path, rate, lab_number),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -80,7 +82,17 @@ def run_demo(args) -> int:
         print(f"hft-tui: error: {problem}", file=sys.stderr)
         return EXIT_ERROR
     the_lab = lab.DEFAULT_LAB
-    config_path = str(args.config or paths.DEMO_CONFIG)
+    replay = None
+    if getattr(args, "replay", None):  # a capture instead of the simulator (hft_tui/replay/demo.py)
+        from ..replay.demo import DemoReplay
+
+        try:
+            replay = DemoReplay(args.replay, args.config, the_lab)
+        except Exception as exc:
+            print(f"hft-tui: error: demo: {one_line(exc)}", file=sys.stderr)
+            return 1
+        print(f"hft-tui demo: {replay.describe()}", file=sys.stderr)
+    config_path = replay.config_path if replay else str(args.config or paths.DEMO_CONFIG)
     feed = None
     try:
         print(
@@ -88,7 +100,7 @@ def run_demo(args) -> int:
             file=sys.stderr,
         )
         prepare(the_lab, config_path, args.mode)
-        feed = start_feed(config_path)
+        feed = start_feed(config_path, argv=replay.feed_argv() if replay else None)
         time.sleep(0.2)
         if feed.poll() is not None:
             print(f"hft-tui: error: the exchange simulator exited at once: see {FEED_LOG}", file=sys.stderr)
@@ -101,6 +113,8 @@ def run_demo(args) -> int:
     finally:
         if feed is not None:
             stop_feed(feed)
+        if replay is not None:
+            replay.cleanup()
         with contextlib.suppress(Exception):
             for line in lab.down(the_lab, quiet=True):
                 print(f"hft-tui demo: {line}", file=sys.stderr)

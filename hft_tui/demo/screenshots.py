@@ -98,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         if feed is not None:
             launch.stop_feed(feed)
         lab.down(the_lab, quiet=True)
+    try:  # the app on a recorded day (hft-tui --demo --replay): hft_tui/replay/screenshot.py
+        from ..replay.screenshot import shoot_replay
+
+        print(shoot_replay(out, args.lab))
+    except Exception as exc:
+        print(f"screenshots: error: replay: {one_line(exc)}", file=sys.stderr)
+        return 1
     return 0
 
 

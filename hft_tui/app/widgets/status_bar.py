@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ...replay_status import replay_note
 from ..formatting import Display
 from ..model import EngineView
 
@@ -48,6 +49,9 @@ class StatusBar(Static):
             else:
                 text.append("│ dead-man OFF ", style="bold red")
             text.append(f"│ cfg v{view.config_version} ")
+        note = replay_note(iface)  # a capture feeding this interface (hft-tui --demo --replay)
+        if note:
+            text.append(f"│ {note} ", style="bold cyan")
         if error:
             text.append("│ ")
             text.append(error, style="bold red")

@@ -1,0 +1,76 @@
+"""What a captured feed packet says, message by message, as the strategy model reads it.
+
+The replay checks the live engine's orders with the simulator's checker
+(simulator.checker.OrderChecker against a FeedLog), which needs each
+message of each packet as a strategy_model.FeedMessage, in the form the
+lab's feed formats give them (simulator/iex.py, itch.py, hft1.py): a DEEP
+offer (sell side) is an ask, a bid level a bid, a level sent while the book
+is in transition is marked so; a TOPS quote is both sides with its halted
+flag; a trading status or trading action is its letter; an ITCH add order is
+one side; every other type is None (the engine walks past it).  The bytes
+are read by hft_tui.feeds, the codecs of the program's own headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..constants import MSG_LEN
+from ..errors import ProtocolError
+from ..feeds import iex, itch
+from ..protocol import decode_update
+from ..strategy_model import FeedMessage
+
+
+@dataclass(frozen=True)
+class PacketMeaning:
+    """A feed packet: its channel (as maps.FeedChannel names it; "" for hft1),
+    its first sequence number and each message's meaning, in order."""
+
+    channel: str
+    first_seq: int
+    messages: tuple[FeedMessage | None, ...]
+
+
+def _iex(seq: int, raw: bytes) -> FeedMessage | None:
+    m = iex.decode_message(raw)
+    if isinstance(m, iex.QuoteUpdate):
+        halted = bool(m.flags & iex.FLAG_HALTED)
+        return FeedMessage(m.symbol, seq, m.timestamp, m.bid, m.bid_size, m.ask, m.ask_size, halted_flag=halted)
+    if isinstance(m, iex.PriceLevel):
+        transition = not m.flags & iex.FLAG_COMPLETE
+        if m.side == "S":
+            return FeedMessage(m.symbol, seq, m.timestamp, 0, 0, m.price, m.size, in_transition=transition)
+        return FeedMessage(m.symbol, seq, m.timestamp, m.price, m.size, 0, 0, in_transition=transition)
+    if isinstance(m, iex.TradingStatus):
+        return FeedMessage(m.symbol, seq, m.timestamp, status=m.status)
+    return None
+
+
+def _itch(seq: int, raw: bytes) -> FeedMessage | None:
+    m = itch.decode_message(raw)
+    if isinstance(m, itch.AddOrder):
+        if m.side == "S":
+            return FeedMessage(m.symbol, seq, m.timestamp, 0, 0, m.price, m.shares)
+        return FeedMessage(m.symbol, seq, m.timestamp, m.price, m.shares, 0, 0)
+    if isinstance(m, itch.TradingAction):
+        return FeedMessage(m.symbol, seq, m.timestamp, status=m.state)
+    return None
+
+
+def packet_meaning(feed: str, payload: bytes) -> PacketMeaning | None:
+    """The packet's messages (module doc); None when it is not a whole packet of
+    ``feed`` (a heartbeat is one, with no messages)."""
+    try:
+        if feed == "iex":
+            seg = iex.decode_segment(payload)
+            msgs = tuple(_iex(seg.first_seq + i, raw) for i, raw in enumerate(seg.messages))
+            return PacketMeaning(f"{seg.session}/{seg.channel}", seg.first_seq, msgs)
+        if feed == "itch":
+            pkt = itch.decode_packet(payload)
+            msgs = tuple(_itch(pkt.seq + i, raw) for i, raw in enumerate(pkt.messages))
+            return PacketMeaning(pkt.session.rstrip(" \0"), pkt.seq, msgs)
+        u = decode_update(payload[:MSG_LEN])
+    except ProtocolError:
+        return None
+    return PacketMeaning("", u.seq, (FeedMessage(u.symbol, u.seq, u.timestamp, u.bid, u.bid_qty, u.ask, u.ask_qty),))

@@ -1,0 +1,214 @@
+"""The backtest's and the replay's parts that need no kernel (pure): times,
+sweep axes and variants, money, the checks of order frames (each catches what
+it must), the capture messages as the strategy model reads them, the config
+made from a capture, the status bar's note.
+"""
+
+from __future__ import annotations
+
+import pytest
+from capture_files import NS, ROUTE, T0, config, deep_packets, hft1_packets, itch_packets
+
+from hft_tui.backtest.loop import SentFrame
+from hft_tui.backtest.orders import OrderFrames
+from hft_tui.backtest.report import money, when
+from hft_tui.backtest.sweep import parse_axis, variants
+from hft_tui.backtest.window import INT64_MAX, INT64_MIN, parse_time, window_ns
+from hft_tui.errors import ConfigError
+from hft_tui.feeds import encode_orders, iex
+from hft_tui.lab import Lab
+from hft_tui.maps import Gateway
+from hft_tui.protocol import Order, parse_price
+from hft_tui.replay.autoconfig import config_text, profile
+from hft_tui.replay.messages import packet_meaning
+from hft_tui.replay.player import ReplayFrames, ipv4_udp
+from hft_tui.replay_status import ReplayStatus
+from hft_tui.wire import Route, parse_udp_frame, udp_frame
+
+pytestmark = pytest.mark.pure
+
+
+# -- --from / --to -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,at",
+    [
+        ("2024-01-26T14:30:00Z", T0),
+        ("2024-01-26T14:30:00.5", T0 + NS // 2),
+        ("2024-01-26 15:30:00+01:00", T0),
+        ("2024-01-26T14:30:00.000000001Z", T0 + 1),
+        ("14:30", T0),
+        ("14:31:00.25", T0 + 60 * NS + NS // 4),
+        ("+90s", T0 + 90 * NS),
+        ("+250ms", T0 + NS // 4),
+        ("+1.5m", T0 + 90 * NS),
+        ("+2h", T0 + 7200 * NS),
+    ],
+)
+def test_times(text, at):
+    first = T0 + 5 * NS  # the capture's first frame, a few seconds after 14:30
+    b = parse_time(text, "--from")
+    want = at + 5 * NS if text.startswith("+") else at
+    assert b.at(first) == want
+
+
+@pytest.mark.parametrize("text", ["yesterday", "25:00", "14:61", "+5", "+-3s", "2024-13-01T00:00:00", "1e9"])
+def test_a_time_that_is_none_is_the_flags_one_line(text):
+    with pytest.raises(ConfigError, match=r"--to: .* is not a time"):
+        parse_time(text, "--to")
+
+
+def test_open_ends():
+    assert window_ns(None, None, T0) == (INT64_MIN, INT64_MAX)
+
+
+# -- sweeps ------------------------------------------------------------------------------
+
+
+def test_sweep_axes_and_every_combination():
+    _t, cfg = config(symbols={"AAPL": ("100.00", "101.00"), "BRK.B": ("400.00", "401.00")})
+    axes = [
+        parse_axis("AAPL.buy_target=99.00,99.50", cfg),
+        parse_axis("BRK.B.base_qty=5,10,20", cfg),  # a symbol with a dot: the key is after the last
+        parse_axis("engine.rate_per_sec=0,100", cfg),
+        parse_axis("max_notional=1000", cfg),
+    ]
+    assert [a.name for a in axes] == ["AAPL.buy_target", "BRK.B.base_qty", "rate_per_sec", "max_notional"]
+    vs = variants(cfg, axes)
+    assert len(vs) == 2 * 3 * 2
+    v = vs[-1]
+    assert v.label == "AAPL.buy_target=99.50 BRK.B.base_qty=20 rate_per_sec=100 max_notional=1000"
+    assert v.config.symbols["AAPL"].buy_target == parse_price("99.50")
+    assert v.config.symbols["BRK.B"].base_qty == 20
+    assert v.config.engine.rate_per_sec == 100 and v.config.engine.burst == 100  # the config's own rule
+    assert cfg.symbols["AAPL"].buy_target == parse_price("100.00"), "the base config is untouched"
+
+
+def test_a_key_given_twice_is_refused():
+    _t, cfg = config()
+    with pytest.raises(ConfigError, match="given twice"):
+        variants(cfg, [parse_axis("AAPL.base_qty=1", cfg), parse_axis("AAPL.base_qty=2", cfg)])
+
+
+# -- money and times in the report -----------------------------------------------------
+
+
+def test_money_is_exact():
+    assert money(1_234_5678) == "1234.5678"
+    assert money(-5) == "-0.0005"
+    assert money(10**22 + 1) == "1000000000000000000.0001"
+    assert when(T0 + 7) == "2024-01-26T14:30:00.000000007Z"
+
+
+# -- the order frames' checks -----------------------------------------------------------
+
+GW = Gateway(
+    ip="198.18.176.3", port=9100, mac="02:00:00:00:b0:03", src_ip="0.0.0.0", src_port=10377, src_mac="00:00:00:00:00:00"
+)
+GW_ROUTE = Route(GW.src_mac, GW.mac, GW.src_ip, GW.ip, GW.src_port, GW.port)
+
+
+def feed_frame(seq: int = 1) -> bytes:
+    msgs = (
+        iex.encode_message(iex.PriceLevel("S", "AAPL", 990_000, 100, timestamp=T0)),
+        iex.encode_message(iex.PriceLevel("S", "MSFT", 1_990_000, 100, timestamp=T0)),
+    )
+    return udp_frame(ROUTE, iex.encode_segment(iex.Segment(iex.PROTO_DEEP, 1, 7, seq, msgs)))
+
+
+def order(oid: int, symbol: str = "AAPL", seq: int = 1, ts: int = T0) -> Order:
+    return Order("B", symbol, seq, 990_000, 10, oid, ts)
+
+
+def frames(*outs: bytes, start: int = 1) -> OrderFrames:
+    of = OrderFrames("iex", GW, 8)
+    for i, out in enumerate(outs):
+        of.add(SentFrame(start + i, T0, feed_frame(1 + 2 * i), out))
+    return of
+
+
+def test_good_order_frames_pass_and_are_decoded():
+    of = frames(udp_frame(GW_ROUTE, encode_orders([order(1), order(2, "MSFT", 2)])))
+    assert of.problems == 0, of.examples
+    assert [(o.id, o.symbol, o.seq) for o in of.orders] == [(1, "AAPL", 1), (2, "MSFT", 2)]
+
+
+@pytest.mark.parametrize(
+    "out,words",
+    [
+        (udp_frame(GW_ROUTE, encode_orders([order(2)])), "gap"),
+        (udp_frame(Route(GW.src_mac, GW.mac, GW.src_ip, "10.0.0.9", GW.src_port, GW.port), encode_orders([order(1)])),
+         "to ip 10.0.0.9"),
+        (udp_frame(GW_ROUTE, encode_orders([order(1)]), ttl=3), "ttl 3"),
+        (udp_frame(GW_ROUTE, encode_orders([order(1)]), vlan=5), "vlan"),
+        (udp_frame(GW_ROUTE, encode_orders([order(1)]) + b"x"), "not whole orders"),
+        (udp_frame(GW_ROUTE, encode_orders([order(1, seq=9)])), "answers no message"),
+        (udp_frame(GW_ROUTE, encode_orders([order(1, ts=T0 + 1)])), "carries timestamp"),
+        (udp_frame(GW_ROUTE, encode_orders([order(1, "MSFT", 2), order(2, "AAPL", 1)])), "not in message order"),
+        (udp_frame(GW_ROUTE, encode_orders([order(i + 1) for i in range(9)])), "the cap is 8"),
+    ],
+)  # fmt: skip
+def test_each_check_catches_its_fault(out, words):
+    of = frames(out)
+    assert of.problems >= 1 and any(words in e for e in of.examples), of.examples
+
+
+def test_a_bad_checksum_is_caught():
+    good = bytearray(udp_frame(GW_ROUTE, encode_orders([order(1)])))
+    good[-1] ^= 0xFF
+    of = frames(bytes(good))
+    assert any("udp checksum" in e for e in of.examples)
+
+
+# -- capture messages as the model reads them -------------------------------------------
+
+
+def test_deep_levels_hft1_and_itch_as_feed_messages():
+    f = parse_udp_frame(deep_packets(1, per_packet=4)[0][1])
+    m = packet_meaning("iex", f.payload)
+    assert m is not None and m.channel == "1150681088/1" and m.first_seq == 1 and len(m.messages) == 4
+    offer = m.messages[0]
+    assert offer is not None and offer.ask_qty == 100 and offer.bid_qty == 0 and not offer.in_transition
+    assert m.messages[3] is None  # a security event: walked past
+    h = packet_meaning("hft1", parse_udp_frame(hft1_packets(1)[0][1]).payload)
+    assert h is not None and h.messages[0].symbol == "AAPL" and h.channel == ""
+    i = packet_meaning("itch", parse_udp_frame(itch_packets(1)[0][1]).payload)
+    assert i is not None and i.channel == "TESTSESS01" and len(i.messages) == 10
+    transition = iex.encode_message(iex.PriceLevel("B", "AAPL", 1, 1, flags=0, timestamp=1))
+    seg = iex.encode_segment(iex.Segment(iex.PROTO_DEEP, 1, 2, 5, (transition,)))
+    t = packet_meaning("iex", seg)
+    assert t is not None and t.messages[0].in_transition and t.messages[0].bid == 1
+    assert packet_meaning("iex", b"not a segment") is None
+
+
+def test_ipv4_udp_as_the_backtest_decides():
+    assert ipv4_udp(deep_packets(1, vlan=3)[0][1]) and ipv4_udp(hft1_packets(1)[0][1])
+    arp = bytes.fromhex("ffffffffffff0200000000020806") + bytes(28)
+    qinq = bytes(12) + bytes.fromhex("88a8 0001 8100 0002 0800".replace(" ", "")) + bytes(40)
+    assert not ipv4_udp(arp) and not ipv4_udp(qinq) and not ipv4_udp(b"\x00" * 10)
+
+
+# -- the demo's config from a capture -----------------------------------------------------
+
+
+def test_a_config_from_a_captures_most_active_symbols():
+    frames = ReplayFrames("x.pcap", frames=[f for _t, f in deep_packets(50)])
+    prof = profile(frames)
+    assert (prof.feed, prof.port) == ("iex", 10377)
+    text, chosen = config_text(prof, Lab.numbered(176))
+    assert chosen[:2] in (["AAPL", "MSFT"], ["MSFT", "AAPL"]) and "ZZZZ" in chosen
+    import tomllib
+    from decimal import Decimal
+
+    from hft_tui.config import parse_config
+
+    cfg = parse_config(tomllib.loads(text, parse_float=Decimal))  # a valid config
+    assert cfg.feed.feed == "iex" and cfg.engine.feed_port == 10377 and cfg.gateway is not None
+    a = cfg.symbols["AAPL"]
+    assert a.buy_target < a.sell_target
+
+
+def test_the_status_bar_note():
+    st = ReplayStatus("day.pcap", T0 + 1_234_000_000, 49, 100, 2, True, 1)
+    assert st.note() == "replay day.pcap 14:30:01.234 50% loop 2 · config from the capture"
