@@ -483,7 +483,8 @@ def route_to_map(gateway: Gateway | None, iface_mac: str | None = None) -> Route
         raise MapsError(f"the interface's MAC {iface_mac} is not the gateway's src_mac {gateway.src_mac}")
     r = Route(mode=ROUTE_GATEWAY)
     r.gw_mac[:] = list(_mac_bytes(gateway.mac, "gateway mac"))
-    r.src_mac[:] = list(_unicast_mac(gateway.src_mac, "the interface's MAC"))
+    # All zero (the backtest's: no interface) checks no frame's destination, as a reflection without iface_mac.
+    r.src_mac[:] = list(_mac_bytes(gateway.src_mac, "the interface's MAC"))
     r.gw_ip = _ip_be(gateway.ip, "gateway ip")
     r.src_ip = _ip_be(gateway.src_ip, "gateway src_ip")
     r.gw_port = _port_be(gateway.port, "gateway port")
