@@ -43,7 +43,7 @@ from .config import (
 from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
 from .errors import ConfigError, EngineError, MapsError
 from .locks import control_lock
-from .maps import EngineMaps, FeedSources, Snapshot, symbol_params_from_map
+from .maps import FEEDS_WITH_CHANNELS, EngineMaps, FeedChannel, FeedSources, Snapshot, symbol_params_from_map
 from .maps import Gateway as KernelGateway
 from .pins import attached_ifaces, check_pin_dir, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
 from .preflight import require_root
@@ -435,6 +435,23 @@ class EngineHandle:
             self.maps.reset_seq(name)
             self.maps.bump_version()  # a controller sees the change and journals it
         return int(got[1].last_seq)
+
+    def reset_channel(self, channel_id: str | None) -> list[FeedChannel]:
+        """Forgets the sequence of a feed channel (``engine reset-channel``; None: every
+        channel): its next packet sets it, whatever it is.  For an outage longer than
+        max_seq_jump, after which the kernel refuses every packet of the channel (it cannot
+        tell an outage from a spoofed sequence).  Returns the channels as they were."""
+        if self.feed not in FEEDS_WITH_CHANNELS:
+            raise EngineError(f"the engine on {self.iface} reads {self.feed}, which has no channels")
+        with control_lock(self.iface):
+            channels = self.maps.channels(self.feed)
+            chosen = [ch for ch in channels if channel_id is None or ch.id == channel_id]
+            if channel_id is not None and not chosen:
+                there = ", ".join(ch.id for ch in channels) or "none yet"
+                raise EngineError(f"no channel {channel_id!r} on {self.iface} (channels: {there})")
+            for ch in chosen:
+                self.maps.reset_channel(ch)
+        return chosen
 
     def kill(self) -> None:
         self.maps.set_kill(KILL_OPERATOR)
