@@ -101,6 +101,10 @@ class StandInSession:
             return [f"{iface}: kill switch set, engine left attached (hft-tui engine detach {iface})"]
         return []
 
+    def abandon(self) -> list[str]:
+        self.calls.append(("abandon",))
+        return [f"{self.supervised}: kill switch set"] if self.supervised else []
+
     def attach(self, iface: str, mode: str) -> str:
         self.calls.append(("attach", iface, mode))
         if self.fail_attach:
