@@ -27,9 +27,10 @@ TESTS = Path(__file__).parent
 SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, threading
+    from pathlib import Path
     sys.path.insert(0, {tests!r})
     from recorded import load
-    from test_app_offline import StandInSession, supervising
+    from stand_in import StandInSession, supervising
     from hft_tui.app import run_app
     from hft_tui.app.app import HftApp
     from hft_tui.app.shutdown import SignalWatch
@@ -54,7 +55,7 @@ SCRIPT = textwrap.dedent(
 
     rec = load()
     app = HftApp(Session(rec), iface=rec.iface, take_over=True, crash_log=OUT + ".crash")
-    signals = SignalWatch(app_exit_s={app_exit_s}, cleanup_s=5.0).install()
+    signals = SignalWatch(app_exit_s={app_exit_s}, cleanup_s=5.0, log=Path(OUT + ".log")).install()
     signals.safety.append(lambda signum: note(f"the caller's step {{signum}}"))
 
     async def signalled(pilot):
@@ -91,9 +92,12 @@ def test_a_stuck_way_out_is_taken_over_by_the_watchdog(tmp_path, signum):
     # supervision, then ran the caller's step; nothing after that ran.
     iface = steps[1].split()[1] if len(steps) > 1 else "?"
     assert steps == ["release kill", f"abandon {iface}", f"the caller's step {int(signum)}"]
+    logged = (tmp_path / "steps.txt.log").read_text()
+    assert f"stopped by signal {int(signum)}; the app did not exit in time: the watchdog took over" in logged
 
 
 def test_the_watchdog_does_nothing_when_the_app_leaves_in_time(tmp_path):
     code, steps, _ = run(tmp_path, stuck=False, signum=signal.SIGTERM, app_exit_s=10.0)
     assert code == 128 + signal.SIGTERM
     assert steps == ["release kill", f"exited {128 + signal.SIGTERM}"]
+    assert not (tmp_path / "steps.txt.log").exists()

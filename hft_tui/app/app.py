@@ -41,6 +41,7 @@ from .messages import (
     TakeOverRequested,
 )
 from .model import EngineView
+from .screens.full_tables import FullTablesScreen
 from .screens.help import HelpScreen
 from .screens.main import TABS, MainScreen
 from .session import USER_ERRORS, Session
@@ -203,7 +204,7 @@ class HftApp(App[None]):
         if self.signals is not None:
             # post_message is thread-safe and never blocks: the message is handled in
             # the event loop like a key, and a closed app simply does not take it.
-            self.signals.app_started(lambda signum: self.post_message(StopSignalled(signum)))
+            self.signals.app_started(self._post_stop)
             if self.signals.signum is not None:
                 return  # a signal came during start-up: no engine is taken over now
         self.offer_take_over()
@@ -336,6 +337,8 @@ class HftApp(App[None]):
         tape, self._tape = list(self._tape), deque(maxlen=TAPE_BACKLOG)
         self._drawn_kill = self.view.kill_state if self.view else None
         self.main.show_view(self.view, self.iface, self.last_error, self.display_opts, tape=tape, slow=slow)
+        if isinstance(self.screen, FullTablesScreen):
+            self.screen.show(self.view, self.display_opts)
 
     # -- alerts and errors -----------------------------------------------
     def alert(self, text: str, severity: str = "warning") -> None:
@@ -471,6 +474,9 @@ class HftApp(App[None]):
             return
         deadman = (self.view.deadman_ms if self.view else 0) or 500
         self.push_screen(QuitScreen(iface, deadman), self._quit_answered)
+
+    def _post_stop(self, signum: int) -> None:
+        self.post_message(StopSignalled(signum))
 
     def on_stop_signalled(self, message: StopSignalled) -> None:
         self.stop_by_signal(message.signum)

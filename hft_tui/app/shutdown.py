@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .. import paths
 
@@ -42,9 +43,10 @@ class SignalWatch:
     ``safety`` callbacks run, in order, only if the deadline passes; each is
     given the signal's number, and one that fails does not stop the next."""
 
-    def __init__(self, *, app_exit_s: float = APP_EXIT_S, cleanup_s: float = CLEANUP_S) -> None:
+    def __init__(self, *, app_exit_s: float = APP_EXIT_S, cleanup_s: float = CLEANUP_S, log: Path = LOG) -> None:
         self.app_exit_s = app_exit_s
         self.cleanup_s = cleanup_s
+        self.log = log
         self.signum: int | None = None  # the first stop signal received
         self.safety: list[Callable[[int], None]] = []
         self._read_fd, self._write_fd = os.pipe()
@@ -154,7 +156,7 @@ class SignalWatch:
         worker.join(SAFETY_S)
         if worker.is_alive():
             lines.append(f"hft-tui: watchdog: its steps took over {SAFETY_S:g} s; ending anyway")
-        _log(lines)
+        _log(self.log, lines)
         _say(lines)
         os._exit(128 + signum)
 
@@ -167,11 +169,11 @@ def _say(lines: list[str]) -> None:
         os.write(fd, ("\r\n".join(lines) + "\r\n").encode())
 
 
-def _log(lines: list[str]) -> None:
+def _log(path: Path, lines: list[str]) -> None:
     """The watchdog's account, kept: its terminal is likely gone."""
     with contextlib.suppress(OSError):
-        paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(LOG, "a") as f:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(path, "a") as f:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             for line in lines:
                 f.write(f"{stamp} pid {os.getpid()} {line}\n")
