@@ -234,7 +234,7 @@ def sample_tape(events: list[EngineEvent], not_kept: int = 0) -> tuple[TapeEntry
     if hidden_rejects:
         parts.append(f"{hidden_rejects:,} rejects")
     if not_kept:
-        parts.append(f"{not_kept:,} events past the per-tick limit")
+        parts.append(f"{not_kept:,} events past the screen's limit")
     if parts:
         ts = lines[-1].ts_ns if lines else 0
         lines.append(TapeEntry("summary", ts, text="… " + ", ".join(parts) + " not shown (journal has all)"))
@@ -349,9 +349,13 @@ class LinkState:
 
 
 class ViewBuilder:
-    """Turns controller ticks into views; owns the little memory views need."""
+    """Turns controller ticks into views; owns the little memory views need.
 
-    def __init__(self, iface: str, record, *, deterministic: bool = False) -> None:
+    Every tick is noted (:meth:`note`: its events for the tape, its alerts,
+    its journal counts); a view is built (:meth:`build`) only when one is
+    sent, from the newest tick and what was noted since the last view."""
+
+    def __init__(self, iface: str, record, *, deterministic: bool = False, events_kept: int = 256) -> None:
         self.iface = iface
         self.record = record
         self.updates_rate = RateMeter()
@@ -361,6 +365,30 @@ class ViewBuilder:
         self.journal_failures = 0
         self.alerts = AlertDigest()
         self._link_down = False
+        self._events: deque[EngineEvent] = deque(maxlen=events_kept)  # the newest, for the tape
+        self._not_kept = 0  # events the tape will not see (the journal has them)
+        self._pending_alerts: list[str] = []
+        self._sent_kill: int | None = None
+
+    def note(self, tick) -> None:
+        """What a view must not miss from this tick, whether or not a view follows it."""
+        overflow = max(0, len(self._events) + len(tick.events) - (self._events.maxlen or 0))
+        self._not_kept += tick.dropped_events + overflow
+        self._events.extend(tick.events)
+        self.journal_gaps += sum(a.count for a in tick.alerts if a.kind == "journal_gap")
+        self.journal_failures += sum(1 for a in tick.alerts if a.kind == "journal")
+        self._pending_alerts += self.alerts.add(tick.alerts, time.monotonic())
+
+    def urgent(self, tick, link: LinkState) -> bool:
+        """A view must go now: an alert to show, the kill switch or the link changed, the end."""
+        down = link.present and link.operstate is not None and link.operstate not in LINK_UP_STATES
+        return bool(
+            self._pending_alerts
+            or tick.ended
+            or tick.snapshot.kill != self._sent_kill
+            or down != self._link_down
+            or not link.present
+        )
 
     def build(self, tick, link: LinkState) -> EngineView:
         snap: Snapshot = tick.snapshot
@@ -369,10 +397,12 @@ class ViewBuilder:
         updates = snap.counters["updates"]
         orders = snap.totals.order_seq
         self.history.add(snap.totals.pnl, symbols)
-        self.journal_gaps += sum(a.count for a in tick.alerts if a.kind == "journal_gap")
-        self.journal_failures += sum(1 for a in tick.alerts if a.kind == "journal")
         rec = self.record
-        alerts = self.alerts.add(tick.alerts, time.monotonic()) + self._link_alerts(link)
+        alerts = self._pending_alerts + self._link_alerts(link)
+        tape = sample_tape(list(self._events), self._not_kept)
+        self._pending_alerts, self._not_kept = [], 0
+        self._events.clear()
+        self._sent_kill = snap.kill
         # The deadline is the kernel's (an edit in the app or the CLI shows at
         # once); the record's is what a controller arms when the switch is off.
         deadline = snap.global_config.deadman_ms or (rec.deadman_ms if rec else None)
@@ -399,7 +429,7 @@ class ViewBuilder:
             open_cost=snap.totals.open_cost,
             engine=engine_params_from_snapshot(snap, link.mode or (rec.mode if rec else None), deadline),
             symbols=symbols,
-            tape=sample_tape(tick.events, tick.dropped_events),
+            tape=tape,
             alerts=tuple(alerts),
             pnl_history=self.history.chart(),
             sparklines=self.history.sparklines(),

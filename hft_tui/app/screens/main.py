@@ -162,7 +162,9 @@ class TradingPane(Vertical):
             (self.query_one(PnlTable), "#pnl-title", "PnL (unrealised marked to the last bid)"),
         ):
             hint = f" · {len(table.hidden)} more columns: f" if table.hidden else ""
-            self.query_one(title_id, PaneTitle).update(title + hint)
+            label = self.query_one(title_id, PaneTitle)
+            if str(label.render()) != title + hint:  # an update lays the screen out again
+                label.update(title + hint)
 
 
 class MainScreen(Screen):
@@ -228,28 +230,40 @@ class MainScreen(Screen):
         slow: bool = True,
     ) -> None:
         """Draws a view.  ``slow`` parts (chart, sparklines, risk, parameters) change
-        little from one frame to the next and are drawn on every SLOW_EVERY-th frame only (app.py)."""
-        self.view, self.display_opts = view, display
+        little from one frame to the next and are drawn on every SLOW_EVERY-th frame only (app.py).
+        Of the tabs, only the one shown is drawn (the others when they are shown)."""
+        self.view, self.display_opts, self._drawn = view, display, (iface, error)
         self.query_one(Headline).show(view, iface)
         self.query_one(KilledBanner).show(view.kill_state if view else None, iface)
         self.query_one(StatusBar).show(view, iface, error, display)
         self.set_class(bool(view and view.killed), "-killed")
         params = self.query_one(ParametersPane)
         params.view = view  # an edit begins on the newest values, drawn or not
-        if slow:
+        active = self.query_one(TabbedContent).active
+        if slow and active == "risk":
             self.query_one(RiskPanel).show(view, display)
+        if slow and active == "parameters":
             params.show(view)
         if view is None:
+            return
+        if tape:
+            self.query_one(Tape).show(tape, display)  # the tape keeps its history whatever is shown
+        if active != "trading":
             return
         self.query_one(BookTable).show(view, display)
         self.query_one(PnlTable).show(view, display)
         self.query_one(RatesLine).show(view, display)
-        if tape:
-            self.query_one(Tape).show(tape, display)
         if slow:
             self.query_one(PnlChart).show(view, display)
             self.query_one(SymbolSparklines).show(view, display)
             self.query_one(TradingPane).show_titles()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """The tab just shown is drawn from the newest view at once (the interfaces listed again)."""
+        iface, error = getattr(self, "_drawn", (None, None))
+        self.show_view(self.view, iface, error, self.display_opts)
+        if event.pane.id == "interfaces":
+            self.query_one(InterfacesPane).refresh_interfaces()
 
     def add_alert(self, clock: str, text: str, severity: str = "warning") -> None:
         for log in self.query(AlertLog):

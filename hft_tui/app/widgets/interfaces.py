@@ -140,7 +140,13 @@ class InterfacesPane(Vertical):
 
     def on_mount(self) -> None:
         self.refresh_interfaces()
-        self.set_interval(INTERFACE_REFRESH_S, self.refresh_interfaces)
+        self.set_interval(INTERFACE_REFRESH_S, self._refresh_if_shown)
+
+    def _refresh_if_shown(self) -> None:
+        """The list is read (netlink, a thread) only while someone can see it;
+        the screen lists them again as soon as the tab is shown."""
+        if self.is_on_screen:
+            self.refresh_interfaces()
 
     @property
     def table(self) -> InterfaceTable:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, Sparkline, Static
@@ -101,17 +103,24 @@ class RatesLine(Static):
             self.update(text, layout=False)
 
 
+CHART_EVERY_S = 2.0  # the chart spans minutes; drawing it is the costliest part of a frame
+
+
 class PnlChart(PlotextPlot):
-    """Session PnL (the kernel's total) over the last minutes."""
+    """Session PnL (the kernel's total) over the last minutes, redrawn every CHART_EVERY_S at most."""
 
     def on_mount(self) -> None:
         self._points: tuple = ()
+        self._drawn_at = -CHART_EVERY_S
         self._draw()
 
     def show(self, view: EngineView, display: Display) -> None:
         if view.pnl_history == self._points:
             return
-        self._points = view.pnl_history
+        now = time.monotonic()
+        if not display.deterministic and now - self._drawn_at < CHART_EVERY_S:
+            return
+        self._points, self._drawn_at = view.pnl_history, now
         self._draw(display.deterministic)
 
     def _draw(self, deterministic: bool = False) -> None:
