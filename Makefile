@@ -1,7 +1,7 @@
 # hft-tui.  Everything needs root (BPF, netlink, namespaces).
 #   make demo   the lab, the simulator and the TUI, trading
 #   make test   the house's guards (make check), then the whole test suite against the real kernel
-#   make check  the layers contract (import-linter) and ruff (lint and format)
+#   make check  the layers contract (import-linter), ruff (lint and format) and mypy
 #   make bench  latency benchmark: engine vs Python and C bots vs bare reflector
 # Each installs what is missing first (make install).
 
@@ -22,6 +22,7 @@ check: install
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check hft_tui tests
 	$(VENV)/bin/ruff format --check hft_tui tests
+	$(VENV)/bin/mypy
 
 test: check
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -37,7 +37,8 @@ def _iface_arg(p: argparse.ArgumentParser, positional: bool = True) -> None:
 
 
 def _deadman_ms(text: str) -> int:
-    from .config import ConfigError, parse_deadman_ms
+    from .config import parse_deadman_ms
+    from .errors import ConfigError
 
     try:
         return parse_deadman_ms(text)
@@ -215,8 +216,8 @@ def cmd_engine(args) -> int:
             _journal_cli_change(h.iface, "symbol_config", {"symbol": args.symbol, **values}, handle=h)
         elif args.verb == "set-engine":
             values = parse_assignments(args.assignments)
-            p = h.set_engine(values)
-            print(" ".join(f"{k}={v}" for k, v in vars(p).items()))
+            engine_p = h.set_engine(values)
+            print(" ".join(f"{k}={v}" for k, v in vars(engine_p).items()))
             _journal_cli_change(h.iface, "engine_config", values, handle=h)
         elif args.verb == "remove":
             h.remove_symbol(Symbol(args.symbol))

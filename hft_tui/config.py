@@ -9,13 +9,15 @@ places), quantities as whole shares.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeAlias
 
 from .constants import DEFAULT_FEED_PORT, MAX_SYMBOLS
-from .errors import ConfigError
-from .protocol import U32_MAX, U64_MAX, ProtocolError, decimal_to_units, parse_price, price_to_str
+from .errors import ConfigError, ProtocolError, SymbolError
+from .protocol import U32_MAX, U64_MAX, decimal_to_units, parse_price, price_to_str
 from .symbol import Symbol
 
 MODES = ("native", "generic")
@@ -28,13 +30,21 @@ MAX_DEADMAN_MS = 3_600_000
 NO_TRADE = ("pass", "drop")
 MAX_RATE = 1_000_000
 
+# A value as it arrives (a TOML value, a command-line word, an editor's text)
+# and the key it was given for -> the value in kernel units, or ConfigError.
+KeyParser: TypeAlias = Callable[[object, str], int]
+# The two engine keys that are a choice among words stay words (mode, on_no_trade).
+EngineKeyParser: TypeAlias = Callable[[object, str], int | str]
+# A TOML value in the file's own units (bool, int, Decimal, str).
+TomlValue: TypeAlias = object
 
-def _shown(value) -> str:
+
+def _shown(value: object) -> str:
     """A value as the user wrote it: TOML numbers arrive as Decimal, not repr."""
     return str(value) if isinstance(value, (Decimal, int)) and not isinstance(value, bool) else repr(value)
 
 
-def _parse_bool(value, key: str) -> int:
+def _parse_bool(value: object, key: str) -> int:
     if isinstance(value, bool):
         return int(value)
     text = str(value).strip().lower()
@@ -45,7 +55,7 @@ def _parse_bool(value, key: str) -> int:
     raise ConfigError(f"{key}: {_shown(value)} is not true or false")
 
 
-def _parse_int(value, key: str, lo: int, hi: int) -> int:
+def _parse_int(value: object, key: str, lo: int, hi: int) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"{key}: {_shown(value)} is not a whole number")
     if isinstance(value, int):
@@ -65,14 +75,14 @@ def _parse_int(value, key: str, lo: int, hi: int) -> int:
     return n
 
 
-def _parse_price(value, key: str) -> int:
+def _parse_price(value: object, key: str) -> int:
     try:
         return parse_price(value, key)
     except ProtocolError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _parse_money(value, key: str, limit: int = U64_MAX) -> int:
+def _parse_money(value: object, key: str, limit: int = U64_MAX) -> int:
     """Dollars with at most 4 decimals, to price units no larger than ``limit``."""
     if isinstance(value, (bool, float)):
         raise ConfigError(f"{key}: give a decimal number")
@@ -96,8 +106,8 @@ def money_to_str(units: int) -> str:
 
 
 # key -> (parser, default in TOML units)
-_QTY = lambda v, k: _parse_int(v, k, 0, U32_MAX)
-SYMBOL_KEYS = {
+_QTY: KeyParser = lambda v, k: _parse_int(v, k, 0, U32_MAX)
+SYMBOL_KEYS: dict[str, tuple[KeyParser, TomlValue]] = {
     "enabled": (_parse_bool, True),
     "buy_target": (_parse_price, "0"),
     "sell_target": (_parse_price, "0"),
@@ -134,9 +144,9 @@ class SymbolParams:
     burst: int
     max_notional: int
 
-    def to_toml_values(self) -> dict:
+    def to_toml_values(self) -> dict[str, bool | int | str]:
         """Values in the TOML's units (prices and money as decimal strings)."""
-        out: dict = {}
+        out: dict[str, bool | int | str] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "enabled":
@@ -163,14 +173,16 @@ def _check_symbol_rules(name: str, p: SymbolParams) -> SymbolParams:
     return p
 
 
-def symbol_params(name: Symbol | str, values: dict, base: SymbolParams | None = None) -> SymbolParams:
+def symbol_params(name: Symbol | str, values: Mapping[str, object], base: SymbolParams | None = None) -> SymbolParams:
     """Validates ``values`` (TOML units) over ``base`` (or the defaults).
     ``name`` is parsed here when it is not a Symbol yet (free when it is)."""
     name = Symbol(name)
     unknown = sorted(set(values) - set(SYMBOL_KEYS))
     if unknown:
         raise ConfigError(f"symbol {name}: unknown key {unknown[0]!r} (known: {', '.join(SYMBOL_KEYS)})")
-    parsed = asdict(base) if base else {k: parser(default, k) for k, (parser, default) in SYMBOL_KEYS.items()}
+    parsed: dict[str, int] = (
+        asdict(base) if base else {k: parser(default, k) for k, (parser, default) in SYMBOL_KEYS.items()}
+    )
     for key, value in values.items():
         parser, _ = SYMBOL_KEYS[key]
         try:
@@ -180,10 +192,19 @@ def symbol_params(name: Symbol | str, values: dict, base: SymbolParams | None = 
     return _check_symbol_rules(name, SymbolParams(**parsed))
 
 
-ENGINE_KEYS = {
+def _choice(options: tuple[str, ...]) -> Callable[[object, str], str]:
+    def parse(value: object, key: str) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise ConfigError(f"{key}: {_shown(value)} is not one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+ENGINE_KEYS: dict[str, tuple[EngineKeyParser, TomlValue]] = {
     "feed_port": (lambda v, k: _parse_int(v, k, 1, 65535), DEFAULT_FEED_PORT),
-    "mode": (None, "native"),
-    "on_no_trade": (None, "pass"),
+    "mode": (_choice(MODES), "native"),
+    "on_no_trade": (_choice(NO_TRADE), "pass"),
     "update_sample": (lambda v, k: _parse_int(v, k, 0, U32_MAX), 64),
     "deadman_ms": (lambda v, k: _parse_int(v, k, MIN_DEADMAN_MS, MAX_DEADMAN_MS), DEFAULT_DEADMAN_MS),
     "rate_per_sec": (lambda v, k: _parse_int(v, k, 0, MAX_RATE), 0),
@@ -192,19 +213,6 @@ ENGINE_KEYS = {
     # The kernel compares the signed session PnL with -loss_limit: it must fit an s64.
     "loss_limit": (lambda v, k: _parse_money(v, k, S64_MAX), "0"),
 }
-
-
-def _choice(options: tuple[str, ...]):
-    def parse(value, key):
-        if value not in options:
-            raise ConfigError(f"{key}: {_shown(value)} is not one of {', '.join(options)}")
-        return value
-
-    return parse
-
-
-ENGINE_KEYS["mode"] = (_choice(MODES), "native")
-ENGINE_KEYS["on_no_trade"] = (_choice(NO_TRADE), "pass")
 
 
 @dataclass(frozen=True)
@@ -220,11 +228,16 @@ class EngineParams:
     loss_limit: int
 
 
-def engine_params(values: dict, base: EngineParams | None = None) -> EngineParams:
+def engine_params(values: Mapping[str, object], base: EngineParams | None = None) -> EngineParams:
     unknown = sorted(set(values) - set(ENGINE_KEYS))
     if unknown:
         raise ConfigError(f"engine: unknown key {unknown[0]!r} (known: {', '.join(ENGINE_KEYS)})")
-    parsed = asdict(base) if base else {k: parser(default, k) for k, (parser, default) in ENGINE_KEYS.items()}
+    # Each key's parser returns its field's type (mode and on_no_trade: a word,
+    # the rest: integers), which one dict type cannot say key by key; the
+    # parsers are typed, and EngineParams' fields name each type.
+    parsed: dict[str, Any] = (
+        asdict(base) if base else {k: parser(default, k) for k, (parser, default) in ENGINE_KEYS.items()}
+    )
     for key, value in values.items():
         parser, _ = ENGINE_KEYS[key]
         try:
@@ -242,8 +255,17 @@ class Config:
     engine: EngineParams
     symbols: dict[Symbol, SymbolParams]
 
+    def params(self, name: str) -> SymbolParams | None:
+        """A symbol's parameters by a name that need not be a Symbol yet (one
+        read off the wire, say); None when the config has no such symbol,
+        which is so of every name that is not a valid symbol."""
+        try:
+            return self.symbols.get(Symbol(name))
+        except SymbolError:
+            return None
 
-def parse_config(data: dict) -> Config:
+
+def parse_config(data: Mapping[str, object]) -> Config:
     unknown = sorted(set(data) - {"engine", "symbols"})
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}] (known: [engine], [symbols.NAME])")
@@ -256,7 +278,7 @@ def parse_config(data: dict) -> Config:
         raise ConfigError("[symbols] must be a table of [symbols.NAME] tables")
     if len(symbols_table) > MAX_SYMBOLS:
         raise ConfigError(f"{len(symbols_table)} symbols; the engine holds at most {MAX_SYMBOLS}")
-    symbols = {}
+    symbols: dict[Symbol, SymbolParams] = {}
     for raw_name, values in symbols_table.items():
         if not isinstance(values, dict):
             raise ConfigError(f"symbols.{raw_name} must be a table")
@@ -290,14 +312,14 @@ def default_config() -> Config:
     return parse_config({})
 
 
-def parse_deadman_ms(value) -> int:
+def parse_deadman_ms(value: object) -> int:
     """A dead-man deadline given outside a config (``--deadman MS``)."""
     return _parse_int(value, "dead-man deadline (ms)", MIN_DEADMAN_MS, MAX_DEADMAN_MS)
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:
     """``key=value`` command-line words to a dict (values stay strings)."""
-    out = {}
+    out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():

@@ -30,6 +30,7 @@ import contextlib
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .config import MIN_DEADMAN_MS, money_to_str
@@ -56,21 +57,26 @@ class Tick:
     backlog: bool = False  # records still wait in a ring: tick again without waiting
 
 
-def _config_view(snap: Snapshot) -> dict:
+# The config as journaled: "engine" and each symbol -> key -> value as the TOML writes it.
+ConfigView = dict[str, Mapping[str, object]]
+
+
+def _config_view(snap: Snapshot) -> ConfigView:
     """The config as an operator reads it, for journaling what changed."""
-    g = as_dict(snap.global_config)
+    kernel = snap.global_config
+    g: dict[str, object] = dict(as_dict(kernel))
     g.pop("config_version", None)
     for key in ("max_notional", "loss_limit"):  # dollars, as the TOML and the CLI write them
-        g[key] = money_to_str(g[key])
-    g["on_no_trade"] = NO_TRADE_ACTIONS.get(g["on_no_trade"], g["on_no_trade"])
-    view = {"engine": g}
+        g[key] = money_to_str(getattr(kernel, key))
+    g["on_no_trade"] = NO_TRADE_ACTIONS.get(kernel.on_no_trade, kernel.on_no_trade)
+    view: ConfigView = {"engine": g}
     for name, (cfg, _st) in snap.symbols.items():
         view[name] = symbol_params_from_map(cfg).to_toml_values()
     return view
 
 
-def _config_diff(old: dict, new: dict) -> dict:
-    diff: dict = {}
+def _config_diff(old: ConfigView, new: ConfigView) -> dict[str, object]:
+    diff: dict[str, object] = {}
     for name in sorted(set(old) | set(new)):
         if name not in new:
             diff[name] = "removed"
@@ -110,7 +116,7 @@ class Controller:
         self.supervise = supervise
         self.rings = EngineRings(handle.pin_dir)
         self._last: Snapshot | None = None
-        self._config: dict = {}
+        self._config: ConfigView = {}
         self._version = 0
         self._kernel_seen: tuple | None = None
         self._lock_fd: int | None = None
@@ -204,6 +210,7 @@ class Controller:
         """Heartbeat, drain, journal, alerts.  Between two calls the caller waits
         at most :meth:`beat_interval_s` (or calls :meth:`beat` meanwhile)."""
         if self.ended:
+            assert self._last is not None, "tick() on a controller stopped before start(): it never saw the engine"
             return Tick(snapshot=self._last, ended=self.ended)
         self.beat()
         self.rings.wait(timeout_ms)

@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TypeGuard
 
 from pyroute2 import IPRoute
 
@@ -188,6 +189,7 @@ def detach(iface: str) -> list[str]:
                 current = None
                 done.append(f"{iface} is gone; its engine went with it")
             if _ours_attached(directory, current, rec):
+                assert current is not None and current.mode is not None, "ours means attached, in a mode"
                 netlink.detach_xdp(ipr, iface, current.mode)
                 done.append(f"detached from {iface} ({current.mode})")
             elif current and current.mode:
@@ -286,8 +288,8 @@ class EngineHandle:
             os.close(fd)
         return info.id, info.load_time / 1e9
 
-    def attached_as(self, xdp: netlink.XdpState | None) -> bool:
-        """``xdp`` (an interface's XDP state just read) runs this engine."""
+    def attached_as(self, xdp: netlink.XdpState | None) -> TypeGuard[netlink.XdpState]:
+        """``xdp`` (an interface's XDP state just read) runs this engine (so it is a state, not None)."""
         return _ours_attached(self.pin_dir, xdp, self.record)
 
     def engine_params(self) -> EngineParams:
@@ -319,7 +321,9 @@ class EngineHandle:
             params = symbol_params(name, values, base=self.symbol(name))
             self.maps.write_symbol(name, params)
             self.maps.bump_version()
-        return self.symbol(name)
+            written = self.symbol(name)  # read back under the lock, which every removal takes
+        assert written is not None, f"symbol {name} written under the control lock, yet not there"
+        return written
 
     def remove_symbol(self, name: Symbol) -> None:
         """Removes a flat symbol.  A symbol holding shares is refused, untouched:
@@ -336,10 +340,10 @@ class EngineHandle:
             # already past the lookup finishes in microseconds: then look again.
             self.maps.delete_symbol_config(name)
             time.sleep(REMOVE_SETTLE_S)
-            st = self.maps.read_symbol_state(name)
+            settled = self.maps.read_symbol_state(name)
             try:
-                if st is not None:
-                    _refuse_if_holding(name, st)
+                if settled is not None:
+                    _refuse_if_holding(name, settled)
             except EngineError:
                 self.maps.restore_symbol_config(name, cfg)
                 raise

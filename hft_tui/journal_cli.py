@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from . import paths
 from .config import money_to_str
@@ -187,7 +188,7 @@ def _cmd_export(j: Journal, args) -> int:
             fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except OSError as exc:
             raise JournalError(f"cannot write {out_path}: {exc.strerror}") from None
-        f = os.fdopen(fd, "w", newline="")
+        f: TextIO = os.fdopen(fd, "w", newline="")
     else:
         f = sys.stdout
     n = 0

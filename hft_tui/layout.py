@@ -176,12 +176,14 @@ def key_name(raw: bytes) -> str:
     return raw.decode("ascii", "replace").rstrip(" \0")
 
 
-def as_dict(value: ctypes.Structure) -> dict:
+def as_dict(value: ctypes.Structure) -> dict[str, int | bytes]:
     """Fields of a mirror as a plain dict, without the lock and padding; the
-    fields of an anonymous nested struct (a config's params) are its own."""
-    out: dict = {}
+    fields of an anonymous nested struct (a config's params) are its own.
+    ctypes reads an integer field as an int and a char array as bytes."""
+    out: dict[str, int | bytes] = {}
     anonymous = getattr(type(value), "_anonymous_", ())
-    for name, _ in value._fields_:
+    for field in value._fields_:
+        name = field[0]  # (name, type) or (name, type, bit width)
         if name == "lock" or name.startswith("_"):
             continue
         if name in anonymous:

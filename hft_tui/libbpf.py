@@ -27,8 +27,11 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
+from typing import TypeVar
 
 from .constants import BPF_F_LOCK
+
+_Key = TypeVar("_Key", bound=ctypes.Structure)  # a map's key type: a ctypes mirror
 
 _lib = None
 
@@ -158,10 +161,10 @@ def delete(fd: int, key) -> bool:
     return True
 
 
-def keys(fd: int, key_type) -> list:
+def keys(fd: int, key_type: type[_Key]) -> list[_Key]:
     """Every key of a hash map (a snapshot; the map may change meanwhile)."""
-    out = []
-    prev = None
+    out: list[_Key] = []
+    prev: _Key | None = None
     while True:
         nxt = key_type()
         rc = lib().bpf_map_get_next_key(fd, ctypes.byref(prev) if prev is not None else None, ctypes.byref(nxt))

@@ -58,7 +58,8 @@ def _flock_holders(fd: int) -> list[tuple[str, int]] | None:
             lines = f.read().splitlines()
     except OSError:
         return None
-    exact, same_inode = [], []
+    exact: list[tuple[str, int]] = []
+    same_inode: list[tuple[str, int]] = []
     for line in lines:
         # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:56789 0 EOF"; a waiter has "->" after the number
         words = line.split()

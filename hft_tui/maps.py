@@ -69,7 +69,7 @@ class Snapshot:
     totals: Totals
     counters: dict[str, int]
     rejects: dict[str, int]
-    symbols: dict[str, tuple[SymbolConfig, SymbolState]] = field(default_factory=dict)
+    symbols: dict[Symbol, tuple[SymbolConfig, SymbolState]] = field(default_factory=dict)
 
 
 class EngineMaps:

@@ -38,8 +38,10 @@ def decimal_to_units(dec: Decimal, what: str) -> int:
     rounded to 190.25.  Callers compare with their limit first, so 1E+999999
     never becomes a million-digit integer.
     """
-    _, digits, exp = dec.as_tuple()
-    digits = list(digits)
+    _, digit_tuple, exp = dec.as_tuple()
+    if not isinstance(exp, int):  # 'n', 'N', 'F': a NaN or an infinity has no places to count
+        raise ProtocolError(f"{what}: {dec} is not a number")
+    digits = list(digit_tuple)
     while exp < -PRICE_DECIMALS and digits and digits[-1] == 0:
         digits.pop()
         exp += 1
@@ -48,7 +50,7 @@ def decimal_to_units(dec: Decimal, what: str) -> int:
     return int(dec.scaleb(PRICE_DECIMALS))
 
 
-def parse_price(value, what: str = "price") -> int:
+def parse_price(value: object, what: str = "price") -> int:
     """A decimal price (str, int or Decimal) to integer price units.
 
     Floats are refused: 190.1 as a float is not 190.1.

@@ -44,9 +44,15 @@ _U64 = struct.Struct("Q")
 def _event_struct() -> struct.Struct:
     """The kernel's struct hft_event as a struct format, derived from its
     ctypes mirror (layout.Event), so no field is typed twice."""
-    codes = {ctypes.c_uint64: "Q", ctypes.c_int64: "q", ctypes.c_uint32: "I", ctypes.c_int32: "i"}
+    codes: dict[type[ctypes._CData], str] = {
+        ctypes.c_uint64: "Q",
+        ctypes.c_int64: "q",
+        ctypes.c_uint32: "I",
+        ctypes.c_int32: "i",
+    }
     fmt = "="
-    for _name, ctype in Event._fields_:
+    for field in Event._fields_:
+        ctype = field[1]  # (name, type) or (name, type, bit width)
         fmt += f"{ctypes.sizeof(ctype)}s" if issubclass(ctype, ctypes.Array) else codes[ctype]
     st = struct.Struct(fmt)
     assert st.size == ctypes.sizeof(Event), "layout.Event has implicit padding"
@@ -54,7 +60,7 @@ def _event_struct() -> struct.Struct:
 
 
 EVENT_STRUCT = _event_struct()
-EVENT_FIELDS = tuple(name for name, _ in Event._fields_)
+EVENT_FIELDS: tuple[str, ...] = tuple(field[0] for field in Event._fields_)
 # A record of our one event type: header (length, page offset) + the event.
 RECORD_STRIDE = (_RINGBUF_HDR_SZ + EVENT_STRUCT.size + 7) & ~7
 RECORD_STRUCT = struct.Struct(

@@ -6,8 +6,10 @@ this is where they become the decimals a person reads.
 
 from __future__ import annotations
 
+from .config import PRICE_KEYS
 from .constants import KILL_OFF, KILL_STATES, PRICE_SCALE
 from .engine import EngineHandle
+from .layout import SymbolConfig, SymbolState
 from .locks import controller_pid
 from .maps import Snapshot, symbol_params_from_map
 
@@ -17,11 +19,11 @@ def _dollars(units: int) -> float:
     return units / PRICE_SCALE
 
 
-def _symbol_status(cfg, st) -> dict:
-    params = symbol_params_from_map(cfg).to_toml_values()
-    for key in ("buy_target", "sell_target", "tick_size", "reference_price"):
-        params[key] = float(params[key])
-    params["max_notional"] = _dollars(cfg.max_notional)
+def _symbol_status(cfg: SymbolConfig, st: SymbolState) -> dict[str, dict[str, object]]:
+    p = symbol_params_from_map(cfg)
+    params: dict[str, object] = dict(p.to_toml_values())
+    for key in (*PRICE_KEYS, "max_notional"):
+        params[key] = _dollars(getattr(p, key))
     held = st.bought - st.sold
     return {
         "config": params,
@@ -54,7 +56,7 @@ def status_dict(handle: EngineHandle, snap: Snapshot | None = None) -> dict:
     xdp = handle.xdp()
     rec = handle.record
     g = snap.global_config
-    attached = handle.attached_as(xdp)
+    ours = xdp if handle.attached_as(xdp) else None  # the interface's XDP state, when it runs this engine
     # The snapshot's clock is read just before the heartbeat: a beat in between is "now".  A
     # heartbeat further ahead than the deadline is as stale as one behind it (the kernel's rule).
     hb_age = abs(snap.taken_ns - snap.heartbeat_ns) / 1e6 if snap.heartbeat_ns else None
@@ -65,9 +67,9 @@ def status_dict(handle: EngineHandle, snap: Snapshot | None = None) -> dict:
     return {
         "iface": handle.iface,
         "interface_present": xdp is not None,
-        "attached": attached,
-        "mode": (xdp.mode if attached else None),
-        "prog_id": (xdp.prog_id if attached else None),
+        "attached": ours is not None,
+        "mode": (ours.mode if ours else None),
+        "prog_id": (ours.prog_id if ours else None),
         "program_hash": rec.program_hash if rec else None,
         "config_version": g.config_version,
         "kill": snap.kill != KILL_OFF,

@@ -195,7 +195,7 @@ class EngineModel:
     def symbol(self, name: str) -> SymbolModel:
         m = self.symbols.get(name)
         if m is None:
-            m = self.symbols[name] = SymbolModel(self.config.symbols.get(name))
+            m = self.symbols[name] = SymbolModel(self.config.params(name))
         return m
 
     def start(
@@ -255,7 +255,7 @@ class EngineModel:
         if p is None:
             return _reject("unknown_symbol")
         d = decide(p, u, m.position)
-        if not d.trades:
+        if d.side is None:  # not a trade: a reject, or nothing to do
             return d
         reference = p.reference_price or m.session_ref
         if (p.reference_price or m.ref_known) and not collar_allows(p, d.side, d.price, reference):

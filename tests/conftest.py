@@ -2,7 +2,8 @@
 
 Pure tests (marked ``pure``: the config, the protocol, the layouts, the
 strategy model, the app's views...) need neither root nor the kernel and run
-as any user: ``pytest -m pure``.  Every other test is a kernel test: it needs
+as any user: ``pytest -m "pure and not kernel"`` (a module marked pure may
+hold a few tests marked ``kernel``).  Every other test is a kernel test: it needs
 root, BCC and kernel headers, and a session that selects one without them
 ends at once with the reason (CI runs as root).  Under CI=true a skipped
 test is turned into a failure, so a green run always exercised the real
@@ -36,6 +37,7 @@ def kernel_problem() -> str | None:
     return None
 
 
+@pytest.hookimpl(trylast=True)  # after `-m pure` deselected the rest: only what will run counts
 def pytest_collection_modifyitems(session, config, items):
     kernel_tests = [item for item in items if not is_pure(item)]
     if not kernel_tests:

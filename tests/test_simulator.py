@@ -37,7 +37,7 @@ from hft_tui.simulator import (
     walk_shape,
 )
 
-pytestmark = pytest.mark.pure  # no root, no kernel, but for the test marked kernel
+pytestmark = pytest.mark.pure  # no root, no kernel, but for the tests marked kernel
 
 DEMO = load_config(DEMO_CONFIG)
 CHECKER_LAB = 19  # one of this module's lab numbers; only ever checked to be down
@@ -294,6 +294,7 @@ def net_namespace() -> int:
     return os.stat("/proc/thread-self/ns/net").st_ino
 
 
+@pytest.mark.kernel  # a real lab (netns + veth): root
 def test_the_labs_udp_counters_are_read_inside_the_lab_and_the_caller_stays_put(make_lab):
     L = make_lab(COUNTERS_LAB)
     home = net_namespace()
@@ -308,6 +309,7 @@ def test_the_labs_udp_counters_are_read_inside_the_lab_and_the_caller_stays_put(
     assert after["OutDatagrams"] == before["OutDatagrams"] + 1
 
 
+@pytest.mark.kernel  # a real lab (netns + veth): root
 def test_an_error_inside_the_lab_is_raised_to_the_caller(make_lab):
     L = make_lab(COUNTERS_LAB)
 

@@ -101,7 +101,7 @@ class CrashLog(io.TextIOBase):
         lines after the last box, up to the first blank one."""
         lines = [line.strip() for line in self.text.splitlines()]
         boxes = [i for i, line in enumerate(lines) if line.startswith("╰")]
-        tail = []
+        tail: list[str] = []
         for line in lines[boxes[-1] + 1 if boxes else 0 :]:
             if not line and tail:
                 break
@@ -164,7 +164,15 @@ class HftApp(App[None]):
         self.auto_take_over = take_over
         self.display_opts = Display(deterministic=session.deterministic)
         self.crash = CrashLog(crash_log)
-        self.error_console = Console(file=self.crash, width=500, color_system=None, markup=False, highlight=False)
+        # Rich's stub asks for typing.IO[str], which typeshed's io.TextIOBase (a text stream all
+        # the same, all Rich calls is write and flush) does not derive from.
+        self.error_console = Console(
+            file=self.crash,  # type: ignore[arg-type]
+            width=500,
+            color_system=None,
+            markup=False,
+            highlight=False,
+        )
         self.view: EngineView | None = None
         self.last_error: str | None = None
         self.exit_policy: str | None = None  # what the quit dialog chose

@@ -27,6 +27,7 @@ from ..engine import EngineHandle, EngineRecord
 from ..errors import ConfigError, EngineError, HftError
 from ..netlink import Interface
 from ..pins import attached_ifaces
+from ..symbol import Symbol
 from .formatting import one_line, param_value
 from .worker import EnginePoller
 
@@ -275,7 +276,7 @@ class EngineSession:
     def set_param(self, symbol: str | None, key: str, value: str) -> tuple[SymbolParams | EngineParams, int] | None:
         def write(handle: EngineHandle) -> tuple[SymbolParams | EngineParams, int]:
             if symbol is not None:
-                applied: SymbolParams | EngineParams = handle.set_symbol(symbol, {key: value})
+                applied: SymbolParams | EngineParams = handle.set_symbol(Symbol(symbol), {key: value})
             else:
                 applied = handle.set_engine({key: value})
             return applied, handle.maps.read_global().config_version
@@ -288,14 +289,14 @@ class EngineSession:
 
     def add_symbol(self, name: str, values: dict[str, str]) -> SymbolParams | None:
         given = {k: v for k, v in values.items() if v.strip()}
-        applied = self._with_handle(lambda h: h.set_symbol(name, given))
+        applied = self._with_handle(lambda h: h.set_symbol(Symbol(name), given))
         if applied is not None:
             self._note("symbol_add", {"symbol": name, **applied.to_toml_values()})
         return applied
 
     def remove_symbol(self, name: str) -> bool | None:
         def remove(handle: EngineHandle) -> bool:
-            handle.remove_symbol(name)
+            handle.remove_symbol(Symbol(name))
             return True
 
         removed = self._with_handle(remove)

@@ -11,9 +11,8 @@ from collections.abc import Callable
 
 from textual.validation import ValidationResult, Validator
 
-from ..config import ConfigError, EngineParams, SymbolParams, engine_params, symbol_params
-from ..paths import PathError
-from ..protocol import ProtocolError
+from ..config import EngineParams, SymbolParams, engine_params, symbol_params
+from ..errors import ConfigError, PathError, ProtocolError
 
 
 class ConfigValidator(Validator):

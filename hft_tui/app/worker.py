@@ -37,7 +37,7 @@ class EnginePoller:
         self.deterministic = deterministic
         self.ticks = 0
         self.stop_lines: list[str] = []  # what the controller's stop did
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._ended = threading.Event()
         self._write_lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name=f"engine-views-{iface}", daemon=True)
@@ -112,6 +112,8 @@ class EnginePoller:
         return self._thread.is_alive()
 
     def _read(self) -> None:
+        # The thread is started by start(), after the process, whose stdout is a pipe.
+        assert self.proc is not None and self.proc.stdout is not None, "read before start()"
         stream = self.proc.stdout
         error = None
         try:

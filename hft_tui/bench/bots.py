@@ -74,10 +74,12 @@ class Bot:
     def _wait_ready(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         line = b""
+        out = self.proc.stdout
+        assert out is not None, "the bot is started with stdout=PIPE"
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            ready, _, _ = select.select([out], [], [], 0.1)
             if ready:
-                line = self.proc.stdout.readline()
+                line = out.readline()
                 if line.strip() == b"ready":
                     return
             if self.proc.poll() is not None:
@@ -121,7 +123,8 @@ class Bot:
             self.proc.wait(timeout=5)
         for f in (self.proc.stdout, self.stderr):
             with contextlib.suppress(Exception):
-                f.close()
+                if f is not None:
+                    f.close()
 
 
 def python_bot_argv(bind: str, port: int, strategy: list[str]) -> list[str]:

@@ -61,7 +61,7 @@ class Client:
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self._cmsg = socket.CMSG_SPACE(_TIMESPEC.size)
-        self.port = None
+        self.port: int | None = None  # where sends go, once target() said
 
     def close(self) -> None:
         self.sock.close()

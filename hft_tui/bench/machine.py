@@ -83,9 +83,9 @@ def verify_cleanup(lab: lab_mod.Lab, bot_pids: list[int], prog_ids: list[int], t
 
 def write_outputs(result: dict, samples: dict, out_dir: Path) -> list[str]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"results.json": None, "results.md": report.markdown(result), "latency.svg": report.svg(result, samples)}
-    result["files"] = [str(out_dir / name) for name in files]
-    files["results.json"] = report.to_json(result) + "\n"
+    others = {"results.md": report.markdown(result), "latency.svg": report.svg(result, samples)}
+    result["files"] = [str(out_dir / name) for name in ("results.json", *others)]
+    files = {"results.json": report.to_json(result) + "\n", **others}  # the JSON lists every file
     for name, text in files.items():
         tmp = out_dir / f".{name}.tmp"
         tmp.write_text(text)

@@ -19,7 +19,8 @@ import signal
 import socket
 import sys
 
-from ..protocol import Order, ProtocolError, decode_update, encode_order
+from ..errors import ProtocolError
+from ..protocol import Order, decode_update, encode_order
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

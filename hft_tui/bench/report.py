@@ -12,12 +12,13 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 
 PATTERNS = ("pingpong", "paced")
 ENGINE = "engine-native"
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
+def percentile(sorted_values: Sequence[float], q: float) -> float:
     if not sorted_values:
         raise ValueError("no samples")
     rank = max(1, math.ceil(q * len(sorted_values)))

@@ -64,6 +64,11 @@ class _Run:
     def __init__(self, opts: Options, say) -> None:
         self.o = opts
         self.say = say
+        # run() makes a run only after Options.check(), which chose both CPUs.
+        assert opts.sim_cpu is not None and opts.bot_cpu is not None, "Options.check() first: it picks the CPUs"
+        self.sim_cpu: int = opts.sim_cpu
+        self.bot_cpu: int = opts.bot_cpu
+        self.tmp: Path | None = None  # the run's scratch directory, once setup() made it
         self.lab = lab_mod.Lab.numbered(opts.lab_number)
         self.cfg = workload.config(opts.feed_port)
         self.p = workload.params(self.cfg)
@@ -80,8 +85,8 @@ class _Run:
     # -- helpers --
     def placement(self, v: Variant) -> str:
         if v.kind == "xdp":
-            return f"XDP {v.mode}, softirq on CPU {self.o.sim_cpu} (the simulator's)"
-        cpu = self.o.bot_cpu if v.own_core else self.o.sim_cpu
+            return f"XDP {v.mode}, softirq on CPU {self.sim_cpu} (the simulator's)"
+        cpu = self.bot_cpu if v.own_core else self.sim_cpu
         how = "busy poll" if v.bot == "c-busy" else "blocking receive"
         return f"{BOT_NAMES[v.bot]}, {how}, CPU {cpu} ({'own core' if v.own_core else 'shared with the simulator'})"
 
@@ -101,7 +106,7 @@ class _Run:
             if name != v.bot:
                 b.pause()
         b = self.bots[v.bot]
-        b.pin(self.o.bot_cpu if v.own_core else self.o.sim_cpu)
+        b.pin(self.bot_cpu if v.own_core else self.sim_cpu)
         b.resume()
         b.check()
         self.client.target(b.port)
@@ -221,7 +226,7 @@ class _Run:
                 if key == "python"
                 else bots.cbot_argv(cbot, ip, port, strategy, busy=key == "c-busy")
             )
-            bot = bots.Bot(BOT_NAMES[key], argv, o.bot_cpu, port)
+            bot = bots.Bot(BOT_NAMES[key], argv, self.bot_cpu, port)
             self.bot_pids.append(bot.pid)
             stack.callback(bot.stop)
             bot.pause()
@@ -277,8 +282,8 @@ class _Run:
                 self.lab,
                 self.maps,
                 feed_port=o.feed_port,
-                send_cpu=o.sim_cpu,
-                recv_cpu=o.bot_cpu,
+                send_cpu=self.sim_cpu,
+                recv_cpu=self.bot_cpu,
                 step_s=o.throughput_step_s,
                 seq_start=1,
                 progress=self.say,
@@ -292,7 +297,7 @@ class _Run:
 
     def assemble(self, started: str, duration: float, tr: dict, th: dict) -> dict:
         o = self.o
-        variants = {}
+        variants: dict[str, dict[str, object]] = {}
         for v in VARIANTS:
             variants[v.name] = {"placement": self.placement(v)}
             for pat in PATTERNS:
@@ -315,8 +320,8 @@ class _Run:
                 "strategy": self.p.to_toml_values(),
             },
             "placement": {
-                "simulator_cpu": o.sim_cpu,
-                "bot_own_cpu": o.bot_cpu,
+                "simulator_cpu": self.sim_cpu,
+                "bot_own_cpu": self.bot_cpu,
                 "variants": {name: v["placement"] for name, v in variants.items()},
             },
             "variants": variants,
@@ -368,9 +373,8 @@ def run_bench(opts: Options, progress=None) -> dict:
     _BENCH_PID = os.getpid()
     if _main_thread():
         old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    r.tmp = None
     try:
-        os.sched_setaffinity(0, {opts.sim_cpu})
+        os.sched_setaffinity(0, {r.sim_cpu})
         result = r.run()
     except HftError as exc:
         raise BenchError(str(exc)) from None

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from ..config import Config, SymbolParams, parse_config
 from ..constants import DEFAULT_FEED_PORT, TYPE_BUY
 from ..protocol import U32_MAX, Order, Update, parse_price
+from ..symbol import Symbol
 
-SYMBOLS = ("BNCHA", "BNCHB", "BNCHC", "BNCHD")
-THROUGHPUT_SYMBOL = "BLAST"
-TEST_RUN_SYMBOL = "TESTRUN"
+SYMBOLS = tuple(Symbol(name) for name in ("BNCHA", "BNCHB", "BNCHC", "BNCHD"))
+THROUGHPUT_SYMBOL = Symbol("BLAST")
+TEST_RUN_SYMBOL = Symbol("TESTRUN")
 
 # TOML-unit values, validated by hft_tui.config like any user's config.
 SYMBOL_VALUES = {

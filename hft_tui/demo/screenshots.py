@@ -21,6 +21,7 @@ from .. import lab, paths
 from ..app.app import HftApp
 from ..app.formatting import one_line
 from ..app.session import EngineSession
+from ..app.widgets.params import SymbolParamsTable
 from ..config import SYMBOL_KEYS
 from . import launch
 
@@ -35,16 +36,18 @@ async def shoot(app: HftApp, out: Path, seconds: float) -> list[Path]:
     def save(name: str) -> None:
         saved.append(Path(app.save_screenshot(filename=f"{name}.svg", path=str(out))))
 
+    session = app.session
+    assert isinstance(session, EngineSession), "the screenshots are of the real engine"
     async with app.run_test(size=SIZE) as pilot:
         waited = 0.0
-        while not (app.session.poller and app.session.poller.ticks > 2) and waited < 30:
+        while not (session.poller and session.poller.ticks > 2) and waited < 30:
             await pilot.pause(0.1)
             waited += 0.1
         await pilot.pause(seconds)  # let the chart and the tape fill
         save("trading")
 
         await pilot.press("2")
-        table = app.main.query_one("#symbol-params")
+        table = app.main.query_one("#symbol-params", SymbolParamsTable)
         table.cursor_coordinate = Coordinate(0, list(SYMBOL_KEYS).index("sell_target") + 1)
         await pilot.press("enter", *"190.1")  # below the buy target: refused as typed
         await pilot.pause(0.5)

@@ -31,9 +31,11 @@ import time
 
 from ..config import Config, load_config
 from ..constants import DEFAULT_FEED_PORT, OFFSETS
+from ..errors import ProtocolError
 from ..lab import DEFAULT_LAB, Lab, enter_namespace, lab_socket
-from ..protocol import ProtocolError, Update, decode_order, encode_update
+from ..protocol import Update, decode_order, encode_update
 from ..stopflag import StopFlag
+from ..symbol import Symbol
 
 _SEQ = struct.Struct("!Q")
 STEPS = 4096  # distinct walk steps per symbol, replayed with growing sequence numbers
@@ -49,7 +51,7 @@ def walk(config: Config, seed: int, steps: int = STEPS, period: int = PERIOD) ->
     engine buys, then sells, again and again.
     """
     rng = random.Random(seed)
-    paths: dict[str, list[tuple[int, int, int, int]]] = {}
+    paths: dict[Symbol, list[tuple[int, int, int, int]]] = {}
     for name, p in sorted(config.symbols.items()):
         tick = max(p.tick_size, 1)
         sell = p.sell_target if p.sell_target > p.buy_target else p.buy_target + 50 * tick

@@ -8,17 +8,39 @@ read-only and never block the writer (WAL).
 from __future__ import annotations
 
 import sqlite3
+import threading
+from pathlib import Path
 
 from ..errors import JournalError
-from .records import decode_reject_block
+from .records import READABLE_SCHEMAS, decode_reject_block
 
 #: gap ranges listed by verify (the count is always exact)
 MAX_LISTED_GAPS = 100
 
 
 class JournalReader:
-    """Every read of a journal; the class that mixes it in provides ``_db``,
-    ``_lock``, ``path``, ``schema`` and ``_check_schema``."""
+    """Every read of a journal; the class that mixes it in opens the file and
+    sets these four (Journal.__init__)."""
+
+    path: Path
+    _db: sqlite3.Connection
+    _lock: threading.RLock  # one statement (or transaction) at a time over the one connection
+    schema: int  # the file's schema version, as _check_schema last read it
+
+    def _check_schema(self) -> int:
+        """The file's schema version; a file that is no journal, or one of a
+        schema this hft-tui cannot read, is a JournalError."""
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        if not row:
+            raise JournalError(f"{self.path} is not an hft-tui journal")
+        if int(row[0]) not in READABLE_SCHEMAS:
+            raise JournalError(
+                f"{self.path} has journal schema {row[0]}, this hft-tui reads {', '.join(map(str, READABLE_SCHEMAS))}"
+            )
+        return int(row[0])
 
     def engines(self) -> list[dict]:
         rows = self._db.execute(

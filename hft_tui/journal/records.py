@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from typing import Final
 
 from ..constants import EVENT_KINDS, REJECT_REASONS
 from ..errors import JournalError
@@ -18,8 +19,32 @@ from ..symbol import Symbol
 
 SCHEMA_VERSION = 2  # 2: rejects in blocks of kernel events (1: a row per reject)
 READABLE_SCHEMAS = (1, 2)  # a writer upgrades 1 in place; readers read both
-# Field indices of an event tuple (layout.Event order), for record_raw.
-RAW_FIELDS = type("_RawFields", (), {name: i for i, name in enumerate(EVENT_FIELDS)})
+
+
+class RawField:
+    """Where each field the journal reads sits in an event tuple, for
+    record_raw and the reject blocks.  Each index is looked up by name in
+    EVENT_FIELDS (the order of layout.Event, the mirror of the C struct), so
+    a field moved in the struct moves here too, and a field renamed there
+    fails at import here."""
+
+    ts_ns: Final = EVENT_FIELDS.index("ts_ns")
+    sender_ts: Final = EVENT_FIELDS.index("sender_ts")
+    seq: Final = EVENT_FIELDS.index("seq")
+    symbol: Final = EVENT_FIELDS.index("symbol")
+    kind: Final = EVENT_FIELDS.index("kind")
+    side: Final = EVENT_FIELDS.index("side")
+    price: Final = EVENT_FIELDS.index("price")
+    qty: Final = EVENT_FIELDS.index("qty")
+    order_id: Final = EVENT_FIELDS.index("order_id")
+    reason: Final = EVENT_FIELDS.index("reason")
+    bid: Final = EVENT_FIELDS.index("bid")
+    bid_qty: Final = EVENT_FIELDS.index("bid_qty")
+    ask: Final = EVENT_FIELDS.index("ask")
+    ask_qty: Final = EVENT_FIELDS.index("ask_qty")
+    position: Final = EVENT_FIELDS.index("position")
+    pnl: Final = EVENT_FIELDS.index("pnl")
+
 
 EVENT_COLUMNS = (
     "ring_pos",
@@ -146,7 +171,7 @@ def ring_record(t: tuple) -> bytes:
 
 def decode_reject_block(jseq: int, engine: int, records: bytes) -> list[dict]:
     """The rejects of one block as rows (the columns of an order row, a reason for the id)."""
-    f = RAW_FIELDS
+    f = RawField
     rows = []
     for i, rec in enumerate(RECORD_STRUCT.iter_unpack(records)):
         t = rec[2:]

@@ -30,7 +30,7 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
@@ -42,10 +42,9 @@ from ..rings import RECORD_STRIDE, RecordRun
 from .reader import JournalReader
 from .records import (
     EVENT_COLUMNS,
-    RAW_FIELDS,
-    READABLE_SCHEMAS,
     SCHEMA,
     SCHEMA_VERSION,
+    RawField,
     event_tuple,
     kill_detail,
     ring_record,
@@ -99,10 +98,7 @@ class _GapTracker:
 
     contig: int = 0  # every id <= contig was seen (or declared missing)
     horizon: int = 0  # highest id seen before the current batch
-    ahead: set | None = None
-
-    def __post_init__(self) -> None:
-        self.ahead = set()
+    ahead: set[int] = field(default_factory=set)  # ids seen above contig
 
     def see(self, order_id: int) -> None:
         if order_id <= self.contig or order_id in self.ahead:
@@ -185,19 +181,6 @@ class Journal(JournalReader):
     @classmethod
     def for_iface(cls, iface: str, path: str | Path | None = None, *, readonly: bool = False) -> Journal:
         return cls(path or journal_path(iface), readonly=readonly)
-
-    def _check_schema(self) -> int:
-        try:
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        except sqlite3.OperationalError:
-            row = None
-        if not row:
-            raise JournalError(f"{self.path} is not an hft-tui journal")
-        if int(row[0]) not in READABLE_SCHEMAS:
-            raise JournalError(
-                f"{self.path} has journal schema {row[0]}, this hft-tui reads {', '.join(map(str, READABLE_SCHEMAS))}"
-            )
-        return int(row[0])
 
     def _upgrade_from_1(self) -> None:
         """Schema 1 kept a row per reject: the writer turns each run of rejects
@@ -356,7 +339,7 @@ class Journal(JournalReader):
         tuple in layout.Event order) straight from the ring buffers, ``runs``
         the tape ring's records as read (RecordRun): their rejects are kept
         as the kernel wrote them."""
-        f = RAW_FIELDS
+        f = RawField
         names = self._names  # symbols repeat: decode each once
         orders, rejects, kills = [], [], []
         for pos, t in records:

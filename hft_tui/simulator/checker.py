@@ -37,7 +37,8 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..constants import MSG_LEN
-from ..protocol import ProtocolError, Update, decode_order, decode_update, price_to_str
+from ..errors import ProtocolError
+from ..protocol import Update, decode_order, decode_update, price_to_str
 from ..strategy_model import BUY, EngineModel
 from .engine_start import EngineStart
 

@@ -12,6 +12,7 @@ makes orders that the file does not predict.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import paths
@@ -69,13 +70,15 @@ class EngineStart:
         return 1 + max((s.last_seq for s in self.symbols.values()), default=0)
 
 
-def config_warnings(config: Config, start: EngineStart | None, names: list[str], port: int | None = None) -> list[str]:
+def config_warnings(
+    config: Config, start: EngineStart | None, names: Sequence[str], port: int | None = None
+) -> list[str]:
     """Where the engine's maps disagree with the config the orders are checked against."""
     if start is None:
         return []
     out = []
     for name in names:
-        mine, theirs = config.symbols.get(name), start.params.get(name)
+        mine, theirs = config.params(name), start.params.get(name)
         if mine == theirs:
             continue
         why = "not in the engine" if theirs is None else "not in the config" if mine is None else "other parameters"

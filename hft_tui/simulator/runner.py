@@ -13,6 +13,7 @@ import os
 import select
 import time
 from dataclasses import asdict
+from typing import Literal
 
 from .. import lab as lab_mod
 from ..config import Config
@@ -42,8 +43,8 @@ class Simulator:
         symbols: list[str] | None = None,
         port: int | None = None,
         first_seq: int | None = None,
-        start: str | EngineStart | None = "auto",
-        cpu: int | str | None = "auto",
+        start: EngineStart | Literal["auto"] | None = "auto",
+        cpu: int | Literal["auto"] | None = "auto",
         grace_s: float = GRACE_S,
     ) -> None:
         self.lab = lab
@@ -67,12 +68,13 @@ class Simulator:
             raise SimulatorError("count and rate must be >= 0 and duration > 0")
         if count == 0 and duration is None and stop is None:
             raise SimulatorError("count 0 runs until stopped: give a duration or a stop function")
-        start = self.start_mode
         warnings = []
-        if start == "auto":
+        if self.start_mode == "auto":
             start = EngineStart.read(self.lab.engine_iface)
             if start is None:
                 warnings.append(f"no engine is pinned on {self.lab.engine_iface}: expect no orders")
+        else:
+            start = self.start_mode
         warnings += config_warnings(self.config, start, self.names, self.port)
         first_seq = self.first_seq or (start.next_seq() if start else 1)
         log = SentLog(first_seq, SENT_LOG_SLOTS if count == 0 else min(SENT_LOG_SLOTS, max(count, 1)))

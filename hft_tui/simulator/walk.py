@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import Config, SymbolParams
@@ -72,10 +73,10 @@ class MarketWalk:
     NORMALS = 1 << 16
     SIZE_BITS = 15
 
-    def __init__(self, names: list[str], config: Config, seed: int) -> None:
+    def __init__(self, names: Sequence[str], config: Config, seed: int) -> None:
         self.names = list(names)
         self.keys = [Symbol(n).key for n in self.names]
-        self.shapes = [walk_shape(config.symbols.get(n)) for n in self.names]
+        self.shapes = [walk_shape(config.params(n)) for n in self.names]
         self.rng = random.Random(seed)
         self.normals = [self.rng.gauss(0.0, 1.0) for _ in range(self.NORMALS)]
         self.x = [self.rng.gauss(0.0, s.sigma) for s in self.shapes]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.keys import key_to_character
 from textual.widgets import Markdown
@@ -55,9 +55,10 @@ def key_name(key: str) -> str:
     return key_to_character(key) or key
 
 
-def key_rows(bindings: Iterable[Binding], tabs: Sequence[Tab] = TABS) -> list[tuple[str, str, bool]]:
+def key_rows(bindings: Iterable[BindingType], tabs: Sequence[Tab] = TABS) -> list[tuple[str, str, bool]]:
     """(key, what it does, emphasised) for ROWS, from ``bindings`` (by id) and ``tabs``."""
-    by_id = {b.id: b for b in bindings if b.id}
+    # A binding written as a tuple has no id (nor tooltip): no row names it.
+    by_id = {b.id: b for b in bindings if isinstance(b, Binding) and b.id}
     missing = [row for row in ROWS if row != "tabs" and row not in by_id]
     if missing:
         raise KeyError(f"no binding with id {missing[0]!r} for the help")
@@ -80,7 +81,7 @@ KEY_COLUMNS = [Column("Key", right=False), Column("Does", right=False)]
 class KeyTable(TextTable):
     """The key table: one line a key at every width (no borders to wrap around)."""
 
-    def show(self, bindings: Iterable[Binding]) -> None:
+    def show(self, bindings: Iterable[BindingType]) -> None:
         rows: list[list[Cell]] = [
             [(key, "bold red" if bold else "bold"), (does, "bold" if bold else "")]
             for key, does, bold in key_rows(bindings)
@@ -107,7 +108,7 @@ class HelpScreen(DialogScreen[None]):
     }
     """
 
-    def __init__(self, bindings: Iterable[Binding]) -> None:
+    def __init__(self, bindings: Iterable[BindingType]) -> None:
         super().__init__()
         self.bindings = list(bindings)
 

@@ -190,8 +190,8 @@ class InterfacesPane(Vertical):
         table = self.table
         first = table.row_count == 0
         table.show(message.interfaces, message.engines)
-        supervised = self.session.iface
-        if first and (self.select_iface or supervised) and not table.select(supervised or self.select_iface):
+        wanted = self.session.iface or self.select_iface  # the supervised interface first
+        if first and wanted and not table.select(wanted):
             self.post_message(Failed(f"interface {self.select_iface} does not exist"))
 
     # -- attach and detach -----------------------------------------------------------
@@ -213,6 +213,11 @@ class InterfacesPane(Vertical):
             return
         if iface in self.session.engines():
             rec = self.session.record(iface)
+
+            def take_over(yes: bool | None) -> None:
+                if yes:
+                    self.post_message(TakeOverRequested(iface))
+
             self.app.push_screen(
                 ConfirmScreen(
                     "Engine already attached",
@@ -220,7 +225,7 @@ class InterfacesPane(Vertical):
                     f"{f' ({rec.mode}, program id {rec.prog_id})' if rec else ''}. Take it over?",
                     yes="Take over",
                 ),
-                lambda yes: self.post_message(TakeOverRequested(iface)) if yes else None,
+                take_over,
             )
             return
         mode = self.mode

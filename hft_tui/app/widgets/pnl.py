@@ -155,14 +155,14 @@ class SymbolSparklines(VerticalScroll):
 
     def show(self, view: EngineView, display: Display) -> None:
         names = [s.name for s in view.symbols]
-        have = [row.name for row in self.query(SparkRow)]
+        have = [row.symbol for row in self.query(SparkRow)]
         if have != names:
             self.remove_children()
             self.mount_all(SparkRow(name) for name in names)
             return  # filled on the next tick, once mounted
         for row in self.query(SparkRow):
-            s = view.symbol(row.name)
-            row.show(s.total if s else 0, view.sparklines.get(row.name, ()))
+            s = view.symbol(row.symbol)
+            row.show(s.total if s else 0, view.sparklines.get(row.symbol, ()))
 
 
 class SparkRow(Horizontal):
@@ -188,11 +188,12 @@ class SparkRow(Horizontal):
 
     def __init__(self, symbol: str) -> None:
         super().__init__(name=symbol)
+        self.symbol = symbol  # the widget's name, never None here
         self.value = Label("", classes="spark-value")
         self.spark = Sparkline([], classes="spark")
 
     def compose(self):
-        yield Label(self.name or "", classes="spark-name")
+        yield Label(self.symbol, classes="spark-name")
         yield self.value
         yield self.spark
 
