@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from hft_tui.app.model import EngineView, SymbolView, TapeEntry
+from hft_tui.app.model import ChannelView, EngineView, FeedView, SymbolView, TapeEntry
 from hft_tui.config import EngineParams, SymbolParams
 from hft_tui.engine import EngineRecord
 from hft_tui.netlink import Interface, XdpState
@@ -50,6 +50,17 @@ def view_from_json(d: dict) -> EngineView:
             "alerts": tuple(d["alerts"]),
             "pnl_history": tuple(tuple(p) for p in d["pnl_history"]),
             "sparklines": {name: tuple(points) for name, points in d["sparklines"].items()},
+            "feed": feed_from_json(d["feed"]) if d.get("feed") else None,
+        }
+    )
+
+
+def feed_from_json(d: dict) -> FeedView:
+    return FeedView(
+        **{
+            **d,
+            "sources": tuple(d["sources"]) if d["sources"] is not None else None,
+            "channels": tuple(ChannelView(**ch) for ch in d["channels"]),
         }
     )
 

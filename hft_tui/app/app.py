@@ -288,7 +288,7 @@ class HftApp(App[None]):
         self.view = message.view
         self._tape.extend(message.view.tape)
         for text in message.view.alerts:
-            self.alert(text, "error" if text.startswith(("KILL", "LINK DOWN")) else "warning")
+            self.alert(text, "error" if text.startswith(("KILL", "LINK DOWN", "FEED GAP")) else "warning")
         if not message.view.present:
             self.set_error(f"interface {message.view.iface} disappeared", notify=False)
         if message.view.kill_state != self._drawn_kill:

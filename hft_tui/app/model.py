@@ -79,6 +79,99 @@ class TapeEntry:
 
 
 @dataclass(frozen=True)
+class ChannelView:
+    """One channel of a real feed (IEX: session/channel, ITCH: the MoldUDP64 session)."""
+
+    id: str
+    next_seq: int
+    packets: int
+    messages: int
+    gaps: int  # sequence gaps seen
+    gap_messages: int  # messages never received
+    dup_packets: int  # packets seen before (the B line's copy, a resend)
+
+
+@dataclass(frozen=True)
+class FeedView:
+    """The feed the engine reads: fixed at attach (format, address, senders, gateway), and its counters."""
+
+    format: str  # hft1, iex, itch
+    port: int
+    addr: str | None  # only UDP to this address is the feed; None: any address
+    sources: tuple[str, ...] | None  # the networks allowed to send it; None: any sender (an open feed)
+    gateway: str | None  # where orders go ("ip:port (mac)"); None: back to the sender
+    packets: int = 0
+    messages: int = 0
+    in_transition: int = 0
+    truncated_packets: int = 0
+    dup_packets: int = 0
+    foreign_source: int = 0  # feed packets from a sender not in sources
+    channels: tuple[ChannelView, ...] = ()
+
+    @property
+    def open(self) -> bool:
+        return self.sources is None
+
+    @property
+    def gaps(self) -> int:
+        return sum(ch.gaps for ch in self.channels)
+
+    @property
+    def gap_messages(self) -> int:
+        return sum(ch.gap_messages for ch in self.channels)
+
+
+@dataclass(frozen=True)
+class FeedSetup:
+    """What of the feed is fixed at attach, read once by the supervisor (feed_setup)."""
+
+    format: str
+    addr: str | None
+    sources: tuple[str, ...] | None
+    gateway: str | None
+
+
+def feed_setup(handle) -> FeedSetup | None:
+    """The feed's fixed settings from an engine handle; None for an engine that
+    predates real feeds (it reads hft1 and checks no sender: nothing to show)."""
+    if not hasattr(handle, "feed_params"):
+        return None
+    params = handle.feed_params()
+    gw = handle.gateway() if hasattr(handle, "gateway") else None
+    return FeedSetup(
+        format=str(params.feed),
+        addr=str(params.feed_addr) if params.feed_addr else None,
+        sources=tuple(str(n) for n in params.feed_sources) if params.feed_sources else None,
+        gateway=f"{gw.ip}:{gw.port} ({gw.mac})" if gw else None,
+    )
+
+
+def feed_view(setup: FeedSetup | None, snap) -> FeedView | None:
+    """The feed as the snapshot counts it (the snapshot's ``feed`` and ``channels``, when it has them)."""
+    if setup is None:
+        return None
+    counts = getattr(snap, "feed", None)
+    channels = tuple(
+        ChannelView(ch.id, ch.next_seq, ch.packets, ch.messages, ch.gaps, ch.gap_messages, ch.dup_packets)
+        for ch in getattr(snap, "channels", None) or ()
+    )
+    return FeedView(
+        format=setup.format,
+        port=snap.global_config.feed_port,
+        addr=setup.addr,
+        sources=setup.sources,
+        gateway=setup.gateway,
+        packets=getattr(counts, "packets", 0),
+        messages=getattr(counts, "messages", 0),
+        in_transition=getattr(counts, "in_transition", 0),
+        truncated_packets=getattr(counts, "truncated_packets", 0),
+        dup_packets=getattr(counts, "dup_packets", 0),
+        foreign_source=getattr(counts, "foreign_source", 0),
+        channels=channels,
+    )
+
+
+@dataclass(frozen=True)
 class EngineView:
     iface: str
     present: bool  # the interface exists
@@ -111,6 +204,7 @@ class EngineView:
     events_not_kept: int = 0  # events the controller did not hand over this tick
     taken_ns: int = 0
     operstate: str | None = None  # the interface's operational state; None: not read
+    feed: FeedView | None = None  # None: an engine without real-feed support
 
     @property
     def killed(self) -> bool:
@@ -272,11 +366,14 @@ class AlertDigest:
         self._last_shown: dict[tuple, float] = {}
         self._pending: dict[tuple, list] = {}  # key -> [alert, count]
 
+    #: alerts that can fire every tick: the first shows at once, then a sum every few seconds
+    DIGESTED = ("reject", "feed")
+
     def add(self, alerts, now: float) -> list[str]:
         out = []
         for a in alerts:
             key = (a.kind, a.reason, a.symbol)
-            if a.kind != "reject" or now - self._last_shown.get(key, -1e9) >= self.every_s:
+            if a.kind not in self.DIGESTED or now - self._last_shown.get(key, -1e9) >= self.every_s:
                 self._last_shown[key] = now
                 out.append(a.text())
             else:
@@ -286,6 +383,9 @@ class AlertDigest:
             if now - self._last_shown[key] >= self.every_s:
                 del self._pending[key]
                 self._last_shown[key] = now
+                if a.kind == "feed" and a.reason == "gap":
+                    out.append(f"FEED GAP: {count:,} more messages missed in {self.every_s:.0f} s")
+                    continue
                 where = f" {a.symbol}" if a.symbol else ""
                 out.append(f"{a.kind} {a.reason}{where}: {count:,} more in {self.every_s:.0f} s")
         return out
@@ -355,9 +455,18 @@ class ViewBuilder:
     its journal counts); a view is built (:meth:`build`) only when one is
     sent, from the newest tick and what was noted since the last view."""
 
-    def __init__(self, iface: str, record, *, deterministic: bool = False, events_kept: int = 256) -> None:
+    def __init__(
+        self,
+        iface: str,
+        record,
+        *,
+        deterministic: bool = False,
+        events_kept: int = 256,
+        feed: FeedSetup | None = None,
+    ) -> None:
         self.iface = iface
         self.record = record
+        self.feed = feed
         self.updates_rate = RateMeter()
         self.orders_rate = RateMeter()
         self.history = History(on_change_only=deterministic)
@@ -438,6 +547,7 @@ class ViewBuilder:
             events_not_kept=tick.dropped_events,
             taken_ns=now,
             operstate=link.operstate if link.present else None,
+            feed=feed_view(self.feed, snap),
         )
 
     def _link_alerts(self, link: LinkState) -> list[str]:

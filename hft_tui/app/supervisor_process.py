@@ -48,7 +48,7 @@ from ..controller import Controller
 from ..engine import EngineHandle
 from ..stopflag import StopFlag
 from ..supervision import SupervisionLoop
-from .model import LinkState, ViewBuilder
+from .model import LinkState, ViewBuilder, feed_setup
 
 FRAME = struct.Struct("!I")
 # The interface's presence and operational state (sysfs) are read this often.
@@ -150,7 +150,11 @@ class Supervisor:
             controller.start()
             self.send("started", (controller.tripped_on_start, journal_error))
             builder = ViewBuilder(
-                self.iface, handle.record, deterministic=self.deterministic, events_kept=4 * EVENTS_FOR_THE_SCREEN
+                self.iface,
+                handle.record,
+                deterministic=self.deterministic,
+                events_kept=4 * EVENTS_FOR_THE_SCREEN,
+                feed=feed_setup(handle),
             )
             link = self.link(handle)
             next_link_check = time.monotonic() + LINK_CHECK_S

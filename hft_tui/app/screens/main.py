@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Input, Static, TabbedContent, TabPane
 
@@ -25,6 +25,7 @@ from ..model import EngineView
 from ..session import Session
 from ..widgets.alerts import AlertLog
 from ..widgets.book import BookTable
+from ..widgets.feed import ChannelTable, FeedSummary, OpenFeedBanner
 from ..widgets.footer import KeysFooter
 from ..widgets.interfaces import InterfacesPane
 from ..widgets.kill import KillButton, KilledBanner
@@ -51,6 +52,7 @@ TABS = (
     Tab("parameters", "Parameters", "Params", "2", "#symbol-params"),
     Tab("interfaces", "Interfaces", "Interfaces", "3", "#interface-table"),
     Tab("risk", "Risk", "Risk", "4", "#alert-history"),
+    Tab("feed", "Feed", "Feed", "5", "#feed-pane"),
 )
 
 
@@ -186,6 +188,7 @@ class MainScreen(Screen):
             yield KillButton()
             yield Headline(id="headline")
         yield KilledBanner(id="killed-banner")
+        yield OpenFeedBanner(id="open-feed-banner")
         with TabbedContent(initial="trading", id="tabs"):
             with TabPane(titles["trading"], id="trading"):
                 yield TradingPane(self.deterministic, id="trading-pane")
@@ -197,6 +200,11 @@ class MainScreen(Screen):
                 yield RiskPanel(id="risk-panel")
                 yield PaneTitle("Alert history", id="history-title")
                 yield AlertLog(id="alert-history")
+            with TabPane(titles["feed"], id="feed"), VerticalScroll(id="feed-pane"):
+                yield PaneTitle("Feed · what the engine reads, from whom, where orders go")
+                yield FeedSummary(id="feed-summary")
+                yield PaneTitle("Channels · gaps and duplicates (an alert on every gap)", id="channels-title")
+                yield ChannelTable(id="channels")
         yield StatusBar(id="status-bar")
         yield KeysFooter()
 
@@ -237,6 +245,7 @@ class MainScreen(Screen):
         self.query_one(KilledBanner).show(view.kill_state if view else None, iface)
         self.query_one(StatusBar).show(view, iface, error, display)
         self.set_class(bool(view and view.killed), "-killed")
+        self.set_class(bool(view and view.feed and view.feed.open), "-open-feed")
         params = self.query_one(ParametersPane)
         params.view = view  # an edit begins on the newest values, drawn or not
         active = self.query_one(TabbedContent).active
@@ -244,6 +253,11 @@ class MainScreen(Screen):
             self.query_one(RiskPanel).show(view, display)
         if slow and active == "parameters":
             params.show(view)
+        if active == "feed":
+            feed = view.feed if view else None
+            self.query_one(FeedSummary).show(feed)
+            self.query_one(ChannelTable).show(feed)
+            self.query_one("#channels-title").display = bool(feed and feed.channels)
         if view is None:
             return
         if tape:

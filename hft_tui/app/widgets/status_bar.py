@@ -48,6 +48,24 @@ def status_parts(view: EngineView | None, iface: str | None, error: str | None, 
         Part((Text(f" {label} ", style=style), Text(f" {short_state(label)} ", style=style)), rank=0),
         Part.of(f" {iface or 'no interface'} ", style="bold", rank=1),
     ]
+    feed = view.feed if view is not None else None
+    if feed is not None:
+        if feed.open:
+            parts.append(Part.of(f"{SEP}OPEN FEED ", "", style="bold red", rank=2))
+        gaps = feed.gaps
+        style = "bold red" if gaps else ""
+        if feed.channels:
+            parts.append(
+                Part.of(
+                    f"{SEP}feed {feed.format}: gaps {gaps:,}, missed {feed.gap_messages:,}, dup {feed.dup_packets:,} ",
+                    f"{SEP}gaps {gaps:,} ",
+                    *(() if gaps else ("",)),
+                    style=style,
+                    rank=2 if gaps else 5,
+                )
+            )
+        else:
+            parts.append(Part.of(f"{SEP}feed {feed.format} ", "", rank=6))
     if view is not None:
         upd, ords = display.rate(view.updates_per_s), display.rate(view.orders_per_s)
         parts.append(Part.of(f"{SEP}upd/s {upd} ", f"{SEP}upd {upd} ", "", rank=4))
