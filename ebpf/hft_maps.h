@@ -10,6 +10,7 @@
 #define HFT_MAPS_H
 
 #include "hft_structs.h"
+#include "scratch.h"
 
 BPF_HASH(symbol_config, struct hft_symbol_key, struct hft_symbol_config, HFT_MAX_SYMBOLS);
 BPF_HASH(symbol_state, struct hft_symbol_key, struct hft_symbol_state, HFT_MAX_SYMBOLS);
@@ -19,9 +20,17 @@ BPF_ARRAY(totals, struct hft_totals, 1);
 BPF_ARRAY(kill_switch, __u64, 1);        /* HFT_KILL_*; its own map so no writer clobbers it */
 BPF_ARRAY(heartbeat, __u64, 1);          /* controller's CLOCK_MONOTONIC ns */
 BPF_PERCPU_ARRAY(counters, __u64, HFT_NUM_COUNTERS);
+BPF_PERCPU_ARRAY(feed_counters, struct hft_feed_counters, 1);
+BPF_HASH(channels, struct hft_channel_key, struct hft_channel_state, HFT_MAX_CHANNELS);
+BPF_ARRAY(route, struct hft_route, 1);           /* written before attach only */
+BPF_ARRAY(feed_filter, struct hft_feed_filter, 1); /* written before attach only */
 BPF_RINGBUF_OUTPUT(events, HFT_RINGBUF_PAGES);       /* orders and kills only */
 BPF_RINGBUF_OUTPUT(tape_events, HFT_TAPE_PAGES);     /* rejects and sampled updates */
-/* Per-CPU scratch space for the event being built: the 512-byte stack is too small. */
-BPF_PERCPU_ARRAY(scratch_event, struct hft_event, 1);
+/* Per-CPU working state of one packet (scratch.h): the stack is too small and too exact. */
+BPF_PERCPU_ARRAY(scratch, struct hft_scratch, 1);
+#ifdef HFT_BACKTEST
+/* The backtest's clock: the capture time of the frame, set by the harness before each run. */
+BPF_ARRAY(backtest_clock, __u64, 1);
+#endif
 
 #endif /* HFT_MAPS_H */

@@ -34,6 +34,12 @@
 #define HFT_TAPE_PAGES       1024     /* 4 MiB of rejects and sampled updates */
 #endif
 #define HFT_NS_PER_SEC       1000000000
+/*
+ * Messages of one packet the engine reads (real IEX DEEP packets carry up
+ * to 67 in 1,472 bytes); the rest of a longer packet is counted
+ * (truncated_packets) and not read.
+ */
+#define HFT_MAX_MESSAGES     128
 
 /* Kill switch values (map kill_switch).  Non-zero means no order leaves. */
 #define HFT_KILL_OFF         0
@@ -57,7 +63,13 @@
 #define HFT_REJECT_COLLAR          9
 #define HFT_REJECT_STALE           10
 #define HFT_REJECT_DEADMAN         11
-#define HFT_NUM_REJECTS            12
+#define HFT_REJECT_HALTED          12   /* IEX quote flag or trading status, ITCH trading action */
+#define HFT_REJECT_PRICE_RANGE     13   /* an IEX i64 price below 0 or above a u32 */
+#define HFT_REJECT_BATCH_FULL      14   /* max_orders_per_packet reached (or no room to grow the frame) */
+#define HFT_REJECT_NO_ROUTE        15   /* no gateway, and the packet cannot be reflected (multicast, broadcast) */
+#define HFT_REJECT_FOREIGN_SOURCE  16   /* a feed packet from outside feed_sources (or feed_source_macs) */
+#define HFT_REJECT_SEQ_JUMP        17   /* a sequence more than max_seq_jump ahead */
+#define HFT_NUM_REJECTS            18
 
 /* Per-CPU counters (map counters), summed by the control plane. */
 #define HFT_CTR_UPDATES        0   /* valid updates on the feed port */
@@ -67,7 +79,7 @@
 #define HFT_CTR_LOSS_TRIPS     4   /* times the loss limit latched the kill switch */
 #define HFT_CTR_TAPE_DROPS     5   /* rejects/updates the tape ring had no room for */
 #define HFT_CTR_REJECT_BASE    8
-#define HFT_NUM_COUNTERS       20  /* HFT_CTR_REJECT_BASE + HFT_NUM_REJECTS */
+#define HFT_NUM_COUNTERS       26  /* HFT_CTR_REJECT_BASE + HFT_NUM_REJECTS */
 
 /*
  * Ring-buffer event kinds.  Orders and kills go to the `events` ring, which
@@ -105,11 +117,20 @@ struct hft_symbol_params {
 	__u64 max_notional;      /* cap on open cost; 0 = unlimited */
 };
 
-/* Written whole by user space with BPF_F_LOCK; p is copied out under the lock. */
+/*
+ * Written whole by user space with BPF_F_LOCK; p and seq_epoch are copied out
+ * under the lock.  seq_epoch is how user space resets the symbol's sequence
+ * without writing the kernel's state: the program compares it with the
+ * state's seq_epoch, and a difference makes the next update set the
+ * sequence whatever it is (maps.EngineMaps.reset_seq adds 1; a parameter
+ * write keeps it).
+ */
 struct hft_symbol_config {
 	struct bpf_spin_lock lock;
 	__u32 _pad;              /* p is 8-byte aligned (its __u64) */
 	struct hft_symbol_params p;
+	__u32 seq_epoch;         /* not a parameter: a new value resets the symbol's sequence */
+	__u32 _pad1;
 };
 
 /*
@@ -145,8 +166,12 @@ struct hft_symbol_state {
 	__u32 last_bid_qty;
 	__u32 last_ask;
 	__u32 last_ask_qty;
-	__u32 mark;              /* last non-zero bid: PnL is marked to it */
+	__u32 mark;              /* PnL is marked to it: the last bid with size > 0 not below the sell collar */
 	__u32 session_ref;       /* collar reference taken from the first update */
+	__u32 halted;            /* last trading status of the feed: 1 halted/paused, 0 trading (or none seen) */
+	__u32 seq_session;       /* the feed session last_seq belongs to: another one sets the sequence afresh */
+	__u32 seq_epoch;         /* the config's seq_epoch last_seq belongs to: another one sets it afresh */
+	__u32 _pad;
 };
 
 /* The engine-wide parameters, copied whole like a symbol's. */
@@ -159,6 +184,9 @@ struct hft_global_params {
 	__u32 burst;
 	__u64 max_notional;      /* cap on the open cost of all symbols; 0 = off */
 	__u64 loss_limit;        /* kill when session PnL < -loss_limit; 0 = off */
+	__u32 max_orders_per_packet;  /* orders in one frame, 1..HFT_MAX_ORDERS_CAP */
+	__u32 _pad1;             /* not _pad: the config's own, whose fields p's are read as (layout.py) */
+	__u64 max_seq_jump;      /* largest sequence step per symbol (hft1) and per channel; 0 = unlimited */
 };
 
 /* Written whole by user space with BPF_F_LOCK; p is copied out under the lock. */
@@ -182,6 +210,85 @@ struct hft_totals {
 	__u64 order_seq;         /* last order id sent: ids are 1, 2, 3, ... */
 	__u64 open_cost;         /* sum of the symbols' open_cost */
 	__s64 pnl;               /* session PnL of all symbols, removed ones too */
+};
+
+/*
+ * Feed counters (map feed_counters, per-CPU, one value: one lookup a
+ * packet), summed by the control plane.  Reject reasons, orders and
+ * updates stay in `counters`.
+ */
+struct hft_feed_counters {
+	__u64 packets;           /* feed packets whose header decoded */
+	__u64 messages;          /* messages walked, every type */
+	__u64 in_transition;     /* IEX DEEP price levels without the event-complete flag */
+	__u64 truncated_packets; /* packets with more than HFT_MAX_MESSAGES messages (the rest unread) */
+	__u64 dup_packets;       /* packets whose messages were all seen on their channel (A/B copies) */
+	__u64 heartbeats;        /* packets without messages */
+	__u64 channels_full;     /* packets of a channel the channels map had no room for (not traded) */
+	__u64 grow_failed;       /* the frame could not grow for one more order (batch_full) */
+	__u64 frame_errors;      /* an order frame that could not be written (never expected) */
+};
+
+/*
+ * A feed channel: the scope of one sequence.  IEX-TP: session id and
+ * channel id; MoldUDP64: the 10-byte session.  hft1 has none.
+ */
+#define HFT_MAX_CHANNELS     256
+#define HFT_SESSION_LEN      10   /* MoldUDP64 session: 10 ASCII bytes */
+
+struct hft_channel_key {
+	__u8 session[HFT_SESSION_LEN];  /* IEX: the session id (u32, little-endian) then zeros */
+	__u16 _pad;
+	__u32 channel;           /* IEX: the channel id; MoldUDP64: 0 */
+};
+
+/* Written by the kernel under its lock; read by user space with BPF_F_LOCK. */
+struct hft_channel_state {
+	struct bpf_spin_lock lock;
+	__u32 _pad;
+	__u64 next_seq;          /* the next expected message sequence */
+	__u64 packets;
+	__u64 messages;          /* new messages (those of duplicates and overlaps not counted) */
+	__u64 gaps;              /* packets that started beyond next_seq */
+	__u64 gap_messages;      /* messages never seen because of them */
+	__u64 dup_packets;       /* packets whose messages were all seen (A/B copies, resends) */
+	__u64 seq_jumps;         /* packets refused: they started more than max_seq_jump beyond next_seq */
+};
+
+/*
+ * Where orders go (map route), written whole before attach and never while
+ * attached (a change is a re-attach), so the program reads it without a
+ * lock.  Addresses and ports in network byte order.
+ */
+#define HFT_ROUTE_REFLECT    0   /* back to the sender, as the update came (no gateway) */
+#define HFT_ROUTE_GATEWAY    1   /* from the interface to the gateway */
+#define HFT_MAX_ORDERS_CAP   32  /* max_orders_per_packet is 1..32 */
+
+struct hft_route {
+	__u32 mode;              /* HFT_ROUTE_* */
+	__u8 gw_mac[6];
+	__u8 src_mac[6];         /* the interface's MAC (a multicast destination MAC is not ours) */
+	__u32 gw_ip;             /* network byte order */
+	__u32 src_ip;
+	__u16 gw_port;           /* network byte order */
+	__u16 src_port;
+};
+
+/*
+ * Which packets are the feed, and who may send it (map feed_filter),
+ * written whole before attach like the route.  Checked before anything
+ * else of a packet to the feed port.
+ */
+#define HFT_MAX_FEED_SOURCES 8
+#define HFT_MAX_SOURCE_MACS  4
+
+struct hft_feed_filter {
+	__u32 feed_addr;         /* network byte order; 0 = any destination address */
+	__u32 n_sources;         /* 0 = any sender (an open feed) */
+	__u32 src_net[HFT_MAX_FEED_SOURCES];   /* network byte order, already masked */
+	__u32 src_mask[HFT_MAX_FEED_SOURCES];
+	__u32 n_macs;            /* 0 = any source MAC */
+	__u8 src_macs[HFT_MAX_SOURCE_MACS][6];
 };
 
 struct hft_event {

@@ -1,7 +1,7 @@
 """``hft-tui``: the one entry point.
 
     hft-tui [--demo] [--iface IFACE]         the full-screen app
-    hft-tui engine attach|status|set|set-engine|remove|kill|resume|detach|run
+    hft-tui engine attach|status|set|set-engine|remove|reset-seq|kill|resume|detach|run
     hft-tui lab up|down|status|feed
     hft-tui journal tail|export|verify
     hft-tui bench
@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("symbol")
     _iface_arg(p, positional=False)
 
+    p = esub.add_parser(
+        "reset-seq",
+        help="reset a symbol's sequence: its next update sets it, whatever it is (after a refused jump)",
+    )
+    p.add_argument("symbol")
+    _iface_arg(p, positional=False)
+
     for verb, text in (
         ("kill", "stop all trading at once (the kernel kill switch)"),
         ("resume", "clear the kill switch"),
@@ -182,11 +189,11 @@ def cmd_engine(args) -> int:
             f"attached to {rec.iface} in {rec.mode} mode, program id {rec.prog_id}, "
             f"{len(config.symbols)} symbol(s){supervised}"
         )
-        _journal_cli_change(
-            rec.iface,
-            "attach",
-            {"mode": rec.mode, "prog_id": rec.prog_id, "config": args.config, "deadman_ms": args.deadman},
-        )
+        print(status.feed_line(rec.feed, config.engine.feed_port, rec.feed_addr, rec.feed_sources))
+        print(status.gateway_line(rec.gateway))
+        if rec.open_feed:
+            print(f"hft-tui: warning: {status.OPEN_FEED}", file=sys.stderr)
+        _journal_cli_change(rec.iface, "attach", {**rec.attach_detail(), "deadman_ms": args.deadman})
         return 0
     if args.verb == "detach":
         for line in engine.detach(engine.resolve_iface(args.iface)):
@@ -217,8 +224,13 @@ def cmd_engine(args) -> int:
         elif args.verb == "set-engine":
             values = parse_assignments(args.assignments)
             engine_p = h.set_engine(values)
-            print(" ".join(f"{k}={v}" for k, v in vars(engine_p).items()))
+            print(" ".join(f"{k}={v}" for k, v in engine_p.to_toml_values().items()))
             _journal_cli_change(h.iface, "engine_config", values, handle=h)
+        elif args.verb == "reset-seq":
+            name = Symbol(args.symbol)
+            was = h.reset_seq(name)
+            print(f"{name}: sequence reset (it was {was:,}): the next update sets it")
+            _journal_cli_change(h.iface, "reset_seq", {"symbol": name, "last_seq": was}, handle=h)
         elif args.verb == "remove":
             h.remove_symbol(Symbol(args.symbol))
             print(f"removed {args.symbol}")

@@ -1,7 +1,9 @@
-"""Constants of the wire protocol and the maps, read from the C headers.
+"""Constants of the wire protocols and the maps, read from the C headers.
 
-ebpf/hft_protocol.h and ebpf/hft_structs.h are the one source of truth; this
-module parses their ``#define HFT_*`` lines so nothing is typed twice.
+ebpf/hft_protocol.h and ebpf/hft_structs.h are the one source of truth for
+the engine's own protocol and maps, ebpf/feed_iex.h and ebpf/feed_itch.h for
+the exchange feeds' layouts; this module parses their ``#define`` lines
+(``HFT_*``; ``IEX_*``; ``MOLD_*`` and ``ITCH_*``) so nothing is typed twice.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from types import MappingProxyType
 from .paths import EBPF_DIR
 
 HEADERS = ("hft_protocol.h", "hft_structs.h")
+# Exchange feed layouts: header -> the prefixes of its layout #defines.
+FEED_HEADERS = {"feed_iex.h": ("IEX_",), "feed_itch.h": ("MOLD_", "ITCH_")}
 _DEFINE = re.compile(r"^#define[ \t]+(HFT_\w+)[ \t]+(\S+)", re.MULTILINE)
+_LAYOUT_DEFINE = re.compile(r"^#define[ \t]+((?:IEX|MOLD|ITCH)_\w+)[ \t]+(\S+)", re.MULTILINE)
 
 
 def _value(token: str) -> int:
@@ -21,8 +26,8 @@ def _value(token: str) -> int:
     return int(token, 0)
 
 
-def parse_defines(text: str) -> dict[str, int]:
-    return {name: _value(token) for name, token in _DEFINE.findall(text)}
+def parse_defines(text: str, pattern: re.Pattern[str] = _DEFINE) -> dict[str, int]:
+    return {name: _value(token) for name, token in pattern.findall(text)}
 
 
 def _load() -> dict[str, int]:
@@ -33,6 +38,17 @@ def _load() -> dict[str, int]:
 
 
 C = MappingProxyType(_load())
+
+
+def _load_layout(header: str, prefix: str) -> MappingProxyType[str, int]:
+    values = parse_defines((EBPF_DIR / header).read_text(), _LAYOUT_DEFINE)
+    return MappingProxyType({name: value for name, value in values.items() if name.startswith(prefix)})
+
+
+# The feeds' layouts, by #define name: IEX["IEX_Q_OFF_BID"] == 22.
+IEX = _load_layout("feed_iex.h", "IEX_")
+MOLD = _load_layout("feed_itch.h", "MOLD_")
+ITCH = _load_layout("feed_itch.h", "ITCH_")
 
 MAGIC = C["HFT_MAGIC"]
 VERSION = C["HFT_VERSION"]
@@ -75,6 +91,15 @@ EVENT_UPDATE = C["HFT_EVENT_UPDATE"]
 EVENT_ORDER = C["HFT_EVENT_ORDER"]
 EVENT_REJECT = C["HFT_EVENT_REJECT"]
 EVENT_KILL = C["HFT_EVENT_KILL"]
+ROUTE_MODES = MappingProxyType(_names("HFT_ROUTE_"))
+ROUTE_REFLECT = C["HFT_ROUTE_REFLECT"]
+ROUTE_GATEWAY = C["HFT_ROUTE_GATEWAY"]
+MAX_MESSAGES = C["HFT_MAX_MESSAGES"]
+MAX_ORDERS_CAP = C["HFT_MAX_ORDERS_CAP"]
+MAX_FEED_SOURCES = C["HFT_MAX_FEED_SOURCES"]
+MAX_SOURCE_MACS = C["HFT_MAX_SOURCE_MACS"]
+MAX_CHANNELS = C["HFT_MAX_CHANNELS"]
+SESSION_LEN = C["HFT_SESSION_LEN"]
 
 # XDP attach flags (include/uapi/linux/if_link.h); not in our headers.
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1

@@ -39,6 +39,7 @@ from .engine import EngineHandle
 from .engine import detach as detach_engine
 from .errors import EngineError, JournalError
 from .events import Alert, EngineEvent
+from .feedwatch import FeedAlert, FeedWatch
 from .layout import as_dict
 from .locks import acquire_controller_lock, release_controller_lock
 from .maps import Snapshot, symbol_params_from_map
@@ -71,8 +72,14 @@ def _config_view(snap: Snapshot) -> ConfigView:
     g["on_no_trade"] = NO_TRADE_ACTIONS.get(kernel.on_no_trade, kernel.on_no_trade)
     view: ConfigView = {"engine": g}
     for name, (cfg, _st) in snap.symbols.items():
-        view[name] = symbol_params_from_map(cfg).to_toml_values()
+        # seq_epoch is no parameter, but its change is an operator's reset-seq: journaled too.
+        view[name] = {**symbol_params_from_map(cfg).to_toml_values(), "seq_epoch": cfg.seq_epoch}
     return view
+
+
+def _sequence_resets(diff: dict[str, object]) -> list[str]:
+    """The symbols whose only change is a new seq_epoch (``engine reset-seq``)."""
+    return [name for name, changed in diff.items() if isinstance(changed, dict) and set(changed) == {"seq_epoch"}]
 
 
 def _config_diff(old: ConfigView, new: ConfigView) -> dict[str, object]:
@@ -123,6 +130,7 @@ class Controller:
         self._next_attach_check = 0.0
         self._journal_failed = False
         self._drained = 0
+        self._feed_watch = FeedWatch()
         self.tripped_on_start = False
         self.deadline_ms: int | None = None
         self.ended: str | None = None
@@ -173,6 +181,8 @@ class Controller:
                     "tripped_on_start": self.tripped_on_start,
                     "deadman_ms": self.deadline_ms,
                     "config": _config_view(snap),
+                    # the feed, its senders and the gateway: the app attaches without an attach row
+                    "attached": self.handle.record.attach_detail() if self.handle.record else None,
                 },
             )
             if self.tripped_on_start:
@@ -188,6 +198,7 @@ class Controller:
         self._last = snap
         self._config = _config_view(snap)
         self._version = snap.global_config.config_version
+        self._feed_watch.check(snap.channels, time.monotonic())  # the baseline: old gaps are no news
         return snap
 
     def beat(self) -> None:
@@ -218,8 +229,11 @@ class Controller:
         self.beat()  # a full batch takes a while
         snap = self.handle.snapshot()
         alerts.extend(self._alerts(snap, events))
+        feed_alerts = self._feed_watch.check(snap.channels, time.monotonic())
+        alerts.extend(f.alert for f in feed_alerts)
         if self.journal is not None:
             alerts.extend(self._journal_changes(snap))
+            alerts.extend(self._journal_feed_alerts(feed_alerts))
             alerts.extend(self.journal.take_alerts())
         alerts.extend(self._watch_interface())
         dropped = max(0, self._drained - len(events))
@@ -313,7 +327,11 @@ class Controller:
             kill_changed = self._last is not None and snap.kill != self._last.kill
             if version != self._version:
                 new = _config_view(snap)
-                if _config_diff(self._config, new) or not kill_changed:
+                diff = _config_diff(self._config, new)
+                resets = _sequence_resets(diff)
+                if resets and len(resets) == len(diff):
+                    self._record_config(snap, "reset_seq", {"symbols": resets})
+                elif diff or not kill_changed:
                     self._record_config(snap, "config_change", {})
                 else:  # a resume bumps the version: its own row below carries it
                     self._config, self._version = new, version
@@ -325,6 +343,20 @@ class Controller:
                     detail={"state": KILL_STATES.get(snap.kill, str(snap.kill))},
                 )
         except JournalError as exc:  # a journal failure must not stop supervision
+            return self._journal_failure(exc)
+        return []
+
+    def _journal_feed_alerts(self, feed_alerts: list[FeedAlert]) -> list[Alert]:
+        """A gap (or unusual duplicates) as a control row, like the other alerts journaled."""
+        try:
+            for f in feed_alerts:
+                self.journal.record_control(
+                    f"feed_{f.alert.reason}",
+                    program_hash=self.program_hash,
+                    config_version=self._version,
+                    detail=f.detail,
+                )
+        except JournalError as exc:
             return self._journal_failure(exc)
         return []
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TypeGuard
 
@@ -27,58 +27,34 @@ from pyroute2 import IPRoute
 from . import libbpf, netlink, paths
 from .config import (
     DEFAULT_DEADMAN_MS,
+    JOURNAL_KEYS,
     Config,
     EngineParams,
+    FeedParams,
+    Gateway,
     SymbolParams,
     engine_params,
+    journal_params,
     money_to_str,
     parse_deadman_ms,
+    refuse_attach_only_keys,
     symbol_params,
 )
 from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
 from .errors import ConfigError, EngineError, MapsError
 from .locks import control_lock
-from .maps import EngineMaps, Snapshot, symbol_params_from_map
+from .maps import EngineMaps, FeedSources, Snapshot, symbol_params_from_map
+from .maps import Gateway as KernelGateway
 from .pins import attached_ifaces, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
 from .preflight import require_root
 from .program import bcc_map_fds, load_strategy, program_hash
+from .route import Route, resolve_gateway
+from .state import EngineRecord as EngineRecord  # the state file, where callers have always found it
 from .symbol import Symbol
 
 # After a symbol's config is deleted, how long a packet already past the
 # config lookup may take to finish (a few microseconds; this is generous).
 REMOVE_SETTLE_S = 0.01
-
-
-# -- state kept beside the pins -------------------------------------------
-
-
-@dataclass
-class EngineRecord:
-    """What /run/hft-tui/IFACE.json remembers about an attached engine."""
-
-    iface: str
-    ifindex: int
-    mode: str
-    prog_id: int
-    program_hash: str
-    config_path: str | None
-    deadman_ms: int  # the deadline a controller arms
-    attached_at: float
-
-    def save(self) -> None:
-        paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = paths.state_file(self.iface).with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self), f)
-        os.replace(tmp, paths.state_file(self.iface))
-
-    @classmethod
-    def load(cls, iface: str) -> EngineRecord | None:
-        try:
-            return cls(**json.loads(paths.state_file(iface).read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, TypeError):
-            return None
 
 
 def resolve_iface(iface: str | None) -> str:
@@ -140,10 +116,15 @@ def attach(
                 f"{iface} already has an XDP program (id {current.prog_id}, {current.mode} mode): "
                 "refusing to replace it; detach it or use --force"
             )
-        b, prog_fd = load_strategy()
+        # Before anything is built: a gateway that cannot be resolved refuses the attach.
+        route = resolve_gateway(iface, config.gateway, config.engine.feed_port) if config.gateway else None
+        b, prog_fd = load_strategy(feed=config.feed.feed)  # only this feed's decoder is compiled in
         try:
             maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
             maps.write_global(config.engine, deadman_ms=deadman_ms or 0, version=1)
+            # The route and the feed's filter are read without a lock: written here, before attach, only.
+            maps.write_route(_kernel_gateway(route))
+            maps.write_feed_sources(_kernel_sources(config.feed))
             maps.set_kill(KILL_OFF)
             if deadman_ms:
                 maps.beat()
@@ -161,15 +142,46 @@ def attach(
                     ifindex=idx,
                     mode=mode,
                     prog_id=state.prog_id,
-                    program_hash=program_hash(),
+                    program_hash=program_hash(feed=config.feed.feed),
                     config_path=str(config_path) if config_path else None,
                     deadman_ms=deadman_ms or config.engine.deadman_ms,
                     attached_at=time.time(),
+                    **_feed_record(config, route),
                 )
                 rec.save()
         finally:
             b.cleanup()
     return rec
+
+
+def _kernel_gateway(route: Route | None) -> KernelGateway | None:
+    if route is None:
+        return None
+    gw = route.gateway
+    if gw.mac is None or gw.src_ip is None or gw.src_port is None:
+        raise EngineError(f"the gateway {gw.ip} is not resolved (no MAC or source)")  # resolve_gateway fills them
+    return KernelGateway(
+        ip=str(gw.ip), port=gw.port, mac=gw.mac, src_ip=str(gw.src_ip), src_port=gw.src_port, src_mac=route.src_mac
+    )
+
+
+def _kernel_sources(feed: FeedParams) -> FeedSources:
+    return FeedSources(
+        feed_addr=str(feed.feed_addr) if feed.feed_addr else None,
+        sources=tuple(str(n) for n in feed.feed_sources or ()),
+        macs=tuple(feed.feed_source_macs or ()),
+    )
+
+
+def _feed_record(config: Config, route: Route | None) -> dict:
+    """The state file's fields for what the engine is attached for."""
+    feed = config.feed.to_toml_values()
+    return {
+        **feed,
+        "gateway": route.as_dict() if route else None,
+        "journal_max_mb": config.journal.journal_max_mb,
+        "journal_reject_rows_per_s": config.journal.journal_reject_rows_per_s,
+    }
 
 
 def detach(iface: str) -> list[str]:
@@ -308,6 +320,32 @@ class EngineHandle:
             deadman_ms=(self.record.deadman_ms if self.record else base.deadman_ms),
             max_notional=g.max_notional,
             loss_limit=g.loss_limit,
+            max_orders_per_packet=g.max_orders_per_packet,
+            max_seq_jump=g.max_seq_jump,
+        )
+
+    @property
+    def feed(self) -> str | None:
+        """The feed the program was built for (the state file's; None without one)."""
+        return self.record.feed if self.record else None
+
+    def feed_params(self) -> FeedParams:
+        """The feed's address and senders as the kernel holds them (the feed's name from the state file)."""
+        f = self.maps.read_feed_sources()
+        return FeedParams(
+            feed=self.feed or "?",
+            feed_addr=IPv4Address(f.feed_addr) if f.feed_addr else None,
+            feed_sources=tuple(IPv4Network(n) for n in f.sources) or None,
+            feed_source_macs=f.macs or None,
+        )
+
+    def gateway(self) -> Gateway | None:
+        """Where orders go, as the kernel's route map holds it; None: back to the sender."""
+        gw = self.maps.read_route()
+        if gw is None:
+            return None
+        return Gateway(
+            ip=IPv4Address(gw.ip), port=gw.port, mac=gw.mac, src_ip=IPv4Address(gw.src_ip), src_port=gw.src_port
         )
 
     def symbol(self, name: Symbol) -> SymbolParams | None:
@@ -351,18 +389,44 @@ class EngineHandle:
             self.maps.bump_version()
 
     def set_engine(self, values: dict) -> EngineParams:
+        """Validates ``values`` over the running settings and writes them whole.  The
+        feed, its senders and the gateway are the attach's: refused, nothing written."""
         if "mode" in values:
             raise ConfigError("engine: mode cannot change while attached (detach and attach again)")
+        refuse_attach_only_keys(values)
+        journal_values = {k: v for k, v in values.items() if k in JOURNAL_KEYS}
+        engine_values = {k: v for k, v in values.items() if k not in JOURNAL_KEYS}
         with control_lock(self.iface):
-            params = engine_params(values, base=self.engine_params())
-            g = self.maps.read_global()
-            self.maps.write_global(params, deadman_ms=g.deadman_ms, version=g.config_version + 1)
-            if "deadman_ms" in values and self.record:
-                self.record.deadman_ms = params.deadman_ms
+            params = engine_params(engine_values, base=self.engine_params())
+            journal = None
+            if journal_values:
+                if self.record is None:
+                    raise EngineError(f"{self.iface} has no state file to keep the journal settings in")
+                journal = journal_params(journal_values, base=self.record.journal_params())
+            if engine_values:
+                g = self.maps.read_global()
+                self.maps.write_global(params, deadman_ms=g.deadman_ms, version=g.config_version + 1)
+                if "deadman_ms" in values and self.record:
+                    self.record.deadman_ms = params.deadman_ms
+                    if g.deadman_ms:  # armed: the new deadline applies now
+                        self.maps.set_deadman(params.deadman_ms)
+            if self.record and (journal or "deadman_ms" in values):
+                if journal:
+                    self.record.journal_max_mb = journal.journal_max_mb
+                    self.record.journal_reject_rows_per_s = journal.journal_reject_rows_per_s
                 self.record.save()
-                if g.deadman_ms:  # armed: the new deadline applies now
-                    self.maps.set_deadman(params.deadman_ms)
         return self.engine_params()
+
+    def reset_seq(self, name: Symbol) -> int:
+        """The symbol's next update sets its sequence, whatever it is (a symbol locked
+        out by a refused jump trades again).  Returns the last sequence it had."""
+        with control_lock(self.iface):
+            got = self.maps.read_symbol(name)
+            if got is None:
+                raise EngineError(f"symbol {name} is not configured")
+            self.maps.reset_seq(name)
+            self.maps.bump_version()  # a controller sees the change and journals it
+        return int(got[1].last_seq)
 
     def kill(self) -> None:
         self.maps.set_kill(KILL_OPERATOR)
@@ -402,7 +466,7 @@ class EngineHandle:
             self.maps.set_deadman(0)
 
     def snapshot(self) -> Snapshot:
-        return self.maps.snapshot()
+        return self.maps.snapshot(feed=self.feed)
 
 
 def open_engine(iface: str | None = None) -> EngineHandle:

@@ -9,9 +9,9 @@ map.
 from __future__ import annotations
 
 import ctypes
-from ctypes import c_char, c_int64, c_uint32, c_uint64
+from ctypes import c_char, c_int64, c_uint8, c_uint16, c_uint32, c_uint64
 
-from .constants import SYMBOL_LEN
+from .constants import MAX_FEED_SOURCES, MAX_SOURCE_MACS, SESSION_LEN, SYMBOL_LEN
 from .symbol import Symbol
 
 
@@ -47,13 +47,16 @@ class KernelSymbolParams(ctypes.Structure):
 
 
 class SymbolConfig(ctypes.Structure):
-    """The symbol_config map value; ``p``'s fields read as the value's own (cfg.buy_target)."""
+    """The symbol_config map value; ``p``'s fields read as the value's own (cfg.buy_target).
+    ``seq_epoch`` is not a parameter: a new value resets the symbol's sequence."""
 
     _anonymous_ = ("p",)
     _fields_ = [
         ("lock", SpinLock),
         ("_pad", c_uint32),
         ("p", KernelSymbolParams),
+        ("seq_epoch", c_uint32),
+        ("_pad1", c_uint32),
     ]
 
 
@@ -84,6 +87,10 @@ class SymbolState(ctypes.Structure):
         ("last_ask_qty", c_uint32),
         ("mark", c_uint32),
         ("session_ref", c_uint32),
+        ("halted", c_uint32),
+        ("seq_session", c_uint32),
+        ("seq_epoch", c_uint32),
+        ("_pad", c_uint32),
     ]
 
 
@@ -99,6 +106,9 @@ class KernelGlobalParams(ctypes.Structure):
         ("burst", c_uint32),
         ("max_notional", c_uint64),
         ("loss_limit", c_uint64),
+        ("max_orders_per_packet", c_uint32),
+        ("_pad1", c_uint32),
+        ("max_seq_jump", c_uint64),
     ]
 
 
@@ -128,6 +138,73 @@ class Totals(ctypes.Structure):
         ("order_seq", c_uint64),
         ("open_cost", c_uint64),
         ("pnl", c_int64),
+    ]
+
+
+class FeedCounters(ctypes.Structure):
+    """struct hft_feed_counters: one CPU's feed counters (the map is per-CPU)."""
+
+    _fields_ = [
+        ("packets", c_uint64),
+        ("messages", c_uint64),
+        ("in_transition", c_uint64),
+        ("truncated_packets", c_uint64),
+        ("dup_packets", c_uint64),
+        ("heartbeats", c_uint64),
+        ("channels_full", c_uint64),
+        ("grow_failed", c_uint64),
+        ("frame_errors", c_uint64),
+    ]
+
+
+class ChannelKey(ctypes.Structure):
+    """struct hft_channel_key: IEX session id (u32 LE) + channel id; MoldUDP64 session."""
+
+    _fields_ = [
+        ("session", c_uint8 * SESSION_LEN),
+        ("_pad", c_uint16),
+        ("channel", c_uint32),
+    ]
+
+
+class ChannelState(ctypes.Structure):
+    _fields_ = [
+        ("lock", SpinLock),
+        ("_pad", c_uint32),
+        ("next_seq", c_uint64),
+        ("packets", c_uint64),
+        ("messages", c_uint64),
+        ("gaps", c_uint64),
+        ("gap_messages", c_uint64),
+        ("dup_packets", c_uint64),
+        ("seq_jumps", c_uint64),
+    ]
+
+
+class Route(ctypes.Structure):
+    """struct hft_route: addresses and ports in network byte order (as bytes in memory)."""
+
+    _fields_ = [
+        ("mode", c_uint32),
+        ("gw_mac", c_uint8 * 6),
+        ("src_mac", c_uint8 * 6),
+        ("gw_ip", c_uint32),
+        ("src_ip", c_uint32),
+        ("gw_port", c_uint16),
+        ("src_port", c_uint16),
+    ]
+
+
+class FeedFilter(ctypes.Structure):
+    """struct hft_feed_filter: addresses in network byte order, networks already masked."""
+
+    _fields_ = [
+        ("feed_addr", c_uint32),
+        ("n_sources", c_uint32),
+        ("src_net", c_uint32 * MAX_FEED_SOURCES),
+        ("src_mask", c_uint32 * MAX_FEED_SOURCES),
+        ("n_macs", c_uint32),
+        ("src_macs", (c_uint8 * 6) * MAX_SOURCE_MACS),
     ]
 
 
@@ -163,6 +240,11 @@ MIRRORS = {
     "hft_global_config": GlobalConfig,
     "hft_global_state": GlobalState,
     "hft_totals": Totals,
+    "hft_feed_counters": FeedCounters,
+    "hft_channel_key": ChannelKey,
+    "hft_channel_state": ChannelState,
+    "hft_route": Route,
+    "hft_feed_filter": FeedFilter,
     "hft_event": Event,
 }
 

@@ -9,7 +9,9 @@ BPF_F_LOCK, so neither side ever sees half of a value.
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -22,16 +24,26 @@ from .constants import (
     BPF_NOEXIST,
     COUNTERS,
     CTR_REJECT_BASE,
+    MAX_FEED_SOURCES,
+    MAX_SOURCE_MACS,
     NO_TRADE_ACTIONS,
     NUM_COUNTERS,
     REJECT_REASONS,
+    ROUTE_GATEWAY,
+    ROUTE_REFLECT,
+    SESSION_LEN,
 )
 from .errors import MapsError
 from .layout import (
+    ChannelKey,
+    ChannelState,
+    FeedCounters,
+    FeedFilter,
     GlobalConfig,
     GlobalState,
     KernelGlobalParams,
     KernelSymbolParams,
+    Route,
     SymbolConfig,
     SymbolKey,
     SymbolState,
@@ -42,7 +54,7 @@ from .layout import (
 from .symbol import Symbol
 
 # pin name -> value type (None: not read as a struct here)
-MAP_VALUES = {
+MAP_VALUES: dict[str, type | None] = {
     "symbol_config": SymbolConfig,
     "symbol_state": SymbolState,
     "global_config": GlobalConfig,
@@ -51,11 +63,79 @@ MAP_VALUES = {
     "kill_switch": ctypes.c_uint64,
     "heartbeat": ctypes.c_uint64,
     "counters": ctypes.c_uint64,
+    "feed_counters": FeedCounters,
+    "channels": ChannelState,
+    "route": Route,
+    "feed_filter": FeedFilter,
     "events": None,
     "tape_events": None,
-    "scratch_event": None,
+    "scratch": None,
+}
+# Maps only some builds have: the backtest build's clock (-DHFT_BACKTEST).
+OPTIONAL_MAP_VALUES: dict[str, type | None] = {
+    "backtest_clock": ctypes.c_uint64,
 }
 _NO_TRADE_CODE = {name: code for code, name in NO_TRADE_ACTIONS.items()}
+_REJECT_CODE = {name: code for code, name in REJECT_REASONS.items()}
+FEEDS_WITH_CHANNELS = ("iex", "itch")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """Where orders go instead of back to the sender (map route).  ``src_mac`` is
+    the interface's MAC, ``src_ip``/``src_port`` what the orders leave from."""
+
+    ip: str
+    port: int
+    mac: str
+    src_ip: str
+    src_port: int
+    src_mac: str
+
+
+@dataclass(frozen=True)
+class FeedSources:
+    """Which packets are the feed and who may send it (map feed_filter).
+    Empty ``sources``: any sender (an open feed); empty ``macs``: any MAC."""
+
+    feed_addr: str | None = None
+    sources: tuple[str, ...] = ()  # IPv4 CIDRs
+    macs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeedCounts:
+    """The feed counters summed over the CPUs, and the feed packets refused by source."""
+
+    packets: int
+    messages: int
+    in_transition: int
+    truncated_packets: int
+    dup_packets: int
+    heartbeats: int
+    channels_full: int
+    grow_failed: int
+    frame_errors: int
+    foreign_source: int
+
+
+@dataclass(frozen=True)
+class FeedChannel:
+    """One channel's sequence state.  ``id``: IEX "SESSION/CHANNEL" (decimal), MoldUDP64
+    the session's 10 characters; ``key`` the raw map key (for reset_channel)."""
+
+    id: str
+    next_seq: int
+    packets: int
+    messages: int
+    gaps: int
+    gap_messages: int
+    dup_packets: int
+    seq_jumps: int
+    key: bytes = field(repr=False, default=b"")
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "key"}
 
 
 @dataclass
@@ -70,6 +150,8 @@ class Snapshot:
     counters: dict[str, int]
     rejects: dict[str, int]
     symbols: dict[Symbol, tuple[SymbolConfig, SymbolState]] = field(default_factory=dict)
+    feed: FeedCounts | None = None
+    channels: list[FeedChannel] = field(default_factory=list)
 
 
 class EngineMaps:
@@ -80,8 +162,8 @@ class EngineMaps:
         self.fds = fds
         self._owns = owns_fds
         self._ncpus = libbpf.num_possible_cpus()
-        for name, vtype in MAP_VALUES.items():
-            if vtype is None or name == "counters":
+        for name, vtype in {**MAP_VALUES, **OPTIONAL_MAP_VALUES}.items():
+            if vtype is None or name == "counters" or name not in fds:
                 continue
             size = libbpf.map_info(fds[name]).value_size
             if size != ctypes.sizeof(vtype):
@@ -164,6 +246,83 @@ class EngineMaps:
             out.append(sum(buf))
         return out
 
+    # -- the feed -------------------------------------------------------
+    def feed_counts(self) -> FeedCounts:
+        """The feed counters summed over the possible CPUs (and foreign_source)."""
+        buf = (FeedCounters * self._ncpus)()
+        libbpf.lookup(self.fds["feed_counters"], ctypes.c_uint32(0), buf)
+        sums = {f[0]: sum(getattr(cpu, f[0]) for cpu in buf) for f in FeedCounters._fields_}
+        foreign = self.counters()[CTR_REJECT_BASE + _REJECT_CODE["foreign_source"]]
+        return FeedCounts(**sums, foreign_source=foreign)
+
+    def channels(self, feed: str) -> list[FeedChannel]:
+        """Every channel the kernel has seen, by id (empty for hft1: it has none)."""
+        if feed not in FEEDS_WITH_CHANNELS:
+            return []
+        out = []
+        for key in libbpf.keys(self.fds["channels"], ChannelKey):
+            st = ChannelState()
+            if not libbpf.lookup(self.fds["channels"], key, st, lock=True):
+                continue  # gone meanwhile (reset)
+            out.append(
+                FeedChannel(
+                    id=channel_id(key, feed),
+                    next_seq=st.next_seq,
+                    packets=st.packets,
+                    messages=st.messages,
+                    gaps=st.gaps,
+                    gap_messages=st.gap_messages,
+                    dup_packets=st.dup_packets,
+                    seq_jumps=st.seq_jumps,
+                    key=bytes(key),
+                )
+            )
+        return sorted(out, key=lambda c: c.id)
+
+    def reset_channel(self, channel: FeedChannel) -> bool:
+        """Forgets a channel's sequence: its next packet sets it, whatever it is (a
+        feed that jumped more than max_seq_jump, on purpose).  False: not there."""
+        return libbpf.delete(self.fds["channels"], ChannelKey.from_buffer_copy(channel.key))
+
+    def reset_seq(self, name: Symbol) -> int:
+        """Resets a symbol's sequence: its next update sets it whatever it is.  The
+        kernel's state is not written here (the program writes it under its lock):
+        the config's seq_epoch moves, and the program, finding the state's epoch
+        different, takes the next sequence afresh.  Returns the new epoch."""
+        key = symbol_key(name)
+        cfg = SymbolConfig()
+        if not libbpf.lookup(self.fds["symbol_config"], key, cfg, lock=True):
+            raise MapsError(f"symbol {name} is not configured")
+        cfg.seq_epoch = (cfg.seq_epoch + 1) & 0xFFFFFFFF
+        libbpf.update(self.fds["symbol_config"], key, cfg, BPF_F_LOCK)
+        return cfg.seq_epoch
+
+    def write_route(self, gateway: Gateway | None) -> None:
+        """Before attach only (the program reads it without a lock): orders to the
+        gateway, or (None) reflected back to the sender."""
+        libbpf.update(self.fds["route"], ctypes.c_uint32(0), route_to_map(gateway), BPF_ANY)
+
+    def read_route(self) -> Gateway | None:
+        value = Route()
+        libbpf.lookup(self.fds["route"], ctypes.c_uint32(0), value)
+        return route_from_map(value)
+
+    def write_feed_sources(self, sources: FeedSources) -> None:
+        """Before attach only, like the route."""
+        libbpf.update(self.fds["feed_filter"], ctypes.c_uint32(0), feed_filter_to_map(sources), BPF_ANY)
+
+    def read_feed_sources(self) -> FeedSources:
+        value = FeedFilter()
+        libbpf.lookup(self.fds["feed_filter"], ctypes.c_uint32(0), value)
+        return feed_filter_from_map(value)
+
+    # -- the backtest build ---------------------------------------------
+    def set_clock(self, now_ns: int) -> None:
+        """The backtest build's clock (the next frame's capture time, in ns)."""
+        if "backtest_clock" not in self.fds:
+            raise MapsError("this engine has no backtest clock: it was not built with backtest=True")
+        libbpf.update(self.fds["backtest_clock"], ctypes.c_uint32(0), ctypes.c_uint64(now_ns), BPF_ANY)
+
     # -- symbols --------------------------------------------------------
     def symbol_names(self) -> list[Symbol]:
         return sorted(Symbol(key_name(k.name)) for k in libbpf.keys(self.fds["symbol_config"], SymbolKey))
@@ -178,14 +337,17 @@ class EngineMaps:
         return cfg, st
 
     def write_symbol(self, name: Symbol, p: SymbolParams) -> None:
-        """One whole-value update of the symbol's config (state created first)."""
+        """One whole-value update of the symbol's config (state created first).
+        The config's seq_epoch is kept: a parameter change resets no sequence."""
         key = symbol_key(name)
         try:
             libbpf.update(self.fds["symbol_state"], key, SymbolState(), BPF_NOEXIST)
         except OSError as exc:
             if exc.errno != 17:  # EEXIST: the symbol trades already, keep its state
                 raise
-        cfg = SymbolConfig(p=symbol_params_to_map(p))
+        old = SymbolConfig()
+        epoch = old.seq_epoch if libbpf.lookup(self.fds["symbol_config"], key, old, lock=True) else 0
+        cfg = SymbolConfig(seq_epoch=epoch, p=symbol_params_to_map(p))
         libbpf.update(self.fds["symbol_config"], key, cfg, BPF_F_LOCK)
 
     def read_symbol_state(self, name: Symbol) -> SymbolState | None:
@@ -205,7 +367,9 @@ class EngineMaps:
         libbpf.delete(self.fds["symbol_state"], key)
         return found
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, feed: str | None = None) -> Snapshot:
+        """Everything at once; with ``feed`` (the format the engine was built for)
+        the channels too."""
         ctr = self.counters()
         symbols = {}
         for name in self.symbol_names():
@@ -221,6 +385,8 @@ class EngineMaps:
             counters={name: ctr[idx] for idx, name in COUNTERS.items()},
             rejects={name: ctr[CTR_REJECT_BASE + idx] for idx, name in REJECT_REASONS.items()},
             symbols=symbols,
+            feed=self.feed_counts(),
+            channels=self.channels(feed) if feed else [],
         )
 
 
@@ -246,4 +412,106 @@ def global_params_to_map(params: EngineParams, *, deadman_ms: int) -> KernelGlob
         burst=params.burst,
         max_notional=params.max_notional,
         loss_limit=params.loss_limit,
+        max_orders_per_packet=params.max_orders_per_packet,
+        max_seq_jump=params.max_seq_jump,
     )
+
+
+# -- the feed's fixed settings in kernel form --------------------------------
+
+
+def _ip_be(text: str, what: str) -> int:
+    """An IPv4 address as the u32 whose memory holds its network-order bytes."""
+    try:
+        packed = ipaddress.IPv4Address(text).packed
+    except ValueError:
+        raise MapsError(f"{what}: {text!r} is not an IPv4 address") from None
+    return int.from_bytes(packed, "little" if socket.htonl(1) != 1 else "big")
+
+
+def _ip_text(value: int) -> str:
+    return str(ipaddress.IPv4Address(value.to_bytes(4, "little" if socket.htonl(1) != 1 else "big")))
+
+
+def _mac_bytes(text: str, what: str) -> bytes:
+    parts = text.split(":")
+    try:
+        raw = bytes(int(p, 16) for p in parts)
+    except ValueError:
+        raw = b""
+    if len(parts) != 6 or len(raw) != 6 or any(len(p) != 2 for p in parts):
+        raise MapsError(f"{what}: {text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    return raw
+
+
+def _mac_text(raw) -> str:
+    return ":".join(f"{b:02x}" for b in bytes(raw))
+
+
+def _port_be(port: int, what: str) -> int:
+    if not 1 <= port <= 65535:
+        raise MapsError(f"{what}: {port} is not a UDP port (1-65535)")
+    return socket.htons(port)
+
+
+def route_to_map(gateway: Gateway | None) -> Route:
+    if gateway is None:
+        return Route(mode=ROUTE_REFLECT)
+    r = Route(mode=ROUTE_GATEWAY)
+    r.gw_mac[:] = list(_mac_bytes(gateway.mac, "gateway mac"))
+    r.src_mac[:] = list(_mac_bytes(gateway.src_mac, "the interface's MAC"))
+    r.gw_ip = _ip_be(gateway.ip, "gateway ip")
+    r.src_ip = _ip_be(gateway.src_ip, "gateway src_ip")
+    r.gw_port = _port_be(gateway.port, "gateway port")
+    r.src_port = _port_be(gateway.src_port, "gateway src_port")
+    return r
+
+
+def route_from_map(r: Route) -> Gateway | None:
+    if r.mode != ROUTE_GATEWAY:
+        return None
+    return Gateway(
+        ip=_ip_text(r.gw_ip),
+        port=socket.ntohs(r.gw_port),
+        mac=_mac_text(r.gw_mac),
+        src_ip=_ip_text(r.src_ip),
+        src_port=socket.ntohs(r.src_port),
+        src_mac=_mac_text(r.src_mac),
+    )
+
+
+def feed_filter_to_map(spec: FeedSources) -> FeedFilter:
+    if len(spec.sources) > MAX_FEED_SOURCES:
+        raise MapsError(f"feed_sources: {len(spec.sources)} networks, at most {MAX_FEED_SOURCES}")
+    if len(spec.macs) > MAX_SOURCE_MACS:
+        raise MapsError(f"feed_source_macs: {len(spec.macs)} addresses, at most {MAX_SOURCE_MACS}")
+    f = FeedFilter(feed_addr=_ip_be(spec.feed_addr, "feed_addr") if spec.feed_addr else 0)
+    for i, cidr in enumerate(spec.sources):
+        try:
+            net = ipaddress.IPv4Network(cidr, strict=False)
+        except ValueError:
+            raise MapsError(f"feed_sources: {cidr!r} is not an IPv4 network (a.b.c.d/n)") from None
+        f.src_net[i] = _ip_be(str(net.network_address), "feed_sources")
+        f.src_mask[i] = _ip_be(str(net.netmask), "feed_sources")
+    f.n_sources = len(spec.sources)
+    for i, mac in enumerate(spec.macs):
+        f.src_macs[i][:] = list(_mac_bytes(mac, "feed_source_macs"))
+    f.n_macs = len(spec.macs)
+    return f
+
+
+def feed_filter_from_map(f: FeedFilter) -> FeedSources:
+    sources = tuple(
+        str(ipaddress.IPv4Network(f"{_ip_text(f.src_net[i])}/{_ip_text(f.src_mask[i])}"))
+        for i in range(min(f.n_sources, MAX_FEED_SOURCES))
+    )
+    macs = tuple(_mac_text(f.src_macs[i]) for i in range(min(f.n_macs, MAX_SOURCE_MACS)))
+    return FeedSources(feed_addr=_ip_text(f.feed_addr) if f.feed_addr else None, sources=sources, macs=macs)
+
+
+def channel_id(key: ChannelKey, feed: str) -> str:
+    """A channel as people name it: IEX "SESSION/CHANNEL", MoldUDP64 its session."""
+    raw = bytes(key.session)
+    if feed == "iex":
+        return f"{int.from_bytes(raw[:4], 'little')}/{key.channel}"
+    return raw[:SESSION_LEN].decode("ascii", "replace").rstrip(" \0") or raw.hex()

@@ -1,8 +1,9 @@
 """The XDP program as source and as a loaded object: compile, hash, load.
 
 BCC compiles ebpf/strategy.c at run time; everything that identifies what
-runs (the SHA-256 of the sources) and every way the program is built (the
-live engine, the tests' and the benchmark's BPF_PROG_TEST_RUN copies) goes
+runs (the SHA-256 of the sources and of the build: the feed's decoder and
+the backtest clock) and every way the program is built (the live engine,
+the tests' and the benchmark's BPF_PROG_TEST_RUN copies, the backtest) goes
 through here, so they cannot drift apart.
 """
 
@@ -11,23 +12,38 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from . import paths
+from . import bccload, paths
 from .errors import EngineError
-from .maps import MAP_VALUES
+from .maps import MAP_VALUES, OPTIONAL_MAP_VALUES
 from .preflight import require_bcc
 
 PROGRAM_NAME = "xdp_strategy"
+# config `feed` -> the decoder's define (ebpf/feed.h); only that decoder is compiled in.
+FEEDS = {"hft1": "HFT_FEED_HFT1", "iex": "HFT_FEED_IEX", "itch": "HFT_FEED_ITCH"}
+DEFAULT_FEED = "hft1"
+# The backtest build: its clock is a map the harness sets, and no dead-man switch.
+BACKTEST_DEFINE = "HFT_BACKTEST"
 
 
 def program_sources() -> list[Path]:
     return [paths.STRATEGY_SOURCE, *sorted(paths.EBPF_DIR.glob("*.h"))]
 
 
-def program_hash() -> str:
-    """SHA-256 of the C source and headers that make the program."""
+def build_defines(feed: str = DEFAULT_FEED, *, backtest: bool = False) -> tuple[str, ...]:
+    """The -D flags that choose what the program is (its feed, its clock)."""
+    if feed not in FEEDS:
+        raise EngineError(f"unknown feed {feed!r} (known: {', '.join(FEEDS)})")
+    return (f"-D{FEEDS[feed]}", *((f"-D{BACKTEST_DEFINE}",) if backtest else ()))
+
+
+def program_hash(feed: str = DEFAULT_FEED, *, backtest: bool = False, cflags: tuple[str, ...] = ()) -> str:
+    """SHA-256 of the C source and headers and of the build (feed, clock, any other flags):
+    two programs with the same hash are the same program."""
     h = hashlib.sha256()
     for src in program_sources():
         h.update(src.name.encode() + b"\0" + src.read_bytes())
+    for flag in (*build_defines(feed, backtest=backtest), *cflags):
+        h.update(b"\0flag\0" + flag.encode())
     return h.hexdigest()
 
 
@@ -40,15 +56,45 @@ def compile_program(source: Path = paths.STRATEGY_SOURCE, cflags: tuple[str, ...
         raise EngineError(f"cannot compile {source.name}: {exc}") from None
 
 
-def load_strategy(cflags: tuple[str, ...] = ()):
-    """(BCC object, program fd): for attach and for BPF_PROG_TEST_RUN."""
-    b = compile_program(cflags=cflags)
+def load_strategy(feed: str = DEFAULT_FEED, cflags: tuple[str, ...] = (), *, backtest: bool = False):
+    """(BCC object, program fd) of the engine for ``feed``: for attach, BPF_PROG_TEST_RUN
+    and the backtest (``backtest=True``: the clock from the backtest_clock map)."""
+    b, loaded = load_strategy_verbose(feed, cflags, backtest=backtest)
+    return b, loaded.fd
+
+
+def load_strategy_verbose(feed: str = DEFAULT_FEED, cflags: tuple[str, ...] = (), *, backtest: bool = False):
+    """(BCC object, bccload.Loaded): with the verifier's statistics (the budget test)."""
+    flags = (*build_defines(feed, backtest=backtest), *cflags)
+    b = compile_program(cflags=flags)
     try:
-        fn = b.load_func(PROGRAM_NAME.encode(), b.XDP)
-    except Exception as exc:
-        raise EngineError(f"the verifier refused {PROGRAM_NAME}: {exc}") from None
-    return b, fn.fd
+        loaded = bccload.load_xdp(
+            b,
+            PROGRAM_NAME,
+            source=paths.STRATEGY_SOURCE,
+            include_dirs=[paths.EBPF_DIR],
+            defines={f[2:].partition("=")[0] for f in flags if f.startswith("-D")},
+        )
+    except EngineError:
+        b.cleanup()
+        raise
+    if loaded.fd < 0:
+        b.cleanup()
+        raise EngineError(f"the verifier refused {PROGRAM_NAME} ({feed}): {loaded.complaint()}")
+    return b, loaded
 
 
 def bcc_map_fds(b) -> dict[str, int]:
-    return {name: b.get_table(name.encode()).map_fd for name in MAP_VALUES}
+    fds = {name: b.get_table(name.encode()).map_fd for name in MAP_VALUES}
+    for name in OPTIONAL_MAP_VALUES:
+        if _has_table(b, name):
+            fds[name] = b.get_table(name.encode()).map_fd
+    return fds
+
+
+def _has_table(b, name: str) -> bool:
+    try:
+        b.get_table(name.encode())
+    except KeyError:
+        return False
+    return True

@@ -13,6 +13,19 @@ from .layout import SymbolConfig, SymbolState
 from .locks import controller_pid
 from .maps import Snapshot, symbol_params_from_map
 
+#: the feed counters `engine status` shows (foreign_source is a reject reason, under rejects)
+FEED_COUNTS = (
+    "messages",
+    "in_transition",
+    "truncated_packets",
+    "packets",
+    "dup_packets",
+    "heartbeats",
+    "channels_full",
+    "grow_failed",
+    "frame_errors",
+)
+
 
 def _dollars(units: int) -> float:
     """Price or money units (1e-4) as the float the JSON has always carried."""
@@ -103,11 +116,73 @@ def status_dict(handle: EngineHandle, snap: Snapshot | None = None) -> dict:
             "skipped": snap.rejects["deadman"],
         },
         "symbols": {name: _symbol_status(cfg, st) for name, (cfg, st) in snap.symbols.items()},
+        # issue 11 and 14: the feed, its senders, where orders go
+        **_feed_status(handle, snap),
+    }
+
+
+def _feed_status(handle: EngineHandle, snap: Snapshot) -> dict:
+    """The feed as the kernel holds it: what it reads and from whom (the maps written at
+    attach), its counters and channels, and the gateway (None: orders go back to the sender)."""
+    feed = handle.feed_params()
+    fc = snap.feed
+    gateway = handle.gateway()
+    return {
+        "feed": {
+            "format": handle.feed,
+            "port": snap.global_config.feed_port,
+            "addr": str(feed.feed_addr) if feed.feed_addr else None,
+            **{key: getattr(fc, key) if fc else 0 for key in FEED_COUNTS},
+            "channels": [ch.as_dict() for ch in snap.channels],
+        },
+        "gateway": gateway.as_dict() if gateway else None,
+        "feed_sources": [str(n) for n in feed.feed_sources] if feed.feed_sources else None,
+        "feed_source_macs": list(feed.feed_source_macs) if feed.feed_source_macs else None,
+        "open_feed": feed.open_feed,
     }
 
 
 def _money(v: float) -> str:
     return f"{v:,.2f}"
+
+
+OPEN_FEED = "OPEN FEED: any sender can trade; set [engine] feed_sources"
+
+
+def feed_line(feed: str | None, port: int, addr: str | None, sources: list[str] | None) -> str:
+    """What the engine reads and from whom, in one line (attach and status print it)."""
+    to = f"{addr}:{port}" if addr else f"port {port}"
+    senders = "from " + ", ".join(sources) if sources else "from any sender"
+    return f"feed {feed or '?'} on UDP {to}, {senders}"
+
+
+def gateway_line(gateway: dict | None) -> str:
+    if not gateway:
+        return "orders go back to the sender of the update (no [engine.gateway])"
+    how = f", {gateway['mac_from']}" if gateway.get("mac_from") else ""
+    return (
+        f"orders go to the gateway {gateway['ip']}:{gateway['port']} ({gateway['mac']}{how}) "
+        f"from {gateway['src_ip']}:{gateway['src_port']}"
+    )
+
+
+def _feed_lines(st: dict) -> list[str]:
+    feed = st["feed"]
+    lines = [feed_line(feed["format"], feed["port"], feed["addr"], st["feed_sources"])]
+    if st["open_feed"]:
+        lines.append(OPEN_FEED)
+    lines.append(
+        f"feed: {feed['messages']:,} messages, {feed['in_transition']:,} in transition, "
+        f"{feed['truncated_packets']:,} truncated packets"
+    )
+    for ch in feed["channels"]:
+        gaps = f"{ch['gaps']:,} gaps ({ch['gap_messages']:,} messages missed)" if ch["gaps"] else "no gap"
+        lines.append(
+            f"  channel {ch['id']}: next seq {ch['next_seq']:,}, {ch['packets']:,} packets, "
+            f"{ch['messages']:,} messages, {gaps}, {ch['dup_packets']:,} duplicate packets"
+        )
+    lines.append(gateway_line(st["gateway"]))
+    return lines
 
 
 def status_text(st: dict) -> str:
@@ -139,6 +214,7 @@ def status_text(st: dict) -> str:
         f"feed port {st['feed_port']}, on no trade {st['on_no_trade']}; updates {st['updates_seen']:,}, "
         f"orders {st['orders_sent']:,}, passed {st['passed']:,}, ring-buffer drops {st['ringbuf_drops']:,}"
     )
+    lines.extend(_feed_lines(st))
     lines.append(f"session PnL {_money(st['pnl'])}, open cost {_money(st['open_cost'])}")
     rejects = ", ".join(f"{k} {v:,}" for k, v in st["rejects"].items() if v)
     lines.append(f"rejects: {rejects or 'none'}")

@@ -30,6 +30,7 @@ from .events import Alert
 from .journal import Journal, journal_path
 from .pins import attached_ifaces
 from .preflight import require_root
+from .status import OPEN_FEED
 from .stopflag import StopFlag
 from .supervision import SupervisionLoop
 
@@ -62,7 +63,7 @@ def _say(text: str) -> None:
 class _AlertPrinter:
     """Prints alerts on stderr: urgent ones at once, reject counts once a second."""
 
-    URGENT = ("kill", "engine", "journal", "journal_gap", "ringbuf_drops", "tape_drops")
+    URGENT = ("kill", "engine", "journal", "journal_gap", "ringbuf_drops", "tape_drops", "feed")
 
     def __init__(self) -> None:
         self._rejects: dict[tuple[str, str], int] = defaultdict(int)
@@ -149,7 +150,7 @@ def _supervise(args, stop: StopFlag, stopped_by: list[str]) -> int:
                 "attach",
                 program_hash=rec.program_hash,
                 config_version=handle.maps.read_global().config_version,
-                detail={"mode": rec.mode, "prog_id": rec.prog_id, "config": args.config},
+                detail=rec.attach_detail(),
             )
         ctl.start()
     except BaseException:
@@ -165,6 +166,8 @@ def _supervise(args, stop: StopFlag, stopped_by: list[str]) -> int:
         f"program id {prog_id}, hash {(ctl.program_hash or '-')[:12]}, config v{ctl.config_version}): "
         f"dead-man {ctl.deadline_ms} ms armed, journal {jpath}"
     )
+    if rec is not None and rec.open_feed:
+        _say(OPEN_FEED)
     if ctl.tripped_on_start:
         _say(
             f"KILL SWITCH LATCHED: the previous controller died (heartbeat expired); trading resumes "

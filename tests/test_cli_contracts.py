@@ -53,7 +53,13 @@ ENGINE_STATUS_KEYS = {
     "deadman",
     "program_hash",
     "config_version",
+    # issues 11 and 14: the feed, where orders go, who may send
+    "feed",
+    "gateway",
+    "feed_sources",
+    "open_feed",
 }
+FEED_KEYS = {"format", "port", "addr", "messages", "in_transition", "truncated_packets", "channels"}
 SYMBOL_CONFIG_KEYS = {
     "enabled",
     "buy_target",
@@ -130,6 +136,13 @@ def test_engine_status_json_has_every_key_outside_tools_read(lab70):
     assert len(st["program_hash"]) == 64 and st["config_version"] >= 1
     assert set(st["deadman"]) >= DEADMAN_KEYS and st["deadman"]["deadline_ms"] == 500
     assert set(st["risk"]) >= RISK_LIMITS
+    assert set(st["feed"]) >= FEED_KEYS
+    assert (st["feed"]["format"], st["feed"]["port"], st["feed"]["addr"]) == ("hft1", 9000, None)
+    assert st["feed"]["channels"] == []  # hft1 has none: its updates carry their own sequence
+    assert all(isinstance(st["feed"][k], int) for k in ("messages", "in_transition", "truncated_packets"))
+    assert st["gateway"] is None  # the demo's orders go back to the simulator
+    assert st["open_feed"] is (st["feed_sources"] is None)
+    assert st["feed_sources"] is None or all("/" in cidr for cidr in st["feed_sources"])
     assert set(st["symbols"]) == {"AAPL", "MSFT", "NVDA", "SPY"}
     for name, sym in st["symbols"].items():
         assert set(sym["config"]) >= SYMBOL_CONFIG_KEYS, name

@@ -19,14 +19,17 @@ import pytest
 from frames import XdpAction
 
 from hft_tui.config import EngineParams, SymbolParams
-from hft_tui.constants import MSG_LEN, OFFSETS, C
+from hft_tui.constants import IEX, ITCH, MOLD, MSG_LEN, OFFSETS, C
 from hft_tui.layout import MIRRORS, KernelGlobalParams, KernelSymbolParams, SpinLock
 from hft_tui.paths import EBPF_DIR
 
 pytestmark = pytest.mark.pure  # gcc only: no root, no kernel
 
-# The headers user space compiles too (the rest are BPF-only).
-USER_SPACE_HEADERS = ("hft_protocol.h", "hft_structs.h")
+# The headers user space compiles too (the rest are BPF-only; the feed decoders'
+# layout #defines are outside their #ifdef __KERNEL__).
+USER_SPACE_HEADERS = ("hft_protocol.h", "hft_structs.h", "feed_iex.h", "feed_itch.h")
+# Every feed layout #define Python parsed, by name.
+FEED_LAYOUT = {**IEX, **MOLD, **ITCH}
 MIRROR_NAME = {mirror: cname for cname, mirror in MIRRORS.items()}
 
 
@@ -40,6 +43,8 @@ def _c_program() -> str:
         "#include <stdio.h>",
         "#include <stddef.h>",
         '#include "hft_structs.h"',
+        '#include "feed_iex.h"',
+        '#include "feed_itch.h"',
         "#include <linux/bpf.h>",
         "#define MEMBER_SIZE(t, m) sizeof(((t *)0)->m)",
         "#define MEMBER_IS(t, m, s) __builtin_types_compatible_p(__typeof__(((t *)0)->m), s)",
@@ -57,7 +62,7 @@ def _c_program() -> str:
                 lines.append(
                     f'  printf("nested {cname}.{fname} %d\\n", MEMBER_IS({t}, {fname}, struct {MIRROR_NAME[ftype]}));'
                 )
-    for name in C:
+    for name in [*C, *FEED_LAYOUT]:
         lines.append(f'  printf("define {name} %lld\\n", (long long)({name}));')
     for action in XdpAction:
         lines.append(f'  printf("xdp XDP_{action.name} %d\\n", (int)XDP_{action.name});')
@@ -150,6 +155,21 @@ def test_user_space_header_compiles_on_its_own(tmp_path, header):
 @pytest.mark.parametrize("name", list(C))
 def test_parsed_define_matches_the_preprocessor(c_facts, name):
     assert c_facts[f"define {name}"] == (C[name],)
+
+
+@pytest.mark.parametrize("name", list(FEED_LAYOUT))
+def test_parsed_feed_layout_define_matches_the_preprocessor(c_facts, name):
+    assert c_facts[f"define {name}"] == (FEED_LAYOUT[name],)
+
+
+def test_every_feed_layout_define_is_parsed():
+    # A #define of a feed header that the parser missed (say, an expression) fails here.
+    import re
+
+    for header, prefixes in (("feed_iex.h", ("IEX_",)), ("feed_itch.h", ("MOLD_", "ITCH_"))):
+        text = (EBPF_DIR / header).read_text().split("#ifdef __KERNEL__")[0]
+        names = set(re.findall(r"^#define[ \t]+((?:" + "|".join(prefixes) + r")\w+)[ \t]", text, re.MULTILINE))
+        assert names and names <= set(FEED_LAYOUT), f"{header}: {sorted(names - set(FEED_LAYOUT))} not parsed"
 
 
 @pytest.mark.parametrize("action", list(XdpAction), ids=lambda a: a.name)

@@ -457,3 +457,87 @@ def test_reservations_in_flight_keep_the_position_within_its_limits(
     assert Counter(e.side for e in orders).keys() == {"B", "S"}
     phase_2 = {(e.side, e.reason) for e in rejects if e.side}
     assert refusals <= phase_2, f"phase 2 never refused {refusals - phase_2}"
+
+
+# -- multi-message packets: every message against the position, on two CPUs -----------------
+
+PACKETS_PER_THREAD = 2_000
+MESSAGES_PER_PACKET = 10
+IEX_SEQ_AT = PAYLOAD_AT + 24  # the segment header's first sequence (feed_iex.h: IEX_OFF_FIRST_SEQ)
+
+
+@pytest.fixture(scope="module")
+def iex_h():
+    """The strategy built for IEX-TP, with rings large enough for every event of the test."""
+    from feed_frames import feed_harness
+
+    with feed_harness("iex", (f"-DHFT_RINGBUF_PAGES={RING_PAGES}", f"-DHFT_TAPE_PAGES={RING_PAGES}")) as h:
+        yield h
+
+
+def test_two_cpus_reading_multi_message_packets_keep_position_and_ids_exact(iex_h, cpus):
+    from feed_frames import GATEWAY, bid, check_order_frame, iex_frame, offer
+
+    from hft_tui.constants import IEX
+
+    assert IEX["IEX_OFF_FIRST_SEQ"] == IEX_SEQ_AT - PAYLOAD_AT
+    iex_h.reset({"AAPL": CONTENDED}, engine={"max_orders_per_packet": 8}, gateway=GATEWAY)
+    # Mostly offers (the buy rule) with bids (the sell rule) between: one packet can both buy and sell.
+    patterns = [
+        iex_frame(
+            [
+                offer("AAPL", P("99.50"), 300) if (i + k) % 4 else bid("AAPL", P("101.00"), 250)
+                for i in range(MESSAGES_PER_PACKET)
+            ],
+            0,
+        )
+        for k in range(4)
+    ]
+    blocks = itertools.count(1)  # one engine-wide sequence: each packet takes the next 10
+
+    def work(cpu: int):
+        runner, out = Runner(iex_h.prog_fd, len(patterns[0]) + 2048), []
+        for i in range(PACKETS_PER_THREAD):
+            frame = bytearray(patterns[(i + cpu) % 4])
+            struct.pack_into("<Q", frame, IEX_SEQ_AT, next(blocks) * MESSAGES_PER_PACKET)
+            action, result = runner.run(bytes(frame))
+            out.append((action, bytes(frame), result))
+        return out
+
+    updates_before = per_cpu_counter(iex_h, "updates")
+    runs = run_pinned(cpus, work)
+
+    orders = []
+    for run in runs:
+        for action, frame, result in run:
+            if action == XdpAction.TX:
+                batch = check_order_frame(frame, result, GATEWAY)
+                assert 1 <= len(batch) <= 8
+                assert [o.seq for o in batch] == sorted({o.seq for o in batch}), "orders out of message order"
+                assert [o.order_id for o in batch] == sorted({o.order_id for o in batch})
+                orders += batch
+            else:
+                assert (action, result) == (XdpAction.PASS, frame)
+    st = iex_h.state("AAPL")
+    ids = sorted(o.order_id for o in orders)
+    assert ids == list(range(1, len(orders) + 1)), "order ids not unique and gap-free"
+    assert iex_h.maps.totals().order_seq == len(orders) == iex_h.counters()["orders"]
+    assert st.bought == sum(o.qty for o in orders if o.side == "B")
+    assert st.sold == sum(o.qty for o in orders if o.side == "S")
+    assert st.position == st.bought - st.sold <= MAX_POSITION
+    assert (st.pending_buy, st.pending_sell) == (0, 0)
+    events = iex_h.drain()
+    assert all(0 <= e.position <= MAX_POSITION for e in events), "position outside 0..max_position"
+    assert sorted(e.order_id for e in events if e.kind == "order") == ids
+    # Every packet reached the channel; both CPUs read messages; both sides traded.
+    assert iex_h.channel().packets == len(cpus) * PACKETS_PER_THREAD
+    moved = [a - b for a, b in zip(per_cpu_counter(iex_h, "updates"), updates_before)]
+    assert all(moved[c] > 0 for c in cpus)
+    spans = []
+    for run in runs:
+        firsts = {struct.unpack_from("<Q", f, IEX_SEQ_AT)[0] for _, f, _ in run}
+        ts = [e.ts_ns for e in events if e.seq - e.seq % MESSAGES_PER_PACKET in firsts]
+        spans.append((min(ts), max(ts)))
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], "the threads never overlapped"
+    assert Counter(o.side for o in orders).keys() == {"B", "S"}
+    assert any(e.reason == "position_limit" for e in events), "max_position was never reached"

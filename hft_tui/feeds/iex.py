@@ -1,0 +1,243 @@
+"""IEX-TP segments carrying TOPS 1.6 and DEEP 1.0 messages (every integer little-endian).
+
+A segment is a 40-byte header and ``count`` blocks of (u16 length, message);
+a message's sequence is the header's first sequence plus its index, and a
+heartbeat has no message.  The engine acts on Quote Update 'Q', Price Level
+Update '8' (buy side) / '5' (sell side) and Trading Status 'H'; any other
+type is an :class:`OtherMessage` here, kept as its bytes.  Prices are i64
+with 4 implied decimals (the engine's price units).  Offsets and codes:
+ebpf/feed_iex.h.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..constants import IEX
+from ..errors import ProtocolError
+from .common import ascii_text, join_blocks, split_blocks, symbol_bytes, symbol_text
+
+HDR_LEN = IEX["IEX_SEG_HDR_LEN"]
+VERSION = IEX["IEX_VERSION"]
+PROTO_TOPS = IEX["IEX_PROTO_TOPS"]
+PROTO_DEEP = IEX["IEX_PROTO_DEEP"]
+PROTOCOLS = {PROTO_TOPS: "tops", PROTO_DEEP: "deep"}
+MSG_QUOTE = IEX["IEX_MSG_QUOTE"]
+MSG_LEVEL_BUY = IEX["IEX_MSG_LEVEL_BUY"]
+MSG_LEVEL_SELL = IEX["IEX_MSG_LEVEL_SELL"]
+MSG_STATUS = IEX["IEX_MSG_STATUS"]
+QUOTE_LEN = IEX["IEX_QUOTE_LEN"]
+LEVEL_LEN = IEX["IEX_LEVEL_LEN"]
+STATUS_LEN = IEX["IEX_STATUS_LEN"]
+FLAG_HALTED = IEX["IEX_Q_FLAG_HALTED"]
+FLAG_COMPLETE = IEX["IEX_L_FLAG_COMPLETE"]
+STATUS_TRADING = chr(IEX["IEX_STATUS_TRADING"])
+SYMBOL_LEN = IEX["IEX_SYMBOL_LEN"]
+BLOCK = "<H"
+
+_U8, _U16, _U32, _U64, _I64 = (struct.Struct(f) for f in ("<B", "<H", "<I", "<Q", "<q"))
+
+
+@dataclass(frozen=True)
+class Segment:
+    protocol: int  # PROTO_TOPS or PROTO_DEEP
+    channel: int
+    session: int
+    first_seq: int
+    messages: tuple[bytes, ...] = ()
+    stream_offset: int = 0
+    send_time: int = 0  # ns since the epoch
+
+    @property
+    def heartbeat(self) -> bool:
+        return not self.messages
+
+
+def encode_segment(seg: Segment) -> bytes:
+    """The UDP payload of a segment: header (payload length and count from the messages), blocks."""
+    body = join_blocks(seg.messages, BLOCK)
+    if len(seg.messages) > 0xFFFF or len(body) > 0xFFFF:
+        raise ProtocolError(f"a segment of {len(seg.messages)} messages, {len(body)} bytes does not fit")
+    hdr = bytearray(HDR_LEN)
+    _U8.pack_into(hdr, IEX["IEX_OFF_VERSION"], VERSION)
+    _U16.pack_into(hdr, IEX["IEX_OFF_PROTOCOL"], seg.protocol)
+    _U32.pack_into(hdr, IEX["IEX_OFF_CHANNEL"], seg.channel)
+    _U32.pack_into(hdr, IEX["IEX_OFF_SESSION"], seg.session)
+    _U16.pack_into(hdr, IEX["IEX_OFF_PAYLOAD_LEN"], len(body))
+    _U16.pack_into(hdr, IEX["IEX_OFF_COUNT"], len(seg.messages))
+    _U64.pack_into(hdr, IEX["IEX_OFF_STREAM_OFFSET"], seg.stream_offset)
+    _U64.pack_into(hdr, IEX["IEX_OFF_FIRST_SEQ"], seg.first_seq)
+    _I64.pack_into(hdr, IEX["IEX_OFF_SEND_TIME"], seg.send_time)
+    return bytes(hdr) + body
+
+
+def decode_segment(data: bytes) -> Segment:
+    """A segment from a UDP payload; anything that is not one whole segment is an error."""
+    if len(data) < HDR_LEN:
+        raise ProtocolError(f"IEX-TP segment of {len(data)} bytes, the header alone is {HDR_LEN}")
+    version = data[IEX["IEX_OFF_VERSION"]]
+    protocol = _U16.unpack_from(data, IEX["IEX_OFF_PROTOCOL"])[0]
+    if version != VERSION:
+        raise ProtocolError(f"IEX-TP version {version}, expected {VERSION}")
+    if protocol not in PROTOCOLS:
+        raise ProtocolError(f"IEX-TP message protocol {protocol:#06x} is neither TOPS nor DEEP")
+    payload_len = _U16.unpack_from(data, IEX["IEX_OFF_PAYLOAD_LEN"])[0]
+    body = data[HDR_LEN:]
+    if payload_len != len(body):
+        raise ProtocolError(f"IEX-TP payload length {payload_len}, {len(body)} bytes follow the header")
+    count = _U16.unpack_from(data, IEX["IEX_OFF_COUNT"])[0]
+    return Segment(
+        protocol=protocol,
+        channel=_U32.unpack_from(data, IEX["IEX_OFF_CHANNEL"])[0],
+        session=_U32.unpack_from(data, IEX["IEX_OFF_SESSION"])[0],
+        first_seq=_U64.unpack_from(data, IEX["IEX_OFF_FIRST_SEQ"])[0],
+        messages=split_blocks(body, count, BLOCK, "IEX-TP segment"),
+        stream_offset=_U64.unpack_from(data, IEX["IEX_OFF_STREAM_OFFSET"])[0],
+        send_time=_I64.unpack_from(data, IEX["IEX_OFF_SEND_TIME"])[0],
+    )
+
+
+# -- messages -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuoteUpdate:
+    """TOPS 'Q': the best bid and offer.  flags & FLAG_HALTED: halted or no quote."""
+
+    symbol: str
+    bid: int
+    bid_size: int
+    ask: int
+    ask_size: int
+    flags: int = 0
+    timestamp: int = 0
+
+
+@dataclass(frozen=True)
+class PriceLevel:
+    """DEEP '8' (side "B") or '5' (side "S"): a price level's size (0: the level is gone).
+    flags & FLAG_COMPLETE: the exchange says the book is consistent again."""
+
+    side: str
+    symbol: str
+    price: int
+    size: int
+    flags: int = FLAG_COMPLETE
+    timestamp: int = 0
+
+
+@dataclass(frozen=True)
+class TradingStatus:
+    """'H': status "H" halted, "O" order acceptance period, "P" paused, "T" trading."""
+
+    symbol: str
+    status: str
+    timestamp: int = 0
+    reason: str = "    "
+
+
+@dataclass(frozen=True)
+class OtherMessage:
+    """A type the engine skips by its length (trade reports, security directory, ...)."""
+
+    raw: bytes
+
+    @property
+    def type(self) -> int:
+        return self.raw[0]
+
+
+IexMessage = QuoteUpdate | PriceLevel | TradingStatus | OtherMessage
+_LEVEL_TYPE = {"B": MSG_LEVEL_BUY, "S": MSG_LEVEL_SELL}
+
+
+def _message(type_: int, length: int, flags: int, timestamp: int, symbol: str) -> bytearray:
+    buf = bytearray(length)
+    buf[IEX["IEX_OFF_TYPE"]] = type_
+    buf[1] = flags  # the flags (or status) byte of every message read here
+    _I64.pack_into(buf, IEX["IEX_Q_OFF_TIMESTAMP"], timestamp)
+    off = IEX["IEX_Q_OFF_SYMBOL"]
+    buf[off : off + SYMBOL_LEN] = symbol_bytes(symbol, SYMBOL_LEN)
+    return buf
+
+
+def encode_message(m: IexMessage) -> bytes:
+    if isinstance(m, QuoteUpdate):
+        buf = _message(MSG_QUOTE, QUOTE_LEN, m.flags, m.timestamp, m.symbol)
+        _U32.pack_into(buf, IEX["IEX_Q_OFF_BID_SIZE"], m.bid_size)
+        _I64.pack_into(buf, IEX["IEX_Q_OFF_BID"], m.bid)
+        _I64.pack_into(buf, IEX["IEX_Q_OFF_ASK"], m.ask)
+        _U32.pack_into(buf, IEX["IEX_Q_OFF_ASK_SIZE"], m.ask_size)
+        return bytes(buf)
+    if isinstance(m, PriceLevel):
+        if m.side not in _LEVEL_TYPE:
+            raise ProtocolError(f"price level side {m.side!r}: 'B' or 'S'")
+        buf = _message(_LEVEL_TYPE[m.side], LEVEL_LEN, m.flags, m.timestamp, m.symbol)
+        _U32.pack_into(buf, IEX["IEX_L_OFF_SIZE"], m.size)
+        _I64.pack_into(buf, IEX["IEX_L_OFF_PRICE"], m.price)
+        return bytes(buf)
+    if isinstance(m, TradingStatus):
+        if len(m.status) != 1 or len(m.reason) != 4:
+            raise ProtocolError(f"trading status {m.status!r} / reason {m.reason!r}: 1 and 4 characters")
+        buf = _message(MSG_STATUS, STATUS_LEN, ord(m.status), m.timestamp, m.symbol)
+        off = IEX["IEX_S_OFF_REASON"]
+        buf[off : off + 4] = m.reason.encode("ascii")
+        return bytes(buf)
+    if not m.raw:
+        raise ProtocolError("an empty message")
+    return bytes(m.raw)
+
+
+def _need(raw: bytes, length: int, what: str) -> None:
+    if len(raw) < length:
+        raise ProtocolError(f"IEX {what} of {len(raw)} bytes, its layout is {length}")
+
+
+def _symbol(raw: bytes) -> str:
+    off = IEX["IEX_Q_OFF_SYMBOL"]
+    return symbol_text(raw[off : off + SYMBOL_LEN])
+
+
+def decode_message(raw: bytes) -> IexMessage:
+    """One message; a type the engine acts on must hold its whole layout."""
+    if not raw:
+        raise ProtocolError("an empty IEX message")
+    t = raw[IEX["IEX_OFF_TYPE"]]
+    ts = _I64.unpack_from(raw, IEX["IEX_Q_OFF_TIMESTAMP"])[0] if len(raw) >= 10 else 0
+    if t == MSG_QUOTE:
+        _need(raw, QUOTE_LEN, "quote update")
+        return QuoteUpdate(
+            symbol=_symbol(raw),
+            bid=_I64.unpack_from(raw, IEX["IEX_Q_OFF_BID"])[0],
+            bid_size=_U32.unpack_from(raw, IEX["IEX_Q_OFF_BID_SIZE"])[0],
+            ask=_I64.unpack_from(raw, IEX["IEX_Q_OFF_ASK"])[0],
+            ask_size=_U32.unpack_from(raw, IEX["IEX_Q_OFF_ASK_SIZE"])[0],
+            flags=raw[IEX["IEX_Q_OFF_FLAGS"]],
+            timestamp=ts,
+        )
+    if t in (MSG_LEVEL_BUY, MSG_LEVEL_SELL):
+        _need(raw, LEVEL_LEN, "price level update")
+        return PriceLevel(
+            side="B" if t == MSG_LEVEL_BUY else "S",
+            symbol=_symbol(raw),
+            price=_I64.unpack_from(raw, IEX["IEX_L_OFF_PRICE"])[0],
+            size=_U32.unpack_from(raw, IEX["IEX_L_OFF_SIZE"])[0],
+            flags=raw[IEX["IEX_L_OFF_FLAGS"]],
+            timestamp=ts,
+        )
+    if t == MSG_STATUS:
+        _need(raw, STATUS_LEN, "trading status")
+        off = IEX["IEX_S_OFF_REASON"]
+        return TradingStatus(
+            symbol=_symbol(raw),
+            status=chr(raw[IEX["IEX_S_OFF_STATUS"]]),
+            timestamp=ts,
+            reason=ascii_text(raw[off : off + 4]),
+        )
+    return OtherMessage(bytes(raw))
+
+
+def decode_messages(seg: Segment) -> list[tuple[int, IexMessage]]:
+    """(sequence, message) of every message of a segment."""
+    return [(seg.first_seq + i, decode_message(m)) for i, m in enumerate(seg.messages)]
