@@ -11,9 +11,15 @@ from __future__ import annotations
 import io
 
 from recorded import Recording
+from rich.cells import cell_len
 from rich.console import Console
+from textual.widgets._footer import FooterKey
 
 from hft_tui.app.messages import EngineTicked, SupervisionStarted
+from hft_tui.app.screens.main import Headline
+from hft_tui.app.widgets.kill import KillButton
+from hft_tui.app.widgets.status_bar import StatusBar
+from hft_tui.app.widgets.text_table import TextTable
 from hft_tui.config import engine_params, symbol_params
 from hft_tui.constants import KILL_OFF, KILL_OPERATOR
 from hft_tui.engine import EngineError
@@ -137,10 +143,14 @@ class StandInSession:
 
 
 async def supervising(pilot) -> None:
-    """Until the recorded views are drawn and the interfaces listed."""
+    """Until the last recorded view is in and drawn, and the interfaces listed.  It is
+    drawn here rather than left to the app's next frame (a timer): what is on screen
+    then does not depend on how fast the machine ran the test."""
     app = pilot.app
+    last = app.session.recording.views[-1]
     for _ in range(200):
-        if app.view is not None and app.interfaces_pane.table.row_count:
+        if app.view == last and app.interfaces_pane.table.row_count:
+            app.render_view()
             await pilot.pause()
             return
         await pilot.pause(0.02)
@@ -155,3 +165,54 @@ def screen_lines(app) -> list[str]:
     )
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     return console.export_text().split("\n")[:height]
+
+
+def table_rows_on_screen(app, lines: list[str]) -> int:
+    """Asserts every row of every text table shown is one screen line, whole
+    (as far as its viewport shows it); returns how many tables were checked."""
+    checked = 0
+    for table in app.screen.query(TextTable):
+        if not table.display or table._shown is None:
+            continue
+        try:
+            geometry = app.screen.find_widget(table)
+        except Exception:
+            continue  # not on screen (another tab)
+        region, clip = geometry.region, geometry.clip
+        visible = region.intersection(clip)
+        if not visible.area:
+            continue
+        rows = table._shown.plain.split("\n")
+        top, left = region.y + table.styles.padding.top, region.x + table.styles.padding.left
+        assert len(rows) <= table.content_size.height, f"{table.id}: {len(rows)} rows in {table.content_size.height}"
+        for i, row in enumerate(rows):
+            y = top + i
+            if not visible.y <= y < visible.bottom:
+                continue
+            x0, x1 = max(left, visible.x), visible.right
+            shown = lines[y][x0:x1].rstrip()
+            expected = row[x0 - left : x1 - left].rstrip()
+            assert shown == expected, f"{table.id} row {i} at {app.size}: {shown!r} is not {expected!r}"
+        checked += 1
+    return checked
+
+
+def essentials_on_screen(app, lines: list[str], state: str) -> None:
+    """The kill button, the trading state, the session PnL; the status bar whole; the footer's keys whole."""
+    width, height = app.size
+    screen = "\n".join(lines)
+    button = app.screen.query_one(KillButton)
+    label_row = button.content_region.y + button.content_region.height // 2
+    assert button.region.right <= width and button.region.bottom <= height and "KILL" in lines[label_row]
+    headline = app.screen.query_one(Headline).content_region
+    assert state in lines[headline.y] and "PnL " in lines[headline.y]
+    status = app.screen.query_one(StatusBar)
+    assert status._shown is not None and cell_len(status._shown.plain) <= width
+    assert lines[status.region.y].rstrip() == status._shown.plain.rstrip()
+    assert state in screen
+    keys = [k for k in app.screen.query(FooterKey) if k.display]
+    assert any(k.description == "KILL" for k in keys)
+    for key in keys:
+        region = app.screen.find_widget(key).region
+        assert region.right <= width, f"footer key {key.key_display} cut at {app.size}"
+        assert key.description in lines[region.y][region.x : region.right], key.description

@@ -15,17 +15,14 @@ from __future__ import annotations
 import pytest
 from recorded import load
 from rich.cells import cell_len
-from stand_in import StandInSession, screen_lines, supervising
-from textual.widgets._footer import FooterKey
+from stand_in import StandInSession, essentials_on_screen, screen_lines, supervising, table_rows_on_screen
 
 from hft_tui.app.app import HftApp
 from hft_tui.app.dialogs import QuitScreen
 from hft_tui.app.fitting import MIN_HEIGHT, MIN_WIDTH
 from hft_tui.app.screens.full_tables import FullTablesScreen
-from hft_tui.app.screens.main import TABS, Headline, TooSmall
-from hft_tui.app.widgets.kill import KillButton
+from hft_tui.app.screens.main import TABS, TooSmall
 from hft_tui.app.widgets.risk import RiskPanel
-from hft_tui.app.widgets.status_bar import StatusBar
 from hft_tui.app.widgets.text_table import TextTable
 
 pytestmark = pytest.mark.pure
@@ -111,57 +108,6 @@ def test_below_the_smallest_size_one_line_says_so(make_app, snap_compare):
 
 
 # -- the rendered rows ----------------------------------------------------------------------------
-
-
-def table_rows_on_screen(app: HftApp, lines: list[str]) -> int:
-    """Asserts every row of every text table shown is one screen line, whole
-    (as far as its viewport shows it); returns how many tables were checked."""
-    checked = 0
-    for table in app.screen.query(TextTable):
-        if not table.display or table._shown is None:
-            continue
-        try:
-            geometry = app.screen.find_widget(table)
-        except Exception:
-            continue  # not on screen (another tab)
-        region, clip = geometry.region, geometry.clip
-        visible = region.intersection(clip)
-        if not visible.area:
-            continue
-        rows = table._shown.plain.split("\n")
-        top, left = region.y + table.styles.padding.top, region.x + table.styles.padding.left
-        assert len(rows) <= table.content_size.height, f"{table.id}: {len(rows)} rows in {table.content_size.height}"
-        for i, row in enumerate(rows):
-            y = top + i
-            if not visible.y <= y < visible.bottom:
-                continue
-            x0, x1 = max(left, visible.x), visible.right
-            shown = lines[y][x0:x1].rstrip()
-            expected = row[x0 - left : x1 - left].rstrip()
-            assert shown == expected, f"{table.id} row {i} at {app.size}: {shown!r} is not {expected!r}"
-        checked += 1
-    return checked
-
-
-def essentials_on_screen(app: HftApp, lines: list[str], state: str) -> None:
-    """The kill button, the trading state, the session PnL; the status bar whole; the footer's keys whole."""
-    width, height = app.size
-    screen = "\n".join(lines)
-    button = app.screen.query_one(KillButton)
-    label_row = button.content_region.y + button.content_region.height // 2
-    assert button.region.right <= width and button.region.bottom <= height and "KILL" in lines[label_row]
-    headline = app.screen.query_one(Headline).content_region
-    assert state in lines[headline.y] and "PnL " in lines[headline.y]
-    status = app.screen.query_one(StatusBar)
-    assert status._shown is not None and cell_len(status._shown.plain) <= width
-    assert lines[status.region.y].rstrip() == status._shown.plain.rstrip()
-    assert state in screen
-    keys = [k for k in app.screen.query(FooterKey) if k.display]
-    assert any(k.description == "KILL" for k in keys)
-    for key in keys:
-        region = app.screen.find_widget(key).region
-        assert region.right <= width, f"footer key {key.key_display} cut at {app.size}"
-        assert key.description in lines[region.y][region.x : region.right], key.description
 
 
 def risk_rows_on_screen(app: HftApp) -> None:

@@ -55,6 +55,16 @@ def key_name(key: str) -> str:
     return key_to_character(key) or key
 
 
+def tab_keys(tabs: Sequence[Tab] = TABS) -> str:
+    """The tabs' keys as the help writes them: "1-5" when they run in order, else each."""
+    keys = [tab.key for tab in tabs]
+    if len(keys) > 2 and all(k.isdigit() for k in keys) and [int(k) for k in keys] == list(
+        range(int(keys[0]), int(keys[0]) + len(keys))
+    ):
+        return f"{keys[0]}-{keys[-1]}"
+    return " ".join(keys)
+
+
 def key_rows(bindings: Iterable[BindingType], tabs: Sequence[Tab] = TABS) -> list[tuple[str, str, bool]]:
     """(key, what it does, emphasised) for ROWS, from ``bindings`` (by id) and ``tabs``."""
     # A binding written as a tuple has no id (nor tooltip): no row names it.
@@ -65,7 +75,7 @@ def key_rows(bindings: Iterable[BindingType], tabs: Sequence[Tab] = TABS) -> lis
     rows = []
     for row in ROWS:
         if row == "tabs":
-            rows.append((" ".join(tab.key for tab in tabs), f"{', '.join(tab.title for tab in tabs)} tabs", False))
+            rows.append((tab_keys(tabs), f"{', '.join(tab.title for tab in tabs)} tabs", False))
             continue
         b = by_id[row]
         if row in EMPHASISED:
