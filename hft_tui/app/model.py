@@ -331,7 +331,10 @@ def sample_tape(events: list[EngineEvent], not_kept: int = 0) -> tuple[TapeEntry
         parts.append(f"{not_kept:,} events past the screen's limit")
     if parts:
         ts = lines[-1].ts_ns if lines else 0
-        lines.append(TapeEntry("summary", ts, text="… " + ", ".join(parts) + " not shown (journal has all)"))
+        hidden = hidden_orders + hidden_rejects + not_kept
+        lines.append(
+            TapeEntry("summary", ts, count=hidden, text="… " + ", ".join(parts) + " not shown (journal has all)")
+        )
     return tuple(lines)
 
 

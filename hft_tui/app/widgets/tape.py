@@ -56,6 +56,8 @@ def compact_line(e: TapeEntry, display: Display) -> Text:
         t.append(f"rej {e.symbol} {e.reason}{times}", style="yellow")
     elif e.kind == "kill":
         t.append(f"KILL {e.reason}", style="bold white on red")
+    elif e.kind == "summary" and e.count > 1:
+        t.append(f"… {e.count:,} more, journal has all", style="italic dim")
     else:
         t.append(e.text, style="italic dim")
     return t
