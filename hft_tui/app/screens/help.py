@@ -58,8 +58,10 @@ def key_name(key: str) -> str:
 def tab_keys(tabs: Sequence[Tab] = TABS) -> str:
     """The tabs' keys as the help writes them: "1-5" when they run in order, else each."""
     keys = [tab.key for tab in tabs]
-    if len(keys) > 2 and all(k.isdigit() for k in keys) and [int(k) for k in keys] == list(
-        range(int(keys[0]), int(keys[0]) + len(keys))
+    if (
+        len(keys) > 2
+        and all(k.isdigit() for k in keys)
+        and [int(k) for k in keys] == list(range(int(keys[0]), int(keys[0]) + len(keys)))
     ):
         return f"{keys[0]}-{keys[-1]}"
     return " ".join(keys)
