@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -121,7 +122,11 @@ def one_run(delay: float, signum: int) -> tuple[float, str]:
     tree = ProcessTree(app.proc.pid)
     try:
         if delay < 0:
-            app.wait_for(b"TRADING", timeout=TRADING_WITHIN_S)
+            try:
+                app.wait_for(b"TRADING", timeout=TRADING_WITHIN_S)
+            except RuntimeError:
+                said = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", app.tail[-2000:]).decode(errors="replace")
+                pytest.fail(f"the demo did not reach TRADING (exit code {app.proc.poll()}): {said.strip()}")
             time.sleep(-delay)
         else:
             time.sleep(delay)
