@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from hft_tui.app.model import ChannelView, EngineView, FeedView, SymbolView, TapeEntry
+from hft_tui.app.feed_model import ChannelView, FeedView
+from hft_tui.app.model import EngineView, SymbolView, TapeEntry
 from hft_tui.config import EngineParams, SymbolParams
 from hft_tui.engine import EngineRecord
 from hft_tui.netlink import Interface, XdpState

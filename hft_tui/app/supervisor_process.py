@@ -48,7 +48,8 @@ from ..controller import Controller
 from ..engine import EngineHandle
 from ..stopflag import StopFlag
 from ..supervision import SupervisionLoop
-from .model import LinkState, ViewBuilder, feed_setup
+from .feed_model import feed_setup
+from .model import LinkState, ViewBuilder
 
 FRAME = struct.Struct("!I")
 # The interface's presence and operational state (sysfs) are read this often.

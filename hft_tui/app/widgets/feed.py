@@ -12,8 +12,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ..feed_model import FeedView
 from ..fitting import Cell, Column, Part, fit_line
-from ..model import FeedView
 from .text_table import TextTable
 
 OPEN_FEED = "OPEN FEED: any sender can trade"
