@@ -26,6 +26,7 @@ from ..session import Session
 from ..widgets.alerts import AlertLog
 from ..widgets.book import BookTable
 from ..widgets.feed import ChannelTable, FeedSummary, OpenFeedBanner
+from ..widgets.fitted_line import FittedLine
 from ..widgets.footer import KeysFooter
 from ..widgets.interfaces import InterfacesPane
 from ..widgets.kill import KillButton, KilledBanner
@@ -56,7 +57,7 @@ TABS = (
 )
 
 
-class Headline(Static):
+class Headline(FittedLine):
     DEFAULT_CSS = """
     Headline {
         height: 3;
@@ -69,20 +70,7 @@ class Headline(Static):
     """
 
     def show(self, view: EngineView | None, iface: str | None) -> None:
-        self._parts = headline_parts(view, iface)
-        self._draw()
-
-    def on_resize(self) -> None:
-        self._draw()
-
-    def _draw(self) -> None:
-        parts = getattr(self, "_parts", None)
-        if parts is None:
-            return
-        text = fit_line(parts, self.content_size.width or 10_000)
-        if text != getattr(self, "_shown", None):
-            self._shown = text
-            self.update(text, layout=False)
+        self.show_parts(headline_parts(view, iface))
 
 
 def headline_parts(view: EngineView | None, iface: str | None) -> list[Part]:

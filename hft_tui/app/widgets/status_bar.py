@@ -8,12 +8,12 @@ error always stay, an error shortened at a word (the alert log has it whole).
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from ...replay_status import replay_note
-from ..fitting import Part, fit_line
+from ..fitting import Part
 from ..formatting import Display
 from ..model import EngineView
+from .fitted_line import FittedLine
 
 SEP = "│ "
 
@@ -101,7 +101,7 @@ def status_parts(view: EngineView | None, iface: str | None, error: str | None, 
     return parts
 
 
-class StatusBar(Static):
+class StatusBar(FittedLine):
     DEFAULT_CSS = """
     StatusBar {
         height: 1;
@@ -112,17 +112,4 @@ class StatusBar(Static):
     """
 
     def show(self, view: EngineView | None, iface: str | None, error: str | None, display: Display) -> None:
-        self._parts = status_parts(view, iface, error, display)
-        self._draw()
-
-    def on_resize(self) -> None:
-        self._draw()
-
-    def _draw(self) -> None:
-        parts = getattr(self, "_parts", None)
-        if parts is None:
-            return
-        text = fit_line(parts, self.content_size.width or 10_000)
-        if text != getattr(self, "_shown", None):  # unchanged: no repaint at all
-            self._shown = text
-            self.update(text, layout=False)
+        self.show_parts(status_parts(view, iface, error, display))
