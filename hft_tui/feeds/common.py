@@ -1,10 +1,23 @@
-"""What the feed codecs share: symbols as the wire holds them, blocks of (length, message)."""
+"""What the feed codecs share: symbols as the wire holds them, blocks of (length, message), the skipped messages."""
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from ..errors import ProtocolError
+
+
+@dataclass(frozen=True)
+class OtherMessage:
+    """A message of a type the engine skips by its length (IEX trade reports and
+    security directory, ITCH executions, cancels, deletes, ...): its bytes as sent."""
+
+    raw: bytes
+
+    @property
+    def type(self) -> int:
+        return self.raw[0]
 
 
 def symbol_bytes(symbol: str, length: int) -> bytes:

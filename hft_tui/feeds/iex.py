@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..constants import IEX
 from ..errors import ProtocolError
+from .common import OtherMessage as OtherMessage  # re-exported: each codec names its skipped messages
 from .common import ascii_text, join_blocks, split_blocks, symbol_bytes, symbol_text
 
 HDR_LEN = IEX["IEX_SEG_HDR_LEN"]
@@ -135,17 +136,6 @@ class TradingStatus:
     status: str
     timestamp: int = 0
     reason: str = "    "
-
-
-@dataclass(frozen=True)
-class OtherMessage:
-    """A type the engine skips by its length (trade reports, security directory, ...)."""
-
-    raw: bytes
-
-    @property
-    def type(self) -> int:
-        return self.raw[0]
 
 
 IexMessage = QuoteUpdate | PriceLevel | TradingStatus | OtherMessage

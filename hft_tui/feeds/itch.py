@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..constants import ITCH, MOLD
 from ..errors import ProtocolError
+from .common import OtherMessage as OtherMessage  # re-exported: each codec names its skipped messages
 from .common import ascii_text, join_blocks, split_blocks, symbol_bytes, symbol_text
 
 HDR_LEN = MOLD["MOLD_HDR_LEN"]
@@ -109,17 +110,6 @@ class TradingAction:
     locate: int = 0
     tracking: int = 0
     reason: str = "    "
-
-
-@dataclass(frozen=True)
-class OtherMessage:
-    """A type the engine skips by its length (executions, cancels, deletes, ...)."""
-
-    raw: bytes
-
-    @property
-    def type(self) -> int:
-        return self.raw[0]
 
 
 ItchMessage = AddOrder | TradingAction | OtherMessage
