@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CAPTURE",
         help="with --demo: the capture, looping, is the feed (no --config: one made from it)",
     )
+    parser.add_argument(
+        "--format",
+        choices=("hft1", "iex-tops", "iex-deep", "itch"),
+        help="with --demo: the feed the simulator sends and the engine reads (default hft1)",
+    )
     parser.add_argument("--config", help="TOML config used when the app attaches an engine")
     parser.add_argument("--mode", choices=("native", "generic"), help="XDP mode when the app attaches")
     parser.add_argument("--poll-hz", type=float, default=10.0, help="map polling rate of the app (default 10)")
@@ -375,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_plugin("bench", args)
         if args.command in ("backtest", "replay"):
             return _run_plugin(f"{args.command}.cli", args)
+        if (args.replay or args.format) and not args.demo:
+            raise HftError("--replay and --format go with --demo")
+        if args.replay and args.format not in (None, "hft1"):
+            raise HftError("--format and --replay: a replay's feed is the capture's")
         if args.demo:
             return _run_plugin("demo", args)  # the demo runs the app; the app knows nothing of it
         return _run_plugin("app", args)

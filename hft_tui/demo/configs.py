@@ -20,6 +20,8 @@ def _toml_value(value) -> str:
         return str(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"no TOML form for {value!r} here")
 
 
@@ -42,3 +44,13 @@ def demo_symbols_toml(names: tuple[str, ...] | None = None) -> str:
         out.extend(f"{key} = {_toml_value(value)}" for key, value in tables[name].items())
         out.append("")
     return "\n".join(out)
+
+
+def demo_config_for_feed(feed: str, gateway_toml: str) -> str:
+    """configs/demo.toml read as ``feed`` (iex, itch), its orders to the lab's gateway
+    (``gateway_toml``: lab.Gateway.toml()): ``hft-tui --demo --format``."""
+    with open(paths.DEMO_CONFIG, "rb") as f:
+        engine = tomllib.load(f, parse_float=Decimal).get("engine", {})
+    engine = {**engine, "feed": feed}
+    lines = ["[engine]", *(f"{key} = {_toml_value(value)}" for key, value in engine.items()), ""]
+    return "\n".join(lines) + "\n" + demo_symbols_toml() + "\n" + gateway_toml + "\n"

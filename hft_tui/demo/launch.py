@@ -15,36 +15,48 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from .. import engine, lab, paths
 from ..config import load_config
+from ..errors import ConfigError, HftError
 from ..pins import attached_ifaces
 from ..python_child import CHILD_CWD, python_module_argv
-from ..safefile import open_private_log
+from ..safefile import make_directories, open_private_log, write_file
+from ..simulator.options import ENGINE_FEED
+from .configs import demo_config_for_feed
 
 DEMO_RATE = 1000  # updates a second: lively, and still readable on the tape
+DEMO_BATCH = 10  # messages a packet with --format (a real feed packs many)
 FEED_LOG = paths.RUN_DIR / "demo-feed.log"
 
 
-def feed_command(config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None) -> list[str]:
+def feed_command(
+    config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None, fmt: str = "hft1"
+) -> list[str]:
     """The exchange simulator when it is there, else the app's own random walk
     (isolated Python, run from /: the config's path is made absolute)."""
     sim = importlib.import_module("hft_tui.simulator")
     lab_args = ["--lab", str(lab_number)] if lab_number else []
-    args = ["--rate", str(rate), "--count", "0", "--config", os.path.abspath(config_path), *lab_args]
+    format_args = ["--format", fmt, "--batch", str(DEMO_BATCH)] if fmt != "hft1" else []
+    args = ["--rate", str(rate), "--count", "0", "--config", os.path.abspath(config_path), *lab_args, *format_args]
     if hasattr(sim, "Simulator"):
         return python_module_argv("hft_tui", "lab", "feed", *args)
     return python_module_argv("hft_tui.demo.walk", *args)
 
 
 def start_feed(
-    config_path: str, rate: int = DEMO_RATE, lab_number: int | None = None, argv: list[str] | None = None
+    config_path: str,
+    rate: int = DEMO_RATE,
+    lab_number: int | None = None,
+    argv: list[str] | None = None,
+    fmt: str = "hft1",
 ) -> subprocess.Popen:
     paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = open_private_log(FEED_LOG, append=False)  # 0600; the feed process writes to it for its whole life
     # Its own session: the terminal's signals go to the app, which stops it.
     return subprocess.Popen(
-        argv or feed_command(config_path, rate, lab_number),
+        argv or feed_command(config_path, rate, lab_number, fmt),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -61,6 +73,32 @@ def stop_feed(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class DemoFormat:
+    """``--demo --format FMT``: the simulator sends FMT (iex-tops, iex-deep, itch) and
+    the engine reads it.  Without ``--config``, configs/demo.toml read as that feed
+    with its orders to the lab's gateway, in a private file under /run/hft-tui
+    that :meth:`cleanup` removes; a ``--config`` must name the same feed."""
+
+    def __init__(self, fmt: str, config: str | None, the_lab: lab.Lab) -> None:
+        self.fmt, self.feed = fmt, ENGINE_FEED[fmt]
+        self.made: Path | None = None
+        if config:
+            feed = load_config(config).feed.feed
+            if feed != self.feed:
+                raise ConfigError(f"--format {fmt} needs a config with feed = {self.feed!r}; {config} has {feed!r}")
+            self.config_path = str(config)
+            return
+        text = demo_config_for_feed(self.feed, lab.gateway(the_lab).toml())
+        make_directories(paths.RUN_DIR, 0o700)
+        self.made = paths.RUN_DIR / f"demo-{fmt}-{os.getpid()}.toml"
+        write_file(self.made, text)
+        self.config_path = str(self.made)
+
+    def cleanup(self) -> None:
+        if self.made is not None:
+            self.made.unlink(missing_ok=True)
 
 
 def prepare(the_lab: lab.Lab, config_path: str, mode: str | None) -> None:
@@ -97,7 +135,17 @@ def run_demo(args) -> int:
             say(f"hft-tui: error: demo: {one_line(exc)}")
             return 1
         say(f"hft-tui demo: {replay.describe()}")
-    config_path = replay.config_path if replay else str(args.config or paths.DEMO_CONFIG)
+    fmt = getattr(args, "format", None) or "hft1"
+    formatted = None
+    if fmt != "hft1":
+        try:
+            formatted = DemoFormat(fmt, args.config, the_lab)
+        except HftError as exc:
+            say(f"hft-tui: error: demo: {one_line(exc)}")
+            return EXIT_ERROR
+        say(f"hft-tui demo: the simulator sends {fmt}, the engine reads {formatted.feed}, orders to the lab's gateway")
+    made = replay or formatted
+    config_path = made.config_path if made else str(args.config or paths.DEMO_CONFIG)
     feed: subprocess.Popen | None = None
 
     def take_down(signum: int | None = None) -> None:
@@ -106,6 +154,8 @@ def run_demo(args) -> int:
             stop_feed(feed)
         if replay is not None:
             replay.cleanup()
+        if formatted is not None:
+            formatted.cleanup()
         for line in lab.down(the_lab, quiet=True):
             say(f"hft-tui demo: {line}")
 
@@ -115,7 +165,7 @@ def run_demo(args) -> int:
         say(f"hft-tui demo: lab {the_lab.namespace}, engine on {the_lab.engine_iface}, config {config_path}")
         prepare(the_lab, config_path, args.mode)
         if signals.signum is None:
-            feed = start_feed(config_path, argv=replay.feed_argv() if replay else None)
+            feed = start_feed(config_path, argv=replay.feed_argv() if replay else None, fmt=fmt)
             time.sleep(0.2)
             if feed.poll() is not None:
                 say(f"hft-tui: error: the exchange simulator exited at once: see {FEED_LOG}")
