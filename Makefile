@@ -29,6 +29,7 @@ test: check
 
 bench: install
 	$(HFT) bench --out docs/bench
+	$(PY) -m hft_tui.bench.recorded_speed --out docs/bench/recorded.json
 	$(PY) -m hft_tui.bench.app_perf --out docs/bench/app.json
 
 screenshots: install

@@ -211,3 +211,18 @@ def test_the_speed_figure_is_measured_the_bench_way():
     fig = measure(frames=5_000)
     assert fig["frames"] == 5_000 and fig["messages_per_frame"] == 67 and fig["payload_bytes"] <= 1472
     assert fig["frames_per_s"] > 0 and fig["met"] == (fig["frames_per_s"] >= fig["target_frames_per_s"])
+
+
+def test_make_bench_writes_both_recorded_data_figures_with_the_machine(tmp_path, capsys):
+    """`make bench`'s recorded-data step (bench/recorded_speed.py): the backtest's and
+    the replay's speed in one file, every frame of the replay counted by the engine."""
+    from hft_tui.bench import recorded_speed
+
+    out = tmp_path / "recorded.json"
+    recorded_speed.main(["--frames", "3000", "--lab", "178", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["machine"]["cores"] >= 1 and result["machine"]["cpu_model"]
+    assert result["backtest"]["frames"] == 3000 and result["backtest"]["frames_per_s"] > 0
+    assert result["replay"]["frames_sent"] == 3000 == result["replay"]["engine_packets"]
+    said = capsys.readouterr().out
+    assert "backtest" in said and "replay" in said and "frames/s" in said
