@@ -83,7 +83,7 @@ HFT_TUI = os.path.join(os.path.dirname(sys.executable), "hft-tui")
 
 
 def engine_status(iface: str) -> dict:
-    p = subprocess.run([HFT_TUI, "engine", "status", "--iface", iface, "--json"], capture_output=True, timeout=30)
+    p = subprocess.run([HFT_TUI, "engine", "status", iface, "--json"], capture_output=True, timeout=30)
     return json.loads(p.stdout) if p.returncode == 0 else {}
 
 
