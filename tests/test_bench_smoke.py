@@ -167,6 +167,11 @@ def test_packets_of_many_messages_were_read_whole(result):
     assert rate["orders"] == rate["answers"] == rate["ring_events"] == n > 0, rate
     assert rate["engine_messages"] == n * rate["messages_per_packet"], rate
     assert rate["order_ids"][1] - rate["order_ids"][0] + 1 == n, rate
+    # And a real DEEP packet's 67 messages, most of them skipped: every one read, one order each.
+    mixed = mm["mixed"]
+    assert mixed["messages_per_packet"] == 67 and mixed["exact"], mixed
+    assert mixed["orders"] == mixed["answers"] == mixed["packets"] > 0, mixed
+    assert mixed["engine_messages"] == mixed["packets"] * 67, mixed
 
 
 def test_outputs_written(result):
@@ -231,6 +236,13 @@ def judged_here(result) -> dict[str, tuple[float, float, str]]:
         1.2,
         "<=",
     )
+    mm = result["throughput"]["multi_message"]["test_run"]
+    for kind, limit in (("skipped", 0.2), ("unknown", 1)):
+        k = mm["kinds"][kind]
+        packet_ns = k["packet_ns"]  # the whole packet through the feed harness
+        per_message = (packet_ns - mm["trivial"]) / k["messages"]
+        text = f"IEX {kind} message <= {limit:g}x the trivial program (a {k['messages']}-message packet)"
+        out[text] = (per_message / mm["trivial"], limit, "<=")
     return out
 
 

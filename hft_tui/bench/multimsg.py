@@ -8,7 +8,10 @@ ebpf/feed_iex.h:
 - ``skipped``: 67 messages of a type the engine walks past (19 and 20 bytes);
 - ``unknown``: 44 offers of a symbol nobody configured;
 - ``no_trade``: 44 offers of a configured symbol above its buy target;
-- ``one_trade``: the same with the last offer below it: one order a packet.
+- ``one_trade``: the same with the last offer below it: one order a packet;
+- ``mixed`` (throughput only): a real DEEP packet's 67 messages, most of types
+  the engine walks past: 58 skipped, 4 offers of an unknown symbol, 4 of a
+  configured one above its target, and last one below it (one order).
 
 Test runs (feed_harness.c: frame and length restored, first sequence
 advanced by the packet's count, tail call) time each packet and a half-size
@@ -17,9 +20,9 @@ for every event); the trivial program through the same harness is taken out,
 and ``marginal_ns_per_message`` (full minus half, over the messages between)
 is what one more message costs, the packet's own work removed.
 
-Throughput: the ``one_trade`` packet through the throughput chain of
-throughput.py on one core: packets/s and messages/s with every packet and
-every order accounted for.
+Throughput: the ``one_trade`` and ``mixed`` packets through the throughput
+chain of throughput.py on one core: packets/s and messages/s with every
+packet and every order accounted for.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ XDP_PASS, XDP_TX = 2, 3  # enum xdp_action (uapi/linux/bpf.h)
 CTR_UPDATES, CTR_ORDERS = C["HFT_CTR_UPDATES"], C["HFT_CTR_ORDERS"]
 CTR_RINGBUF_DROPS, CTR_TAPE_DROPS = C["HFT_CTR_RINGBUF_DROPS"], C["HFT_CTR_TAPE_DROPS"]
 KINDS = ("skipped", "unknown", "no_trade", "one_trade")
+RATE_KINDS = ("one_trade", "mixed")  # the packets whose messages a second are measured
+MIXED_MESSAGES, MIXED_UNKNOWN, MIXED_QUIET = 67, 4, 4
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,13 @@ def packet(kind: str, half: bool = False) -> Packet:
         if kind == "one_trade":
             msgs[-1] = iex.encode_message(iex.PriceLevel("S", workload.TEST_RUN_SYMBOL, below, 100))
             orders = 1
+    elif kind == "mixed" and not half:
+        levels = MIXED_UNKNOWN + MIXED_QUIET + 1
+        msgs = _skipped_messages(MIXED_MESSAGES - levels, room - levels * level_block)
+        msgs += [iex.encode_message(iex.PriceLevel("S", "NOSUCH", below, 100))] * MIXED_UNKNOWN
+        msgs += [iex.encode_message(iex.PriceLevel("S", workload.TEST_RUN_SYMBOL, above, 100))] * MIXED_QUIET
+        msgs.append(iex.encode_message(iex.PriceLevel("S", workload.TEST_RUN_SYMBOL, below, 100)))
+        orders = 1
     else:
         raise ValueError(kind)
     seg = iex.Segment(iex.PROTO_DEEP, CHANNEL, SESSION, 1, tuple(msgs))
@@ -198,10 +210,12 @@ def measure_cost(copy: MeasuredCopy, lab: Lab, feed_port: int, repeat: int) -> d
         h.close()
 
 
-def measure_rate(copy: MeasuredCopy, lab: Lab, generator_blast, tap: WireTap, attach, cpu: int, packets: int) -> dict:
-    """Packets and messages a second on one core, the ``one_trade`` packet (44 messages, one order each),
+def measure_rate(
+    copy: MeasuredCopy, lab: Lab, generator_blast, tap: WireTap, attach, cpu: int, packets: int, kind: str = "one_trade"
+) -> dict:
+    """Packets and messages a second on one core, the ``kind`` packet (one order each: its last message),
     every packet and order accounted for."""
-    pk = packet("one_trade")
+    pk = packet(kind)
     raw, off = frame(lab, pk.payload, workload.config().engine.feed_port)
     gen = Generator(lab, raw, seq_offset(off), off, generator_blast, seq_step=pk.messages, seq_le=True, park=1)
     m = copy.maps

@@ -20,6 +20,8 @@ ENGINE = "engine-native"
 # Issue 13 §1: the decision's cost as ratios to the trivial program in the same run, same harness.
 TEST_RUN_TARGETS = (("trade", 4.0), ("no_trade", 3.0), ("unknown", 1.5), ("non_feed", 1.2))
 THROUGHPUT_TARGET = 0.8  # issue 13 §3: engine >= 0.8x the bare reflector
+# issue 11 §8: per message of a many-message IEX packet, against the trivial program through the same harness
+MESSAGE_TARGETS = (("skipped", 0.2), ("unknown", 1.0))
 FLAT = 1.2  # symbols: "flat" read as within 1.2x of the cost with the fewest symbols
 
 
@@ -145,6 +147,17 @@ def targets(result: dict) -> list[dict]:
             + (f"; not measured: {', '.join(map(str, missing))}" if missing else ""),
             x is not None and x <= FLAT and not missing,
         )
+    mm = th.get("multi_message")
+    if mm:
+        mtr = mm["test_run"]
+        for kind, limit in MESSAGE_TARGETS:
+            k = mtr["kinds"][kind]
+            x = _ratio(k["ns_per_message"], mtr["trivial"])
+            add(
+                f"IEX {kind} message <= {limit:g}x the trivial program (a {k['messages']}-message packet)",
+                f"{x}x ({k['ns_per_message']} ns a message vs {mtr['trivial']} ns, the feed harness)",
+                x is not None and x <= limit,
+            )
     return out
 
 
@@ -216,6 +229,16 @@ def _multi_message_lines(mm: dict) -> list[str]:
         f"{rate['orders']} orders, ids {rate['order_ids'][0]}..{rate['order_ids'][1]}, exact: "
         f"{'yes' if rate['exact'] else 'NO: ' + str(rate['why'])}.",
     ]
+    mixed = mm.get("mixed")
+    if mixed:
+        lines += [
+            "",
+            f"The same with the '{mixed['packet']}' packet ({mixed['messages_per_packet']} messages as a real DEEP "
+            "packet carries them: most of types the engine walks past, a few levels of an unknown symbol and of a "
+            f"quiet one, the last trading): **{mixed['messages_per_s']:,} messages/s** "
+            f"({mixed['packets_per_s']:,} packets/s, {mixed['ns_per_message']} ns a message), {mixed['packets']} "
+            f"packets, {mixed['orders']} orders, exact: {'yes' if mixed['exact'] else 'NO: ' + str(mixed['why'])}.",
+        ]
     return lines
 
 

@@ -218,21 +218,25 @@ class _Run:
         self.prog_ids.append(libbpf.prog_info(copy.fd).id)
         cost = multimsg.measure_cost(copy, self.lab, o.feed_port, repeat)
         self.prog_ids += cost.pop("_prog_ids")
-        rate = multimsg.measure_rate(
-            copy,
-            self.lab,
-            self.blast,
-            self.tap,
-            lambda: netlink.attach_xdp(ipr, self.lab.engine_iface, copy.fd, "native", force=True),
-            self.sim_cpu,
-            packets,
-        )
-        self.prog_ids += rate.pop("_prog_ids")
-        self.say(
-            f"IEX packets of {rate['messages_per_packet']} messages on CPU {self.sim_cpu}: "
-            f"{rate['messages_per_s']:,} messages/s{'' if rate['exact'] else ' NOT EXACT: ' + str(rate['why'])}"
-        )
-        return {"feed": multimsg.FEED, "test_run": cost, "throughput": rate}
+        rates = {}
+        for kind in multimsg.RATE_KINDS:
+            rate = multimsg.measure_rate(
+                copy,
+                self.lab,
+                self.blast,
+                self.tap,
+                lambda: netlink.attach_xdp(ipr, self.lab.engine_iface, copy.fd, "native", force=True),
+                self.sim_cpu,
+                packets,
+                kind,
+            )
+            self.prog_ids += rate.pop("_prog_ids")
+            self.say(
+                f"IEX {kind} packets of {rate['messages_per_packet']} messages on CPU {self.sim_cpu}: "
+                f"{rate['messages_per_s']:,} messages/s{'' if rate['exact'] else ' NOT EXACT: ' + str(rate['why'])}"
+            )
+            rates[kind] = rate
+        return {"feed": multimsg.FEED, "test_run": cost, "throughput": rates["one_trade"], "mixed": rates["mixed"]}
 
     def assemble(self, started: str, duration: float, tr: dict, th: dict) -> dict:
         o = self.o
