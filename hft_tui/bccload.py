@@ -149,7 +149,7 @@ def extent_and_patch(read, size: int) -> bytearray:
 
 
 _MAP_DECL = re.compile(
-    r"^\s*BPF_(?:HASH|ARRAY|PERCPU_ARRAY|PERCPU_HASH|LRU_HASH|RINGBUF_OUTPUT|PROG_ARRAY|TABLE)\s*\(\s*"
+    r"^\s*BPF_(?:HASH|ARRAY|PERCPU_ARRAY|PERCPU_HASH|LRU_HASH|RINGBUF_OUTPUT|PROG_ARRAY|TABLE|F_TABLE)\s*\(\s*"
     r"(?:\"\w+\"\s*,\s*[^,]+,\s*[^,]+,\s*)?(\w+)",
     re.MULTILINE,
 )
