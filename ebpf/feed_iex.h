@@ -111,6 +111,9 @@ static __always_inline int feed_parse_header(struct hdr_cursor *nh, void *data_e
 	if (*(__u8 *)(h + IEX_OFF_VERSION) != IEX_VERSION ||
 	    (proto != IEX_PROTO_TOPS && proto != IEX_PROTO_DEEP))
 		return PARSE_MALFORMED;
+	/* The header's payload length and the datagram's must agree (hft_tui/feeds/iex.py says so too). */
+	if (IEX_LE16(h, IEX_OFF_PAYLOAD_LEN) != payload_len - IEX_SEG_HDR_LEN)
+		return PARSE_MALFORMED;
 	__builtin_memset(&fp->channel, 0, sizeof(fp->channel));
 	*(__u32 *)fp->channel.session = IEX_LE32(h, IEX_OFF_SESSION);
 	fp->channel.channel = IEX_LE32(h, IEX_OFF_CHANNEL);

@@ -119,20 +119,25 @@ static __always_inline int feed_parse_header(struct hdr_cursor *nh, void *data_e
 static __always_inline int feed_decode(void *m, __u32 len, void *data_end, struct feed_msg *u)
 {
 	__u32 shares, price;
-	__u8 type;
+	__u8 type, side;
 
 	if (m + 1 > data_end)
 		return FEED_MSG_MALFORMED;
 	type = *(__u8 *)(m + ITCH_OFF_TYPE);
 	if (type == ITCH_MSG_ADD || type == ITCH_MSG_ADD_MPID) {
-		if (len < ITCH_ADD_LEN || m + ITCH_ADD_LEN > data_end)
+		/* Its whole layout ('F' carries the MPID), and a side that is one (as hft_tui/feeds/itch.py). */
+		if (len < (type == ITCH_MSG_ADD_MPID ? ITCH_ADD_MPID_LEN : ITCH_ADD_LEN) ||
+		    m + ITCH_ADD_LEN > data_end)
+			return FEED_MSG_MALFORMED;
+		side = *(__u8 *)(m + ITCH_ADD_OFF_SIDE);
+		if (side != ITCH_SIDE_BUY && side != ITCH_SIDE_SELL)
 			return FEED_MSG_MALFORMED;
 		shares = ITCH_BE32(m, ITCH_ADD_OFF_SHARES);
 		price = ITCH_BE32(m, ITCH_ADD_OFF_PRICE);
 		*(__u64 *)u->key.name = *(__u64 *)(m + ITCH_ADD_OFF_STOCK);
 		u->timestamp = itch_timestamp(m);
 		u->reason = NO_REJECT;
-		if (*(__u8 *)(m + ITCH_ADD_OFF_SIDE) == ITCH_SIDE_SELL) {  /* an offer: the buy rule */
+		if (side == ITCH_SIDE_SELL) {                             /* an offer: the buy rule */
 			u->ask = price;
 			u->ask_qty = shares;
 			u->bid = 0;

@@ -118,7 +118,7 @@ struct hft_symbol_params {
 	__u32 max_order_qty;
 	__u32 max_position;
 	__u32 collar_bps;        /* max distance from the reference price */
-	__u32 reference_price;   /* 0 = first update of the session */
+	__u32 reference_price;   /* 0 = the session's own (session_ref) */
 	__u32 rate_per_sec;      /* order token bucket; 0 = unlimited */
 	__u32 burst;
 	__u64 max_notional;      /* cap on open cost; 0 = unlimited */
@@ -199,10 +199,20 @@ struct hft_symbol_state {
 	__u32 last_ask;
 	__u32 last_ask_qty;
 	__u32 mark;              /* PnL is marked to it: the last bid with size > 0 not below the sell collar */
-	__u32 session_ref;       /* collar reference taken from the first update */
+	__u32 session_ref;       /* collar reference: the session's first two-sided view (0: none yet) */
 	__u32 halted;            /* last trading status of the feed: 1 halted/paused, 0 trading (or none seen) */
 	__u32 seq_session;       /* the feed session last_seq belongs to: another one sets the sequence afresh */
 	__u32 seq_epoch;         /* the config's seq_epoch last_seq belongs to: another one sets it afresh */
+	/*
+	 * The session's book: what a new feed session (book_session differs)
+	 * starts afresh, whatever order packets are read in: the halted state,
+	 * the collar reference and the sides it is taken from.
+	 */
+	__u32 book_session;      /* the feed session halted, status_seq, session_ref and book_bid/ask belong to */
+	__u64 status_seq;        /* the sequence of the trading status halted holds; an older one is not applied */
+	__u32 status_epoch;      /* the config's seq_epoch status_seq belongs to: another one takes any status */
+	__u32 book_bid;          /* channel feeds: the session's last bid and ask, whose mid becomes session_ref */
+	__u32 book_ask;
 	__u32 _pad;
 };
 
@@ -259,6 +269,7 @@ struct hft_feed_counters {
 	__u64 channels_full;     /* packets of a channel the channels map had no room for (not traded) */
 	__u64 grow_failed;       /* the frame could not grow for one more order (batch_full) */
 	__u64 frame_errors;      /* an order frame that could not be written (never expected) */
+	__u64 not_for_us;        /* feed packets to another host's unicast MAC (a promiscuous NIC): passed */
 };
 
 /*
@@ -299,7 +310,8 @@ struct hft_channel_state {
 struct hft_route {
 	__u32 mode;              /* HFT_ROUTE_* */
 	__u8 gw_mac[6];
-	__u8 src_mac[6];         /* the interface's MAC (a multicast destination MAC is not ours) */
+	__u8 src_mac[6];         /* the interface's MAC (a multicast destination MAC is not ours), in either
+				  * mode: a unicast feed frame must be addressed to it (all zero: any) */
 	__u32 gw_ip;             /* network byte order */
 	__u32 src_ip;
 	__u16 gw_port;           /* network byte order */

@@ -78,6 +78,7 @@ struct feed_loop {
 	__u64 precise_now;       /* the clock (hft_now), once a packet when a rate or an event needs it; 0: not yet */
 	__u64 csum;              /* sum of the 32-bit words of the orders written */
 	__u64 claimed;           /* the channel's next sequence as this packet left it */
+	__u64 prev_next;         /* ... and as the packet found it: nothing below it is ever given back */
 	__u32 pos;               /* offset from data of the next block */
 	__u32 end;               /* offset from data of the end of the UDP payload */
 	__u32 count;             /* messages to read, <= FEED_MAX_MSGS */

@@ -9,7 +9,8 @@
  * and DEEP; -DHFT_FEED_ITCH, MoldUDP64 with ITCH 5.0).  A packet's way, one
  * function per step, in the order xdp_strategy calls them:
  *  - read the frame (parse_udp_frame): a datagram not to the feed port (one
- *    plain load of feed_port) or not to feed_addr is passed;
+ *    plain load of feed_port) or not to feed_addr is passed, and one to
+ *    another host's unicast MAC too (for_us: not_for_us);
  *  - check the source (check_source): the sender must be in feed_sources
  *    (and feed_source_macs) before anything else is read (foreign_source);
  *  - open the packet (feed_parse_header, open_packet): the decoder reads the
@@ -358,6 +359,22 @@ static __always_inline int source_allowed(const struct hft_feed_filter *ff, cons
 	return ok;
 }
 
+/*
+ * Whether the frame is addressed to this host: a unicast destination MAC
+ * must be the interface's (the route's src_mac; all zero: not known, any
+ * MAC).  A promiscuous NIC, a bridge port or a macvlan parent hands XDP
+ * frames meant for other hosts; their packets to the feed port are not the
+ * feed, and a reflected order would leave as that host.  Multicast and
+ * broadcast destinations pass (feed_addr says which group is the feed).
+ */
+static __always_inline int for_us(const struct hft_route *rt, const struct ethhdr *eth)
+{
+	if ((eth->h_dest[0] & 1) || (!*(__u32 *)rt->src_mac && !*(__u16 *)(rt->src_mac + 4)))
+		return 1;
+	return *(__u32 *)eth->h_dest == *(__u32 *)rt->src_mac &&
+	       *(__u16 *)(eth->h_dest + 4) == *(__u16 *)(rt->src_mac + 4);
+}
+
 /* ---- Arbitrate the channel -------------------------------------------- */
 
 #define ARB_NEW    0   /* read the packet (its new messages) */
@@ -388,6 +405,7 @@ static __always_inline int arbitrate_channel(struct hft_scratch *s, __u64 max_ju
 	}
 	bpf_spin_lock(&ch->lock);
 	next = ch->next_seq;
+	fl->prev_next = next;
 	ch->packets++;
 	if (fp->count && last <= next) {
 		ch->dup_packets++;
@@ -415,7 +433,9 @@ static __always_inline int arbitrate_channel(struct hft_scratch *s, __u64 max_ju
 /*
  * A block ran past the packet: the messages from it on were never read, so
  * give them back to the channel (unless a later packet moved it), and the
- * other line's copy reads them.
+ * other line's copy reads them.  Never below where the packet found the
+ * channel: what lies below was read by an earlier packet (a malformed
+ * overlap would otherwise have it read, counted and applied again).
  */
 static __always_inline void unclaim_rest(struct hft_scratch *s)
 {
@@ -425,9 +445,13 @@ static __always_inline void unclaim_rest(struct hft_scratch *s)
 
 	if (!ch)
 		return;
+	if (from < fl->prev_next)
+		from = fl->prev_next;
 	bpf_spin_lock(&ch->lock);
-	if (ch->next_seq == fl->claimed && from < fl->claimed)
+	if (ch->next_seq == fl->claimed && from < fl->claimed) {
+		ch->messages -= fl->claimed - from;   /* counted by the claim, never read */
 		ch->next_seq = from;
+	}
 	bpf_spin_unlock(&ch->lock);
 }
 
@@ -746,6 +770,57 @@ static __always_inline int moves_mark(const struct hft_symbol_params *p, const s
 }
 
 /*
+ * A new feed session, under the symbol lock: the halted state, the order of
+ * statuses and the collar reference are the old session's, so they start
+ * afresh (the exchange sends each symbol's status again at a session's
+ * start).  hft1 has no sessions (its tag is always 0): nothing ever resets.
+ */
+static __always_inline void enter_book(struct hft_symbol_state *st, __u32 session)
+{
+	if (st->book_session == session)
+		return;
+	st->book_session = session;
+	st->halted = 0;
+	st->status_seq = 0;
+	st->session_ref = 0;
+	st->book_bid = 0;
+	st->book_ask = 0;
+}
+
+/*
+ * The session's collar reference, taken once, under the symbol lock: the
+ * mid of a two-sided view that is not crossed.  hft1: the first update's
+ * (its one side when it has one; as ever).  A channel feed's messages are
+ * mostly one-sided (a DEEP level, an ITCH add, anywhere in the book), so
+ * the view is the session's last bid and last ask, whichever messages
+ * brought them, and it is taken only once both are known and lie within
+ * the collar of their mid: a resting order deep in the book is no
+ * reference.  Until then there is none (reference_price, when set, is the
+ * collar's reference from the first message).
+ */
+static __always_inline void take_reference(const struct hft_symbol_params *p, struct hft_symbol_state *st,
+					   const struct feed_msg *u)
+{
+	__u64 bid = u->bid, ask = u->ask;
+
+	if (FEED_HAS_CHANNEL) {
+		if (u->bid)
+			st->book_bid = u->bid;
+		if (u->ask)
+			st->book_ask = u->ask;
+		bid = st->book_bid;
+		ask = st->book_ask;
+		if (!bid || !ask || bid > ask ||
+		    (p->collar_bps && (ask - bid) * 10000 > (ask + bid) * p->collar_bps))
+			return;
+	} else if (bid && ask && bid > ask) {
+		return;                   /* crossed: no reference */
+	}
+	/* The mid in 64 bits: two prices above 214748.3647 sum past 2^32. */
+	st->session_ref = bid && ask ? (__u32)((bid + ask) / 2) : (__u32)(bid | ask);
+}
+
+/*
  * The market data and the sequence rules, under the symbol lock.  Returns
  * why the message cannot trade (stale, seq_jump, a crossed book) or
  * NO_REJECT.  The first update of a symbol, the first after a reset
@@ -777,10 +852,9 @@ static __always_inline __u32 record_market_data(struct hft_scratch *s, struct hf
 	st->last_ask = u->ask;
 	st->last_ask_qty = u->ask_qty;
 	crossed = u->bid && u->ask && u->bid > u->ask;
-	if (!crossed && !st->session_ref) {
-		/* The mid in 64 bits: two prices above 214748.3647 sum past 2^32. */
-		st->session_ref = u->bid && u->ask ? (__u32)(((__u64)u->bid + u->ask) / 2) : (u->bid | u->ask);
-	}
+	enter_book(st, s->loop.session_tag);
+	if (!st->session_ref)
+		take_reference(&s->p, st, u);
 	if (moves_mark(&s->p, st, u))
 		st->mark = u->bid;
 	return crossed ? HFT_REJECT_CROSSED : NO_REJECT;
@@ -925,15 +999,33 @@ static __always_inline __u32 number_order(struct hft_totals *tot)
 	return (__u32)(__sync_fetch_and_add(&tot->order_seq, 1) + 1);
 }
 
-/* A trading status message: the symbol halts (H, O, P; ITCH H, P, Q) or trades (T). */
+/*
+ * A trading status message: the symbol halts (H, O, P; ITCH H, P, Q) or
+ * trades (T), by sequence, not by the order packets are read in: two
+ * packets claimed on two CPUs may be read in either order, so a status
+ * older than the one the symbol holds changes nothing (a T read after the
+ * H that followed it cannot leave the symbol trading during the halt).  A
+ * new session, or an operator's reset-seq (the config's seq_epoch), takes
+ * the next status whatever its sequence.
+ */
 static __always_inline void record_status(struct hft_scratch *s)
 {
+	struct hft_symbol_config *c = symbol_config.lookup(&s->u.key);
 	struct hft_symbol_state *st = symbol_state.lookup(&s->u.key);
+	__u32 epoch;
 
-	if (!st || !symbol_config.lookup(&s->u.key))
+	if (!st || !c)
 		return;                   /* not a symbol the engine trades */
+	bpf_spin_lock(&c->lock);
+	epoch = c->seq_epoch;
+	bpf_spin_unlock(&c->lock);
 	bpf_spin_lock(&st->lock);
-	st->halted = s->u.halted;
+	enter_book(st, s->loop.session_tag);
+	if (!st->status_seq || st->status_epoch != epoch || s->u.seq > st->status_seq) {
+		st->halted = s->u.halted;
+		st->status_seq = s->u.seq;
+		st->status_epoch = epoch;
+	}
 	bpf_spin_unlock(&st->lock);
 }
 
@@ -1283,6 +1375,10 @@ int xdp_strategy(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (ff->feed_addr && f.iph->daddr != ff->feed_addr)
 		return pass_counted(PARSE_OTHER);
+	if (!for_us(rt, f.eth)) {
+		fc->not_for_us++;
+		return XDP_PASS;
+	}
 	/* From here on the packet is addressed to the feed: its sender first. */
 	if (!source_allowed(ff, f.eth, f.iph)) {
 		count(HFT_CTR_REJECT_BASE + HFT_REJECT_FOREIGN_SOURCE);

@@ -18,11 +18,17 @@ the ``ld_imm64`` that loads it.  This module then:
   * marks each callback load as ``BPF_PSEUDO_FUNC`` with an instruction
     offset, as libbpf would;
   * replaces the placeholder map descriptors left past the function's size,
-    mapping each to its map by BCC's table index, cross-checked with the
-    declaration order in the sources (they must agree, or nothing loads);
+    mapping each to its map by the declaration order in the sources
+    (hft_tui/bccsource.py), which must name exactly BCC's tables and agree
+    with the order BCC created them in, or nothing loads;
   * loads the whole through ``bcc_func_load`` (which still passes BCC's BTF
     function and line info: the kernel needs the callback's func_info), with
     the verifier's statistics kept (``Loaded.processed``).
+A refusal is reported in the verifier's own words.  BCC retries a load the
+kernel refused with EINVAL without its BTF, into the same log, and a program
+with a callback cannot load without it: that retry's "missing btf func_info"
+would hide the real reason.  So a refusal is loaded again here, through
+libbpf, with BCC's BTF and nothing retried (``explain_refusal``), for its log.
 Everything else (compiling, maps, pins) stays BCC's.  When BCC can load
 subprograms itself, this module goes.
 """
@@ -31,11 +37,14 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import libbpf
+from .bccsource import declared_maps
 from .errors import EngineError
 
 BPF_PROG_TYPE_XDP = 6
@@ -52,6 +61,8 @@ CLASS_JMP, CLASS_JMP32 = 0x05, 0x06
 LOG_STATS = 4
 LOG_VERBOSE = 1
 _PROCESSED = re.compile(r"processed (\d+) insns")
+# What the kernel says to BCC's retry without BTF: the first answer was another.
+MASKED_BY_RETRY = "missing btf func_info"
 
 
 @dataclass(frozen=True)
@@ -67,10 +78,17 @@ class Loaded:
         return int(m.group(1)) if m else None
 
     def complaint(self) -> str:
-        """The verifier's last words before its statistics, in one line."""
+        """The verifier's last words before its statistics, in one line (a line with the
+        instruction's listing and register states is cut at it: its reason comes after)."""
         lines = [ln.strip() for ln in self.log.splitlines() if ln.strip()]
         tail = [ln for ln in lines if not ln.startswith(("processed ", "verification time", "stack depth"))]
-        return " / ".join(tail[-3:]) or "no verifier log"
+        return " / ".join(_short(ln) for ln in tail[-3:]) or "no verifier log"
+
+
+def _short(line: str, width: int = 160) -> str:
+    """A log line kept readable in one line: a listing's register states dropped."""
+    line = line.split(" ; ", 1)[0].rstrip() if re.match(r"^\d+: \(", line) else line
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _insn(raw: bytes | bytearray, i: int) -> tuple[int, int, int, int, int]:
@@ -115,6 +133,11 @@ def _reachable(read, size_insns: int, starts: set[int]) -> tuple[int, set[int]]:
 
 def extent_and_patch(read, size: int) -> bytearray:
     """The program's bytes and its callbacks', each callback load made a BPF_PSEUDO_FUNC."""
+    return program_and_functions(read, size)[0]
+
+
+def program_and_functions(read, size: int) -> tuple[bytearray, list[int]]:
+    """extent_and_patch, and the first instruction of every function in it (0: the main)."""
     funcs, patched = {0}, {}
     while True:
         end, seen = _reachable(read, size // 8, funcs)
@@ -145,54 +168,7 @@ def extent_and_patch(read, size: int) -> bytearray:
         _, dst, *_ = _insn(raw, j)
         raw[j * 8 + 1] = (BPF_PSEUDO_FUNC << 4) | dst
         struct.pack_into("<i", raw, j * 8 + 4, target - j - 1)
-    return raw
-
-
-_MAP_DECL = re.compile(
-    r"^\s*BPF_(?:HASH|ARRAY|PERCPU_ARRAY|PERCPU_HASH|LRU_HASH|RINGBUF_OUTPUT|PROG_ARRAY|TABLE|F_TABLE)\s*\(\s*"
-    r"(?:\"\w+\"\s*,\s*[^,]+,\s*[^,]+,\s*)?(\w+)",
-    re.MULTILINE,
-)
-_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
-_IFDEF = re.compile(r"^\s*#\s*(ifdef|ifndef|endif|if|else|elif)\b\s*(\w*)", re.MULTILINE)
-
-
-def declared_maps(source: Path, include_dirs: list[Path], defines: set[str]) -> list[str]:
-    """Map names in declaration order, following the sources' includes (BCC numbers its
-    placeholders in this order).  ``#ifdef NAME`` blocks count only when NAME is defined."""
-    seen: set[Path] = set()
-    out: list[str] = []
-
-    def visit(path: Path) -> None:
-        if path in seen:
-            return
-        seen.add(path)
-        text = path.read_text()
-        events = [(m.start(), "inc", m.group(1)) for m in _INCLUDE.finditer(text)]
-        events += [(m.start(), "map", m.group(1)) for m in _MAP_DECL.finditer(text)]
-        events += [(m.start(), m.group(1), m.group(2)) for m in _IFDEF.finditer(text)]
-        skipping: list[bool] = []
-        for _, kind, what in sorted(events):
-            if kind in ("ifdef", "ifndef", "if"):
-                skipping.append(kind == "ifdef" and what not in defines)
-            elif kind == "endif":
-                if skipping:
-                    skipping.pop()
-            elif kind in ("else", "elif"):
-                if skipping:
-                    skipping[-1] = False
-            elif any(skipping):
-                continue
-            elif kind == "map":
-                out.append(what)
-            elif kind == "inc":
-                for d in [path.parent, *include_dirs]:
-                    if (d / what).exists():
-                        visit((d / what).resolve())
-                        break
-
-    visit(source.resolve())
-    return out
+    return raw, sorted(funcs)
 
 
 def fix_map_fds(raw: bytearray, placeholders: dict[int, int]) -> None:
@@ -205,17 +181,37 @@ def fix_map_fds(raw: bytearray, placeholders: dict[int, int]) -> None:
             struct.pack_into("<i", raw, i * 8 + 4, placeholders[imm])
 
 
-def placeholders(b, source: Path, include_dirs: list[Path], defines: set[str]) -> dict[int, int]:
+def bcc_tables(b) -> list[str]:
+    """The names of the tables BCC made for the module (its own count, its own names)."""
+    from bcc.libbcc import lib
+
+    lib.bpf_num_tables.restype, lib.bpf_num_tables.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+    lib.bpf_table_name.restype, lib.bpf_table_name.argtypes = ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_size_t]
+    return [lib.bpf_table_name(b.module, i).decode() for i in range(lib.bpf_num_tables(b.module))]
+
+
+def placeholders(b, source: Path, include_dirs: list[Path], defines: set[str] | dict[str, str]) -> dict[int, int]:
     """BCC's placeholder descriptor -> the map's descriptor.
 
     BCC numbers its placeholders -1, -2, ... in declaration order, then creates
     the maps in ascending placeholder order (-N first), so their descriptors
-    fall as the declaration index rises.  The declaration order read from the
-    sources must show exactly that, or it is not BCC's and nothing loads.
+    fall as the declaration index rises.  The maps read from the sources must
+    be exactly BCC's tables (a map missed would shift every later one), and
+    their order must show exactly that fall, or it is not BCC's and nothing
+    loads.
     """
     from bcc.libbcc import lib
 
     names = declared_maps(source, include_dirs, defines)
+    tables = bcc_tables(b)
+    if sorted(names) != sorted(tables):
+        missed, extra = sorted(set(tables) - set(names)), sorted(set(names) - set(tables))
+        raise EngineError(
+            f"the sources declare {len(names)} maps, BCC made {len(tables)}"
+            + (f"; not found in the sources: {', '.join(missed)}" if missed else "")
+            + (f"; not BCC's: {', '.join(extra)}" if extra else "")
+            + (" (declared twice?)" if not missed and not extra else "")
+        )
     fds = [lib.bpf_table_fd(b.module, name.encode()) for name in names]
     if any(fd < 0 for fd in fds) or any(a <= z for a, z in itertools.pairwise(fds)):
         raise EngineError(f"the maps' descriptors {fds} do not follow their declaration order {names}")
@@ -223,7 +219,13 @@ def placeholders(b, source: Path, include_dirs: list[Path], defines: set[str]) -
 
 
 def load_xdp(
-    b, name: str, *, source: Path, include_dirs: list[Path], defines: set[str], log_level: int = LOG_STATS
+    b,
+    name: str,
+    *,
+    source: Path,
+    include_dirs: list[Path],
+    defines: set[str] | dict[str, str],
+    log_level: int = LOG_STATS,
 ) -> Loaded:
     """Loads ``name`` with everything it calls; the BCC object keeps the descriptor (b.cleanup
     closes it, as for load_func)."""
@@ -235,7 +237,7 @@ def load_xdp(
     size = lib.bpf_function_size(b.module, bname)
     if not start:
         raise EngineError(f"the compiled program has no function {name}")
-    raw = extent_and_patch(lambda n: ctypes.string_at(start, n * 8), size)
+    raw, funcs = program_and_functions(lambda n: ctypes.string_at(start, n * 8), size)
     if len(raw) > size:  # code past BCC's view: its placeholders are still there
         fix_map_fds(raw, placeholders(b, source, include_dirs, defines))
     loaded = _load(b, bname, raw, log_level)
@@ -243,9 +245,71 @@ def load_xdp(
         # The statistics say nothing of why: ask again for the whole log (its tail).
         again = _load(b, bname, raw, LOG_VERBOSE, log_size=1 << 26)
         loaded = Loaded(again.fd, again.log[-20000:] + "\n" + loaded.log, loaded.insns)
+    if loaded.fd < 0 and MASKED_BY_RETRY in loaded.log:
+        loaded = explain_refusal(b, name, raw, funcs, loaded)
     if loaded.fd >= 0:
         b.funcs[bname] = bcc.BPF.Function(b, bname, loaded.fd)
     return loaded
+
+
+def module_btf(func: str) -> tuple[int, int] | None:
+    """(descriptor, BTF id) of the newest BTF object this process holds that has a FUNC
+    ``func``: BCC loads its module's BTF into the kernel and keeps the descriptor, and
+    the module is the one compiled last (load_xdp runs right after the compile)."""
+    best: tuple[int, int] | None = None
+    for entry in os.scandir("/proc/self/fd"):
+        try:
+            if os.readlink(entry.path) != "anon_inode:btf":
+                continue
+        except OSError:
+            continue
+        fd = int(entry.name)
+        btf_id = libbpf.btf_id(fd)
+        if btf_id is None or (best and best[1] >= btf_id):
+            continue
+        try:
+            if any(n == func for _, n, _ in libbpf.btf_funcs(btf_id)):
+                best = (fd, btf_id)
+        except OSError:
+            continue
+    return best
+
+
+def explain_refusal(b, name: str, raw: bytearray, funcs: list[int], refused: Loaded) -> Loaded:
+    """The refusal again, loaded through libbpf with BCC's BTF (each function's FUNC) and
+    nothing retried, for the verifier's own words; ``refused`` as it was (said to be BCC's
+    retry) when that cannot be done."""
+    from bcc.libbcc import lib
+
+    masked = Loaded(
+        refused.fd,
+        refused.log + f"\n(BCC's retry without BTF hid the verifier's first answer: {MASKED_BY_RETRY})",
+        refused.insns,
+    )
+    found = module_btf(name)
+    if found is None:
+        return masked
+    btf_fd, btf_id = found
+    btf = libbpf.btf_funcs(btf_id)
+    main = [tid for tid, n, _ in btf if n == name]
+    # The log is all this load is for: any static FUNC stands for a callback the BTF cannot name by offset.
+    static = [tid for tid, n, linkage in btf if linkage == libbpf.BTF_FUNC_STATIC and n != name]
+    if not main or (len(funcs) > 1 and not static):
+        return masked
+    types = [main[0], *(static[min(k, len(static) - 1)] for k in range(len(funcs) - 1))]
+    fd, log = libbpf.prog_load_xdp(
+        raw,
+        name,
+        (lib.bpf_module_license(b.module) or b"GPL").decode(),
+        btf_fd=btf_fd,
+        funcs=list(zip(funcs, types, strict=True)),
+        log_level=LOG_VERBOSE,
+        log_size=1 << 26,
+    )
+    if fd >= 0:  # loaded this time: the refusal was BCC's own doing, not the verifier's
+        os.close(fd)
+        return masked
+    return Loaded(refused.fd, log[-20000:], refused.insns)
 
 
 def _load(b, bname: bytes, raw: bytearray, log_level: int, log_size: int = 1 << 20) -> Loaded:

@@ -1,7 +1,7 @@
 """``hft-tui``: the one entry point.
 
     hft-tui [--demo] [--iface IFACE]         the full-screen app
-    hft-tui engine attach|status|set|set-engine|remove|reset-seq|kill|resume|detach|run
+    hft-tui engine attach|status|set|set-engine|remove|reset-seq|reset-channel|kill|resume|detach|run
     hft-tui lab up|down|status|feed
     hft-tui journal tail|export|verify
     hft-tui backtest CAPTURE --config CFG     a capture through the engine's own program
@@ -131,9 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = esub.add_parser(
         "reset-seq",
-        help="reset a symbol's sequence: its next update sets it, whatever it is (after a refused jump)",
+        help="reset a symbol's sequence: its next update sets it, whatever it is (after a refused jump), "
+        "and its next trading status applies whatever its sequence",
     )
     p.add_argument("symbol")
+    _iface_arg(p, positional=False)
+
+    p = esub.add_parser(
+        "reset-channel",
+        help="forget a feed channel's sequence (after an outage longer than max_seq_jump): its next packet sets it",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--channel",
+        metavar="ID",
+        help="the channel (engine status lists them: IEX SESSION/CHANNEL, MoldUDP64 the session)",
+    )
+    which.add_argument("--all", action="store_true", help="every channel of the engine")
     _iface_arg(p, positional=False)
 
     for verb, text in (
@@ -244,6 +258,18 @@ def cmd_engine(args) -> int:
             was = h.reset_seq(name)
             print(f"{name}: sequence reset (it was {was:,}): the next update sets it")
             _journal_cli_change(h.iface, "reset_seq", {"symbol": name, "last_seq": was}, handle=h)
+        elif args.verb == "reset-channel":
+            for ch in h.reset_channel(None if args.all else args.channel):
+                print(
+                    f"channel {ch.id}: sequence forgotten (next seq was {ch.next_seq:,}, {ch.seq_jumps:,} packets "
+                    "refused beyond max_seq_jump): its next packet sets it"
+                )
+                _journal_cli_change(
+                    h.iface,
+                    "reset_channel",
+                    {"channel": ch.id, "next_seq": ch.next_seq, "seq_jumps": ch.seq_jumps},
+                    handle=h,
+                )
         elif args.verb == "remove":
             h.remove_symbol(Symbol(args.symbol))
             print(f"removed {args.symbol}")

@@ -198,7 +198,8 @@ class Controller:
         self._last = snap
         self._config = _config_view(snap)
         self._version = snap.global_config.config_version
-        self._feed_watch.check(snap.channels, time.monotonic())  # the baseline: old gaps are no news
+        # The baseline: old gaps are no news.
+        self._feed_watch.check(snap.channels, time.monotonic(), snap.feed.channels_full if snap.feed else 0)
         return snap
 
     def beat(self) -> None:
@@ -229,7 +230,9 @@ class Controller:
         self.beat()  # a full batch takes a while
         snap = self.handle.snapshot()
         alerts.extend(self._alerts(snap, events))
-        feed_alerts = self._feed_watch.check(snap.channels, time.monotonic())
+        feed_alerts = self._feed_watch.check(
+            snap.channels, time.monotonic(), snap.feed.channels_full if snap.feed else 0
+        )
         alerts.extend(f.alert for f in feed_alerts)
         if self.journal is not None:
             alerts.extend(self._journal_changes(snap))
@@ -347,7 +350,8 @@ class Controller:
         return []
 
     def _journal_feed_alerts(self, feed_alerts: list[FeedAlert]) -> list[Alert]:
-        """A gap (or unusual duplicates) as a control row, like the other alerts journaled."""
+        """A feed alert (a gap, unusual duplicates, a sequence jump refused, a channel reset, the
+        channels map full) as a control row, like the other alerts journaled."""
         try:
             for f in feed_alerts:
                 self.journal.record_control(

@@ -43,12 +43,12 @@ from .config import (
 from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
 from .errors import ConfigError, EngineError, MapsError
 from .locks import control_lock
-from .maps import EngineMaps, FeedSources, Snapshot, symbol_params_from_map
+from .maps import FEEDS_WITH_CHANNELS, EngineMaps, FeedChannel, FeedSources, Snapshot, symbol_params_from_map
 from .maps import Gateway as KernelGateway
 from .pins import attached_ifaces, check_pin_dir, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
 from .preflight import require_root
 from .program import bcc_map_fds, load_strategy, program_hash
-from .route import Route, resolve_gateway
+from .route import Route, link_mac, resolve_gateway
 from .state import EngineRecord as EngineRecord  # the state file, where callers have always found it
 from .symbol import Symbol
 
@@ -123,7 +123,8 @@ def attach(
             maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
             maps.write_global(config.engine, deadman_ms=deadman_ms or 0, version=1)
             # The route and the feed's filter are read without a lock: written here, before attach, only.
-            maps.write_route(_kernel_gateway(route))
+            # The interface's MAC, also without a gateway: a unicast frame to another is not the feed.
+            maps.write_route(_kernel_gateway(route), iface_mac=None if route else _iface_mac(ipr, idx))
             maps.write_feed_sources(_kernel_sources(config.feed))
             maps.set_kill(KILL_OFF)
             if deadman_ms:
@@ -163,6 +164,12 @@ def _kernel_gateway(route: Route | None) -> KernelGateway | None:
     return KernelGateway(
         ip=str(gw.ip), port=gw.port, mac=gw.mac, src_ip=str(gw.src_ip), src_port=gw.src_port, src_mac=route.src_mac
     )
+
+
+def _iface_mac(ipr: IPRoute, index: int) -> str | None:
+    """The interface's own MAC (None: it has none, as lo)."""
+    mac = link_mac(ipr, index)
+    return mac if mac and mac != "00:00:00:00:00:00" else None
 
 
 def _kernel_sources(feed: FeedParams) -> FeedSources:
@@ -428,6 +435,23 @@ class EngineHandle:
             self.maps.reset_seq(name)
             self.maps.bump_version()  # a controller sees the change and journals it
         return int(got[1].last_seq)
+
+    def reset_channel(self, channel_id: str | None) -> list[FeedChannel]:
+        """Forgets the sequence of a feed channel (``engine reset-channel``; None: every
+        channel): its next packet sets it, whatever it is.  For an outage longer than
+        max_seq_jump, after which the kernel refuses every packet of the channel (it cannot
+        tell an outage from a spoofed sequence).  Returns the channels as they were."""
+        if self.feed not in FEEDS_WITH_CHANNELS:
+            raise EngineError(f"the engine on {self.iface} reads {self.feed}, which has no channels")
+        with control_lock(self.iface):
+            channels = self.maps.channels(self.feed)
+            chosen = [ch for ch in channels if channel_id is None or ch.id == channel_id]
+            if channel_id is not None and not chosen:
+                there = ", ".join(ch.id for ch in channels) or "none yet"
+                raise EngineError(f"no channel {channel_id!r} on {self.iface} (channels: {there})")
+            for ch in chosen:
+                self.maps.reset_channel(ch)
+        return chosen
 
     def kill(self) -> None:
         self.maps.set_kill(KILL_OPERATOR)

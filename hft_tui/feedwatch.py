@@ -15,7 +15,15 @@ ones it saw:
 
 The channels the watch first sees are its baseline (a controller that
 starts on a running engine does not alert on old gaps); a channel that
-appears later starts from zero.
+appears later starts from zero.  Also:
+
+ - packets refused beyond max_seq_jump (a channel's ``seq_jumps`` grew): the
+   channel does not move until an operator says it was an outage
+   (``hft-tui engine reset-channel``), so every one is news;
+ - a channel reset (it vanished from the map, or its counters went back:
+   ``engine reset-channel``), journaled as the operator's act it is;
+ - the channels map full (the feed counter ``channels_full`` grew): a new
+   channel's packets are not traded.
 """
 
 from __future__ import annotations
@@ -40,10 +48,17 @@ class _Counts:
     gaps: int
     gap_messages: int
     dup_packets: int
+    seq_jumps: int = 0
+    next_seq: int = 0
 
     @classmethod
     def of(cls, ch: FeedChannel) -> _Counts:
-        return cls(ch.packets, ch.gaps, ch.gap_messages, ch.dup_packets)
+        return cls(ch.packets, ch.gaps, ch.gap_messages, ch.dup_packets, ch.seq_jumps, ch.next_seq)
+
+    def went_back(self, before: _Counts) -> bool:
+        """A channel's packet count only grows while it lives: a lower one means it was reset
+        (deleted from the map) and made again by its next packet."""
+        return self.packets < before.packets
 
 
 ZERO = _Counts(0, 0, 0, 0)
@@ -67,15 +82,26 @@ class FeedWatch:
         self._seen: dict[str, _Counts] | None = None
         self._window: dict[str, _Counts] = {}
         self._window_start = 0.0
+        self._channels_full: int | None = None
 
-    def check(self, channels: Iterable[FeedChannel], now: float) -> list[FeedAlert]:
-        """The alerts of this tick (``now``: a monotonic clock, in seconds)."""
+    def check(self, channels: Iterable[FeedChannel], now: float, channels_full: int = 0) -> list[FeedAlert]:
+        """The alerts of this tick (``now``: a monotonic clock, in seconds; ``channels_full``:
+        the feed counter of packets whose channel found the map full)."""
         current = {ch.id: ch for ch in channels}
         counts = {cid: _Counts.of(ch) for cid, ch in current.items()}
         if self._seen is None:  # the baseline
             self._seen, self._window, self._window_start = counts, dict(counts), now
+            self._channels_full = channels_full
             return []
-        alerts = [self._gap(current[cid], c, self._seen.get(cid, ZERO)) for cid, c in counts.items()]
+        alerts: list[FeedAlert | None] = []
+        for cid, before in self._seen.items():
+            if cid not in counts or counts[cid].went_back(before):
+                alerts.append(self._reset(cid, before))
+                self._window.pop(cid, None)
+        seen = {cid: (ZERO if cid in counts and counts[cid].went_back(b) else b) for cid, b in self._seen.items()}
+        alerts += [self._gap(current[cid], c, seen.get(cid, ZERO)) for cid, c in counts.items()]
+        alerts += [self._seq_jump(current[cid], c, seen.get(cid, ZERO)) for cid, c in counts.items()]
+        alerts.append(self._full(channels_full))
         self._seen = counts
         if now - self._window_start >= DUP_WINDOW_S:
             alerts += [self._duplicates(cid, c, self._window.get(cid, ZERO)) for cid, c in counts.items()]
@@ -106,6 +132,49 @@ class FeedWatch:
             ),
         )
         return FeedAlert(alert, detail)
+
+    @staticmethod
+    def _seq_jump(ch: FeedChannel, now: _Counts, before: _Counts) -> FeedAlert | None:
+        refused = now.seq_jumps - before.seq_jumps
+        if refused <= 0:
+            return None
+        detail: dict[str, object] = {"channel": ch.id, "seq_jumps": refused, "total_seq_jumps": now.seq_jumps,
+                                     "next_seq": ch.next_seq}  # fmt: skip
+        alert = Alert(
+            "feed",
+            "seq_jump",
+            refused,
+            message=(
+                f"FEED SEQUENCE JUMP on channel {ch.id}: {refused:,} packet(s) refused beyond max_seq_jump "
+                f"(next seq {ch.next_seq:,}); nothing on it trades: an outage? hft-tui engine reset-channel "
+                f"--channel {ch.id}"
+            ),
+        )
+        return FeedAlert(alert, detail)
+
+    @staticmethod
+    def _reset(cid: str, before: _Counts) -> FeedAlert:
+        detail: dict[str, object] = {"channel": cid, "next_seq_before": before.next_seq}
+        alert = Alert(
+            "feed", "channel_reset", 1, message=f"feed channel {cid} reset: its next packet sets its sequence"
+        )
+        return FeedAlert(alert, detail)
+
+    def _full(self, channels_full: int) -> FeedAlert | None:
+        grew = channels_full - (self._channels_full or 0)
+        self._channels_full = channels_full
+        if grew <= 0:
+            return None
+        alert = Alert(
+            "feed",
+            "channels_full",
+            grew,
+            message=(
+                f"FEED CHANNELS FULL: {grew:,} packet(s) of a new channel not traded (the engine holds 256 "
+                "channels; hft-tui engine reset-channel --channel ID frees one)"
+            ),
+        )
+        return FeedAlert(alert, {"packets": grew, "total": channels_full})
 
     @staticmethod
     def _duplicates(cid: str, now: _Counts, before: _Counts) -> FeedAlert | None:

@@ -90,6 +90,11 @@ class SymbolState(ctypes.Structure):
         ("halted", c_uint32),
         ("seq_session", c_uint32),
         ("seq_epoch", c_uint32),
+        ("book_session", c_uint32),
+        ("status_seq", c_uint64),
+        ("status_epoch", c_uint32),
+        ("book_bid", c_uint32),
+        ("book_ask", c_uint32),
         ("_pad", c_uint32),
     ]
 
@@ -154,6 +159,7 @@ class FeedCounters(ctypes.Structure):
         ("channels_full", c_uint64),
         ("grow_failed", c_uint64),
         ("frame_errors", c_uint64),
+        ("not_for_us", c_uint64),
     ]
 
 

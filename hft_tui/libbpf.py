@@ -102,6 +102,62 @@ class BpfProgInfo(ctypes.Structure):
     ]
 
 
+class BpfProgLoadOpts(ctypes.Structure):
+    """struct bpf_prog_load_opts (libbpf 1.1, bpf.h)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("attempts", c_int),
+        ("expected_attach_type", c_uint32),
+        ("prog_btf_fd", c_uint32),
+        ("prog_flags", c_uint32),
+        ("prog_ifindex", c_uint32),
+        ("kern_version", c_uint32),
+        ("attach_btf_id", c_uint32),
+        ("attach_prog_fd", c_uint32),
+        ("attach_btf_obj_fd", c_uint32),
+        ("fd_array", c_void_p),
+        ("func_info", c_void_p),
+        ("func_info_cnt", c_uint32),
+        ("func_info_rec_size", c_uint32),
+        ("line_info", c_void_p),
+        ("line_info_cnt", c_uint32),
+        ("line_info_rec_size", c_uint32),
+        ("log_level", c_uint32),
+        ("log_size", c_uint32),
+        ("log_buf", c_void_p),
+    ]
+
+
+class BpfFuncInfo(ctypes.Structure):
+    """struct bpf_func_info: a function of the program (its first instruction) and its BTF FUNC."""
+
+    _fields_ = [("insn_off", c_uint32), ("type_id", c_uint32)]
+
+
+class BpfBtfInfo(ctypes.Structure):
+    """struct bpf_btf_info."""
+
+    _fields_ = [
+        ("btf", c_uint64),
+        ("btf_size", c_uint32),
+        ("id", c_uint32),
+        ("name", c_uint64),
+        ("name_len", c_uint32),
+        ("kernel_btf", c_uint32),
+    ]
+
+
+class BtfType(ctypes.Structure):
+    """The leading fields of struct btf_type (what names a FUNC and its linkage)."""
+
+    _fields_ = [("name_off", c_uint32), ("info", c_uint32), ("size_or_type", c_uint32)]
+
+
+BTF_KIND_FUNC = 12
+BTF_FUNC_STATIC = 0  # a FUNC's linkage (its vlen bits): static, global or extern
+BPF_PROG_TYPE_XDP = 6
+
 RingBufferSampleFn = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
 
 
@@ -123,6 +179,15 @@ def _declare(so: ctypes.CDLL) -> None:
         "ring_buffer__poll": ([c_void_p, c_int], c_int),
         "ring_buffer__consume": ([c_void_p], c_int),
         "ring_buffer__free": ([c_void_p], None),
+        "bpf_prog_load": (
+            [c_int, c_char_p, c_char_p, c_void_p, c_size_t, POINTER(BpfProgLoadOpts)],
+            c_int,
+        ),
+        "btf__load_from_kernel_by_id": ([c_uint32], c_void_p),
+        "btf__type_cnt": ([c_void_p], c_uint32),
+        "btf__type_by_id": ([c_void_p, c_uint32], POINTER(BtfType)),
+        "btf__name_by_offset": ([c_void_p, c_uint32], c_char_p),
+        "btf__free": ([c_void_p], None),
     }
     for name, (argtypes, restype) in sigs.items():
         fn = getattr(so, name)
@@ -199,6 +264,70 @@ def prog_info(fd: int) -> BpfProgInfo:
 
 def prog_fd_by_id(prog_id: int) -> int:
     return _check(lib().bpf_prog_get_fd_by_id(prog_id), f"program id {prog_id}")
+
+
+def btf_id(fd: int) -> int | None:
+    """The id of the BTF object ``fd`` holds; None when it holds none (another kind of fd)."""
+    info = BpfBtfInfo()
+    size = c_uint32(ctypes.sizeof(info))
+    if lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) < 0:
+        return None
+    return info.id
+
+
+def btf_funcs(btf_object_id: int) -> list[tuple[int, str, int]]:
+    """(type id, name, linkage) of every FUNC of a BTF object in the kernel, in id order."""
+    btf = lib().btf__load_from_kernel_by_id(btf_object_id)
+    if not btf:
+        err = ctypes.get_errno() or errno_mod.ENOENT
+        raise OSError(err, f"BTF id {btf_object_id}: {os.strerror(err)}")
+    try:
+        out = []
+        for type_id in range(1, lib().btf__type_cnt(btf)):
+            t = lib().btf__type_by_id(btf, type_id).contents
+            if (t.info >> 24) & 0x1F == BTF_KIND_FUNC:
+                name = lib().btf__name_by_offset(btf, t.name_off) or b""
+                out.append((type_id, name.decode(errors="replace"), t.info & 0xFFFF))
+        return out
+    finally:
+        lib().btf__free(btf)
+
+
+def prog_load_xdp(
+    insns: bytes | bytearray,
+    name: str,
+    license: str,
+    *,
+    btf_fd: int,
+    funcs: list[tuple[int, int]],
+    log_level: int,
+    log_size: int,
+) -> tuple[int, str]:
+    """BPF_PROG_LOAD of an XDP program with its functions' BTF (``funcs``: (first
+    instruction, FUNC type id) of each, in order), nothing retried without them.
+    Returns (fd or -errno, the verifier's log)."""
+    code = ctypes.create_string_buffer(bytes(insns), len(insns))
+    finfo = (BpfFuncInfo * len(funcs))(*(BpfFuncInfo(off, tid) for off, tid in funcs))
+    log = ctypes.create_string_buffer(log_size)
+    opts = BpfProgLoadOpts(
+        sz=ctypes.sizeof(BpfProgLoadOpts),
+        prog_btf_fd=btf_fd,
+        func_info=ctypes.cast(finfo, c_void_p),
+        func_info_cnt=len(funcs),
+        func_info_rec_size=ctypes.sizeof(BpfFuncInfo),
+        log_level=log_level,
+        log_size=log_size,
+        log_buf=ctypes.cast(log, c_void_p),
+    )
+    fd = lib().bpf_prog_load(
+        BPF_PROG_TYPE_XDP,
+        name.encode()[:15],
+        license.encode(),
+        ctypes.cast(code, c_void_p),
+        len(insns) // 8,
+        ctypes.byref(opts),
+    )
+    return fd, log.value.decode(errors="replace")  # fd: libbpf 1.x gives -errno on failure
 
 
 def num_possible_cpus() -> int:

@@ -128,6 +128,7 @@ class FeedCounts:
     channels_full: int
     grow_failed: int
     frame_errors: int
+    not_for_us: int  # feed packets to another host's unicast MAC: passed, never read
     foreign_source: int
 
 
@@ -325,15 +326,25 @@ class EngineMaps:
             self._update_symbol(name, cfg)
         return cfg.seq_epoch
 
-    def write_route(self, gateway: Gateway | None) -> None:
+    def write_route(self, gateway: Gateway | None, *, iface_mac: str | None = None) -> None:
         """Before attach only (the program reads it without a lock): orders to the
-        gateway, or (None) reflected back to the sender."""
-        libbpf.update(self.fds["route"], ctypes.c_uint32(0), route_to_map(gateway), BPF_ANY)
+        gateway, or (None) reflected back to the sender.  The interface's MAC (the
+        gateway's ``src_mac``, else ``iface_mac``) is also how the program knows a
+        unicast frame to another host is not the feed; without it (reflection and no
+        ``iface_mac``) every destination MAC is taken."""
+        libbpf.update(self.fds["route"], ctypes.c_uint32(0), route_to_map(gateway, iface_mac), BPF_ANY)
 
     def read_route(self) -> Gateway | None:
         value = Route()
         libbpf.lookup(self.fds["route"], ctypes.c_uint32(0), value)
         return route_from_map(value)
+
+    def interface_mac(self) -> str | None:
+        """The interface's MAC the program checks a unicast frame's destination with
+        (the route's, with or without a gateway); None: not written, nothing checked."""
+        value = Route()
+        libbpf.lookup(self.fds["route"], ctypes.c_uint32(0), value)
+        return None if bytes(value.src_mac) == bytes(6) else _mac_text(value.src_mac)
 
     def write_feed_sources(self, sources: FeedSources) -> None:
         """Before attach only, like the route."""
@@ -485,6 +496,14 @@ def _mac_bytes(text: str, what: str) -> bytes:
     return raw
 
 
+def _unicast_mac(text: str, what: str) -> bytes:
+    """A unicast MAC: the program compares it with a frame's destination (all zero: none)."""
+    raw = _mac_bytes(text, what)
+    if raw[0] & 1 or raw == bytes(6):
+        raise MapsError(f"{what}: {text!r} is not a unicast MAC address")
+    return raw
+
+
 def _mac_text(raw) -> str:
     return ":".join(f"{b:02x}" for b in bytes(raw))
 
@@ -495,11 +514,17 @@ def _port_be(port: int, what: str) -> int:
     return socket.htons(port)
 
 
-def route_to_map(gateway: Gateway | None) -> Route:
+def route_to_map(gateway: Gateway | None, iface_mac: str | None = None) -> Route:
     if gateway is None:
-        return Route(mode=ROUTE_REFLECT)
+        r = Route(mode=ROUTE_REFLECT)
+        if iface_mac is not None:
+            r.src_mac[:] = list(_unicast_mac(iface_mac, "the interface's MAC"))
+        return r
+    if iface_mac is not None and _mac_bytes(iface_mac, "the interface's MAC") != _mac_bytes(gateway.src_mac, "src_mac"):
+        raise MapsError(f"the interface's MAC {iface_mac} is not the gateway's src_mac {gateway.src_mac}")
     r = Route(mode=ROUTE_GATEWAY)
     r.gw_mac[:] = list(_mac_bytes(gateway.mac, "gateway mac"))
+    # All zero (the backtest's: no interface) checks no frame's destination, as a reflection without iface_mac.
     r.src_mac[:] = list(_mac_bytes(gateway.src_mac, "the interface's MAC"))
     r.gw_ip = _ip_be(gateway.ip, "gateway ip")
     r.src_ip = _ip_be(gateway.src_ip, "gateway src_ip")

@@ -73,7 +73,7 @@ def load_strategy_verbose(feed: str = DEFAULT_FEED, cflags: tuple[str, ...] = ()
             PROGRAM_NAME,
             source=paths.STRATEGY_SOURCE,
             include_dirs=[paths.EBPF_DIR],
-            defines={f[2:].partition("=")[0] for f in flags if f.startswith("-D")},
+            defines=dict(_define(f[2:]) for f in flags if f.startswith("-D")),
         )
     except EngineError:
         b.cleanup()
@@ -82,6 +82,12 @@ def load_strategy_verbose(feed: str = DEFAULT_FEED, cflags: tuple[str, ...] = ()
         b.cleanup()
         raise EngineError(f"the verifier refused {PROGRAM_NAME} ({feed}): {loaded.complaint()}")
     return b, loaded
+
+
+def _define(flag: str) -> tuple[str, str]:
+    """-DNAME=VALUE -> (NAME, VALUE); -DNAME is NAME=1, as for the compiler."""
+    name, sep, value = flag.partition("=")
+    return name, value if sep else "1"
 
 
 def bcc_map_fds(b) -> dict[str, int]:

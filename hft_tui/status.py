@@ -24,6 +24,7 @@ FEED_COUNTS = (
     "channels_full",
     "grow_failed",
     "frame_errors",
+    "not_for_us",
 )
 
 
@@ -175,11 +176,16 @@ def _feed_lines(st: dict) -> list[str]:
         f"feed: {feed['messages']:,} messages, {feed['in_transition']:,} in transition, "
         f"{feed['truncated_packets']:,} truncated packets"
     )
+    if feed["not_for_us"]:
+        lines.append(f"  {feed['not_for_us']:,} frames for other hosts passed (the NIC is promiscuous?)")
+    if feed["channels_full"]:
+        lines.append(f"  {feed['channels_full']:,} packets of new channels not traded: the channels map is full")
     for ch in feed["channels"]:
         gaps = f"{ch['gaps']:,} gaps ({ch['gap_messages']:,} messages missed)" if ch["gaps"] else "no gap"
+        jumps = f", {ch['seq_jumps']:,} refused beyond max_seq_jump" if ch.get("seq_jumps") else ""
         lines.append(
             f"  channel {ch['id']}: next seq {ch['next_seq']:,}, {ch['packets']:,} packets, "
-            f"{ch['messages']:,} messages, {gaps}, {ch['dup_packets']:,} duplicate packets"
+            f"{ch['messages']:,} messages, {gaps}, {ch['dup_packets']:,} duplicate packets{jumps}"
         )
     lines.append(gateway_line(st["gateway"]))
     return lines

@@ -12,17 +12,20 @@ position before it:
   quantity by the formula, or the reason it refuses (disabled, crossed,
   position_limit, zero_qty) or that it has nothing to do (``no_trade``);
 * the price collar (:func:`collar_allows`) when the reference is known: the
-  configured ``reference_price``, or the session's first non-crossed mid
-  (:func:`session_reference`) when the model saw the session from its start;
+  configured ``reference_price``, or the session's own when the model saw the
+  session from its start: hft1's first non-crossed update
+  (:func:`session_reference`), an exchange feed's first view of the last bid
+  and the last ask within the collar of their mid (:func:`book_reference`);
 * stale sequence numbers.
 
 For the exchange feeds (IEX TOPS and DEEP, ITCH) a message first meets the
 feed's own rules (:meth:`EngineModel.feed_verdict`): a symbol halted by its
 last trading status, a TOPS quote flagged halted, a DEEP level while the
 book is in transition, a level of size 0, a price the engine's 32-bit prices
-cannot hold.  A message that passes is an update like hft1's: an offer (a
-sell-side level, a sell add) has only an ask, so only the buy rule can take
-it; a bid has only a bid, so only the sell rule can.
+cannot hold.  A trading status counts by sequence: one older than the status
+the symbol holds changes nothing.  A message that passes is an update like
+hft1's: an offer (a sell-side level, a sell add) has only an ask, so only the
+buy rule can take it; a bid has only a bid, so only the sell rule can.
 
 What it cannot know, because it depends on the kernel's clock, on an
 operator or on state the model never saw, and what can therefore only make
@@ -58,6 +61,8 @@ UNKNOWN_SYMBOL = "unknown_symbol"
 STATUS = "status"  # a trading status message: state, never a trade
 TRADING = "T"  # the status letter (IEX and ITCH alike) that lets a symbol trade
 PRICE_MAX = 2**32 - 1  # the engine's prices are u32 (protocol.U32_MAX)
+CHANNEL_FEEDS = ("iex", "itch")  # feeds of one-sided messages: the reference needs both sides
+RECORDED = ("", HALTED, PRICE_RANGE)  # verdicts of messages whose market data the engine records
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,18 @@ def session_reference(u: Update) -> int:
     return u.bid or u.ask
 
 
+def book_reference(p: SymbolParams, bid: int, ask: int) -> int:
+    """The collar reference an exchange feed's session takes from its last bid and last
+    ask (whichever messages brought them): their mid once both are known, not crossed
+    and within the collar of it (a resting order deep in the book is no reference);
+    0 while there is none."""
+    if not bid or not ask or bid > ask:
+        return 0
+    if p.collar_bps and (ask - bid) * BPS > (ask + bid) * p.collar_bps:
+        return 0
+    return (bid + ask) // 2
+
+
 def collar_allows(p: SymbolParams, side: str, price: int, reference: int) -> bool:
     """The collar is a band of collar_bps around the reference: a buy may not
     pay more than ref * (1 + bps/1e4), a sell may not take less than
@@ -206,6 +223,11 @@ class FeedMessage:
         """The message as the strategy's update (call it for a message that passed the feed rules)."""
         return Update(self.symbol, self.seq, self.bid, self.bid_qty, self.ask, self.ask_qty, self.timestamp)
 
+    def recorded(self) -> Update:
+        """The message's market data as the engine records it: a price it cannot hold is 0."""
+        bid, ask = (p if 0 <= p <= PRICE_MAX else 0 for p in (self.bid, self.ask))
+        return Update(self.symbol, self.seq, bid, self.bid_qty, ask, self.ask_qty, self.timestamp)
+
 
 def feed_rule(m: FeedMessage, halted: bool) -> str:
     """Why message ``m`` of a symbol whose status is ``halted`` cannot trade
@@ -236,6 +258,9 @@ class SymbolModel:
     ref_known: bool = True  # False: the session started before the model
     cost_bound: int = 0
     halted: bool = False  # the feed's last trading status was not T
+    status_seq: int | None = None  # the sequence of the status ``halted`` holds
+    book_bid: int = 0  # an exchange feed's last bid and ask, until the reference is taken
+    book_ask: int = 0
 
 
 @dataclass
@@ -293,7 +318,11 @@ class EngineModel:
             return "stale"
         m.seen, m.last_seq = True, u.seq
         if m.ref_known and not m.session_ref:
-            m.session_ref = session_reference(u)
+            if self.config.feed.feed in CHANNEL_FEEDS:
+                m.book_bid, m.book_ask = u.bid or m.book_bid, u.ask or m.book_ask
+                m.session_ref = book_reference(m.params, m.book_bid, m.book_ask)
+            else:
+                m.session_ref = session_reference(u)
         return ""
 
     def wants_market_data(self, name: str) -> bool:
@@ -334,16 +363,27 @@ class EngineModel:
 
     def feed_verdict(self, m: FeedMessage) -> str:
         """A feed message in the order the engine reads it: a trading status
-        changes the symbol's state; any other message gets the reason it cannot
-        trade ("" when the strategy decides: then observe(m.update())).  The
-        status of a symbol the engine does not hold changes nothing."""
+        changes the symbol's state (unless older than the one it holds); any
+        other message gets the reason it cannot trade ("" when the strategy
+        decides: then observe(m.update())).  The status of a symbol the engine
+        does not hold changes nothing."""
         sym = self.symbol(m.symbol)
         if sym.params is None:
             return UNKNOWN_SYMBOL
         if m.status is not None:
-            sym.halted = m.status != TRADING
+            if sym.status_seq is None or m.seq > sym.status_seq:
+                sym.halted, sym.status_seq = m.status != TRADING, m.seq
             return STATUS
         return feed_rule(m, sym.halted)
+
+    def feed(self, m: FeedMessage) -> str:
+        """feed_verdict(), and the market data the engine records from the message
+        (a halted one's and one with a price out of range too) while the model still
+        needs it (the collar's reference)."""
+        verdict = self.feed_verdict(m)
+        if verdict in RECORDED and self.wants_market_data(m.symbol):
+            self.observe(m.recorded())
+        return verdict
 
     def expect(self, u: Update) -> Decision:
         """observe() then decision(): the model fed one update at a time."""

@@ -152,10 +152,12 @@ class FeedHarness(Harness):
         *,
         gateway: Gateway | None = GATEWAY,
         sources: FeedSources = OPEN_FEED,
+        iface_mac: str | None = ENGINE_MAC,
     ) -> None:
+        """``iface_mac``: the interface's MAC for reflection (a gateway carries its own)."""
         super().reset(symbols, engine, deadman_ms)
         self.gateway = gateway
-        self.maps.write_route(gateway)
+        self.maps.write_route(gateway, iface_mac=None if gateway else iface_mac)
         self.maps.write_feed_sources(sources)
         for key in libbpf.keys(self.maps.fds["channels"], ChannelKey):
             libbpf.delete(self.maps.fds["channels"], key)

@@ -55,6 +55,7 @@ def test_the_tape_of_one_tick_stays_short_however_many_events_arrive():
     assert summary.kind == "summary" and f"{5_000 - TAPE_ORDERS_PER_TICK:,} orders" in summary.text
     assert sum(e.count for e in lines if e.kind == "reject") + 12_500 == 50_000  # one reason left out, counted
     assert "12,500 rejects" in summary.text
+    assert summary.count == 5_000 - TAPE_ORDERS_PER_TICK + 12_500  # what a narrow tape says: how many
 
 
 def test_the_tape_shows_every_order_of_a_quiet_tick_in_time_order():

@@ -19,136 +19,21 @@ from decimal import Decimal
 
 import pytest
 from recorded import Recording, load, view_from_json
+from stand_in import StandInSession, supervising
 from textual.coordinate import Coordinate
 
 from hft_tui import paths
 from hft_tui.app import run_app
 from hft_tui.app.app import HftApp
 from hft_tui.app.dialogs import AddSymbolScreen, ConfirmScreen, QuitScreen
-from hft_tui.app.messages import EngineTicked, SupervisionStarted
 from hft_tui.app.screens.help import HelpScreen, key_name
 from hft_tui.app.screens.main import TABS
 from hft_tui.app.session import Session
-from hft_tui.config import ENGINE_KEYS, SYMBOL_KEYS, engine_params, load_config, parse_config, symbol_params
-from hft_tui.constants import KILL_OFF, KILL_OPERATOR
-from hft_tui.engine import EngineError
+from hft_tui.config import ENGINE_KEYS, SYMBOL_KEYS, load_config, parse_config
 
 pytestmark = pytest.mark.pure
 
 SIZE = (160, 48)
-
-
-class StandInSession:
-    """The app's session without a kernel: plays a recording, and notes every call.
-
-    It keeps the rules the app relies on (None when nothing is supervised, one
-    engine at a time, parameters checked by hft_tui.config as the kernel's
-    handle checks them); what it cannot know it takes from the recording."""
-
-    deterministic = True
-
-    def __init__(self, recording: Recording, *, attached: bool = True) -> None:
-        self.recording = recording
-        self.calls: list[tuple] = []
-        self.supervised: str | None = None
-        self.attached = {recording.iface: recording.record.prog_id} if attached else {}
-        self.view = recording.views[-1]  # what the "kernel" holds now
-        self.fail_attach: str | None = None
-
-    @property
-    def iface(self) -> str | None:
-        return self.supervised
-
-    def config_mode(self) -> str:
-        return "native"
-
-    def engines(self) -> dict[str, int]:
-        return dict(self.attached)
-
-    def record(self, iface: str):
-        return self.recording.record if iface in self.attached else None
-
-    def interfaces(self):
-        return list(self.recording.interfaces)
-
-    def take_over(self, iface, target) -> None:
-        self.calls.append(("take_over", iface))
-        if self.supervised is not None:
-            raise EngineError(f"already supervising {self.supervised}: detach it first")
-        if iface not in self.attached:
-            raise EngineError(f"no hft-tui engine on {iface}")
-        self.supervised = iface
-        target.post_message(SupervisionStarted(iface, False))
-        for view in self.recording.views:
-            target.post_message(EngineTicked(view))
-
-    def supervision_lost(self, iface: str) -> bool:
-        self.calls.append(("supervision_lost", iface))
-        if self.supervised != iface:
-            return False
-        self.supervised = None
-        return True
-
-    def release(self, policy: str) -> list[str]:
-        self.calls.append(("release", policy))
-        iface, self.supervised = self.supervised, None
-        if iface is None:
-            return []
-        if policy == "detach":
-            del self.attached[iface]
-            return [f"{iface}: detached"]
-        if policy == "kill":
-            return [f"{iface}: kill switch set, engine left attached (hft-tui engine detach {iface})"]
-        return []
-
-    def attach(self, iface: str, mode: str) -> str:
-        self.calls.append(("attach", iface, mode))
-        if self.fail_attach:
-            raise EngineError(self.fail_attach)
-        self.attached[iface] = self.recording.record.prog_id
-        return f"attached to {iface} in {mode} mode"
-
-    def detach(self, iface: str) -> list[str]:
-        self.calls.append(("detach", iface))
-        if self.supervised == iface:
-            return self.release("detach")
-        del self.attached[iface]
-        return [f"{iface}: detached"]
-
-    def kill(self) -> int | None:
-        self.calls.append(("kill",))
-        return None if self.supervised is None else KILL_OPERATOR
-
-    def kill_every_engine(self) -> tuple[list[str], list[str]]:
-        self.calls.append(("kill_every_engine",))
-        return list(self.attached), []
-
-    def resume(self) -> tuple[str, int] | None:
-        self.calls.append(("resume",))
-        return None if self.supervised is None else (self.supervised, KILL_OFF)
-
-    def set_param(self, symbol, key, value):
-        self.calls.append(("set_param", symbol, key, value))
-        if self.supervised is None:
-            return None
-        if symbol is None:
-            applied = engine_params({key: value}, base=self.view.engine)
-        else:
-            applied = symbol_params(symbol, {key: value}, base=self.view.symbol(symbol).params)
-        return applied, self.view.config_version + 1
-
-    def add_symbol(self, name, values):
-        self.calls.append(("add_symbol", name, values))
-        if self.supervised is None:
-            return None
-        return symbol_params(name, {k: v for k, v in values.items() if v.strip()})
-
-    def remove_symbol(self, name):
-        self.calls.append(("remove_symbol", name))
-        return None if self.supervised is None else True
-
-    def called(self, name: str) -> list[tuple]:
-        return [c for c in self.calls if c[0] == name]
 
 
 @pytest.fixture(scope="module")
@@ -167,17 +52,6 @@ def make_app(tmp_path):
         return HftApp(session, crash_log=tmp_path / "app-crash.log", **kwargs)
 
     return make
-
-
-async def supervising(pilot) -> None:
-    """Until the recorded views are drawn and the interfaces listed."""
-    app = pilot.app
-    for _ in range(200):
-        if app.view is not None and app.interfaces_pane.table.row_count:
-            await pilot.pause()
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("the recorded views were not shown")
 
 
 def text_of(app: HftApp, selector: str) -> str:
@@ -480,11 +354,13 @@ async def test_the_help_lists_every_key_of_the_app_from_its_bindings(session, re
         await supervising(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        rows = [line for line in app.screen.text.splitlines() if line.startswith("| ")][2:]
+        await pilot.pause()
+        rows = str(app.screen.query_one("#help-keys").render()).splitlines()[1:]  # under the header
         for binding in HftApp.BINDINGS:
             assert any(key_name(binding.key) in row and binding.tooltip in row for row in rows), binding.key
-        assert f"| {' '.join(t.key for t in TABS)} | {', '.join(t.title for t in TABS)} tabs |" in rows
-        assert rows[0].startswith("| **ctrl+k** | **KILL**")  # the emergency key first
+        tabs_row = next(row for row in rows if row.startswith(f"{TABS[0].key}-{TABS[-1].key} "))
+        assert tabs_row.endswith(f"{', '.join(t.title for t in TABS)} tabs")
+        assert rows[0].startswith("ctrl+k") and "KILL: " in rows[0]  # the emergency key first
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 

@@ -481,3 +481,44 @@ def test_an_open_feed_is_said_so_on_attach_and_in_status(make_lab, tmp_path):
         "OPEN FEED: any sender can trade; set [engine] feed_sources" in cli("engine", "status", L.engine_iface).stdout
     )
     assert EngineRecord.load(L.engine_iface).open_feed
+
+
+# -- a channel locked out by a jump beyond max_seq_jump --------------------------------------------
+
+
+def test_a_channel_refused_beyond_max_seq_jump_is_an_alert_and_reset_channel_lets_it_move(iex_engine, tmp_path):
+    """An outage longer than max_seq_jump: the kernel refuses every later packet of the
+    channel (it cannot tell an outage from a spoofed sequence); the controller says so, and
+    `engine reset-channel` (journaled) lets the next packet set the sequence."""
+    L, _attach, _jpath, ex = iex_engine
+    cli("engine", "set-engine", "max_seq_jump=100", "--iface", L.engine_iface)
+    to_engine = {"src": L.exchange_ip, "dst": L.engine_ip, "smac": mac_in_lab(L), "dmac": engine_mac(L)}
+    ex.send(iex_frame([offer("AAPL", P("99.00"))], 1, **to_engine))
+    assert len(ex.orders(want=1)) == 1
+    channel = f"{IEX_SESSION}/1"
+    with EngineHandle(L.engine_iface) as h, journal.Journal(tmp_path / "ctl.journal.sqlite") as j:
+        ctl = Controller(h, journal=j, supervise=False)
+        ctl.start()
+        try:
+            after_outage = iex_frame([offer("AAPL", P("98.00"))], 5_000, **to_engine)
+            ex.send(after_outage)
+            ex.send(after_outage)
+            assert ex.orders(want=1, timeout=0.5) == []  # refused: nothing trades on the channel
+            alerts = [a for a in ctl.tick().alerts if a.kind == "feed"]
+            assert [(a.reason, a.count) for a in alerts] == [("seq_jump", 2)]
+            assert f"hft-tui engine reset-channel --channel {channel}" in alerts[0].message
+            (ch,) = status(L.engine_iface)["feed"]["channels"]
+            assert (ch["id"], ch["next_seq"], ch["seq_jumps"]) == (channel, 2, 2)
+
+            p = cli("engine", "reset-channel", "--channel", channel, "--iface", L.engine_iface)
+            assert p.stdout.startswith(f"channel {channel}: sequence forgotten (next seq was 2, 2 packets refused")
+            ex.send(after_outage)
+            assert len(ex.orders(want=1)) == 1  # the next packet set the sequence
+            resets = [a for a in ctl.tick().alerts if a.kind == "feed"]
+            assert [a.reason for a in resets] == ["channel_reset"]
+        finally:
+            ctl.stop(detach=False)
+        kinds = [r["kind"] for r in j.rows("control")]
+        assert "feed_seq_jump" in kinds and "feed_channel_reset" in kinds
+    p = cli("engine", "reset-channel", "--channel", "9/9", "--iface", L.engine_iface, rc=1)
+    assert f"no channel '9/9' on {L.engine_iface} (channels: {channel})" in one_line_error(p)

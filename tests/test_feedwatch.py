@@ -81,3 +81,41 @@ def test_unusual_duplicates_alert_once_a_window():
     assert got.detail["new_packets"] == 1000 and got.detail["dup_packets"] == 2000
     # The next window is A/B again: nothing.
     assert w.check([channel(packets=5000, dup_packets=3000)], 2 * DUP_WINDOW_S) == []
+
+
+def jumps(seq_jumps: int, packets: int = 100, next_seq: int = 500) -> FeedChannel:
+    return FeedChannel(id="000010059B", next_seq=next_seq, packets=packets, messages=packets, gaps=0,
+                       gap_messages=0, dup_packets=0, seq_jumps=seq_jumps)  # fmt: skip
+
+
+def test_packets_refused_beyond_max_seq_jump_alert_every_tick_they_grow_naming_the_way_out():
+    w = FeedWatch()
+    w.check([jumps(0)], 0.0)
+    (got,) = w.check([jumps(3)], 0.1)
+    assert (got.alert.reason, got.alert.count) == ("seq_jump", 3)
+    assert "hft-tui engine reset-channel --channel 000010059B" in got.alert.message
+    assert got.detail == {"channel": "000010059B", "seq_jumps": 3, "total_seq_jumps": 3, "next_seq": 500}
+    assert w.check([jumps(3)], 0.2) == []
+
+
+@pytest.mark.parametrize(
+    "after",
+    [[], [jumps(0, packets=1, next_seq=9_000)]],
+    ids=["gone from the map", "made again from its next packet"],
+)
+def test_a_channel_reset_is_news_once_and_its_counts_start_again(after):
+    w = FeedWatch()
+    w.check([jumps(5, packets=100, next_seq=500)], 0.0)
+    got = w.check(after, 0.1)
+    assert [(f.alert.reason, f.detail) for f in got] == [
+        ("channel_reset", {"channel": "000010059B", "next_seq_before": 500})
+    ]
+    assert w.check(after, 0.2) == []
+
+
+def test_the_channels_map_full_alerts_when_packets_of_new_channels_are_refused():
+    w = FeedWatch()
+    w.check([], 0.0, channels_full=7)  # the baseline
+    assert w.check([], 0.1, channels_full=7) == []
+    (got,) = w.check([], 0.2, channels_full=10)
+    assert (got.alert.reason, got.alert.count, got.detail) == ("channels_full", 3, {"packets": 3, "total": 10})

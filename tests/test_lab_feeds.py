@@ -134,6 +134,12 @@ def test_a_unicast_feed_without_a_gateway_is_answered_by_reflection(feed_lab):
     s = run(L, cfg, batch=5, format="itch")
     assert_clean(s, min_orders=10)
     assert s.gateway is None
+    # Without a gateway too the program knows the interface's MAC: a frame to another host's is not the feed.
+    maps = EngineMaps.open_pinned(pin_dir(L.engine_iface))
+    try:
+        assert maps.interface_mac() == L.engine_mac
+    finally:
+        maps.close()
 
 
 def test_a_multicast_feed_without_a_gateway_gets_no_order_and_is_counted_no_route(feed_lab):

@@ -266,6 +266,49 @@ def test_a_symbols_trading_status_holds_until_the_next_one():
     assert m.feed_verdict(FeedMessage("IBM", 6, status="H")) == UNKNOWN_SYMBOL
 
 
+def test_a_status_older_than_the_one_the_symbol_holds_changes_nothing():
+    # As the engine: two packets read in reverse order on two CPUs cannot undo a halt.
+    m = EngineModel(DEMO)
+    assert m.feed_verdict(FeedMessage("AAPL", 11, status="H")) == STATUS
+    assert m.feed_verdict(FeedMessage("AAPL", 9, status="T")) == STATUS
+    assert m.feed_verdict(offer(12)) == HALTED
+    assert m.feed_verdict(FeedMessage("AAPL", 13, status="T")) == STATUS
+    assert m.feed_verdict(offer(14)) == ""
+
+
+IEX_DEMO = replace(DEMO, feed=replace(DEMO.feed, feed="iex"))
+NEAR_BID = ASK_BUYS - parse_price("0.10")  # the demo's collar is 10%: a bid this close is a market
+
+
+def test_an_exchange_feeds_reference_is_the_mid_of_its_last_bid_and_ask_within_the_collar():
+    m = EngineModel(IEX_DEMO)
+    far_bid = replace(bid(1), bid=parse_price("150.00"))  # a resting order deep in the book
+    assert m.feed(far_bid) == "" and m.symbol("AAPL").session_ref == 0
+    assert m.feed(offer(2)) == "" and m.symbol("AAPL").session_ref == 0  # 150.00 / 190.20: no market
+    assert m.wants_market_data("AAPL")
+    assert m.feed(replace(bid(3), bid=NEAR_BID)) == ""
+    assert m.symbol("AAPL").session_ref == (NEAR_BID + ASK_BUYS) // 2
+    assert not m.wants_market_data("AAPL")
+
+
+def test_hft1s_reference_is_still_its_first_update():
+    m = EngineModel(DEMO)
+    m.observe(bid(1).update())
+    assert m.symbol("AAPL").session_ref == BID_SELLS
+
+
+def test_the_reference_is_recorded_from_a_halted_message_and_not_from_a_price_out_of_range():
+    # The engine records the market data of a halted symbol's messages (and a price it cannot
+    # hold as 0): the model keeps in step, or the reference it checks the collar with differs.
+    m = EngineModel(IEX_DEMO)
+    m.feed(FeedMessage("AAPL", 1, status="H"))
+    assert m.feed(offer(2)) == HALTED
+    assert m.feed(replace(bid(3), bid=2**40)) == PRICE_RANGE
+    assert m.symbol("AAPL").session_ref == 0
+    assert m.feed(replace(bid(4), bid=NEAR_BID)) == HALTED
+    assert m.symbol("AAPL").session_ref == (NEAR_BID + ASK_BUYS) // 2
+
+
 def test_an_offer_takes_only_the_buy_rule_and_a_bid_only_the_sell_rule():
     m = EngineModel(DEMO)
     d = m.decision(offer(1).update())

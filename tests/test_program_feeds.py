@@ -16,7 +16,8 @@ import pytest
 from feed_frames import bid, feed_harness, iex_frame, itch_frame, offer, skipped
 from frames import P, XdpAction
 
-from hft_tui.constants import MAX_MESSAGES
+from hft_tui.constants import IEX, ITCH, MAX_MESSAGES
+from hft_tui.errors import ProtocolError
 from hft_tui.feeds import iex, itch
 
 BASE = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 10, "max_order_qty": 1000, "max_position": 100_000}
@@ -51,6 +52,10 @@ class Iex:
     def new_session(seq, messages) -> bytes:
         return iex_frame(messages, seq, session=7)
 
+    @staticmethod
+    def status(symbol, state):
+        return iex.TradingStatus(symbol, state)
+
 
 class Itch:
     name = "itch"
@@ -80,6 +85,10 @@ class Itch:
     @staticmethod
     def new_session(seq, messages) -> bytes:
         return itch_frame(messages, seq, session="OTHERSES02")
+
+    @staticmethod
+    def status(symbol, state):
+        return itch.TradingAction(symbol, state)
 
 
 FEEDS = {"iex": Iex, "itch": Itch}
@@ -310,6 +319,21 @@ def test_a_channel_jump_beyond_max_seq_jump_is_refused_and_moves_nothing(fx):
     assert [o.seq for o in h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 2**60)).orders] == [2**60]
 
 
+def test_a_real_gap_beyond_max_seq_jump_stops_the_channel_until_it_is_reset(fx):
+    # An outage longer than max_seq_jump looks like a spoofed jump: every later packet is
+    # refused too and counted in the channel's seq_jumps (the desk's alert), until user space
+    # forgets the channel (the control plane's reset).
+    feed, h = fx
+    h.reset({"AAPL": BASE}, engine={"max_seq_jump": 1000})
+    h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 10))
+    for k in range(3):
+        assert h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 11 + 1001 + k)).counts == {"seq_jump": 1}
+    ch = h.channel()
+    assert (ch.next_seq, ch.seq_jumps, ch.as_dict()["seq_jumps"]) == (11, 3, 3)
+    assert h.maps.reset_channel(ch)
+    assert [o.seq for o in h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 1015)).orders] == [1015]
+
+
 def test_a_channel_reset_by_user_space_takes_the_next_sequence_afresh(fx):
     feed, h = fx
     h.reset({"AAPL": BASE}, engine={"max_seq_jump": 1000})
@@ -341,6 +365,166 @@ def test_a_symbol_seen_again_on_the_channel_is_stale_when_its_sequence_went_back
     r = h.run(frame)
     assert r.counts == {"updates": 1, "stale": 1}
     assert [(e.kind, e.reason) for e in r.events] == [("reject", "stale")]
+
+
+def past_the_end(feed, messages, seq, index) -> bytes:
+    """A packet of ``messages`` whose block ``index`` claims more bytes than the datagram holds."""
+    frame = bytearray(feed.packet(messages, seq))
+    at = 14 + 20 + 8 + feed.hdr_len + sum(feed.len_size + len_of(feed, m) for m in messages[:index])
+    struct.pack_into(feed.block_len_format(), frame, at, 1000)
+    return bytes(frame)
+
+
+def test_a_malformed_copy_of_messages_already_read_never_moves_the_channel_back(fx):
+    # The review's probe: a resend (or the other line, cut into packets differently) that
+    # overlaps what was read, and whose bad block lies in the overlap, gives back nothing
+    # below where it found the channel.  Else: a false gap, a late copy read again, messages
+    # counted twice.
+    feed, h = fx
+    offers = [feed.offer("AAPL", P("99.00")) for _ in range(10)]
+    assert [o.seq for o in h.run(feed.packet(offers[:5], 10)).orders] == [10, 11, 12, 13, 14]
+    r = h.run(past_the_end(feed, offers, 10, 1))  # 10..19, its block of 11 runs past the end
+    assert (r.counts, r.feed) == ({"malformed": 1}, {"packets": 1})
+    ch = h.channel()
+    assert (ch.next_seq, ch.messages, ch.gaps) == (15, 5, 0)
+    late = h.run(feed.packet(offers[:5], 10))  # the B line's copy of the first packet
+    assert (XdpAction(late.action), late.untouched, late.counts, late.feed) == (
+        XdpAction.PASS,
+        True,
+        {},
+        {"packets": 1, "dup_packets": 1},
+    )
+    r = h.run(feed.packet(offers[5:], 15))  # the next packet of the feed: no gap, read once
+    assert [o.seq for o in r.orders] == [15, 16, 17, 18, 19]
+    ch = h.channel()
+    assert (ch.next_seq, ch.packets, ch.messages, ch.gaps, ch.gap_messages, ch.dup_packets) == (20, 4, 10, 0, 0, 1)
+
+
+def test_a_malformed_packet_gives_back_only_what_it_claimed_and_never_read(fx):
+    # Its new messages from the bad block on go back to the channel (the other line's copy reads
+    # them), and leave the channel's message count.
+    feed, h = fx
+    offers = [feed.offer("AAPL", P("99.00")) for _ in range(10)]
+    h.run(feed.packet(offers[:5], 10))
+    r = h.run(past_the_end(feed, offers, 10, 7))  # 10..19: 15 and 16 read, 17 runs past the end
+    assert [o.seq for o in r.orders] == [15, 16]
+    ch = h.channel()
+    assert (ch.next_seq, ch.messages, ch.gaps) == (17, 7, 0)
+    r = h.run(feed.packet(offers, 10))  # the other line's whole copy: only 17..19 are new
+    assert [o.seq for o in r.orders] == [17, 18, 19]
+    assert (h.channel().next_seq, h.channel().messages) == (20, 10)
+
+
+def test_a_malformed_overlap_never_reapplies_a_halt_the_exchange_lifted(fx):
+    # The review's second probe: H at 11, T at 13; a malformed copy of 10..19 and then the
+    # late B copy of 10..12 must not halt the symbol again.
+    feed, h = fx
+    first = [feed.offer("AAPL", P("101.00")), feed.status("AAPL", "H"), feed.offer("AAPL", P("101.00"))]
+    h.run(feed.packet(first, 10))
+    h.run(feed.packet([feed.status("AAPL", "T")], 13))
+    assert [o.seq for o in h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 14)).orders] == [14]
+    h.run(past_the_end(feed, [feed.offer("AAPL", P("101.00"))] * 10, 10, 1))
+    h.run(feed.packet(first, 10))  # the B line's copy of the first packet, late
+    assert [o.seq for o in h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 20)).orders] == [20]
+    assert h.state("AAPL").halted == 0
+
+
+# -- trading status by sequence ------------------------------------------------------------
+
+
+def test_a_status_older_than_the_one_applied_changes_nothing(fx):
+    # Two packets claimed on two CPUs are read in either order: the resume (T at 9) read after
+    # the halt that followed it (H at 11) must not leave the symbol trading during the halt.
+    # One CPU shows it: the channel forgotten in between lets the older packet be read.
+    feed, h = fx
+    h.run(feed.packet([feed.status("AAPL", "H")], 11))
+    h.maps.reset_channel(h.channel())
+    r = h.run(feed.packet([feed.status("AAPL", "T"), feed.offer("AAPL", P("99.00"))], 9))
+    assert r.counts == {"updates": 1, "halted": 1}
+    st = h.state("AAPL")
+    assert (st.halted, st.status_seq) == (1, 11)
+    r = h.run(feed.packet([feed.status("AAPL", "T"), feed.offer("AAPL", P("99.00"))], 12))  # a newer T
+    assert [o.seq for o in r.orders] == [13]
+    assert (h.state("AAPL").halted, h.state("AAPL").status_seq) == (0, 12)
+
+
+def test_an_operator_reset_takes_the_next_status_whatever_its_sequence(fx):
+    # After reset-seq (the config's seq_epoch) the order of statuses starts afresh too: a
+    # status far ahead (a spoofed one, a feed replayed from its start) cannot pin the state.
+    feed, h = fx
+    h.run(feed.packet([feed.status("AAPL", "H")], 5000))
+    h.maps.reset_channel(h.channel())
+    h.maps.reset_seq("AAPL")
+    r = h.run(feed.packet([feed.status("AAPL", "T"), feed.offer("AAPL", P("99.00"))], 1))
+    assert [o.seq for o in r.orders] == [2]
+
+
+def test_a_new_session_starts_without_the_last_ones_halt(fx):
+    # The exchange sends every symbol's status again at a session's start: the old session's
+    # halt, and the order of its statuses, are not the new one's.
+    feed, h = fx
+    h.run(feed.packet([feed.status("AAPL", "T")], 5000))
+    h.run(feed.packet([feed.status("AAPL", "H")], 5001))
+    r = h.run(feed.new_session(1, [feed.offer("AAPL", P("99.00"))]))
+    assert [o.seq for o in r.orders] == [1]
+    r = h.run(feed.new_session(2, [feed.status("AAPL", "H"), feed.offer("AAPL", P("99.00"))]))
+    assert r.counts == {"updates": 1, "halted": 1}
+
+
+# -- the collar's reference on one-sided feeds ----------------------------------------------
+
+
+def test_a_one_sided_message_is_no_reference(fx):
+    # The review's probe: joined mid-session, the first message of a symbol a resting bid deep
+    # in the book.  It once became the reference, and every offer of the real market was
+    # refused collar for the rest of the run (the next session too).
+    feed, h = fx
+    h.run(feed.packet([feed.bid("AAPL", P("80.00"))], 1))
+    assert (h.state("AAPL").session_ref, h.state("AAPL").mark) == (0, 0)
+    for seq, px in enumerate(["99.50", "99.90", "99.00"], start=2):  # far from the bid: still no reference
+        assert [o.seq for o in h.run(feed.packet([feed.offer("AAPL", P(px))], seq)).orders] == [seq]
+    assert h.state("AAPL").session_ref == 0
+
+
+def test_the_reference_is_the_mid_of_the_last_bid_and_ask_once_both_are_within_the_collar(fx):
+    feed, h = fx
+    h.reset({"AAPL": {**BASE, "collar_bps": 10}})  # 0.1%
+    h.run(feed.packet([feed.offer("AAPL", P("99.50"), 5)], 1))  # one side: no reference, no collar
+    assert h.state("AAPL").session_ref == 0
+    h.run(feed.packet([feed.bid("AAPL", P("99.40"))], 2))  # both, 0.1% apart: the mid 99.45
+    st = h.state("AAPL")
+    assert (st.session_ref, st.mark) == (P("99.45"), P("99.40"))
+    r = h.run(feed.packet([feed.offer("AAPL", P("99.60")), feed.offer("AAPL", P("99.54"))], 3))
+    assert r.counts == {"updates": 2, "collar": 1, "orders": 1}  # 99.60 > 99.45 + 0.1%
+    assert [o.seq for o in r.orders] == [4]
+    h.run(feed.packet([feed.bid("AAPL", P("90.00"))], 5))  # taken once: a later bid moves it no more
+    assert h.state("AAPL").session_ref == P("99.45")
+
+
+def test_a_crossed_view_is_no_reference(fx):
+    feed, h = fx
+    h.run(feed.packet([feed.offer("AAPL", P("99.00"), 5), feed.bid("AAPL", P("99.10"))], 1))
+    assert h.state("AAPL").session_ref == 0
+    h.run(feed.packet([feed.offer("AAPL", P("99.20"), 5)], 3))
+    assert h.state("AAPL").session_ref == P("99.15")
+
+
+def test_reference_price_is_the_collars_reference_from_the_first_message(fx):
+    feed, h = fx
+    h.reset({"AAPL": {**BASE, "collar_bps": 10, "reference_price": "99.00"}})
+    r = h.run(feed.packet([feed.offer("AAPL", P("99.50")), feed.offer("AAPL", P("99.05"))], 1))
+    assert r.counts == {"updates": 2, "collar": 1, "orders": 1}
+    assert [o.seq for o in r.orders] == [2]
+
+
+def test_a_new_session_takes_its_own_reference(fx):
+    feed, h = fx
+    h.reset({"AAPL": {**BASE, "collar_bps": 10}})
+    h.run(feed.packet([feed.offer("AAPL", P("99.50"), 5), feed.bid("AAPL", P("99.40"))], 1))
+    assert h.state("AAPL").session_ref == P("99.45")
+    r = h.run(feed.new_session(1, [feed.offer("AAPL", P("99.90"))]))  # beyond the old session's collar
+    assert [o.seq for o in r.orders] == [1]
+    assert h.state("AAPL").session_ref == 0
 
 
 # -- IEX's own rules ---------------------------------------------------------------------------
@@ -381,6 +565,23 @@ def test_the_largest_u32_price_is_one_the_engine_holds(iex_h):
     assert o.price == 2**32 - 1
 
 
+PAYLOAD_AT = 14 + 20 + 8  # the UDP payload in a frame without a VLAN tag
+
+
+@pytest.mark.parametrize("delta", [-1, 1, -100_000], ids=["one short", "one over", "zero"])
+def test_an_iex_payload_length_the_datagram_disagrees_with_is_malformed(iex_h, delta):
+    # As hft_tui/feeds/iex.py has it: the segment's header and the datagram must agree.
+    frame = bytearray(iex_frame([offer("AAPL", P("99.00"))], 1))
+    at = PAYLOAD_AT + IEX["IEX_OFF_PAYLOAD_LEN"]
+    (length,) = struct.unpack_from("<H", frame, at)
+    struct.pack_into("<H", frame, at, max(length + delta, 0))
+    r = iex_h.run(bytes(frame))
+    assert (XdpAction(r.action), r.untouched, r.counts, r.feed) == (XdpAction.PASS, True, {"malformed": 1}, {})
+    assert iex_h.maps.channels("iex") == []
+    with pytest.raises(ProtocolError, match="payload length"):
+        iex.decode_segment(bytes(frame[PAYLOAD_AT:]))
+
+
 def test_a_quote_flagged_halted_is_refused(iex_h):
     quote = iex.QuoteUpdate("AAPL", P("98.00"), 10, P("99.00"), 10, flags=iex.FLAG_HALTED)
     r = iex_h.run(iex_frame([quote], 1, tops=True))
@@ -409,6 +610,33 @@ def test_an_itch_trading_action_halts_until_trading(harnesses, state, halts):
     assert r.counts == ({"updates": 1, "halted": 1} if halts else {"updates": 1, "orders": 1})
     r = h.run(itch_frame([itch.TradingAction("AAPL", "T"), add], 3))
     assert [o.seq for o in r.orders] == [4]
+
+
+@pytest.mark.parametrize("length", [36, 39])
+def test_an_itch_add_with_mpid_shorter_than_its_layout_is_malformed(harnesses, length):
+    # 'F' is 40 bytes (the MPID at 36): as hft_tui/feeds/itch.py has it.
+    h = harnesses["itch"]
+    h.reset({"AAPL": BASE})
+    cut = itch.encode_message(itch.AddOrder("S", "AAPL", P("99.00"), 100, mpid="ABCD"))[:length]
+    r = h.run(itch_frame([cut, itch.AddOrder("S", "AAPL", P("99.10"), 100)], 1))
+    assert [o.seq for o in r.orders] == [2]
+    assert r.counts == {"updates": 1, "orders": 1, "malformed": 1}
+    with pytest.raises(ProtocolError, match="add order of"):
+        itch.decode_message(cut)
+
+
+@pytest.mark.parametrize("side", ["X", "b", " "])
+def test_an_itch_add_whose_side_is_neither_b_nor_s_is_malformed(harnesses, side):
+    h = harnesses["itch"]
+    h.reset({"AAPL": BASE})
+    h.run(itch_frame([itch.AddOrder("S", "AAPL", P("99.00"), 100)], 1))  # holds 10: a bid could sell
+    raw = bytearray(itch.encode_message(itch.AddOrder("B", "AAPL", P("101.50"), 100)))
+    raw[ITCH["ITCH_ADD_OFF_SIDE"]] = ord(side)
+    r = h.run(itch_frame([bytes(raw)], 2))
+    assert (XdpAction(r.action), r.untouched, r.counts) == (XdpAction.PASS, True, {"malformed": 1})
+    assert h.state("AAPL").position == 10
+    with pytest.raises(ProtocolError, match="side"):
+        itch.decode_message(bytes(raw))
 
 
 def test_a_status_of_an_unknown_symbol_changes_nothing(iex_h):

@@ -3,6 +3,7 @@
 Each test performs the attack and shows it fail:
   * anyone can trade it: a feed packet from outside feed_sources (or from a
     MAC outside feed_source_macs) is counted foreign_source and read no further;
+    a frame to another host's MAC (a promiscuous NIC) is not the feed either;
   * one packet locks a symbol out: a sequence jump beyond max_seq_jump is
     refused and leaves the last sequence where it was; an operator reset
     (maps.reset_seq: the config's seq_epoch) takes the next sequence afresh,
@@ -14,11 +15,12 @@ Each test performs the attack and shows it fail:
 from __future__ import annotations
 
 import pytest
-from feed_frames import bid, feed_harness, iex_frame
-from frames import EXCHANGE_MAC, LAB, P, XdpAction, update_frame
+from feed_frames import GATEWAY, GROUP, GROUP_MAC, bid, feed_harness, iex_frame, offer
+from frames import ENGINE_MAC, EXCHANGE_MAC, LAB, P, XdpAction, update_frame
 from scapy.layers.l2 import Ether
 
 from hft_tui.constants import KILL_OFF
+from hft_tui.errors import MapsError
 from hft_tui.maps import FeedSources
 from hft_tui.protocol import Update
 
@@ -41,11 +43,12 @@ def iex_h():
 ASK = P("99.00")
 
 
-def update(h, bid_px=0, bid_qty=0, ask=ASK, ask_qty=100, *, seq, src=None, smac=None, symbol="AAPL"):
+def update(h, bid_px=0, bid_qty=0, ask=ASK, ask_qty=100, *, seq, src=None, smac=None, dmac=None, symbol="AAPL"):
     frame = update_frame(Update(symbol, seq, bid_px, bid_qty, ask, ask_qty))
-    if src or smac:
+    if src or smac or dmac:
         pkt = Ether(frame)
         pkt.src = smac or pkt.src
+        pkt.dst = dmac or pkt.dst
         pkt["IP"].src = src or pkt["IP"].src
         del pkt["IP"].chksum, pkt["UDP"].chksum
         frame = bytes(pkt)
@@ -94,6 +97,48 @@ def test_the_source_check_comes_before_the_feed_is_read(iex_h):
     r = iex_h.run(bytes(frame))
     assert (r.counts, r.feed) == ({"foreign_source": 1}, {"foreign_source": 1})
     assert iex_h.maps.channels("iex") == []
+
+
+OTHER_HOST = {"dst": "198.18.20.77", "dmac": "02:00:00:00:77:77"}
+
+
+@pytest.mark.parametrize("gateway", [GATEWAY, None], ids=["to the gateway", "reflected"])
+def test_a_frame_to_another_hosts_mac_is_not_the_feed(iex_h, gateway):
+    # A promiscuous NIC (tcpdump, a bridge port, a macvlan parent) hands XDP frames meant for
+    # other hosts: one to the feed port is someone else's data, and a reflected order would
+    # leave as that host, from its MAC and address (the review's probe).
+    iex_h.reset({"AAPL": BASE}, gateway=gateway)
+    r = iex_h.run(iex_frame([offer("AAPL", P("99.00"))], 1, **OTHER_HOST))
+    assert (XdpAction(r.action), r.untouched, r.counts, r.events) == (XdpAction.PASS, True, {}, [])
+    assert r.feed == {"not_for_us": 1}
+    assert iex_h.maps.channels("iex") == [] and iex_h.state("AAPL").updates == 0
+
+
+DESTINATIONS = [
+    ("the interface's MAC", {"dst": LAB.engine_ip, "dmac": ENGINE_MAC}),
+    ("a multicast group", {"dst": GROUP, "dmac": GROUP_MAC}),
+    ("broadcast", {"dst": "255.255.255.255", "dmac": "ff:ff:ff:ff:ff:ff"}),
+]
+
+
+@pytest.mark.parametrize("to", [d for _, d in DESTINATIONS], ids=[n for n, _ in DESTINATIONS])
+def test_a_frame_to_our_mac_a_group_or_broadcast_is_the_feed(iex_h, to):
+    iex_h.reset({"AAPL": BASE})
+    r = iex_h.run(iex_frame([offer("AAPL", P("99.00"))], 1, **to))
+    assert [o.seq for o in r.orders] == [1] and "not_for_us" not in r.feed
+
+
+def test_an_hft1_update_to_another_hosts_mac_is_not_traded(hft1):
+    hft1.reset({"AAPL": BASE}, gateway=None)  # reflection, the interface's MAC known
+    r = update(hft1, seq=1, dmac=OTHER_HOST["dmac"])
+    assert (XdpAction(r.action), r.untouched, r.counts, r.feed) == (XdpAction.PASS, True, {}, {"not_for_us": 1})
+    assert len(update(hft1, seq=2).orders) == 1
+
+
+@pytest.mark.parametrize("mac", ["01:00:5e:01:01:01", "00:00:00:00:00:00", "02:00:00:00:14"])
+def test_the_interfaces_mac_must_be_a_unicast_one(hft1, mac):
+    with pytest.raises(MapsError, match="the interface's MAC"):
+        hft1.maps.write_route(None, iface_mac=mac)
 
 
 def test_without_feed_sources_any_sender_trades(hft1):
@@ -208,6 +253,7 @@ def test_reference_price_wins_over_the_sessions(hft1):
 
 def test_on_a_feed_a_zero_size_bid_level_cannot_move_the_mark(iex_h):
     iex_h.reset({"AAPL": BASE})
-    iex_h.run(iex_frame([bid("AAPL", P("100.00"), 10)], 1))  # the session's reference
-    iex_h.run(iex_frame([bid("AAPL", 1, 0)], 2))
+    # The session's reference from a two-sided view (a bid alone is none), and the mark.
+    iex_h.run(iex_frame([offer("AAPL", P("100.05")), bid("AAPL", P("100.00"), 10)], 1))
+    iex_h.run(iex_frame([bid("AAPL", 1, 0)], 3))
     assert iex_h.state("AAPL").mark == P("100.00")

@@ -79,8 +79,9 @@ def test_with_a_config_the_demo_takes_it_as_it_is(lab174, tmp_path):
     cap = write_capture(tmp_path / "day.pcap", deep_packets(5))
     demo = DemoReplay(str(cap), str(path), lab174)
     assert demo.config_path == str(path) and not demo.auto_config
-    assert "--auto-config" not in demo.feed_argv() and demo.feed_argv()[:3] == [
+    assert "--auto-config" not in demo.feed_argv() and demo.feed_argv()[:4] == [
         sys.executable,
+        "-I",  # isolated: python_child.py
         "-m",
         "hft_tui.replay.feeder",
     ]

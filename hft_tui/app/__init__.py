@@ -8,7 +8,7 @@ around this app).
 
 from __future__ import annotations
 
-import signal
+import contextlib
 import sys
 
 EXIT_ERROR = 1
@@ -47,36 +47,50 @@ def run(args) -> int:
     return run_app(HftApp(session, iface=args.app_iface, mode=args.mode))
 
 
-def run_app(app, **run_options) -> int:
+def say(line: str) -> None:
+    """A line on stderr, if there is still a terminal to print it on."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
+
+
+def run_app(app, *, signals=None, **run_options) -> int:
     """Runs the app; whatever way it ends, a supervised engine does not go on unsupervised.
     What the app has to say on its way out is printed once the terminal is back:
-    after an unexpected exception, one line (the traceback is in the crash log)."""
+    after an unexpected exception, one line (the traceback is in the crash log).
+
+    SIGHUP (the terminal closed) and SIGTERM stop the app through its event
+    loop, with a watchdog behind (shutdown.SignalWatch): ``signals`` is the
+    caller's watch when it has one already (the demo installs its own before
+    its lab), else one is installed for the app's life."""
     from .formatting import one_line
+    from .shutdown import SignalWatch
 
-    def on_signal(signum, frame):
-        # A terminal closing (SIGHUP) or a kill (SIGTERM): stop trading, then leave.
-        app.leave(128 + signum, [f"hft-tui: stopped by signal {signum}"])
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    own = signals is None
+    if own:
+        signals = SignalWatch().install()
+    signals.safety.insert(0, app.abandon)  # first, whatever the caller's steps are
+    app.signals = signals
     try:
-        app.run(**run_options)
+        try:
+            app.run(**run_options)
+        finally:
+            signals.app_exited()
+            if app.session.iface is not None:
+                # Not the quit dialog's way out, and the app's own unmount did not run: set the kill switch.
+                try:
+                    for line in app.session.release("kill"):
+                        say(f"hft-tui: {line}")
+                except Exception as exc:
+                    say(f"hft-tui: error: could not set the kill switch: {one_line(exc)}")
+        if app.crash.text:
+            where = app.crash.saved or "(could not write a crash log)"
+            say(
+                f"hft-tui: error: the app failed ({app.crash.summary()}); "
+                f"{'; '.join(app.released) or 'no engine was supervised'}; details in {where}"
+            )
+        for line in app.farewell:
+            say(line)
+        return app.return_code or 0
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if app.session.iface is not None:
-            # Not the quit dialog's way out, and the app's own unmount did not run: set the kill switch.
-            try:
-                for line in app.session.release("kill"):
-                    print(f"hft-tui: {line}", file=sys.stderr)
-            except Exception as exc:
-                print(f"hft-tui: error: could not set the kill switch: {one_line(exc)}", file=sys.stderr)
-    if app.crash.text:
-        where = app.crash.saved or "(could not write a crash log)"
-        print(
-            f"hft-tui: error: the app failed ({app.crash.summary()}); "
-            f"{'; '.join(app.released) or 'no engine was supervised'}; details in {where}",
-            file=sys.stderr,
-        )
-    for line in app.farewell:
-        print(line, file=sys.stderr)
-    return app.return_code or 0
+        if own:
+            signals.finished()

@@ -11,6 +11,7 @@ with messages.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import os
@@ -36,14 +37,17 @@ from .messages import (
     EngineTicked,
     Failed,
     Notice,
+    StopSignalled,
     SupervisionEnded,
     SupervisionStarted,
     TakeOverRequested,
 )
 from .model import EngineView
+from .screens.full_tables import FullTablesScreen
 from .screens.help import HelpScreen
 from .screens.main import TABS, MainScreen
 from .session import USER_ERRORS, Session
+from .shutdown import SignalWatch
 from .widgets.interfaces import InterfacesPane
 from .widgets.params import ParametersPane
 
@@ -153,6 +157,7 @@ class HftApp(App[None]):
         mode: str | None = None,
         take_over: bool = False,
         crash_log: Path = CRASH_LOG,
+        signal_policy: str = "kill",
     ) -> None:
         super().__init__()
         self.session = session
@@ -173,6 +178,13 @@ class HftApp(App[None]):
         self.view: EngineView | None = None
         self.last_error: str | None = None
         self.exit_policy: str | None = None  # what the quit dialog chose
+        # What SIGHUP/SIGTERM do with the engine: "kill" (set the kill switch, leave
+        # it attached) or "detach" (the demo: as ctrl+q -> detach does).
+        if signal_policy not in ("kill", "detach"):
+            raise ValueError(f"signal policy {signal_policy!r} is not kill or detach")
+        self.signal_policy = signal_policy
+        self.signals: SignalWatch | None = None  # run_app's, when run by it
+        self.stopped_by: int | None = None  # the signal that stops the app
         self.farewell: list[str] = []  # printed once the terminal is back (run_app)
         self.released: list[str] = []  # what ending supervision on the way out did
         self._tape: deque = deque(maxlen=TAPE_BACKLOG)  # tape lines not drawn yet
@@ -199,6 +211,12 @@ class HftApp(App[None]):
         # frees the cycles that froze meanwhile (one ~100 ms pause, not one a few seconds).
         self.set_interval(GC_FREEZE_S, self._freeze)
         self.set_interval(GC_FULL_S, self._full_collection)
+        if self.signals is not None:
+            # post_message is thread-safe and never blocks: the message is handled in
+            # the event loop like a key, and a closed app simply does not take it.
+            self.signals.app_started(self._post_stop)
+            if self.signals.signum is not None:
+                return  # a signal came during start-up: no engine is taken over now
         self.offer_take_over()
 
     def on_unmount(self) -> None:
@@ -209,6 +227,11 @@ class HftApp(App[None]):
                 self.released = self.session.release("kill")
             except Exception as exc:  # the way out goes on; the line says what failed
                 self.released = [f"could not set the kill switch: {one_line(exc)}"]
+
+    def abandon(self, signum: int) -> None:
+        """The watchdog's first step when the app is stuck (shutdown.py; another thread):
+        the engine's kill switch set through its pins, its supervisor process ended."""
+        self.session.abandon()
 
     @property
     def running(self) -> bool:
@@ -267,7 +290,7 @@ class HftApp(App[None]):
         self.view = message.view
         self._tape.extend(message.view.tape)
         for text in message.view.alerts:
-            self.alert(text, "error" if text.startswith(("KILL", "LINK DOWN")) else "warning")
+            self.alert(text, "error" if text.startswith(("KILL", "LINK DOWN", "FEED GAP")) else "warning")
         if not message.view.present:
             self.set_error(f"interface {message.view.iface} disappeared", notify=False)
         if message.view.kill_state != self._drawn_kill:
@@ -324,6 +347,8 @@ class HftApp(App[None]):
         tape, self._tape = list(self._tape), deque(maxlen=TAPE_BACKLOG)
         self._drawn_kill = self.view.kill_state if self.view else None
         self.main.show_view(self.view, self.iface, self.last_error, self.display_opts, tape=tape, slow=slow)
+        if isinstance(self.screen, FullTablesScreen):
+            self.screen.show(self.view, self.display_opts)
 
     # -- alerts and errors -----------------------------------------------
     def alert(self, text: str, severity: str = "warning") -> None:
@@ -460,6 +485,28 @@ class HftApp(App[None]):
         deadman = (self.view.deadman_ms if self.view else 0) or 500
         self.push_screen(QuitScreen(iface, deadman), self._quit_answered)
 
+    def _post_stop(self, signum: int) -> None:
+        self.post_message(StopSignalled(signum))
+
+    def on_stop_signalled(self, message: StopSignalled) -> None:
+        self.stop_by_signal(message.signum)
+
+    def stop_by_signal(self, signum: int) -> None:
+        """SIGHUP (the terminal closed) or SIGTERM, handed over by shutdown.SignalWatch:
+        in the event loop, like a key.  "detach": the kill switch at once, then what
+        ctrl+q -> detach does; "kill": leave, the kill switch set on the way out."""
+        if self.stopped_by is not None or self.exit_policy is not None:
+            return  # already on the way out
+        self.stopped_by = signum
+        line = f"hft-tui: stopped by signal {signum}"
+        if self.signal_policy == "detach" and self.session.iface is not None:
+            with contextlib.suppress(*USER_ERRORS):
+                self.session.kill()
+            self.exit_policy = "detach"
+            self._quit_in_thread("detach", 128 + signum, [line])
+        else:
+            self.leave(128 + signum, [line])
+
     def _quit_answered(self, answer: str | None) -> None:
         if answer is None:
             return
@@ -469,12 +516,13 @@ class HftApp(App[None]):
         self._quit_in_thread(answer)
 
     @work(thread=True, group="quit")
-    def _quit_in_thread(self, policy: str) -> None:
+    def _quit_in_thread(self, policy: str, code: int = 0, first: list[str] | None = None) -> None:
+        lines = list(first or [])
         try:
-            lines, code = self.session.release(policy), 0
+            lines += self.session.release(policy)
         except Exception as exc:
             # Could not detach: stop trading at least, then say so.
-            lines, code = [f"hft-tui: error: {one_line(exc)}"], 1
+            lines, code = [*lines, f"hft-tui: error: {one_line(exc)}"], code or 1
         self.call_from_thread(self.leave, code, lines)
 
     def leave(self, return_code: int, lines: list[str]) -> None:

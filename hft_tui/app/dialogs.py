@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
@@ -13,6 +14,7 @@ from textual.widgets import Button, Input, Label, Static
 from ..config import SYMBOL_KEYS
 from ..errors import ConfigError
 from ..symbol import Symbol
+from .fitting import SHORT_BELOW
 from .formatting import param_value
 from .labels import MessageLine
 from .validation import new_symbol_values
@@ -29,6 +31,7 @@ class DialogScreen(ModalScreen[ResultType]):
     }
     .dialog {
         width: 80;
+        max-width: 100%;
         height: auto;
         max-height: 90%;
         border: thick $primary;
@@ -50,7 +53,22 @@ class DialogScreen(ModalScreen[ResultType]):
     .dialog-buttons Button {
         margin: 0 1;
     }
+    DialogScreen.-short .dialog {
+        padding: 0 1;
+        max-height: 100%;
+    }
+    DialogScreen.-short .dialog-text {
+        margin: 0;
+    }
     """
+
+    def on_resize(self, event: events.Resize) -> None:
+        """On a short terminal the box loses its margins and its fields and buttons their borders."""
+        short = event.size.height < SHORT_BELOW
+        self.set_class(short, "-short")
+        for widget in self.query("Input, Button"):
+            if isinstance(widget, Input | Button):
+                widget.compact = short
 
 
 class ConfirmScreen(DialogScreen[bool]):
@@ -176,6 +194,16 @@ class AddSymbolScreen(DialogScreen[tuple[str, dict] | None]):
     }
     #add-grid Label {
         padding: 1 1;
+    }
+    AddSymbolScreen.-short #add-grid {
+        grid-rows: 1;
+    }
+    AddSymbolScreen.-short #add-grid Label, AddSymbolScreen.-short .field-problem {
+        padding: 0 1;
+        height: 1;
+    }
+    AddSymbolScreen.-short #add-message {
+        padding: 0 1;
     }
     .field-problem {
         padding: 0 1;

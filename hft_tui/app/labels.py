@@ -14,6 +14,8 @@ class PaneTitle(Label):
         color: $accent;
         padding: 0 1;
         width: 1fr;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 

@@ -84,3 +84,10 @@ class Notice(Message):
 
     text: str
     severity: str = "information"
+
+
+@dataclass
+class StopSignalled(Message):
+    """SIGHUP or SIGTERM came (shutdown.SignalWatch hands it over from its thread)."""
+
+    signum: int

@@ -79,6 +79,99 @@ class TapeEntry:
 
 
 @dataclass(frozen=True)
+class ChannelView:
+    """One channel of a real feed (IEX: session/channel, ITCH: the MoldUDP64 session)."""
+
+    id: str
+    next_seq: int
+    packets: int
+    messages: int
+    gaps: int  # sequence gaps seen
+    gap_messages: int  # messages never received
+    dup_packets: int  # packets seen before (the B line's copy, a resend)
+
+
+@dataclass(frozen=True)
+class FeedView:
+    """The feed the engine reads: fixed at attach (format, address, senders, gateway), and its counters."""
+
+    format: str  # hft1, iex, itch
+    port: int
+    addr: str | None  # only UDP to this address is the feed; None: any address
+    sources: tuple[str, ...] | None  # the networks allowed to send it; None: any sender (an open feed)
+    gateway: str | None  # where orders go ("ip:port (mac)"); None: back to the sender
+    packets: int = 0
+    messages: int = 0
+    in_transition: int = 0
+    truncated_packets: int = 0
+    dup_packets: int = 0
+    foreign_source: int = 0  # feed packets from a sender not in sources
+    channels: tuple[ChannelView, ...] = ()
+
+    @property
+    def open(self) -> bool:
+        return self.sources is None
+
+    @property
+    def gaps(self) -> int:
+        return sum(ch.gaps for ch in self.channels)
+
+    @property
+    def gap_messages(self) -> int:
+        return sum(ch.gap_messages for ch in self.channels)
+
+
+@dataclass(frozen=True)
+class FeedSetup:
+    """What of the feed is fixed at attach, read once by the supervisor (feed_setup)."""
+
+    format: str
+    addr: str | None
+    sources: tuple[str, ...] | None
+    gateway: str | None
+
+
+def feed_setup(handle) -> FeedSetup | None:
+    """The feed's fixed settings from an engine handle; None for an engine that
+    predates real feeds (it reads hft1 and checks no sender: nothing to show)."""
+    if not hasattr(handle, "feed_params"):
+        return None
+    params = handle.feed_params()
+    gw = handle.gateway() if hasattr(handle, "gateway") else None
+    return FeedSetup(
+        format=str(params.feed),
+        addr=str(params.feed_addr) if params.feed_addr else None,
+        sources=tuple(str(n) for n in params.feed_sources) if params.feed_sources else None,
+        gateway=f"{gw.ip}:{gw.port} ({gw.mac})" if gw else None,
+    )
+
+
+def feed_view(setup: FeedSetup | None, snap) -> FeedView | None:
+    """The feed as the snapshot counts it (the snapshot's ``feed`` and ``channels``, when it has them)."""
+    if setup is None:
+        return None
+    counts = getattr(snap, "feed", None)
+    channels = tuple(
+        ChannelView(ch.id, ch.next_seq, ch.packets, ch.messages, ch.gaps, ch.gap_messages, ch.dup_packets)
+        for ch in getattr(snap, "channels", None) or ()
+    )
+    return FeedView(
+        format=setup.format,
+        port=snap.global_config.feed_port,
+        addr=setup.addr,
+        sources=setup.sources,
+        gateway=setup.gateway,
+        packets=getattr(counts, "packets", 0),
+        messages=getattr(counts, "messages", 0),
+        in_transition=getattr(counts, "in_transition", 0),
+        truncated_packets=getattr(counts, "truncated_packets", 0),
+        dup_packets=getattr(counts, "dup_packets", 0),
+        foreign_source=getattr(counts, "foreign_source", 0),
+        channels=channels,
+    )
+
+
+@dataclass(frozen=True)
 class EngineView:
     iface: str
     present: bool  # the interface exists
@@ -111,6 +204,7 @@ class EngineView:
     events_not_kept: int = 0  # events the controller did not hand over this tick
     taken_ns: int = 0
     operstate: str | None = None  # the interface's operational state; None: not read
+    feed: FeedView | None = None  # None: an engine without real-feed support
 
     @property
     def killed(self) -> bool:
@@ -234,10 +328,13 @@ def sample_tape(events: list[EngineEvent], not_kept: int = 0) -> tuple[TapeEntry
     if hidden_rejects:
         parts.append(f"{hidden_rejects:,} rejects")
     if not_kept:
-        parts.append(f"{not_kept:,} events past the per-tick limit")
+        parts.append(f"{not_kept:,} events past the screen's limit")
     if parts:
         ts = lines[-1].ts_ns if lines else 0
-        lines.append(TapeEntry("summary", ts, text="… " + ", ".join(parts) + " not shown (journal has all)"))
+        hidden = hidden_orders + hidden_rejects + not_kept
+        lines.append(
+            TapeEntry("summary", ts, count=hidden, text="… " + ", ".join(parts) + " not shown (journal has all)")
+        )
     return tuple(lines)
 
 
@@ -272,11 +369,14 @@ class AlertDigest:
         self._last_shown: dict[tuple, float] = {}
         self._pending: dict[tuple, list] = {}  # key -> [alert, count]
 
+    #: alerts that can fire every tick: the first shows at once, then a sum every few seconds
+    DIGESTED = ("reject", "feed")
+
     def add(self, alerts, now: float) -> list[str]:
         out = []
         for a in alerts:
             key = (a.kind, a.reason, a.symbol)
-            if a.kind != "reject" or now - self._last_shown.get(key, -1e9) >= self.every_s:
+            if a.kind not in self.DIGESTED or now - self._last_shown.get(key, -1e9) >= self.every_s:
                 self._last_shown[key] = now
                 out.append(a.text())
             else:
@@ -286,6 +386,9 @@ class AlertDigest:
             if now - self._last_shown[key] >= self.every_s:
                 del self._pending[key]
                 self._last_shown[key] = now
+                if a.kind == "feed" and a.reason == "gap":
+                    out.append(f"FEED GAP: {count:,} more messages missed in {self.every_s:.0f} s")
+                    continue
                 where = f" {a.symbol}" if a.symbol else ""
                 out.append(f"{a.kind} {a.reason}{where}: {count:,} more in {self.every_s:.0f} s")
         return out
@@ -349,11 +452,24 @@ class LinkState:
 
 
 class ViewBuilder:
-    """Turns controller ticks into views; owns the little memory views need."""
+    """Turns controller ticks into views; owns the little memory views need.
 
-    def __init__(self, iface: str, record, *, deterministic: bool = False) -> None:
+    Every tick is noted (:meth:`note`: its events for the tape, its alerts,
+    its journal counts); a view is built (:meth:`build`) only when one is
+    sent, from the newest tick and what was noted since the last view."""
+
+    def __init__(
+        self,
+        iface: str,
+        record,
+        *,
+        deterministic: bool = False,
+        events_kept: int = 256,
+        feed: FeedSetup | None = None,
+    ) -> None:
         self.iface = iface
         self.record = record
+        self.feed = feed
         self.updates_rate = RateMeter()
         self.orders_rate = RateMeter()
         self.history = History(on_change_only=deterministic)
@@ -361,6 +477,30 @@ class ViewBuilder:
         self.journal_failures = 0
         self.alerts = AlertDigest()
         self._link_down = False
+        self._events: deque[EngineEvent] = deque(maxlen=events_kept)  # the newest, for the tape
+        self._not_kept = 0  # events the tape will not see (the journal has them)
+        self._pending_alerts: list[str] = []
+        self._sent_kill: int | None = None
+
+    def note(self, tick) -> None:
+        """What a view must not miss from this tick, whether or not a view follows it."""
+        overflow = max(0, len(self._events) + len(tick.events) - (self._events.maxlen or 0))
+        self._not_kept += tick.dropped_events + overflow
+        self._events.extend(tick.events)
+        self.journal_gaps += sum(a.count for a in tick.alerts if a.kind == "journal_gap")
+        self.journal_failures += sum(1 for a in tick.alerts if a.kind == "journal")
+        self._pending_alerts += self.alerts.add(tick.alerts, time.monotonic())
+
+    def urgent(self, tick, link: LinkState) -> bool:
+        """A view must go now: an alert to show, the kill switch or the link changed, the end."""
+        down = link.present and link.operstate is not None and link.operstate not in LINK_UP_STATES
+        return bool(
+            self._pending_alerts
+            or tick.ended
+            or tick.snapshot.kill != self._sent_kill
+            or down != self._link_down
+            or not link.present
+        )
 
     def build(self, tick, link: LinkState) -> EngineView:
         snap: Snapshot = tick.snapshot
@@ -369,10 +509,12 @@ class ViewBuilder:
         updates = snap.counters["updates"]
         orders = snap.totals.order_seq
         self.history.add(snap.totals.pnl, symbols)
-        self.journal_gaps += sum(a.count for a in tick.alerts if a.kind == "journal_gap")
-        self.journal_failures += sum(1 for a in tick.alerts if a.kind == "journal")
         rec = self.record
-        alerts = self.alerts.add(tick.alerts, time.monotonic()) + self._link_alerts(link)
+        alerts = self._pending_alerts + self._link_alerts(link)
+        tape = sample_tape(list(self._events), self._not_kept)
+        self._pending_alerts, self._not_kept = [], 0
+        self._events.clear()
+        self._sent_kill = snap.kill
         # The deadline is the kernel's (an edit in the app or the CLI shows at
         # once); the record's is what a controller arms when the switch is off.
         deadline = snap.global_config.deadman_ms or (rec.deadman_ms if rec else None)
@@ -399,7 +541,7 @@ class ViewBuilder:
             open_cost=snap.totals.open_cost,
             engine=engine_params_from_snapshot(snap, link.mode or (rec.mode if rec else None), deadline),
             symbols=symbols,
-            tape=sample_tape(tick.events, tick.dropped_events),
+            tape=tape,
             alerts=tuple(alerts),
             pnl_history=self.history.chart(),
             sparklines=self.history.sparklines(),
@@ -408,6 +550,7 @@ class ViewBuilder:
             events_not_kept=tick.dropped_events,
             taken_ns=now,
             operstate=link.operstate if link.present else None,
+            feed=feed_view(self.feed, snap),
         )
 
     def _link_alerts(self, link: LinkState) -> list[str]:

@@ -72,6 +72,10 @@ class Session(Protocol):
     def release(self, policy: str) -> list[str]:
         """Ends supervision ("detach", "kill" or "leave"); returns what it did."""
 
+    def abandon(self) -> list[str]:
+        """The watchdog's way out when the app is stuck (another thread; takes no lock
+        the stuck thread may hold): the kill switch set, supervision ended."""
+
     def attach(self, iface: str, mode: str) -> str:
         """Compiles and attaches an engine (slow: call from a thread); returns what it did."""
 
@@ -107,6 +111,8 @@ class EngineSession:
         self.handle: EngineHandle | None = None  # control writes
         self.poller: EnginePoller | None = None  # supervision (its own process)
         self._lock = threading.Lock()  # handle and poller change together
+        # The engine supervised, until a release has finished with it (for abandon()).
+        self._supervised: tuple[str, EnginePoller] | None = None
 
     # -- what is there ------------------------------------------------------
     @property
@@ -149,6 +155,7 @@ class EngineSession:
             raise
         with self._lock:
             self.handle, self.poller = handle, poller
+            self._supervised = (iface, poller)
         poller.start()
 
     def _take_engine(self) -> tuple[EngineHandle | None, EnginePoller | None]:
@@ -166,6 +173,7 @@ class EngineSession:
         handle, _ = self._take_engine()
         if handle is not None:
             handle.close()
+        self._supervised = None
         return True
 
     def release(self, policy: str) -> list[str]:
@@ -187,6 +195,20 @@ class EngineSession:
                 done.extend(poller.stop(detach=(policy == "detach")))
         if policy == "detach" and iface in attached_ifaces():
             done.extend(engine.detach(iface))  # the controller had stopped already
+        self._supervised = None
+        return done
+
+    def abandon(self) -> list[str]:
+        supervised = self._supervised  # one read, no lock: the stuck thread may hold it
+        if supervised is None:
+            return []
+        iface, poller = supervised
+        done = []
+        try:
+            engine.kill_pinned(iface)
+            done.append(f"{iface}: kill switch set")
+        finally:
+            poller.abandon()
         return done
 
     def _note(self, what: str, detail: dict) -> None:

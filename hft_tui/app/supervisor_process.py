@@ -9,13 +9,15 @@ write done by the UI process itself) stays fast whatever the feed does.
     python -m hft_tui.app.supervisor_process IFACE [--poll-hz 10] [--app-pid PID] [--deterministic]
 
 The controller runs in the supervision loop (supervision.py) at the poll
-rate: it ticks (drain, journal, alerts) and a view goes to the app each
-tick, at once whenever a ring holds a tick's batch, and it beats the
-heartbeat between ticks at least five times per dead-man deadline.
+rate: it ticks (drain, journal, alerts), at once whenever a ring holds a
+tick's batch, and it beats the heartbeat between ticks at least five times
+per dead-man deadline.  A view goes to the app at most every VIEW_EVERY_S
+(the screen redraws at 2 Hz), at once when an alert, the kill switch or the
+link asks for it; the ticks in between are noted into it.
 
 Protocol: stdout carries length-prefixed pickles of (kind, payload) tuples:
-("started", (tripped_on_start, journal_error)), ("view", EngineView) once a
-tick, and last ("ended", (error, stop_lines)).  stdin carries one JSON
+("started", (tripped_on_start, journal_error)), ("view", EngineView) as said
+above, and last ("ended", (error, stop_lines)).  stdin carries one JSON
 object a line: {"change": [what, detail]} journals an operator's change,
 {"stop": {"detach": bool}} ends supervision.  If the app dies this process
 gets SIGTERM (PR_SET_PDEATHSIG): it sets the kill switch and stops, leaving
@@ -32,10 +34,12 @@ import os
 import pickle
 import queue
 import signal
+import socket
 import struct
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .. import engine
@@ -44,14 +48,20 @@ from ..controller import Controller
 from ..engine import EngineHandle
 from ..stopflag import StopFlag
 from ..supervision import SupervisionLoop
-from .model import LinkState, ViewBuilder
+from .model import LinkState, ViewBuilder, feed_setup
 
 FRAME = struct.Struct("!I")
-# The interface's XDP state (netlink) and operational state are read this often.
+# The interface's presence and operational state (sysfs) are read this often.
+# Its XDP state (netlink) is read once: the controller reads it every second
+# and ends supervision when the engine is no longer the one attached.
 LINK_CHECK_S = 1.0
 # Events decoded per tick for the screen (the journal gets all of them): the
-# tape shows a dozen lines a tick, the rest would be decoded for nothing.
-EVENTS_FOR_THE_SCREEN = 256
+# tape shows a dozen lines a view, the rest would be decoded for nothing.
+EVENTS_FOR_THE_SCREEN = 64
+# A view goes to the app at most this often (the screen redraws at 2 Hz), and at
+# once when it must: an alert, the kill switch changed, the link changed, the end.
+# Ticks in between are noted (tape, alerts, counts), never lost.
+VIEW_EVERY_S = 0.25
 PR_SET_PDEATHSIG = 1
 
 
@@ -113,6 +123,17 @@ class Supervisor:
             operstate=operstate(handle.iface),
         )
 
+    @staticmethod
+    def recheck(handle: EngineHandle, link: LinkState) -> LinkState:
+        """The link again, cheaply: is the interface there, and its operational state (sysfs)."""
+        try:
+            socket.if_nametoindex(handle.iface)
+        except OSError:
+            return LinkState(present=False)
+        if not link.present:
+            return Supervisor.link(handle)  # back: its XDP state again
+        return replace(link, operstate=operstate(handle.iface))
+
     def open_journal(self, handle: EngineHandle):
         """The journal, or (None, why): orders that cannot be journaled may not be sent."""
         try:
@@ -132,19 +153,30 @@ class Supervisor:
             controller.MAX_EVENTS_PER_TICK = EVENTS_FOR_THE_SCREEN
             controller.start()
             self.send("started", (controller.tripped_on_start, journal_error))
-            builder = ViewBuilder(self.iface, handle.record, deterministic=self.deterministic)
+            builder = ViewBuilder(
+                self.iface,
+                handle.record,
+                deterministic=self.deterministic,
+                events_kept=4 * EVENTS_FOR_THE_SCREEN,
+                feed=feed_setup(handle),
+            )
             link = self.link(handle)
             next_link_check = time.monotonic() + LINK_CHECK_S
+            next_view = 0.0
 
             def journal_changes() -> None:
                 while not self.commands.empty():
                     controller.record_change(*self.commands.get_nowait())
 
             def send_view(tick) -> None:
-                nonlocal link, next_link_check
-                if time.monotonic() >= next_link_check:
-                    link, next_link_check = self.link(handle), time.monotonic() + LINK_CHECK_S
-                self.send("view", builder.build(tick, link))
+                nonlocal link, next_link_check, next_view
+                builder.note(tick)
+                now = time.monotonic()
+                if now >= next_link_check:
+                    link, next_link_check = self.recheck(handle, link), now + LINK_CHECK_S
+                if now >= next_view or builder.urgent(tick, link):
+                    self.send("view", builder.build(tick, link))
+                    next_view = now + VIEW_EVERY_S
 
             ended = SupervisionLoop(controller, self.stop, interval_s=self.interval).run(send_view, journal_changes)
             if ended is not None:

@@ -93,6 +93,20 @@ class EnginePoller:
             self._thread.join(timeout)
         return self.stop_lines
 
+    def abandon(self, timeout: float = 3.0) -> None:
+        """Ends the supervisor process without a word through the pipe (the app is
+        stuck): SIGTERM, on which it sets the kill switch and stops; SIGKILL if it
+        has not within ``timeout``."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
     @property
     def running(self) -> bool:
         return self._thread.is_alive()

@@ -72,10 +72,15 @@ def prepare(the_lab: lab.Lab, config_path: str, mode: str | None) -> None:
 
 
 def run_demo(args) -> int:
-    from ..app import EXIT_ERROR, run_app, startup_problem
+    """The demo's whole life under one signal watch (app/shutdown.py): SIGHUP or
+    SIGTERM at any moment, from the first step on, ends it with the engine
+    killed and detached and the lab removed; if its way out gets stuck, the
+    watchdog does that itself."""
+    from ..app import EXIT_ERROR, run_app, say, startup_problem
     from ..app.app import HftApp
     from ..app.formatting import one_line
     from ..app.session import EngineSession
+    from ..app.shutdown import SignalWatch
 
     problem = startup_problem(args)
     if problem:
@@ -89,32 +94,42 @@ def run_demo(args) -> int:
         try:
             replay = DemoReplay(args.replay, args.config, the_lab)
         except Exception as exc:
-            print(f"hft-tui: error: demo: {one_line(exc)}", file=sys.stderr)
+            say(f"hft-tui: error: demo: {one_line(exc)}")
             return 1
-        print(f"hft-tui demo: {replay.describe()}", file=sys.stderr)
+        say(f"hft-tui demo: {replay.describe()}")
     config_path = replay.config_path if replay else str(args.config or paths.DEMO_CONFIG)
-    feed = None
-    try:
-        print(
-            f"hft-tui demo: lab {the_lab.namespace}, engine on {the_lab.engine_iface}, config {config_path}",
-            file=sys.stderr,
-        )
-        prepare(the_lab, config_path, args.mode)
-        feed = start_feed(config_path, argv=replay.feed_argv() if replay else None)
-        time.sleep(0.2)
-        if feed.poll() is not None:
-            print(f"hft-tui: error: the exchange simulator exited at once: see {FEED_LOG}", file=sys.stderr)
-            return 1
-        session = EngineSession(config_path=config_path, poll_hz=args.poll_hz)
-        return run_app(HftApp(session, iface=the_lab.engine_iface, mode=args.mode, take_over=True))
-    except Exception as exc:
-        print(f"hft-tui: error: demo: {one_line(exc)}", file=sys.stderr)
-        return 1
-    finally:
+    feed: subprocess.Popen | None = None
+
+    def take_down(signum: int | None = None) -> None:
+        """What the demo made goes: the feed, the replay's files, then the lab (which detaches the engine)."""
         if feed is not None:
             stop_feed(feed)
         if replay is not None:
             replay.cleanup()
+        for line in lab.down(the_lab, quiet=True):
+            say(f"hft-tui demo: {line}")
+
+    signals = SignalWatch().install()
+    signals.safety.append(take_down)
+    try:
+        say(f"hft-tui demo: lab {the_lab.namespace}, engine on {the_lab.engine_iface}, config {config_path}")
+        prepare(the_lab, config_path, args.mode)
+        if signals.signum is None:
+            feed = start_feed(config_path, argv=replay.feed_argv() if replay else None)
+            time.sleep(0.2)
+            if feed.poll() is not None:
+                say(f"hft-tui: error: the exchange simulator exited at once: see {FEED_LOG}")
+                return 1
+        if signals.signum is not None:  # stopped while it was being set up: no app
+            say(f"hft-tui: stopped by signal {signals.signum}")
+            return 128 + signals.signum
+        session = EngineSession(config_path=config_path, poll_hz=args.poll_hz)
+        app = HftApp(session, iface=the_lab.engine_iface, mode=args.mode, take_over=True, signal_policy="detach")
+        return run_app(app, signals=signals)
+    except Exception as exc:
+        say(f"hft-tui: error: demo: {one_line(exc)}")
+        return 1
+    finally:
         with contextlib.suppress(Exception):
-            for line in lab.down(the_lab, quiet=True):
-                print(f"hft-tui demo: {line}", file=sys.stderr)
+            take_down()
+        signals.finished()

@@ -26,7 +26,8 @@ from ..config import SYMBOL_KEYS
 from . import launch
 
 SIZE = (160, 48)
-SCREENS = ("trading", "parameters", "interfaces", "risk", "killed", "help")
+SMALL = (80, 24)  # the standard terminal: the trading and killed screens at this size too
+SCREENS = ("trading", "parameters", "interfaces", "risk", "trading-80x24", "killed-80x24", "killed", "help")
 
 
 async def shoot(app: HftApp, out: Path, seconds: float) -> list[Path]:
@@ -61,8 +62,17 @@ async def shoot(app: HftApp, out: Path, seconds: float) -> list[Path]:
         await pilot.pause(1.5)
         save("risk")
 
-        await pilot.press("1", "ctrl+k")
+        await pilot.resize_terminal(*SMALL)
+        await pilot.press("1")
+        await pilot.pause(1.5)
+        save("trading-80x24")
+
+        await pilot.press("ctrl+k")
         await pilot.pause(2.0)
+        save("killed-80x24")
+
+        await pilot.resize_terminal(*SIZE)
+        await pilot.pause(1.5)
         save("killed")
 
         await pilot.press("question_mark")

@@ -189,8 +189,11 @@ def decode_message(raw: bytes) -> ItchMessage:
         _need(raw, ADD_MPID_LEN if t == MSG_ADD_MPID else ADD_LEN, "add order")
         stock = ITCH["ITCH_ADD_OFF_STOCK"]
         mpid = ITCH["ITCH_ADD_OFF_MPID"]
+        side = chr(raw[ITCH["ITCH_ADD_OFF_SIDE"]])
+        if side not in SIDES:  # the program refuses it too: malformed
+            raise ProtocolError(f"ITCH add order side {side!r}: 'B' or 'S'")
         return AddOrder(
-            side=chr(raw[ITCH["ITCH_ADD_OFF_SIDE"]]),
+            side=side,
             symbol=symbol_text(raw[stock : stock + STOCK_LEN]),
             price=_U32.unpack_from(raw, ITCH["ITCH_ADD_OFF_PRICE"])[0],
             shares=_U32.unpack_from(raw, ITCH["ITCH_ADD_OFF_SHARES"])[0],

@@ -11,12 +11,12 @@ feeder.py, looping, which tells the app's status bar where it is.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from .. import lab as lab_mod
 from ..lab import Lab
 from ..paths import RUN_DIR
+from ..python_child import python_module_argv
 from ..safefile import make_directories, write_file
 from .autoconfig import config_text, profile
 from .player import load_frames
@@ -48,7 +48,8 @@ class DemoReplay:
         return f"replaying {self.capture} ({self.frames:,} frames, looping){made}"
 
     def feed_argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "hft_tui.replay.feeder", str(self.capture)]
+        # Isolated and from / (python_child): the capture path must not depend on the caller's directory.
+        argv = python_module_argv("hft_tui.replay.feeder", str(Path(self.capture).resolve()))
         if self.lab_number:
             argv += ["--lab", str(self.lab_number)]
         if self.made is not None:

@@ -26,17 +26,18 @@ from ..app.app import HftApp
 from ..app.session import EngineSession
 from ..config import load_config
 from ..pins import attached_ifaces
+from ..python_child import CHILD_CWD, python_module_argv
 from .demo import DemoReplay
 
 SIZE = (160, 48)
 
 
 def record_day(the_lab: lab.Lab, lab_number: int | None, path: Path) -> None:
-    argv = [sys.executable, "-m", "hft_tui", "lab", "feed", "--format", "iex-deep", "--batch", "30"]
-    argv += ["--count", "24000", "--rate", "2000", "--quiet", "--pcap-out", str(path)]
+    argv = python_module_argv("hft_tui", "lab", "feed", "--format", "iex-deep", "--batch", "30")
+    argv += ["--count", "24000", "--rate", "2000", "--quiet", "--pcap-out", str(path.resolve())]
     if lab_number:
         argv += ["--lab", str(lab_number)]
-    subprocess.run(argv, check=True, timeout=120)
+    subprocess.run(argv, check=True, timeout=120, cwd=CHILD_CWD)
 
 
 async def _shoot(app: HftApp, out: Path, seconds: float) -> Path:

@@ -124,9 +124,7 @@ class FrameRun:
             if m is None:
                 log.add(packet.first_seq + i, LoggedMessage(None, "skipped type", c.packets))
                 continue
-            verdict = model.feed_verdict(m)
-            if not verdict and model.wants_market_data(m.symbol):
-                model.observe(m.update())
+            verdict = model.feed(m)
             log.add(m.seq, LoggedMessage(m, verdict, c.packets))
         for _ in range(2 if twice else 1):
             # The timestamp of the capture is the moment the frame goes out.

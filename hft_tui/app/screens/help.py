@@ -1,7 +1,8 @@
 """Help (?): what every key does.
 
 The key table is made from the bindings themselves (their keys and tooltips)
-and from the list of tabs, so a key changed in one place changes here too.
+and from the list of tabs, so a key changed in one place changes here too;
+it is drawn as a plain two-column table, so no row wraps on a narrow terminal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from textual.keys import key_to_character
 from textual.widgets import Markdown
 
 from ..dialogs import DialogScreen
+from ..fitting import Cell, Column
+from ..widgets.text_table import TextTable
 from .main import TABS, Tab
 
 INTRO = """\
@@ -52,30 +55,50 @@ def key_name(key: str) -> str:
     return key_to_character(key) or key
 
 
-def key_table(bindings: Iterable[BindingType], tabs: Sequence[Tab] = TABS) -> str:
-    """The Markdown table of ROWS from ``bindings`` (by id) and ``tabs``."""
+def tab_keys(tabs: Sequence[Tab] = TABS) -> str:
+    """The tabs' keys as the help writes them: "1-5" when they run in order, else each."""
+    keys = [tab.key for tab in tabs]
+    if (
+        len(keys) > 2
+        and all(k.isdigit() for k in keys)
+        and [int(k) for k in keys] == list(range(int(keys[0]), int(keys[0]) + len(keys)))
+    ):
+        return f"{keys[0]}-{keys[-1]}"
+    return " ".join(keys)
+
+
+def key_rows(bindings: Iterable[BindingType], tabs: Sequence[Tab] = TABS) -> list[tuple[str, str, bool]]:
+    """(key, what it does, emphasised) for ROWS, from ``bindings`` (by id) and ``tabs``."""
     # A binding written as a tuple has no id (nor tooltip): no row names it.
     by_id = {b.id: b for b in bindings if isinstance(b, Binding) and b.id}
     missing = [row for row in ROWS if row != "tabs" and row not in by_id]
     if missing:
         raise KeyError(f"no binding with id {missing[0]!r} for the help")
-    lines = ["| Key | Does |", "| --- | --- |"]
+    rows = []
     for row in ROWS:
         if row == "tabs":
-            keys = " ".join(tab.key for tab in tabs)
-            lines.append(f"| {keys} | {', '.join(tab.title for tab in tabs)} tabs |")
+            rows.append((tab_keys(tabs), f"{', '.join(tab.title for tab in tabs)} tabs", False))
             continue
         b = by_id[row]
-        key = key_name(b.key)
         if row in EMPHASISED:
-            lines.append(f"| **{key}** | **{b.description}**: {b.tooltip} |")
+            rows.append((key_name(b.key), f"{b.description}: {b.tooltip}", True))
         else:
-            lines.append(f"| {key} | {b.tooltip} |")
-    return "\n".join(lines) + "\n"
+            rows.append((key_name(b.key), b.tooltip or "", False))
+    return rows
 
 
-def help_text(bindings: Iterable[BindingType]) -> str:
-    return f"{INTRO}\n{key_table(bindings)}\n{DETAILS}"
+KEY_COLUMNS = [Column("Key", right=False), Column("Does", right=False)]
+
+
+class KeyTable(TextTable):
+    """The key table: one line a key at every width (no borders to wrap around)."""
+
+    def show(self, bindings: Iterable[BindingType]) -> None:
+        rows: list[list[Cell]] = [
+            [(key, "bold red" if bold else "bold"), (does, "bold" if bold else "")]
+            for key, does, bold in key_rows(bindings)
+        ]
+        self.set_table(KEY_COLUMNS, rows)
 
 
 class HelpScreen(DialogScreen[None]):
@@ -89,15 +112,26 @@ class HelpScreen(DialogScreen[None]):
         width: 90;
         height: 80%;
     }
+    HelpScreen.-short #help-dialog {
+        height: 100%;
+    }
+    #help-keys {
+        margin: 0 1 1 1;
+    }
     """
 
     def __init__(self, bindings: Iterable[BindingType]) -> None:
         super().__init__()
-        self.text = help_text(bindings)
+        self.bindings = list(bindings)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="help-dialog"):
-            yield Markdown(self.text)
+            yield Markdown(INTRO)
+            yield KeyTable(id="help-keys")
+            yield Markdown(DETAILS)
+
+    def on_mount(self) -> None:
+        self.query_one(KeyTable).show(self.bindings)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -38,5 +38,18 @@ class AlertLog(Static):
         self._draw()
 
     def _draw(self) -> None:
+        """The newest alerts that fit, newest at the bottom; a long one wraps onto
+        the next lines (at a word), so the newest is never the one cut off."""
         rows = max(1, self.content_size.height or 1)
-        self.update(Text("\n").join(list(self.lines)[-rows:]), layout=False)
+        width = self.content_size.width
+        shown: list[Text] = []
+        used = 0
+        for line in reversed(self.lines):
+            wrapped = line.wrap(self.app.console, width) if width else [line]
+            if used + len(wrapped) > rows:
+                if not shown:  # the newest alone is taller than the log: its first lines
+                    shown = list(wrapped)[:rows]
+                break
+            shown[:0] = wrapped
+            used += len(wrapped)
+        self.update(Text("\n").join(shown), layout=False)

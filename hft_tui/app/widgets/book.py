@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 from .. import formatting as fmt
+from ..fitting import Cell, Column
 from ..formatting import Display
 from ..model import EngineView
-from .text_table import TextTable, render_table
+from .text_table import TextTable
 
-HEADERS = ["Symbol", "Bid qty", "Bid", "Ask", "Ask qty", "Age", "Buy @", "Sell @"]
-RIGHT = {1, 2, 3, 4, 5, 6, 7}
+# What goes first when the table is too wide: the age, then the targets, then the sizes.
+COLUMNS = [
+    Column("Symbol", right=False),
+    Column("Bid qty", drop=1),
+    Column("Bid"),
+    Column("Ask"),
+    Column("Ask qty", drop=1),
+    Column("Age", drop=3),
+    Column("Buy @", drop=2),
+    Column("Sell @", drop=2),
+]
 
 
 class BookTable(TextTable):
-    DEFAULT_CSS = """
-    BookTable {
-        height: auto;
-        padding: 0 1;
-    }
-    """
-
     def show(self, view: EngineView, display: Display) -> None:
-        rows = []
+        rows: list[list[Cell]] = []
         for s in view.symbols:
             rows.append(
                 [
@@ -34,4 +37,4 @@ class BookTable(TextTable):
                     (fmt.price(s.params.sell_target), ""),
                 ]
             )
-        self.set_text(render_table(HEADERS, rows, RIGHT))
+        self.set_table(COLUMNS, rows)

@@ -23,15 +23,16 @@ from ..session import Session
 from .table_sync import sync_rows
 
 INTERFACE_REFRESH_S = 2.0
+# What matters first on the left: on a narrow terminal the rest is one arrow key away.
 COLUMNS = [
     ("name", "Interface"),
-    ("index", "#"),
     ("state", "State"),
+    ("xdp", "XDP program"),
+    ("addresses", "Addresses"),
     ("kind", "Driver / type"),
     ("mac", "MAC"),
     ("mtu", "MTU"),
-    ("addresses", "Addresses"),
-    ("xdp", "XDP program"),
+    ("index", "#"),
 ]
 MODES = ("native", "generic")
 
@@ -67,13 +68,13 @@ class InterfaceTable(DataTable):
             state_style = "green" if i.state == "UP" else ("red" if i.state in ("DOWN", "LOWERLAYERDOWN") else "")
             rows[i.name] = (
                 Text(i.name, style="bold"),
-                str(i.index),
                 Text(i.state, style=state_style),
+                xdp_text(i, engines),
+                ", ".join(i.addresses) or "-",
                 i.kind,
                 i.mac,
                 str(i.mtu),
-                ", ".join(i.addresses) or "-",
-                xdp_text(i, engines),
+                str(i.index),
             )
         sync_rows(self, rows, [k for k, _ in COLUMNS])
 
@@ -126,7 +127,7 @@ class InterfacesPane(Vertical):
         self.busy: str | None = None  # an attach/detach under way
 
     def compose(self):
-        yield PaneTitle("Interfaces · arrows select · a attaches · d detaches · m switches the XDP mode")
+        yield PaneTitle("Interfaces · a attaches · d detaches · m switches the XDP mode")
         yield InterfaceTable(id="interface-table")
         with Horizontal(id="attach-controls"):
             yield Label("XDP mode:", id="mode-label")
@@ -139,7 +140,13 @@ class InterfacesPane(Vertical):
 
     def on_mount(self) -> None:
         self.refresh_interfaces()
-        self.set_interval(INTERFACE_REFRESH_S, self.refresh_interfaces)
+        self.set_interval(INTERFACE_REFRESH_S, self._refresh_if_shown)
+
+    def _refresh_if_shown(self) -> None:
+        """The list is read (netlink, a thread) only while someone can see it;
+        the screen lists them again as soon as the tab is shown."""
+        if self.is_on_screen:
+            self.refresh_interfaces()
 
     @property
     def table(self) -> InterfaceTable:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Button, Static
 
+from ..fitting import Part, fit_line
+
 
 class KillButton(Button):
     """Always on screen; pressing it (or ctrl+k anywhere) runs the app's kill."""
@@ -28,7 +30,8 @@ class KillButton(Button):
 
 
 class KilledBanner(Static):
-    """Shown across the screen while the kernel's kill switch is set (where: app.tcss, the killed theme)."""
+    """Shown across the screen while the kernel's kill switch is set (where: app.tcss, the killed theme).
+    Its text shortens to the width (the first part always stays)."""
 
     DEFAULT_CSS = """
     KilledBanner {
@@ -38,16 +41,36 @@ class KilledBanner(Static):
         text-style: bold;
         background: $error;
         color: $text;
+        text-wrap: nowrap;
+        text-overflow: clip;
     }
     """
 
     def show(self, kill_state: str | None, iface: str | None) -> None:
-        if (kill_state, iface) == getattr(self, "_shown", None):
+        if (kill_state, iface) == getattr(self, "_state", None):
             return
-        self._shown = (kill_state, iface)
+        self._state = (kill_state, iface)
+        # Shown by the screen's killed theme (app.tcss), not here: the too-small line hides it.
         if kill_state and kill_state != "off":
-            why = "by the loss limit (latched in the kernel)" if kill_state == "loss_limit" else "by the operator"
-            self.update(f"KILLED {why}: {iface} sends no orders · ctrl+r to resume")
-            self.display = True
-        else:
-            self.display = False
+            self._parts = banner_parts(kill_state, iface)
+            self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        parts = getattr(self, "_parts", None)
+        if parts is not None:
+            self.update(fit_line(parts, self.content_size.width or 10_000))
+
+
+def banner_parts(kill_state: str, iface: str | None) -> list[Part]:
+    if kill_state == "loss_limit":
+        who = Part.of("KILLED by the loss limit (latched in the kernel)", "KILLED by the loss limit", rank=1)
+    else:
+        who = Part.of("KILLED by the operator", "KILLED", rank=1)
+    return [
+        who,
+        Part.of(f": {iface} sends no orders", ": no orders", rank=2),
+        Part.of(" · ctrl+r to resume", " · ctrl+r resumes", rank=3),
+    ]

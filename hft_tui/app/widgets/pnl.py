@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Label, Sparkline
+from textual.widgets import Label, Sparkline, Static
 from textual_plotext import PlotextPlot
 
 from .. import formatting as fmt
+from ..fitting import Cell, Column
 from ..formatting import Display
 from ..model import SPARK_POINTS, SPARK_SECONDS, EngineView
-from .text_table import TextTable, render_table
+from .text_table import TextTable
 
-HEADERS = [
-    "Symbol",
-    "Position",
-    "Bought",
-    "Sold",
-    "Capital spent",
-    "Proceeds",
-    "Realised",
-    "Unrealised",
-    "Total PnL",
-    "Orders",
+# What goes first when the table is too wide: the money in and out, then the
+# quantities, then the order count, then the split of the PnL (its total stays).
+COLUMNS = [
+    Column("Symbol", right=False),
+    Column("Position"),
+    Column("Bought", drop=3),
+    Column("Sold", drop=3),
+    Column("Capital spent", drop=4),
+    Column("Proceeds", drop=4),
+    Column("Realised", drop=1),
+    Column("Unrealised", drop=1),
+    Column("Total PnL"),
+    Column("Orders", drop=2),
 ]
-RIGHT = set(range(1, len(HEADERS)))
 
 
 def _pnl_style(units: int) -> str:
@@ -35,20 +39,13 @@ def _pnl(units: int) -> Text:
     return Text(fmt.signed_money(units), style=_pnl_style(units), justify="right")
 
 
-def _pnl_cell(units: int) -> tuple[str, str]:
+def _pnl_cell(units: int) -> Cell:
     return fmt.signed_money(units), _pnl_style(units)
 
 
 class PnlTable(TextTable):
-    DEFAULT_CSS = """
-    PnlTable {
-        height: auto;
-        padding: 0 1;
-    }
-    """
-
     def show(self, view: EngineView, display: Display) -> None:
-        rows = []
+        rows: list[list[Cell]] = []
         for s in view.symbols:
             rows.append(
                 [
@@ -64,7 +61,10 @@ class PnlTable(TextTable):
                     (fmt.qty(s.buy_orders + s.sell_orders), ""),
                 ]
             )
-        tot = lambda attr: sum(getattr(s, attr) for s in view.symbols)
+
+        def tot(attr: str) -> int:
+            return sum(getattr(s, attr) for s in view.symbols)
+
         rows.append(
             [
                 ("TOTAL", "bold"),
@@ -79,26 +79,48 @@ class PnlTable(TextTable):
                 (fmt.qty(view.orders), "bold"),
             ]
         )
-        text = render_table(HEADERS, rows, RIGHT)
-        # The rates beside the PnL they make (the status bar shows them too).
-        text.append("\norders/s ", style="bold")
+        self.set_table(COLUMNS, rows)
+
+
+class RatesLine(Static):
+    """The rates beside the PnL they make (the status bar shows them too)."""
+
+    DEFAULT_CSS = """
+    RatesLine {
+        height: 1;
+        padding: 0 1;
+    }
+    """
+
+    def show(self, view: EngineView, display: Display) -> None:
+        text = Text()
+        text.append("orders/s ", style="bold")
         text.append(display.rate(view.orders_per_s))
         text.append("   updates/s ", style="bold")
         text.append(display.rate(view.updates_per_s))
-        self.set_text(text)
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.update(text, layout=False)
+
+
+CHART_EVERY_S = 2.0  # the chart spans minutes; drawing it is the costliest part of a frame
 
 
 class PnlChart(PlotextPlot):
-    """Session PnL (the kernel's total) over the last minutes."""
+    """Session PnL (the kernel's total) over the last minutes, redrawn every CHART_EVERY_S at most."""
 
     def on_mount(self) -> None:
         self._points: tuple = ()
+        self._drawn_at = -CHART_EVERY_S
         self._draw()
 
     def show(self, view: EngineView, display: Display) -> None:
         if view.pnl_history == self._points:
             return
-        self._points = view.pnl_history
+        now = time.monotonic()
+        if not display.deterministic and now - self._drawn_at < CHART_EVERY_S:
+            return
+        self._points, self._drawn_at = view.pnl_history, now
         self._draw(display.deterministic)
 
     def _draw(self, deterministic: bool = False) -> None:

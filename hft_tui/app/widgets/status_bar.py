@@ -1,4 +1,9 @@
-"""The status bar: engine state, interface, rates, drops, last error."""
+"""The status bar: engine state, interface, rates, drops, dead-man, last error.
+
+One line at every width: when it does not fit, the least important parts
+take their short forms or go (fitting.fit_line); the engine state and an
+error always stay, an error shortened at a word (the alert log has it whole).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ...replay_status import replay_note
+from ..fitting import Part, fit_line
 from ..formatting import Display
 from ..model import EngineView
+
+SEP = "│ "
 
 
 def engine_state(view: EngineView | None) -> tuple[str, str]:
@@ -26,35 +34,95 @@ def engine_state(view: EngineView | None) -> tuple[str, str]:
     return "NOT ATTACHED (pins left)", "bold black on yellow"
 
 
+def short_state(label: str) -> str:
+    """The state's short form: its first word ("TRADING", "KILLED", "LINK DOWN" ...)."""
+    for long in ("LINK DOWN", "INTERFACE GONE", "NOT ATTACHED"):
+        if label.startswith(long):
+            return long
+    return label.split(" ", 1)[0]
+
+
+def status_parts(view: EngineView | None, iface: str | None, error: str | None, display: Display) -> list[Part]:
+    """The bar's parts, most important first; rank: which gives way first (highest)."""
+    label, style = engine_state(view)
+    parts = [
+        Part((Text(f" {label} ", style=style), Text(f" {short_state(label)} ", style=style)), rank=0),
+        Part.of(f" {iface or 'no interface'} ", style="bold", rank=1),
+    ]
+    feed = view.feed if view is not None else None
+    if feed is not None:
+        if feed.open:
+            parts.append(Part.of(f"{SEP}OPEN FEED ", "", style="bold red", rank=2))
+        gaps = feed.gaps
+        style = "bold red" if gaps else ""
+        if feed.channels:
+            parts.append(
+                Part.of(
+                    f"{SEP}feed {feed.format}: gaps {gaps:,}, missed {feed.gap_messages:,}, dup {feed.dup_packets:,} ",
+                    f"{SEP}gaps {gaps:,} ",
+                    *(() if gaps else ("",)),
+                    style=style,
+                    rank=2 if gaps else 5,
+                )
+            )
+        else:
+            parts.append(Part.of(f"{SEP}feed {feed.format} ", "", rank=6))
+    if view is not None:
+        upd, ords = display.rate(view.updates_per_s), display.rate(view.orders_per_s)
+        parts.append(Part.of(f"{SEP}upd/s {upd} ", f"{SEP}upd {upd} ", "", rank=4))
+        parts.append(Part.of(f"{SEP}ord/s {ords} ", f"{SEP}ord {ords} ", "", rank=4))
+        dropped = view.ringbuf_drops or view.tape_drops
+        drops = Text(SEP)
+        drops.append(f"drops: orders {view.ringbuf_drops:,}", style="bold red" if view.ringbuf_drops else "")
+        drops.append(f" tape {view.tape_drops:,} ", style="yellow" if view.tape_drops else "")
+        short_drops = Text(SEP)
+        short_drops.append(
+            f"drops {view.ringbuf_drops:,}/{view.tape_drops:,} ", style="bold red" if view.ringbuf_drops else ""
+        )
+        parts.append(Part((drops, short_drops) if dropped else (drops, short_drops, Text()), rank=2 if dropped else 5))
+        if view.deadman_ms:
+            parts.append(
+                Part.of(
+                    f"{SEP}dead-man {view.deadman_ms} ms, hb {display.age(view.heartbeat_age_ms)} ",
+                    f"{SEP}dead-man {view.deadman_ms} ms ",
+                    "",
+                    rank=3,
+                )
+            )
+        else:
+            parts.append(Part.of(f"{SEP}dead-man OFF ", style="bold red", rank=2))
+        parts.append(Part.of(f"{SEP}cfg v{view.config_version} ", "", rank=6))
+    note = replay_note(iface)  # a capture feeding this interface (hft-tui --demo --replay)
+    if note:
+        parts.append(Part.of(f"{SEP}{note} ", "", style="bold cyan", rank=3))
+    if error:
+        # Never dropped: fit_line cuts the line's end (the error's) at a word when nothing else can give.
+        parts.append(Part((Text(SEP) + Text(error, style="bold red"),), rank=0))
+    return parts
+
+
 class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar {
         height: 1;
         background: $panel;
+        text-wrap: nowrap;
+        text-overflow: clip;
     }
     """
 
     def show(self, view: EngineView | None, iface: str | None, error: str | None, display: Display) -> None:
-        label, style = engine_state(view)
-        text = Text()
-        text.append(f" {label} ", style=style)
-        text.append(f" {iface or 'no interface'} ", style="bold")
-        if view is not None:
-            text.append(f"│ upd/s {display.rate(view.updates_per_s)} ")
-            text.append(f"│ ord/s {display.rate(view.orders_per_s)} ")
-            text.append(f"│ drops: orders {view.ringbuf_drops:,}", style="bold red" if view.ringbuf_drops else "")
-            text.append(f" tape {view.tape_drops:,} ", style="yellow" if view.tape_drops else "")
-            if view.deadman_ms:
-                text.append(f"│ dead-man {view.deadman_ms} ms, hb {display.age(view.heartbeat_age_ms)} ")
-            else:
-                text.append("│ dead-man OFF ", style="bold red")
-            text.append(f"│ cfg v{view.config_version} ")
-        note = replay_note(iface)  # a capture feeding this interface (hft-tui --demo --replay)
-        if note:
-            text.append(f"│ {note} ", style="bold cyan")
-        if error:
-            text.append("│ ")
-            text.append(error, style="bold red")
+        self._parts = status_parts(view, iface, error, display)
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        parts = getattr(self, "_parts", None)
+        if parts is None:
+            return
+        text = fit_line(parts, self.content_size.width or 10_000)
         if text != getattr(self, "_shown", None):  # unchanged: no repaint at all
             self._shown = text
             self.update(text, layout=False)
