@@ -28,6 +28,10 @@ BPF_RINGBUF_OUTPUT(events, HFT_RINGBUF_PAGES);       /* orders and kills only */
 BPF_RINGBUF_OUTPUT(tape_events, HFT_TAPE_PAGES);     /* rejects and sampled updates */
 /* Per-CPU working state of one packet (scratch.h): the stack is too small and too exact. */
 BPF_PERCPU_ARRAY(scratch, struct hft_scratch, 1);
+/* Where config writes publish their stamps (hft_structs.h); user space writes it through its mmap. */
+BPF_F_TABLE("array", __u32, __u64, config_stamps, CONFIG_SLOTS + 1, BPF_F_MMAPABLE);
+/* Per CPU, each symbol slot's last copy of a config (scratch.h). */
+BPF_PERCPU_ARRAY(symbol_copies, struct hft_symbol_copy, CONFIG_SLOTS);
 #ifdef HFT_BACKTEST
 /* The backtest's clock: the capture time of the frame, set by the harness before each run. */
 BPF_ARRAY(backtest_clock, __u64, 1);

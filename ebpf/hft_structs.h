@@ -141,6 +141,31 @@ struct hft_symbol_config {
 };
 
 /*
+ * Config stamps (map config_stamps: one u64 a slot, mmapable).  After a
+ * config write has returned, user space (hft_tui/maps.py) publishes a fresh
+ * stamp at the config's slot with one aligned 8-byte store through the map's
+ * mmap: a write is complete when its stamp is published.  A slot's stamps
+ * only grow, and a slot once published is never 0 again.  The program keeps
+ * per CPU the config it last copied under the config's lock, tagged with the
+ * slot's stamp as it read it before making the copy, and uses that copy
+ * without the lock only while the slot still holds that stamp (strategy.c:
+ * symbol_view, packet_view): always a whole config, never older than the
+ * last completed write.
+ *
+ * A symbol's slot is a hash of its 8 key bytes read as a little-endian u64:
+ * the top HFT_CONFIG_SLOT_BITS bits of key * HFT_SLOT_HASH_MULT.  Symbols may
+ * share a slot (the copy carries its key: sharing costs speed, never
+ * exactness); the engine-wide config's slot is the last one, after the
+ * symbols'.  A symbol slot never published (0) holds no configured symbol: an
+ * unknown symbol mostly stops there, before any hash lookup.  User space
+ * finds the slot count from the map (its max_entries less one).
+ */
+#ifndef HFT_CONFIG_SLOT_BITS
+#define HFT_CONFIG_SLOT_BITS 10                   /* 1,024 symbol slots: 4 for each of HFT_MAX_SYMBOLS */
+#endif
+#define HFT_SLOT_HASH_MULT   0x61C8864680B583EB   /* odd; below 2^63, so a plain literal to Python */
+
+/*
  * Written by the kernel under its lock; read by user space with BPF_F_LOCK.
  * position is the committed position (bought - sold).  With engine-wide
  * limits an order is reserved under this lock, asked about under the global

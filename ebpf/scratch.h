@@ -12,6 +12,12 @@
  * state, the message, its decision and the copies of the configs live
  * here, and the 512-byte stack stays free.
  *
+ * Two things here outlive a packet, on purpose: the engine-wide config's
+ * copy (g, with the stamp it was made for), and the symbols' copies (map
+ * symbol_copies, per CPU, by config slot): a copy is used again only while
+ * its config's published stamp is the one it was made for (hft_structs.h:
+ * config stamps).
+ *
  * Kernel-only: user space never reads it.  BPF-only.
  */
 #ifndef HFT_SCRATCH_H
@@ -20,6 +26,29 @@
 #include <linux/types.h>
 #include "hft_structs.h"
 #include "feed_types.h"
+
+/* The config slots (hft_structs.h): the symbols', then the engine-wide config's. */
+#define CONFIG_SLOTS         (1U << HFT_CONFIG_SLOT_BITS)
+#define GLOBAL_CONFIG_SLOT   CONFIG_SLOTS
+
+/* A symbol's slot: the top bits of its 8 key bytes (a little-endian u64) times the multiplier. */
+static __always_inline __u32 config_slot(__u64 key)
+{
+	return (__u32)((key * HFT_SLOT_HASH_MULT) >> (64 - HFT_CONFIG_SLOT_BITS));
+}
+
+/*
+ * A symbol's config as this CPU last copied it under the config's lock
+ * (map symbol_copies, by slot), with the key it is for and the slot's stamp
+ * as read before the copy was made.
+ */
+struct hft_symbol_copy {
+	__u64 stamp;
+	struct hft_symbol_key key;
+	struct hft_symbol_params p;
+	__u32 seq_epoch;
+	__u32 _pad;
+};
 
 /* One message's way through the phases. */
 struct decision {
@@ -86,7 +115,8 @@ struct feed_loop {
 #define FRAME_BUF_LEN        (FRAME_HDR_ROOM + HFT_MAX_ORDERS_CAP * HFT_MSG_LEN + 8)
 
 struct hft_scratch {
-	struct hft_global_params g;       /* copied under the global config lock, once a packet */
+	struct hft_global_params g;       /* the engine-wide config, copied under its lock */
+	__u64 g_stamp;                    /* its slot's stamp, read before that copy was made */
 	struct feed_packet fp;            /* the packet's header, as the decoder read it */
 	struct feed_loop loop;
 	struct feed_msg u;                /* the message being handled */

@@ -493,14 +493,16 @@ static __always_inline void plan_route(struct hft_scratch *s, const struct hft_r
 
 /*
  * The engine-wide view, once a packet, for its first message of a
- * configured symbol: the engine-wide config copied under its lock, the
+ * configured symbol: the engine-wide config (this CPU's copy, made again
+ * under the config's lock only when a write was published since), the
  * coarse clock, the dead-man switch and the packet's order cap.
  */
 static __always_inline void packet_view(struct hft_scratch *s)
 {
 	struct feed_loop *fl = &s->loop;
 	struct hft_global_config *gcp;
-	__u32 zero = 0, cap;
+	__u32 zero = 0, cap, slot = GLOBAL_CONFIG_SLOT;
+	__u64 *published, stamp;
 #ifndef HFT_BACKTEST
 	__u64 *hb, beat;
 #endif
@@ -508,14 +510,20 @@ static __always_inline void packet_view(struct hft_scratch *s)
 	fl->have_view = 1;
 	fl->switch_reason = NO_REJECT;
 	fl->now = hft_coarse_now();
-	gcp = global_config.lookup(&zero);
-	if (!gcp) {
-		fl->switch_reason = HFT_REJECT_KILL;   /* never: an array always has its element */
-		return;
+	published = config_stamps.lookup(&slot);
+	stamp = published ? *(volatile __u64 *)published : 0;
+	if (!stamp || stamp != s->g_stamp) {
+		/* Written since this CPU's copy was made (or never published): copy it again. */
+		gcp = global_config.lookup(&zero);
+		if (!gcp) {
+			fl->switch_reason = HFT_REJECT_KILL;   /* never: an array always has its element */
+			return;
+		}
+		bpf_spin_lock(&gcp->lock);
+		s->g = gcp->p;
+		bpf_spin_unlock(&gcp->lock);
+		s->g_stamp = stamp;
 	}
-	bpf_spin_lock(&gcp->lock);
-	s->g = gcp->p;
-	bpf_spin_unlock(&gcp->lock);
 	fl->global_limits = s->g.rate_per_sec || s->g.max_notional;
 	cap = s->g.max_orders_per_packet;
 	if (cap < 1)
@@ -542,12 +550,47 @@ static __always_inline void packet_view(struct hft_scratch *s)
 #endif
 }
 
-static __always_inline void read_symbol(struct hft_symbol_config *c, struct hft_scratch *s)
+/*
+ * A symbol's config (key: 8 bytes the caller may read): this CPU's copy when
+ * its slot still holds the stamp the copy was made for, else a new copy made
+ * under the config's lock, tagged with the stamp read before the config was
+ * looked up (so the copy is never older than the write that published it).
+ * NULL: no config (an unknown symbol; a slot never published is one without
+ * any hash lookup).
+ */
+static __always_inline struct hft_symbol_copy *symbol_view(struct hft_symbol_key *key)
 {
-	bpf_spin_lock(&c->lock);
+	__u64 k = *(__u64 *)key->name, *published, stamp;
+	__u32 slot = config_slot(k);
+	struct hft_symbol_config *cfg;
+	struct hft_symbol_copy *c;
+
+	published = config_stamps.lookup(&slot);
+	c = symbol_copies.lookup(&slot);
+	if (!published || !c)
+		return NULL;
+	stamp = *(volatile __u64 *)published;
+	if (!stamp)
+		return NULL;              /* no symbol of this slot was ever configured */
+	if (c->stamp == stamp && *(__u64 *)c->key.name == k)
+		return c;
+	cfg = symbol_config.lookup(key);
+	if (!cfg)
+		return NULL;
+	bpf_spin_lock(&cfg->lock);
+	c->p = cfg->p;
+	c->seq_epoch = cfg->seq_epoch;
+	bpf_spin_unlock(&cfg->lock);
+	c->stamp = stamp;
+	*(__u64 *)c->key.name = k;
+	return c;
+}
+
+/* The symbol's config for this message, in the scratch. */
+static __always_inline void read_symbol(const struct hft_symbol_copy *c, struct hft_scratch *s)
+{
 	s->p = c->p;
 	s->seq_epoch = c->seq_epoch;
-	bpf_spin_unlock(&c->lock);
 }
 
 /* Why no order may leave for this symbol whatever the message says, or NO_REJECT. */
@@ -991,7 +1034,7 @@ static __always_inline void record_status(struct hft_scratch *s)
  * dead here (the frame may have grown): the message is in the scratch.
  */
 static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch *s,
-					  struct hft_symbol_config *cfgp)
+					  struct hft_symbol_copy *cfgp)
 {
 	struct feed_loop *fl = &s->loop;
 	struct decision *d = &s->d;
@@ -1003,7 +1046,7 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 
 	fl->updates++;                     /* added to the counter once a packet (close_packet) */
 	if (!cfgp)
-		cfgp = symbol_config.lookup(&s->u.key);
+		cfgp = symbol_view(&s->u.key);
 	if (!cfgp) {
 		fl->unknown++;
 		return;
@@ -1071,7 +1114,7 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
  * messages always suffice.
  */
 static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *s,
-					struct hft_symbol_config *cfgp)
+					struct hft_symbol_copy *cfgp)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
@@ -1147,7 +1190,7 @@ HFT_SUBPROG static long message_step_cb(__u32 index, void *arg)
  * 128 is walked 128 times by the verifier).  One message (hft1): a call.
  */
 static __always_inline void read_messages(struct xdp_md *ctx, struct hft_scratch *s,
-					  struct hft_symbol_config *cfgp)
+					  struct hft_symbol_copy *cfgp)
 {
 #if FEED_MAX_MSGS > 1
 	struct loop_ctx lc = { .ctx = ctx, .s = s };
@@ -1303,7 +1346,7 @@ int xdp_strategy(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
 	struct hdr_cursor nh = { .pos = data };
-	struct hft_symbol_config *cfgp = NULL;   /* the one message's, when the feed has one a packet */
+	struct hft_symbol_copy *cfgp = NULL;     /* the one message's, when the feed has one a packet */
 	struct hft_global_config *gcp;
 	struct hft_feed_counters *fc;
 	struct hft_feed_filter *ff;
@@ -1359,7 +1402,7 @@ int xdp_strategy(struct xdp_md *ctx)
 	 */
 	if (nh.pos + FEED_SYMBOL_OFF + sizeof(struct hft_symbol_key) > data_end)
 		return pass_counted(PARSE_MALFORMED);
-	cfgp = symbol_config.lookup(nh.pos + FEED_SYMBOL_OFF);
+	cfgp = symbol_view(nh.pos + FEED_SYMBOL_OFF);
 	if (!cfgp) {
 		fc->messages++;
 		count(HFT_CTR_UPDATES);

@@ -61,6 +61,7 @@ SYMBOL_LEN = C["HFT_SYMBOL_LEN"]
 PRICE_SCALE = C["HFT_PRICE_SCALE"]
 MAX_UDP_LEN = C["HFT_MAX_UDP_LEN"]
 MAX_SYMBOLS = C["HFT_MAX_SYMBOLS"]
+SLOT_HASH_MULT = C["HFT_SLOT_HASH_MULT"]
 
 OFFSETS = MappingProxyType(
     {name[len("HFT_OFF_") :].lower(): value for name, value in C.items() if name.startswith("HFT_OFF_")}

@@ -4,6 +4,14 @@ The same class serves the process that loaded the program (fds from BCC)
 and any other process (fds from the pins under /sys/fs/bpf/hft_tui/IFACE).
 Config values are written whole with BPF_F_LOCK and state is read with
 BPF_F_LOCK, so neither side ever sees half of a value.
+
+Every config write then publishes a fresh stamp at the config's slot of the
+config_stamps map (:class:`ConfigStamps`, ebpf/hft_structs.h): the program
+uses its per-CPU copy of a config without the config's lock only while the
+slot holds the stamp the copy was made for, so a write is complete when its
+stamp is published.  Writes are one at a time: within a process by this
+module's lock, between processes by the control lock (locks.control_lock),
+which every write to a running engine holds.
 """
 
 from __future__ import annotations
@@ -12,12 +20,14 @@ import ctypes
 import ipaddress
 import os
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import libbpf
 from .config import EngineParams, SymbolParams
+from .config_stamps import ConfigStamps
 from .constants import (
     BPF_ANY,
     BPF_F_LOCK,
@@ -70,6 +80,8 @@ MAP_VALUES: dict[str, type | None] = {
     "events": None,
     "tape_events": None,
     "scratch": None,
+    "config_stamps": None,  # mapped (ConfigStamps)
+    "symbol_copies": None,  # the program's own (per CPU)
 }
 # Maps only some builds have: the backtest build's clock (-DHFT_BACKTEST).
 OPTIONAL_MAP_VALUES: dict[str, type | None] = {
@@ -155,6 +167,10 @@ class Snapshot:
     channels: list[FeedChannel] = field(default_factory=list)
 
 
+# One config write (its locked update and its stamp) at a time in this process.
+_WRITE_LOCK = threading.RLock()
+
+
 class EngineMaps:
     def __init__(self, fds: dict[str, int], *, owns_fds: bool) -> None:
         missing = [n for n in MAP_VALUES if n not in fds]
@@ -172,6 +188,7 @@ class EngineMaps:
                     f"map {name} holds {size}-byte values, this hft-tui expects {ctypes.sizeof(vtype)}: "
                     "the running engine is another version; detach it and attach again"
                 )
+        self.stamps = ConfigStamps(fds["config_stamps"])
 
     @classmethod
     def open_pinned(cls, directory: Path) -> EngineMaps:
@@ -186,6 +203,8 @@ class EngineMaps:
         return cls(fds, owns_fds=True)
 
     def close(self) -> None:
+        if self.fds:
+            self.stamps.close()
         if self._owns:
             for fd in self.fds.values():
                 try:
@@ -200,19 +219,27 @@ class EngineMaps:
         libbpf.lookup(self.fds["global_config"], ctypes.c_uint32(0), value, lock=True)
         return value
 
+    def _update_global(self, value: GlobalConfig) -> None:
+        """One whole-value update of the engine-wide config, then its stamp published."""
+        libbpf.update(self.fds["global_config"], ctypes.c_uint32(0), value, BPF_F_LOCK)
+        self.stamps.publish(self.stamps.global_slot)
+
     def write_global(self, params: EngineParams, *, deadman_ms: int, version: int) -> None:
         value = GlobalConfig(p=global_params_to_map(params, deadman_ms=deadman_ms), config_version=version)
-        libbpf.update(self.fds["global_config"], ctypes.c_uint32(0), value, BPF_F_LOCK)
+        with _WRITE_LOCK:
+            self._update_global(value)
 
     def set_deadman(self, deadman_ms: int) -> None:
-        g = self.read_global()
-        g.deadman_ms = deadman_ms
-        libbpf.update(self.fds["global_config"], ctypes.c_uint32(0), g, BPF_F_LOCK)
+        with _WRITE_LOCK:
+            g = self.read_global()
+            g.deadman_ms = deadman_ms
+            self._update_global(g)
 
     def bump_version(self) -> int:
-        g = self.read_global()
-        g.config_version += 1
-        libbpf.update(self.fds["global_config"], ctypes.c_uint32(0), g, BPF_F_LOCK)
+        with _WRITE_LOCK:
+            g = self.read_global()
+            g.config_version += 1
+            self._update_global(g)
         return g.config_version
 
     def kill(self) -> int:
@@ -292,10 +319,11 @@ class EngineMaps:
         different, takes the next sequence afresh.  Returns the new epoch."""
         key = symbol_key(name)
         cfg = SymbolConfig()
-        if not libbpf.lookup(self.fds["symbol_config"], key, cfg, lock=True):
-            raise MapsError(f"symbol {name} is not configured")
-        cfg.seq_epoch = (cfg.seq_epoch + 1) & 0xFFFFFFFF
-        libbpf.update(self.fds["symbol_config"], key, cfg, BPF_F_LOCK)
+        with _WRITE_LOCK:
+            if not libbpf.lookup(self.fds["symbol_config"], key, cfg, lock=True):
+                raise MapsError(f"symbol {name} is not configured")
+            cfg.seq_epoch = (cfg.seq_epoch + 1) & 0xFFFFFFFF
+            self._update_symbol(name, cfg)
         return cfg.seq_epoch
 
     def write_route(self, gateway: Gateway | None, *, iface_mac: str | None = None) -> None:
@@ -335,6 +363,17 @@ class EngineMaps:
         libbpf.update(self.fds["backtest_clock"], ctypes.c_uint32(0), ctypes.c_uint64(now_ns), BPF_ANY)
 
     # -- symbols --------------------------------------------------------
+    def _update_symbol(self, name: Symbol, cfg: SymbolConfig) -> None:
+        """One whole-value update of a symbol's config, then its slot's stamp published."""
+        libbpf.update(self.fds["symbol_config"], symbol_key(name), cfg, BPF_F_LOCK)
+        self.stamps.publish(self.stamps.symbol_slot(name))
+
+    def _delete_symbol_config(self, name: Symbol) -> bool:
+        """The config deleted, then its slot's stamp published: no copy of it is used again."""
+        found = libbpf.delete(self.fds["symbol_config"], symbol_key(name))
+        self.stamps.publish(self.stamps.symbol_slot(name))
+        return found
+
     def symbol_names(self) -> list[Symbol]:
         return sorted(Symbol(key_name(k.name)) for k in libbpf.keys(self.fds["symbol_config"], SymbolKey))
 
@@ -351,15 +390,15 @@ class EngineMaps:
         """One whole-value update of the symbol's config (state created first).
         The config's seq_epoch is kept: a parameter change resets no sequence."""
         key = symbol_key(name)
-        try:
-            libbpf.update(self.fds["symbol_state"], key, SymbolState(), BPF_NOEXIST)
-        except OSError as exc:
-            if exc.errno != 17:  # EEXIST: the symbol trades already, keep its state
-                raise
-        old = SymbolConfig()
-        epoch = old.seq_epoch if libbpf.lookup(self.fds["symbol_config"], key, old, lock=True) else 0
-        cfg = SymbolConfig(seq_epoch=epoch, p=symbol_params_to_map(p))
-        libbpf.update(self.fds["symbol_config"], key, cfg, BPF_F_LOCK)
+        with _WRITE_LOCK:
+            try:
+                libbpf.update(self.fds["symbol_state"], key, SymbolState(), BPF_NOEXIST)
+            except OSError as exc:
+                if exc.errno != 17:  # EEXIST: the symbol trades already, keep its state
+                    raise
+            old = SymbolConfig()
+            epoch = old.seq_epoch if libbpf.lookup(self.fds["symbol_config"], key, old, lock=True) else 0
+            self._update_symbol(name, SymbolConfig(seq_epoch=epoch, p=symbol_params_to_map(p)))
 
     def read_symbol_state(self, name: Symbol) -> SymbolState | None:
         st = SymbolState()
@@ -367,15 +406,17 @@ class EngineMaps:
 
     def delete_symbol_config(self, name: Symbol) -> bool:
         """The kernel stops deciding for the symbol (it becomes unknown); its state stays."""
-        return libbpf.delete(self.fds["symbol_config"], symbol_key(name))
+        with _WRITE_LOCK:
+            return self._delete_symbol_config(name)
 
     def restore_symbol_config(self, name: Symbol, cfg: SymbolConfig) -> None:
-        libbpf.update(self.fds["symbol_config"], symbol_key(name), cfg, BPF_F_LOCK)
+        with _WRITE_LOCK:
+            self._update_symbol(name, cfg)
 
     def remove_symbol(self, name: Symbol) -> bool:
-        key = symbol_key(name)
-        found = libbpf.delete(self.fds["symbol_config"], key)
-        libbpf.delete(self.fds["symbol_state"], key)
+        with _WRITE_LOCK:
+            found = self._delete_symbol_config(name)
+            libbpf.delete(self.fds["symbol_state"], symbol_key(name))
         return found
 
     def snapshot(self, feed: str | None = None) -> Snapshot:

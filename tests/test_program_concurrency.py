@@ -7,7 +7,11 @@ out order ids that are unique and gap-free, and never let a reader see half
 of a symbol config that a writer replaces whole with BPF_F_LOCK.  With
 engine-wide limits, whatever phase 2 refuses, another CPU's reservation must
 never push the position past max_position, below zero, or past a notional cap
-(run back to back in the kernel through a feeder program, see below).
+(run back to back in the kernel through a feeder program, see below).  A
+config the program reads without its lock (its per-CPU copy, while the
+published stamp is the copy's) must be whole and never older than a write
+that had completed before the packet came, against a writer replacing the
+symbol config or the engine config as fast as it can.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import pytest
 from frames import ETH_LEN, IP_LEN, UDP_LEN, Harness, P, XdpAction, check_order, update_frame
 
 from hft_tui import libbpf
-from hft_tui.config import symbol_params
+from hft_tui.config import engine_params, symbol_params
 from hft_tui.constants import COUNTERS, OFFSETS
 from hft_tui.protocol import Update
 
@@ -541,3 +545,225 @@ def test_two_cpus_reading_multi_message_packets_keep_position_and_ids_exact(iex_
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], "the threads never overlapped"
     assert Counter(o.side for o in orders).keys() == {"B", "S"}
     assert any(e.reason == "position_limit" for e in events), "max_position was never reached"
+
+
+# -- configs read without their locks: whole, and never older than a completed write ----------------
+
+# The program uses its per-CPU copy of a config without the config's lock while the
+# config's published stamp is the one the copy was made for (ebpf/hft_structs.h: config
+# stamps).  Proof, against a writer replacing a config as fast as it can: both CPUs read
+# through the real program back to back in the kernel (a feeder like the one above, which
+# also writes its clock into the update's timestamp just before the tail call), and every
+# decision's outcome names the config it was made on.  Whole: that is one of the two
+# configs written, never a mix.  Fresh: it is never older than the last write that had
+# returned before the feeder's clock (the event's sender_ts), and never one begun after
+# the program's own clock (the event's ts_ns, read after the config).
+TIMED_FEEDER = r"""
+#include <uapi/linux/bpf.h>
+#include "hft_protocol.h"
+
+struct frame_template { __u8 bytes[FRAME_LEN]; };
+
+BPF_PROG_ARRAY(timed_target, 1);
+BPF_ARRAY(timed_templates, struct frame_template, 2);
+BPF_ARRAY(timed_seq, __u64, 1);
+BPF_PERCPU_ARRAY(timed_runs, __u64, 1);
+
+int xdp_timed_feeder(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	struct frame_template *t;
+	__u32 zero = 0, which, period;
+	__u64 *seq, *runs, be;
+
+	if (data + FRAME_LEN + 1 > data_end)
+		return XDP_ABORTED;
+	period = *(__u8 *)(data + FRAME_LEN);
+	runs = timed_runs.lookup(&zero);
+	seq = timed_seq.lookup(&zero);
+	if (!runs || !seq || !period)
+		return XDP_ABORTED;
+	which = (*runs)++ / period % 2;
+	t = timed_templates.lookup(&which);
+	if (!t)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, t->bytes, FRAME_LEN);
+	be = __builtin_bswap64(__sync_fetch_and_add(seq, 1) + 1);
+	__builtin_memcpy(data + PAYLOAD_OFF + HFT_OFF_SEQ, &be, sizeof(be));
+	be = __builtin_bswap64(bpf_ktime_get_ns());   /* before the program reads anything */
+	__builtin_memcpy(data + PAYLOAD_OFF + HFT_OFF_TIMESTAMP, &be, sizeof(be));
+	timed_target.call(ctx, 0);
+	return XDP_ABORTED;   /* the tail call failed */
+}
+"""
+CONFIG_ASKS = (P("99.00"), P("102.00"))  # the two frames: ASKS' asks
+PINNED_FLOOR = 50  # decisions where exactly one config is allowed, of each: the freshness check bites there
+
+
+@pytest.fixture(scope="module")
+def timed_feeder(h):
+    """feed(period, repeat) through the timed feeder: frames of CONFIG_ASKS, alternating every
+    `period` runs of a CPU."""
+    import bcc
+
+    from hft_tui.paths import EBPF_DIR
+
+    frames = [update_frame(Update("AAPL", 0, 0, 0, ask, 1_000_000)) for ask in CONFIG_ASKS]
+    length = len(frames[0])
+    b = bcc.BPF(
+        text=TIMED_FEEDER.encode(), cflags=[f"-I{EBPF_DIR}", f"-DFRAME_LEN={length}", f"-DPAYLOAD_OFF={PAYLOAD_AT}"]
+    )
+    try:
+        fd = b.load_func(b"xdp_timed_feeder", bcc.BPF.XDP).fd
+        b[b"timed_target"][ctypes.c_int(0)] = ctypes.c_int(h.prog_fd)
+        templates = b[b"timed_templates"]
+        for i, f in enumerate(frames):
+            templates[ctypes.c_int(i)] = templates.Leaf((ctypes.c_uint8 * length).from_buffer_copy(f))
+
+        def feed(period: int, repeat: int) -> int:
+            action, _, _ = libbpf.test_run(fd, frames[0] + bytes([period]), repeat)
+            return action
+
+        yield feed
+    finally:
+        b.cleanup()
+
+
+class TimedWriter:
+    """A thread writing config A, B, A, B, ... as fast as it can until stopped; every
+    write's (start, return, variant) in CLOCK_MONOTONIC ns, the write before it first."""
+
+    def __init__(self, write, first_returned: int) -> None:
+        self.writes: list[tuple[int, int, str]] = [(0, first_returned, "A")]  # the reset wrote A
+        self._write, self._stop = write, threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        for i in itertools.count(1):
+            if self._stop.is_set():
+                return
+            variant = "AB"[i % 2]
+            start = time.monotonic_ns()
+            self._write(variant)
+            self.writes.append((start, time.monotonic_ns(), variant))
+
+    def __enter__(self) -> TimedWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_readers(h, cpus, feed) -> tuple[list, list]:
+    """ROUNDS rounds of REPEAT runs of the timed feeder on each CPU (period 1 and 3); every
+    event (the rings emptied between rounds) and each CPU's span."""
+    events = []
+    rounds = threading.Barrier(len(cpus), action=lambda: events.extend(h.drain()))
+
+    def work(cpu: int):
+        period, span = PERIODS[cpus.index(cpu)], []
+        for _ in range(ROUNDS):
+            span.append(time.monotonic_ns())
+            assert feed(period, REPEAT) in (XdpAction.TX, XdpAction.PASS)
+            span.append(time.monotonic_ns())
+            rounds.wait()
+        return min(span), max(span)
+
+    spans = run_pinned(cpus, work)
+    return events + h.drain(), spans
+
+
+def check_whole_and_fresh(decisions: list[tuple[int, int, str | None]], writes: list[tuple[int, int, str]]) -> Counter:
+    """decisions: (feeder clock, program clock, the variant its outcome names, None: a mix).
+    Each must be a variant, one of the writes from the last returned before the feeder's
+    clock to the last begun before the program's.  Counts what was decided how."""
+    import bisect
+
+    returned = [w[1] for w in writes]
+    begun = [w[0] for w in writes]
+    seen = Counter()
+    for fed, decided, variant in decisions:
+        assert variant is not None, "a decision on no variant: a torn config"
+        last_done = bisect.bisect_left(returned, fed) - 1  # returned[last_done] < fed
+        assert last_done >= 0, "a decision before the first write returned"
+        begun_by = bisect.bisect_right(begun, decided)  # writes begun at or before the decision
+        allowed = {w[2] for w in writes[last_done:begun_by]}
+        assert variant in allowed, (
+            f"decided on {variant} at {decided}: write {last_done} ({writes[last_done]}) had returned "
+            f"at {fed}, and no write of {variant} had begun since: an older config than a completed write"
+        )
+        seen[(variant, "pinned" if len(allowed) == 1 else "racing")] += 1
+    return seen
+
+
+def test_a_symbol_config_replaced_as_fast_as_possible_is_read_whole_and_fresh(h, cpus, timed_feeder):
+    h.reset(symbols={"AAPL": VARIANT_A}, engine={"update_sample": 1})  # every decision leaves an event
+    variants = {"A": symbol_params("AAPL", VARIANT_A), "B": symbol_params("AAPL", VARIANT_B)}
+    counters_before = h.counters()
+    with TimedWriter(lambda v: h.maps.write_symbol("AAPL", variants[v]), time.monotonic_ns()) as w:
+        events, spans = run_readers(h, cpus, timed_feeder)
+
+    decisions, stale = [], 0
+    for e in events:
+        if e.kind == "reject" and e.reason == "stale":  # the other CPU's newer seq: names no config
+            stale += 1
+            continue
+        qty = e.qty if e.kind == "order" else None if e.kind == "update" else -1
+        # ASKS: the quantity each variant buys at the ask (None: no trade, the sampled update).
+        named = [v for v, q in ASKS[e.ask].items() if q == qty]
+        decisions.append((e.sender_ts, e.ts_ns, named[0] if len(named) == 1 else None))
+    total = len(cpus) * ROUNDS * REPEAT
+    assert len(decisions) + stale == total, "an update left no event"
+    assert h.counters()["ringbuf_drops"] == h.counters()["tape_drops"] == 0
+    seen = check_whole_and_fresh(decisions, w.writes)
+    # The test did what it is about: the writer kept writing while both CPUs read at the
+    # same time, and each variant was decided on many times where exactly one config is
+    # allowed (between a write's return and the next write's start: there the freshness
+    # check bites; a decision racing a write may be on either, both are whole).
+    (a0, a1), (b0, b1) = spans
+    assert a0 < b1 and b0 < a1, "the threads never overlapped"
+    during = [wr for wr in w.writes if a0 < wr[0] and wr[1] < a1]
+    assert len(during) > 100, f"{len(during)} writes while the readers ran"
+    assert min(seen[("A", "pinned")], seen[("B", "pinned")]) >= PINNED_FLOOR, seen
+    assert h.counters()["updates"] - counters_before["updates"] == total
+
+
+def test_the_engine_config_replaced_as_fast_as_possible_is_read_whole_and_fresh(h, cpus, timed_feeder):
+    # A: no dead-man switch, every update that does not trade sampled.  B: the switch armed on a
+    # heartbeat long dead (every update refused, deadman), no sampling.  One of A's fields with
+    # B's other shows: A's switch with B's sampling leaves an update that does not trade
+    # without any event.
+    engine = {"A": (engine_params({"update_sample": 1}), 0), "B": (engine_params({"update_sample": 0}), 1000)}
+    h.reset(symbols={"AAPL": VARIANT_A}, engine={"update_sample": 1})
+    versions = itertools.count(2)
+
+    def write(v: str) -> None:
+        params, deadman_ms = engine[v]
+        h.maps.write_global(params, deadman_ms=deadman_ms, version=next(versions))
+
+    with TimedWriter(write, time.monotonic_ns()) as w:
+        events, spans = run_readers(h, cpus, timed_feeder)
+
+    # What each outcome names: B refuses every update (deadman) before the sequence is
+    # read, so a stale reject is A's; A buys at 99.00 and samples the update at 102.00.
+    outcomes = {
+        ("reject", "deadman"): "B",
+        ("reject", "stale"): "A",
+        ("order", P("99.00"), ASKS[P("99.00")]["A"]): "A",
+        ("update", P("102.00"), 0): "A",
+    }
+    decisions = []
+    for e in events:
+        outcome = (e.kind, e.reason) if e.kind == "reject" else (e.kind, e.ask, e.qty)
+        decisions.append((e.sender_ts, e.ts_ns, outcomes.get(outcome)))
+    assert len(decisions) == len(cpus) * ROUNDS * REPEAT, "an update left no event: a torn engine config"
+    assert h.counters()["ringbuf_drops"] == h.counters()["tape_drops"] == 0
+    seen = check_whole_and_fresh(decisions, w.writes)
+    (a0, a1), (b0, b1) = spans
+    assert a0 < b1 and b0 < a1, "the threads never overlapped"
+    during = [wr for wr in w.writes if a0 < wr[0] and wr[1] < a1]
+    assert len(during) > 100, f"{len(during)} writes while the readers ran"
+    assert min(seen[("A", "pinned")], seen[("B", "pinned")]) >= PINNED_FLOOR, seen
