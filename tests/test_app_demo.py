@@ -39,12 +39,15 @@ def demo_leftovers() -> list[str]:
     return left
 
 
-def test_the_demo_trades_and_quitting_with_detach_leaves_nothing_behind():
+def run_demo(argv: list[str], while_trading) -> None:
+    """``hft-tui`` with ``argv`` on a terminal until TRADING, ``while_trading()``, then
+    ctrl+q and detach: it must exit 0, without a traceback, leaving nothing behind."""
     assert demo_leftovers() == [], "the demo lab is in use or left over: 'hft-tui lab down' removes it"
-    app = AppInTerminal([HFT_TUI, "--demo"])
+    app = AppInTerminal([HFT_TUI, *argv])
     try:
         app.wait_for(b"TRADING", timeout=90)  # compiled, attached, supervised, the simulator trading
         assert DEMO_LAB.engine_iface in engine.attached_ifaces()
+        while_trading()
         app.press(CTRL_Q)
         app.wait_for(b"Detach and quit")
         app.press(b"d")
@@ -56,3 +59,7 @@ def test_the_demo_trades_and_quitting_with_detach_leaves_nothing_behind():
     assert b"Traceback" not in app.tail
     assert demo_leftovers() == []
     assert lab.lab_pids(DEMO_LAB) == []
+
+
+def test_the_demo_trades_and_quitting_with_detach_leaves_nothing_behind():
+    run_demo(["--demo"], lambda: None)

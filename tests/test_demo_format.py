@@ -88,14 +88,9 @@ def engine_status(iface: str) -> dict:
 
 
 def test_the_demo_on_itch_trades_from_its_packets_and_leaves_nothing_behind():
-    from test_app_demo import CTRL_Q, DEMO_LAB, demo_leftovers
+    from test_app_demo import DEMO_LAB, run_demo
 
-    from hft_tui.bench.app_perf import AppInTerminal
-
-    assert demo_leftovers() == [], "the demo lab is in use or left over: 'hft-tui lab down' removes it"
-    app = AppInTerminal([HFT_TUI, "--demo", "--format", "itch"])
-    try:
-        app.wait_for(b"TRADING", timeout=90)
+    def trades_on_itch() -> None:
         status: dict = {}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -108,14 +103,6 @@ def test_the_demo_on_itch_trades_from_its_packets_and_leaves_nothing_behind():
         assert feed["messages"] > feed["packets"] > 0  # several messages a packet
         assert status["gateway"]["ip"] == DEMO_LAB.gateway_ip
         assert status["orders_sent"] > 0, f"no order in 30 s: {status}"
-        app.press(CTRL_Q)
-        app.wait_for(b"Detach and quit")
-        app.press(b"d")
-        assert app.proc.wait(60) == 0
-    finally:
-        app.close()
-        if app.proc.returncode != 0:
-            lab.down(DEMO_LAB, quiet=True)
-    assert b"Traceback" not in app.tail
-    assert demo_leftovers() == []
+
+    run_demo(["--demo", "--format", "itch"], trades_on_itch)
     assert not list(paths.RUN_DIR.glob("demo-itch-*.toml")), "the demo's config file was left behind"

@@ -319,6 +319,10 @@ int xdp_feeder(struct xdp_md *ctx)
 	__builtin_memcpy(data, t->bytes, FRAME_LEN);
 	be = __builtin_bswap64(__sync_fetch_and_add(seq, 1) + 1);
 	__builtin_memcpy(data + PAYLOAD_OFF + HFT_OFF_SEQ, &be, sizeof(be));
+#ifdef FEEDER_CLOCK
+	be = __builtin_bswap64(bpf_ktime_get_ns());   /* before the program reads anything */
+	__builtin_memcpy(data + PAYLOAD_OFF + HFT_OFF_TIMESTAMP, &be, sizeof(be));
+#endif
 	feeder_target.call(ctx, 0);
 	return XDP_ABORTED;   /* the tail call failed */
 }
@@ -552,51 +556,12 @@ def test_two_cpus_reading_multi_message_packets_keep_position_and_ids_exact(iex_
 # The program uses its per-CPU copy of a config without the config's lock while the
 # config's published stamp is the one the copy was made for (ebpf/hft_structs.h: config
 # stamps).  Proof, against a writer replacing a config as fast as it can: both CPUs read
-# through the real program back to back in the kernel (a feeder like the one above, which
+# through the real program back to back in the kernel (the feeder above built with FEEDER_CLOCK, which
 # also writes its clock into the update's timestamp just before the tail call), and every
 # decision's outcome names the config it was made on.  Whole: that is one of the two
 # configs written, never a mix.  Fresh: it is never older than the last write that had
 # returned before the feeder's clock (the event's sender_ts), and never one begun after
 # the program's own clock (the event's ts_ns, read after the config).
-TIMED_FEEDER = r"""
-#include <uapi/linux/bpf.h>
-#include "hft_protocol.h"
-
-struct frame_template { __u8 bytes[FRAME_LEN]; };
-
-BPF_PROG_ARRAY(timed_target, 1);
-BPF_ARRAY(timed_templates, struct frame_template, 2);
-BPF_ARRAY(timed_seq, __u64, 1);
-BPF_PERCPU_ARRAY(timed_runs, __u64, 1);
-
-int xdp_timed_feeder(struct xdp_md *ctx)
-{
-	void *data_end = (void *)(long)ctx->data_end;
-	void *data = (void *)(long)ctx->data;
-	struct frame_template *t;
-	__u32 zero = 0, which, period;
-	__u64 *seq, *runs, be;
-
-	if (data + FRAME_LEN + 1 > data_end)
-		return XDP_ABORTED;
-	period = *(__u8 *)(data + FRAME_LEN);
-	runs = timed_runs.lookup(&zero);
-	seq = timed_seq.lookup(&zero);
-	if (!runs || !seq || !period)
-		return XDP_ABORTED;
-	which = (*runs)++ / period % 2;
-	t = timed_templates.lookup(&which);
-	if (!t)
-		return XDP_ABORTED;
-	__builtin_memcpy(data, t->bytes, FRAME_LEN);
-	be = __builtin_bswap64(__sync_fetch_and_add(seq, 1) + 1);
-	__builtin_memcpy(data + PAYLOAD_OFF + HFT_OFF_SEQ, &be, sizeof(be));
-	be = __builtin_bswap64(bpf_ktime_get_ns());   /* before the program reads anything */
-	__builtin_memcpy(data + PAYLOAD_OFF + HFT_OFF_TIMESTAMP, &be, sizeof(be));
-	timed_target.call(ctx, 0);
-	return XDP_ABORTED;   /* the tail call failed */
-}
-"""
 CONFIG_ASKS = (P("99.00"), P("102.00"))  # the two frames: ASKS' asks
 PINNED_FLOOR = 50  # decisions where exactly one config is allowed, of each: the freshness check bites there
 
@@ -612,12 +577,13 @@ def timed_feeder(h):
     frames = [update_frame(Update("AAPL", 0, 0, 0, ask, 1_000_000)) for ask in CONFIG_ASKS]
     length = len(frames[0])
     b = bcc.BPF(
-        text=TIMED_FEEDER.encode(), cflags=[f"-I{EBPF_DIR}", f"-DFRAME_LEN={length}", f"-DPAYLOAD_OFF={PAYLOAD_AT}"]
+        text=FEEDER.encode(),
+        cflags=[f"-I{EBPF_DIR}", f"-DFRAME_LEN={length}", f"-DPAYLOAD_OFF={PAYLOAD_AT}", "-DFEEDER_CLOCK"],
     )
     try:
-        fd = b.load_func(b"xdp_timed_feeder", bcc.BPF.XDP).fd
-        b[b"timed_target"][ctypes.c_int(0)] = ctypes.c_int(h.prog_fd)
-        templates = b[b"timed_templates"]
+        fd = b.load_func(b"xdp_feeder", bcc.BPF.XDP).fd
+        b[b"feeder_target"][ctypes.c_int(0)] = ctypes.c_int(h.prog_fd)
+        templates = b[b"feeder_templates"]
         for i, f in enumerate(frames):
             templates[ctypes.c_int(i)] = templates.Leaf((ctypes.c_uint8 * length).from_buffer_copy(f))
 
