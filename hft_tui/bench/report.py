@@ -36,7 +36,8 @@ def _us(ns: float) -> float:
     return round(ns / 1000, 3)
 
 
-def summarize(samples_ns: list[int], *, lost: int, invalid: int, late: int) -> dict:
+def _distribution(samples_ns: list[int]) -> dict:
+    """Count, percentiles, max, min and mean (µs) of a non-empty list of ns."""
     v = sorted(samples_ns)
     return {
         "count": len(v),
@@ -46,27 +47,18 @@ def summarize(samples_ns: list[int], *, lost: int, invalid: int, late: int) -> d
         "max_us": _us(v[-1]),
         "min_us": _us(v[0]),
         "mean_us": _us(sum(v) / len(v)),
-        "lost": lost,
-        "invalid": invalid,
-        "late": late,
     }
+
+
+def summarize(samples_ns: list[int], *, lost: int, invalid: int, late: int) -> dict:
+    return {**_distribution(samples_ns), "lost": lost, "invalid": invalid, "late": late}
 
 
 def summarize_wire(samples_ns: list[int], *, missing: int) -> dict:
     """Tick-to-trade on the wire of the measured trips; ``missing``: trips without both stamps."""
     if not samples_ns:
         return {"count": 0, "missing": missing}
-    v = sorted(samples_ns)
-    return {
-        "count": len(v),
-        "p50_us": _us(percentile(v, 0.50)),
-        "p99_us": _us(percentile(v, 0.99)),
-        "p999_us": _us(percentile(v, 0.999)),
-        "max_us": _us(v[-1]),
-        "min_us": _us(v[0]),
-        "mean_us": _us(sum(v) / len(v)),
-        "missing": missing,
-    }
+    return {**_distribution(samples_ns), "missing": missing}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

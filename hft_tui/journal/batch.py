@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..constants import EVENT_KILL, EVENT_ORDER, EVENT_REJECT, EVENT_UPDATE, KILL_STATES
 from ..events import EngineEvent
 from ..layout import key_name
-from .records import RawField, event_tuple, kill_detail
+from .records import RawField, event_columns, event_tuple, kill_detail
 
 
 @dataclass
@@ -63,30 +63,13 @@ def batch_of_records(records: Iterable[tuple[int, tuple]], names: dict[bytes, st
         kind = t[f.kind]
         if kind == EVENT_UPDATE:
             continue
-        side = t[f.side]
-        raw_symbol = t[f.symbol]
-        symbol = names.get(raw_symbol)
-        if symbol is None:
-            symbol = names[raw_symbol] = key_name(raw_symbol)
-        row = (
-            pos,
-            t[f.ts_ns],
-            t[f.sender_ts],
-            t[f.seq],
-            symbol,
-            chr(side) if side else "",
-            t[f.price],
-            t[f.qty],
-            t[f.position],
-            t[f.pnl],
-            t[f.bid],
-            t[f.bid_qty],
-            t[f.ask],
-            t[f.ask_qty],
-        )
         if kind == EVENT_ORDER:
-            b.orders.append((t[f.order_id], *row))
-        elif kind == EVENT_REJECT:
+            raw_symbol = t[f.symbol]
+            symbol = names.get(raw_symbol)
+            if symbol is None:
+                symbol = names[raw_symbol] = key_name(raw_symbol)
+            b.orders.append((t[f.order_id], pos, *event_columns(t, symbol)))
+        elif kind == EVENT_REJECT:  # kept as the ring's record: the journal stores rejects in blocks
             b.rejects.append((pos, t))
         elif kind == EVENT_KILL:
             state = KILL_STATES.get(t[f.reason], str(t[f.reason]))

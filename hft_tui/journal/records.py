@@ -196,6 +196,28 @@ def ring_record(t: tuple) -> bytes:
     return RECORD_STRUCT.pack(EVENT_STRUCT.size, 0, *t)
 
 
+def event_columns(t: tuple, symbol: str) -> tuple:
+    """An event tuple's columns of a journal row, from ts_ns to ask_qty (``symbol``
+    already decoded: callers cache it)."""
+    f = RawField
+    side = t[f.side]
+    return (
+        t[f.ts_ns],
+        t[f.sender_ts],
+        t[f.seq],
+        symbol,
+        chr(side) if side else "",
+        t[f.price],
+        t[f.qty],
+        t[f.position],
+        t[f.pnl],
+        t[f.bid],
+        t[f.bid_qty],
+        t[f.ask],
+        t[f.ask_qty],
+    )
+
+
 def decode_reject_block(jseq: int, engine: int, records: bytes) -> list[dict]:
     """The rejects of one block as rows (the columns of an order row, a reason for the id)."""
     f = RawField
@@ -208,33 +230,9 @@ def decode_reject_block(jseq: int, engine: int, records: bytes) -> list[dict]:
     rows = []
     for i, rec in enumerate(RECORD_STRUCT.iter_unpack(records)):
         t = rec[2:]
-        side = t[f.side]
-        rows.append(
-            dict(
-                zip(
-                    REJECT_ROW_KEYS,
-                    (
-                        jseq + i,
-                        engine,
-                        REJECT_REASONS.get(t[f.reason], str(t[f.reason])),
-                        None,
-                        t[f.ts_ns],
-                        t[f.sender_ts],
-                        t[f.seq],
-                        key_name(t[f.symbol]),
-                        chr(side) if side else "",
-                        t[f.price],
-                        t[f.qty],
-                        t[f.position],
-                        t[f.pnl],
-                        t[f.bid],
-                        t[f.bid_qty],
-                        t[f.ask],
-                        t[f.ask_qty],
-                    ),
-                )
-            )
-        )
+        reason = REJECT_REASONS.get(t[f.reason], str(t[f.reason]))
+        columns = (jseq + i, engine, reason, None, *event_columns(t, key_name(t[f.symbol])))
+        rows.append(dict(zip(REJECT_ROW_KEYS, columns)))
     return rows
 
 
