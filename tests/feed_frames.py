@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
-from hft_tui import libbpf
+from hft_tui import lab, libbpf
 from hft_tui.feeds import decode_orders, iex, itch
 from hft_tui.layout import ChannelKey
 from hft_tui.maps import EngineMaps, FeedSources, Gateway
@@ -254,3 +256,32 @@ def reframed(
     pkt[UDP].add_payload(Raw(bytes(payload)))
     del pkt[IP].len, pkt[IP].chksum, pkt[UDP].len, pkt[UDP].chksum
     return bytes(pkt)
+
+
+class ExchangePort:
+    """The exchange's end of a lab: whole frames out, and the order frames sent to
+    ``gateway_port`` in, as they were on the wire (lab.packet_socket: a VLAN tag the
+    kernel moved into metadata put back; what it sends itself is not read back)."""
+
+    def __init__(self, L, gateway_port: int) -> None:
+        self.psock = lab.packet_socket(L)
+        self.gateway_port = gateway_port
+
+    def close(self) -> None:
+        self.psock.close()
+
+    def send(self, frame: bytes) -> None:
+        self.psock.send(frame)
+
+    def orders(self, want: int, timeout: float = 3.0) -> list[bytes]:
+        """Order frames (UDP to the gateway's port) received, until ``want`` or the timeout."""
+        got: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < want and time.monotonic() < deadline:
+            if not select.select([self.psock], [], [], 0.05)[0]:
+                continue
+            for r in self.psock.receive():
+                frame = Ether(r.frame)
+                if frame.haslayer(UDP) and frame[UDP].dport == self.gateway_port:
+                    got.append(r.frame)
+        return got

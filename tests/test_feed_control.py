@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import ctypes
 import json
-import select
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from feed_frames import IEX_SESSION, check_order_frame, iex_frame, offer
+from feed_frames import IEX_SESSION, ExchangePort, check_order_frame, iex_frame, offer
 from frames import P
 from pyroute2 import IPRoute
-from scapy.layers.l2 import Ether
 
 from hft_tui import journal, lab, libbpf, netlink, paths
 from hft_tui.controller import Controller
@@ -43,8 +40,6 @@ from hft_tui.protocol import Update, decode_order, encode_update
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
 PORT, GATEWAY_PORT = 9000, 9100
-ETH_P_ALL = 0x0003  # linux/if_ether.h
-PACKET_OUTGOING = 4  # linux/if_packet.h
 NUD_PERMANENT = 0x80  # linux/neighbour.h
 SYMBOL = """
 [symbols.AAPL]
@@ -112,32 +107,6 @@ def control_rows(path: Path) -> list[dict]:
         return [{**r, "detail": json.loads(r["detail"])} for r in j.rows("control")]
 
 
-class Exchange:
-    """The exchange's interface: whole frames out, and the frames sent to the gateway's port in."""
-
-    def __init__(self, L: lab.Lab) -> None:
-        self.sock = lab.lab_socket(L, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.bind((L.exchange_iface, 0))
-        self.sock.setblocking(False)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send(self, frame: bytes) -> None:
-        self.sock.send(frame)
-
-    def orders(self, want: int, timeout: float = 3.0) -> list[bytes]:
-        got: list[bytes] = []
-        deadline = time.monotonic() + timeout
-        while len(got) < want and time.monotonic() < deadline:
-            if not select.select([self.sock], [], [], 0.05)[0]:
-                continue
-            data, addr = self.sock.recvfrom(65535)
-            if addr[2] != PACKET_OUTGOING and Ether(data).haslayer("UDP") and Ether(data)["UDP"].dport == GATEWAY_PORT:
-                got.append(data)
-        return got
-
-
 # -- an IEX engine, its gateway found by ARP ------------------------------------------------
 
 
@@ -159,7 +128,7 @@ port = {GATEWAY_PORT}
 {SYMBOL}""",
     )
     attach = cli("engine", "attach", L.engine_iface, "--config", config)
-    ex = Exchange(L)
+    ex = ExchangePort(L, GATEWAY_PORT)
     try:
         yield L, attach, jpath, ex
     finally:

@@ -5,8 +5,8 @@ feed's own formats, to a multicast group, with and without a VLAN tag, each
 packet twice as an A line and a B line) and collects the order frames on its
 interface with a packet socket: the gateway is the exchange's MAC with an
 address of its own, so every order frame arrives there whatever its IP.  A
-VLAN tag the receiving kernel moved into metadata is put back from
-PACKET_AUXDATA before the frame is checked.  Each order frame is checked whole
+VLAN tag the receiving kernel moved into metadata is put back
+(lab.packet_socket) before the frame is checked.  Each order frame is checked whole
 (feed_frames.check_order_frame: route, TTL, lengths, checksums) and the
 orders against what was sent: ids gap-free, one set of orders for the two
 lines, the duplicates counted by the channel.
@@ -20,14 +20,8 @@ Labs 100..105 are this module's (one per feed and mode).
 
 from __future__ import annotations
 
-import ctypes
-import select
-import socket
-import struct
-import time
-
 import pytest
-from feed_frames import GROUP, GROUP_MAC, check_order_frame, iex_frame, itch_frame, offer, udp_frame
+from feed_frames import GROUP, GROUP_MAC, ExchangePort, check_order_frame, iex_frame, itch_frame, offer, udp_frame
 from frames import P
 from pyroute2 import IPRoute
 from scapy.layers.l2 import Dot1Q, Ether
@@ -44,67 +38,7 @@ MODES = ("native", "generic")
 LAB_NUMBER = {(feed, mode): 100 + 2 * i + j for i, feed in enumerate(FEEDS) for j, mode in enumerate(MODES)}
 PORT, GATEWAY_PORT = 9000, 9100
 VLAN = 77
-ETH_P_ALL = 0x0003  # linux/if_ether.h
-PACKET_OUTGOING = 4  # linux/if_packet.h
-SOL_PACKET, PACKET_AUXDATA = 263, 8  # linux/socket.h, linux/if_packet.h
-TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x10, 0x40
 BASE = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 10, "max_position": 100_000}
-
-
-class TpacketAuxdata(ctypes.Structure):
-    """struct tpacket_auxdata (linux/if_packet.h)."""
-
-    _fields_ = [
-        ("tp_status", ctypes.c_uint32),
-        ("tp_len", ctypes.c_uint32),
-        ("tp_snaplen", ctypes.c_uint32),
-        ("tp_mac", ctypes.c_uint16),
-        ("tp_net", ctypes.c_uint16),
-        ("tp_vlan_tci", ctypes.c_uint16),
-        ("tp_vlan_tpid", ctypes.c_uint16),
-    ]
-
-
-class Exchange:
-    """The exchange's interface in the lab: frames out, order frames in (tags restored)."""
-
-    def __init__(self, L: lab.Lab) -> None:
-        self.sock = lab.lab_socket(L, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.bind((L.exchange_iface, 0))
-        self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-        self.sock.setblocking(False)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send(self, frame: bytes) -> None:
-        self.sock.send(frame)
-
-    def orders(self, want: int, timeout: float = 3.0) -> list[bytes]:
-        """Order frames (UDP to the gateway port) received, until ``want`` or the timeout."""
-        got: list[bytes] = []
-        deadline = time.monotonic() + timeout
-        while len(got) < want and time.monotonic() < deadline:
-            if not select.select([self.sock], [], [], 0.05)[0]:
-                continue
-            data, anc, _, addr = self.sock.recvmsg(65535, socket.CMSG_SPACE(ctypes.sizeof(TpacketAuxdata)))
-            if addr[2] == PACKET_OUTGOING:
-                continue
-            frame = with_tag_restored(data, anc)
-            if Ether(frame).haslayer("UDP") and Ether(frame)["UDP"].dport == GATEWAY_PORT:
-                got.append(frame)
-        return got
-
-
-def with_tag_restored(data: bytes, ancillary) -> bytes:
-    """The frame as it was on the wire: a VLAN tag the kernel took into metadata put back."""
-    for level, kind, raw in ancillary:
-        if level == SOL_PACKET and kind == PACKET_AUXDATA:
-            aux = TpacketAuxdata.from_buffer_copy(raw.ljust(ctypes.sizeof(TpacketAuxdata), b"\0"))
-            if aux.tp_status & TP_STATUS_VLAN_VALID:
-                tpid = aux.tp_vlan_tpid if aux.tp_status & TP_STATUS_VLAN_TPID_VALID else 0x8100
-                return data[:12] + struct.pack("!HH", tpid, aux.tp_vlan_tci) + data[12:]
-    return data
 
 
 def mac_of(ipr, ifname: str) -> str:
@@ -113,7 +47,7 @@ def mac_of(ipr, ifname: str) -> str:
 
 @pytest.fixture
 def attached(make_lab, request):
-    """(feed, lab, maps, gateway, exchange MAC, engine MAC, Exchange): the program for the feed
+    """(feed, lab, maps, gateway, exchange MAC, engine MAC, ExchangePort): the program for the feed
     attached in the mode, its maps written before attach."""
     feed, mode = request.param
     L = make_lab(LAB_NUMBER[(feed, mode)])
@@ -134,7 +68,7 @@ def attached(make_lab, request):
     maps.write_route(gateway)
     maps.write_feed_sources(FeedSources(sources=(f"{L.exchange_ip}/32",), macs=(exchange_mac,)))
     maps.write_symbol("AAPL", symbol_params("AAPL", BASE))
-    ex = Exchange(L)
+    ex = ExchangePort(L, GATEWAY_PORT)
     with IPRoute() as ipr:
         netlink.attach_xdp(ipr, L.engine_iface, fd, mode)
     try:
