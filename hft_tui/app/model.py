@@ -16,6 +16,7 @@ from ..config import EngineParams, SymbolParams, engine_params
 from ..constants import KILL_OFF, KILL_STATES, NO_TRADE_ACTIONS
 from ..events import EngineEvent
 from ..maps import Snapshot, symbol_params_from_map
+from ..replay_status import replay_note
 from .feed_model import FeedSetup, FeedView, feed_view
 
 # How much of the ring buffer's output reaches the tape per tick: at 10 Hz
@@ -113,6 +114,7 @@ class EngineView:
     taken_ns: int = 0
     operstate: str | None = None  # the interface's operational state; None: not read
     feed: FeedView | None = None  # None: an engine without real-feed support
+    replay: str | None = None  # a capture feeding the interface (hft-tui --demo --replay): where it is
 
     @property
     def killed(self) -> bool:
@@ -449,6 +451,7 @@ class ViewBuilder:
             open_cost=snap.totals.open_cost,
             engine=engine_params_from_snapshot(snap, link.mode or (rec.mode if rec else None), deadline),
             symbols=symbols,
+            replay=replay_note(self.iface),  # read here, in the supervisor process, not by the UI
             tape=tape,
             alerts=tuple(alerts),
             pnl_history=self.history.chart(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from ...replay_status import replay_note
 from ..fitting import Part
 from ..formatting import Display
 from ..model import EngineView
@@ -92,7 +91,7 @@ def status_parts(view: EngineView | None, iface: str | None, error: str | None, 
         else:
             parts.append(Part.of(f"{SEP}dead-man OFF ", style="bold red", rank=2))
         parts.append(Part.of(f"{SEP}cfg v{view.config_version} ", "", rank=6))
-    note = replay_note(iface)  # a capture feeding this interface (hft-tui --demo --replay)
+    note = view.replay if view is not None else None  # a capture feeding this interface
     if note:
         parts.append(Part.of(f"{SEP}{note} ", "", style="bold cyan", rank=3))
     if error:
