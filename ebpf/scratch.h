@@ -121,9 +121,6 @@ struct hft_scratch {
 	struct feed_loop loop;
 	struct feed_msg u;                /* the message being handled */
 	struct decision d;
-	struct hft_symbol_params p;       /* the symbol's config, copied under its lock */
-	__u32 seq_epoch;                  /* ... and its seq_epoch */
-	__u32 _pad;
 	__u8 frame[FRAME_BUF_LEN] __attribute__((aligned(8)));
 };
 

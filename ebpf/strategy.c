@@ -33,10 +33,11 @@
  *       lock, the coarse clock (hft_coarse_now), the dead-man switch; the
  *       precise clock is read once a packet too, and only when a throttle
  *       or an event needs it (hft_precise_now);
- *     - the symbol's config copied under its spin lock (read_symbol), the
- *       switches checked (check_switches: kill switch, dead-man switch,
- *       symbol disabled, what the message itself says: halted, price range),
- *       room in the frame made (order_room);
+ *     - the symbol's config: this CPU's copy (symbol_view), read in place
+ *       (it was made under the config's spin lock); the switches checked
+ *       (check_switches: kill switch, dead-man switch, symbol disabled, what
+ *       the message itself says: halted, price range), room in the frame
+ *       made (order_room);
  *     - phase 1, decide and reserve (decide_and_reserve, symbol lock): market
  *       data and the sequence rules (record_market_data: stale, seq_jump,
  *       crossed, the mark), the halted state, the decision, and a
@@ -556,7 +557,9 @@ static __always_inline void packet_view(struct hft_scratch *s)
  * under the config's lock, tagged with the stamp read before the config was
  * looked up (so the copy is never older than the write that published it).
  * NULL: no config (an unknown symbol; a slot never published is one without
- * any hash lookup).
+ * any hash lookup, nor any read of the copies).  The message is decided on
+ * the copy itself, not a copy of it: only this CPU writes it, and nothing
+ * else runs on this CPU until the packet is done.
  */
 static __always_inline struct hft_symbol_copy *symbol_view(struct hft_symbol_key *key)
 {
@@ -566,12 +569,14 @@ static __always_inline struct hft_symbol_copy *symbol_view(struct hft_symbol_key
 	struct hft_symbol_copy *c;
 
 	published = config_stamps.lookup(&slot);
-	c = symbol_copies.lookup(&slot);
-	if (!published || !c)
+	if (!published)
 		return NULL;
 	stamp = *(volatile __u64 *)published;
 	if (!stamp)
-		return NULL;              /* no symbol of this slot was ever configured */
+		return NULL;              /* no symbol of this slot was ever configured: no copy read */
+	c = symbol_copies.lookup(&slot);
+	if (!c)
+		return NULL;
 	if (c->stamp == stamp && *(__u64 *)c->key.name == k)
 		return c;
 	cfg = symbol_config.lookup(key);
@@ -586,21 +591,15 @@ static __always_inline struct hft_symbol_copy *symbol_view(struct hft_symbol_key
 	return c;
 }
 
-/* The symbol's config for this message, in the scratch. */
-static __always_inline void read_symbol(const struct hft_symbol_copy *c, struct hft_scratch *s)
-{
-	s->p = c->p;
-	s->seq_epoch = c->seq_epoch;
-}
-
 /* Why no order may leave for this symbol whatever the message says, or NO_REJECT. */
-static __always_inline __u32 check_switches(const struct hft_scratch *s, const __u64 *kill)
+static __always_inline __u32 check_switches(const struct hft_scratch *s, const struct hft_symbol_copy *c,
+					   const __u64 *kill)
 {
 	if (*kill != HFT_KILL_OFF)
 		return HFT_REJECT_KILL;
 	if (s->loop.switch_reason != NO_REJECT)
 		return s->loop.switch_reason;
-	if (!s->p.enabled)
+	if (!c->p.enabled)
 		return HFT_REJECT_DISABLED;
 	return s->u.reason;               /* the message's own: halted flag, price range */
 }
@@ -830,10 +829,11 @@ static __always_inline void take_reference(const struct hft_symbol_params *p, st
  * feed a symbol's messages are channel sequence numbers, legitimately far
  * apart, and arbitrate_channel bounds them all.
  */
-static __always_inline __u32 record_market_data(struct hft_scratch *s, struct hft_symbol_state *st)
+static __always_inline __u32 record_market_data(struct hft_scratch *s, const struct hft_symbol_copy *c,
+						struct hft_symbol_state *st)
 {
 	const struct feed_msg *u = &s->u;
-	int fresh = !st->updates || st->seq_session != s->loop.session_tag || st->seq_epoch != s->seq_epoch;
+	int fresh = !st->updates || st->seq_session != s->loop.session_tag || st->seq_epoch != c->seq_epoch;
 	int crossed;
 
 	st->updates++;
@@ -844,7 +844,7 @@ static __always_inline __u32 record_market_data(struct hft_scratch *s, struct hf
 			return HFT_REJECT_SEQ_JUMP;   /* the last sequence stays: one packet cannot lock it out */
 	}
 	st->seq_session = s->loop.session_tag;
-	st->seq_epoch = s->seq_epoch;
+	st->seq_epoch = c->seq_epoch;
 	st->last_seq = u->seq;
 	st->last_update_ns = s->loop.now;
 	st->last_bid = u->bid;
@@ -854,8 +854,8 @@ static __always_inline __u32 record_market_data(struct hft_scratch *s, struct hf
 	crossed = u->bid && u->ask && u->bid > u->ask;
 	enter_book(st, s->loop.session_tag);
 	if (!st->session_ref)
-		take_reference(&s->p, st, u);
-	if (moves_mark(&s->p, st, u))
+		take_reference(&c->p, st, u);
+	if (moves_mark(&c->p, st, u))
 		st->mark = u->bid;
 	return crossed ? HFT_REJECT_CROSSED : NO_REJECT;
 }
@@ -865,14 +865,14 @@ static __always_inline __u32 record_market_data(struct hft_scratch *s, struct hf
  * state, the decision and its reservation.  d->reason comes in as
  * check_switches' verdict.
  */
-static __always_inline void decide_and_reserve(struct hft_scratch *s, struct hft_symbol_state *st,
-					       const struct hft_totals *tot)
+static __always_inline void decide_and_reserve(struct hft_scratch *s, const struct hft_symbol_copy *c,
+					       struct hft_symbol_state *st, const struct hft_totals *tot)
 {
 	struct decision *d = &s->d;
 	__u32 market;
 
 	bpf_spin_lock(&st->lock);
-	market = record_market_data(s, st);
+	market = record_market_data(s, c, st);
 	if (d->reason == NO_REJECT)
 		d->reason = market;
 	if (d->reason == NO_REJECT && st->halted)
@@ -885,7 +885,7 @@ static __always_inline void decide_and_reserve(struct hft_scratch *s, struct hft
 	 */
 	d->pnl_delta = repnl(st);
 	if (d->reason == NO_REJECT)
-		decide(&s->p, st, &s->u, s->loop.precise_now, d);
+		decide(&c->p, st, &s->u, s->loop.precise_now, d);
 	if (d->reason != NO_REJECT)
 		st->rejects++;
 	if (d->side && !d->room) {
@@ -1063,7 +1063,6 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 		return;
 	if (!fl->have_view)
 		packet_view(s);
-	read_symbol(cfgp, s);
 
 	d->side = 0;
 	d->price = 0;
@@ -1076,13 +1075,13 @@ static __always_inline void trade_message(struct xdp_md *ctx, struct hft_scratch
 	d->pnl_delta = 0;
 	d->pnl_known = 0;
 	d->released = 0;
-	d->reason = check_switches(s, kill);
+	d->reason = check_switches(s, cfgp, kill);
 	if (d->reason == NO_REJECT)
 		d->room = order_room(ctx, fl);
-	if (s->p.rate_per_sec || s->g.rate_per_sec)
+	if (cfgp->p.rate_per_sec || s->g.rate_per_sec)
 		hft_precise_now(s);                     /* a rate is kept: read before the locks */
 
-	decide_and_reserve(s, st, tot);                 /* phase 1 */
+	decide_and_reserve(s, cfgp, st, tot);           /* phase 1 */
 	add_pnl(s, tot);
 	if (!d->side) {
 		report_no_order(s, tot);

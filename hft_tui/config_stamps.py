@@ -51,9 +51,6 @@ class ConfigStamps:
     def global_slot(self) -> int:
         return self.symbol_slots
 
-    def stamp(self, slot: int) -> int:
-        return self._words[slot]
-
     def publish(self, slot: int) -> int:
         """A fresh stamp at ``slot``: the write before it is complete.  Returns it."""
         stamp = max(time.monotonic_ns(), self._words[slot] + 1)

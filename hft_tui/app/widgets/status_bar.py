@@ -34,7 +34,8 @@ def engine_state(view: EngineView | None) -> tuple[str, str]:
 
 
 def short_state(label: str) -> str:
-    """The state's short form: its first word ("TRADING", "KILLED", "LINK DOWN" ...)."""
+    """The state's short form: its first word ("TRADING", "KILLED" ...), or its first two
+    where one word would not say it ("LINK DOWN", "INTERFACE GONE", "NOT ATTACHED")."""
     for long in ("LINK DOWN", "INTERFACE GONE", "NOT ATTACHED"):
         if label.startswith(long):
             return long
