@@ -11,7 +11,7 @@
  *  - read the frame (parse_udp_frame): a datagram not to the feed port (one
  *    plain load of feed_port) or not to feed_addr is passed, and one to
  *    another host's unicast MAC too (for_us: not_for_us);
- *  - check the source (check_source): the sender must be in feed_sources
+ *  - check the source (source_allowed): the sender must be in feed_sources
  *    (and feed_source_macs) before anything else is read (foreign_source);
  *  - open the packet (feed_parse_header, open_packet): the decoder reads the
  *    packet's header (channel, first sequence, count; a malformed one is
