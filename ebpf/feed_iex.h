@@ -68,7 +68,8 @@
 #define IEX_S_OFF_STATUS         1    /* 'H' halted, 'O' order acceptance, 'P' paused, 'T' trading */
 #define IEX_S_OFF_TIMESTAMP      2
 #define IEX_S_OFF_SYMBOL         10
-#define IEX_S_OFF_REASON         18   /* 4 ASCII bytes */
+#define IEX_S_OFF_REASON         18   /* IEX_S_REASON_LEN ASCII bytes */
+#define IEX_S_REASON_LEN         4
 #define IEX_STATUS_TRADING       'T'
 
 #ifdef __KERNEL__   /* the decoder: the program only (the #defines above are for Python too) */

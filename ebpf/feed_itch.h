@@ -47,7 +47,8 @@
 #define ITCH_ADD_OFF_SHARES      20   /* u32 */
 #define ITCH_ADD_OFF_STOCK       24
 #define ITCH_ADD_OFF_PRICE       32   /* u32, 4 implied decimals */
-#define ITCH_ADD_OFF_MPID        36   /* 4 ASCII bytes ('F' only) */
+#define ITCH_ADD_OFF_MPID        36   /* ITCH_MPID_LEN ASCII bytes ('F' only) */
+#define ITCH_MPID_LEN            4
 #define ITCH_SIDE_BUY            'B'
 #define ITCH_SIDE_SELL           'S'
 
@@ -57,7 +58,8 @@
 #define ITCH_TA_OFF_STOCK        11
 #define ITCH_TA_OFF_STATE        19   /* 'H' halted, 'P' paused, 'Q' quotation only, 'T' trading */
 #define ITCH_TA_OFF_RESERVED     20
-#define ITCH_TA_OFF_REASON       21   /* 4 ASCII bytes */
+#define ITCH_TA_OFF_REASON       21   /* ITCH_TA_REASON_LEN ASCII bytes */
+#define ITCH_TA_REASON_LEN       4
 #define ITCH_STATE_TRADING       'T'
 
 #ifdef __KERNEL__   /* the decoder: the program only (the #defines above are for Python too) */

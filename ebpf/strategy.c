@@ -1126,7 +1126,7 @@ static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *
 		if (i >= count)
 			goto done;
 		/* A bound the verifier can see, opaque to clang so it is not folded away. */
-		asm volatile("%0 &= 0x7ff" : "+r"(pos));
+		asm volatile("%0 &= " FEED_STR(FEED_OFF_MASK) : "+r"(pos));
 		p = data + pos;
 		if (p + FEED_LEN_PREFIX > data_end)
 			goto malformed;
@@ -1138,6 +1138,8 @@ static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *
 				goto malformed;
 			if (FEED_WANTS(*(__u8 *)(p + FEED_LEN_PREFIX)))
 				break;
+		} else if (i >= skip) {
+			fl->malformed_msgs++;     /* an empty block: no message (hft_tui/feeds too), walked past */
 		}
 		pos += FEED_LEN_PREFIX + len;
 		i++;

@@ -119,6 +119,7 @@ def attach(
         # Before anything is built: a gateway that cannot be resolved refuses the attach.
         route = resolve_gateway(iface, config.gateway, config.engine.feed_port) if config.gateway else None
         b, prog_fd = load_strategy(feed=config.feed.feed)  # only this feed's decoder is compiled in
+        maps: EngineMaps | None = None
         try:
             maps = EngineMaps(bcc_map_fds(b), owns_fds=False)
             maps.write_global(config.engine, deadman_ms=deadman_ms or 0, version=1)
@@ -151,6 +152,8 @@ def attach(
                 )
                 rec.save()
         finally:
+            if maps is not None:
+                maps.close()  # the config stamps' mmap holds a map reference of its own
             b.cleanup()
     return rec
 

@@ -227,8 +227,10 @@ def delete(fd: int, key) -> bool:
 
 
 def keys(fd: int, key_type: type[_Key]) -> list[_Key]:
-    """Every key of a hash map (a snapshot; the map may change meanwhile)."""
+    """Every key of a hash map, once (a snapshot; the map may change meanwhile: when the key
+    the walk stands on is deleted, the kernel starts it again from the first)."""
     out: list[_Key] = []
+    seen: set[bytes] = set()
     prev: _Key | None = None
     while True:
         nxt = key_type()
@@ -236,7 +238,9 @@ def keys(fd: int, key_type: type[_Key]) -> list[_Key]:
         if rc == -errno_mod.ENOENT:
             return out
         _check(rc, "map iteration")
-        out.append(nxt)
+        if bytes(nxt) not in seen:
+            seen.add(bytes(nxt))
+            out.append(nxt)
         prev = nxt
 
 
@@ -267,7 +271,9 @@ def prog_fd_by_id(prog_id: int) -> int:
 
 
 def btf_id(fd: int) -> int | None:
-    """The id of the BTF object ``fd`` holds; None when it holds none (another kind of fd)."""
+    """The id of the BTF object ``fd`` is; None when the kernel gives no info for it.  ``fd``
+    must be a BTF object's: for a map's or a program's the kernel fills in their info instead,
+    and what is read here as an id is not one (bccload.module_btf passes only anon_inode:btf)."""
     info = BpfBtfInfo()
     size = c_uint32(ctypes.sizeof(info))
     if lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) < 0:

@@ -17,6 +17,7 @@ which every write to a running engine holds.
 from __future__ import annotations
 
 import ctypes
+import errno
 import ipaddress
 import os
 import socket
@@ -188,6 +189,13 @@ class EngineMaps:
                     f"map {name} holds {size}-byte values, this hft-tui expects {ctypes.sizeof(vtype)}: "
                     "the running engine is another version; detach it and attach again"
                 )
+        # The counters' values are u64s whatever the version: their number is what tells.
+        held = libbpf.map_info(fds["counters"]).max_entries
+        if held != NUM_COUNTERS:
+            raise MapsError(
+                f"map counters holds {held} counters, this hft-tui expects {NUM_COUNTERS}: "
+                "the running engine is another version; detach it and attach again"
+            )
         self.stamps = ConfigStamps(fds["config_stamps"])
 
     @classmethod
@@ -200,7 +208,12 @@ class EngineMaps:
             for fd in fds.values():
                 os.close(fd)
             raise MapsError(f"cannot open the engine's maps in {directory}: {exc.strerror}") from None
-        return cls(fds, owns_fds=True)
+        try:
+            return cls(fds, owns_fds=True)
+        except BaseException:  # another version's maps: refused, and nothing of them kept open
+            for fd in fds.values():
+                os.close(fd)
+            raise
 
     def close(self) -> None:
         if self.fds:
@@ -394,7 +407,10 @@ class EngineMaps:
             try:
                 libbpf.update(self.fds["symbol_state"], key, SymbolState(), BPF_NOEXIST)
             except OSError as exc:
-                if exc.errno != 17:  # EEXIST: the symbol trades already, keep its state
+                if exc.errno == errno.E2BIG:  # a hash map refuses an insert past max_entries
+                    held = libbpf.map_info(self.fds["symbol_state"]).max_entries
+                    raise MapsError(f"symbol {name}: the engine holds at most {held} symbols") from None
+                if exc.errno != errno.EEXIST:  # EEXIST: the symbol trades already, keep its state
                     raise
             old = SymbolConfig()
             epoch = old.seq_epoch if libbpf.lookup(self.fds["symbol_config"], key, old, lock=True) else 0

@@ -6,6 +6,8 @@ made from a capture, the status bar's note.
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from capture_files import NS, ROUTE, T0, config, deep_packets, hft1_packets, itch_packets
 
@@ -14,8 +16,8 @@ from hft_tui.backtest.orders import OrderFrames
 from hft_tui.backtest.report import money, when
 from hft_tui.backtest.sweep import parse_axis, variants
 from hft_tui.backtest.window import INT64_MAX, INT64_MIN, parse_time, window_ns
-from hft_tui.errors import ConfigError
-from hft_tui.feeds import encode_orders, iex
+from hft_tui.errors import ConfigError, ProtocolError
+from hft_tui.feeds import encode_orders, iex, itch
 from hft_tui.lab import Lab
 from hft_tui.maps import Gateway
 from hft_tui.protocol import Order, parse_price
@@ -180,6 +182,45 @@ def test_deep_levels_hft1_and_itch_as_feed_messages():
     t = packet_meaning("iex", seg)
     assert t is not None and t.messages[0].in_transition and t.messages[0].bid == 1
     assert packet_meaning("iex", b"not a segment") is None
+
+
+def _iex_packet(blocks: tuple[bytes, ...]) -> bytes:
+    return iex.encode_segment(iex.Segment(iex.PROTO_DEEP, 1, 2, 5, blocks))
+
+
+def _itch_packet(blocks: tuple[bytes, ...]) -> bytes:
+    return itch.encode_packet(itch.MoldPacket("TESTSESS01", 5, blocks))
+
+
+IEX_OFFER = iex.encode_message(iex.PriceLevel("S", "AAPL", 990000, 100, timestamp=1))
+ITCH_OFFER = itch.encode_message(itch.AddOrder("S", "AAPL", 990000, 100))
+REFUSED = [  # (feed, packet of blocks, the offer, a block the codec refuses)
+    ("iex", _iex_packet, IEX_OFFER, IEX_OFFER[:-1]),
+    ("iex", _iex_packet, IEX_OFFER, b""),
+    ("itch", _itch_packet, ITCH_OFFER, ITCH_OFFER[:-1]),
+    ("itch", _itch_packet, ITCH_OFFER, ITCH_OFFER[:19] + b"X" + ITCH_OFFER[20:]),
+]
+
+
+@pytest.mark.parametrize(
+    "feed,packet,offer,bad", REFUSED, ids=["iex short level", "iex empty block", "itch short add", "itch side X"]
+)
+def test_a_message_the_codec_refuses_is_none_and_the_packet_goes_on(feed, packet, offer, bad):
+    # As the engine reads it: that message counted malformed, the ones after it decided.
+    m = packet_meaning(feed, packet((offer, bad, offer)))
+    assert m is not None and [x is None for x in m.messages] == [False, True, False]
+    assert [x.seq for x in m.messages if x is not None] == [5, 7]
+
+
+@pytest.mark.parametrize("feed,packet,offer", [("iex", _iex_packet, IEX_OFFER), ("itch", _itch_packet, ITCH_OFFER)])
+def test_a_block_running_past_the_packet_ends_it_the_messages_before_standing(feed, packet, offer):
+    raw = bytearray(packet((offer, offer, offer)))
+    fmt = "<H" if feed == "iex" else ">H"
+    struct.pack_into(fmt, raw, len(raw) - len(offer) - 2, 200)  # the last block claims 200 bytes
+    m = packet_meaning(feed, bytes(raw))
+    assert m is not None and len(m.messages) == 2 and all(x is not None for x in m.messages)
+    with pytest.raises(ProtocolError, match="runs past the end"):
+        (iex.decode_segment if feed == "iex" else itch.decode_packet)(bytes(raw))
 
 
 def test_ipv4_udp_as_the_backtest_decides():

@@ -193,6 +193,16 @@ def test_a_known_type_shorter_than_its_layout_is_malformed_and_the_packet_goes_o
     assert r.counts == {"updates": 1, "orders": 1, "malformed": 1}
 
 
+def test_an_empty_block_is_malformed_and_the_packet_goes_on(fx):
+    feed, h = fx
+    r = h.run(feed.packet([b"", feed.offer("AAPL", P("99.20"))], 30))
+    assert trades(r) == [("B", "AAPL", P("99.20"), 10, 31)]
+    assert r.counts == {"updates": 1, "orders": 1, "malformed": 1}
+    assert r.feed == {"packets": 1, "messages": 2}
+    with pytest.raises(ProtocolError, match="empty"):  # the codec says the same of it
+        (iex if feed is Iex else itch).decode_message(b"")
+
+
 def test_128_messages_are_read_the_rest_counted_truncated(fx):
     feed, h = fx
     last = feed.offer("AAPL", P("99.00"))

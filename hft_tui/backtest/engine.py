@@ -68,6 +68,8 @@ class BacktestEngine:
             self.route = backtest_route(config)
             self._configure()
         except BaseException:
+            if getattr(self, "maps", None) is not None:
+                self.maps.close()
             self._bpf.cleanup()
             raise
 
@@ -86,6 +88,7 @@ class BacktestEngine:
 
     def close(self) -> None:
         if self._bpf is not None:
+            self.maps.close()  # the config stamps' mmap holds a map reference of its own
             self._bpf.cleanup()  # closes the program and the maps: nothing of it stays
             self._bpf = None
 

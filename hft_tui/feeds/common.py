@@ -50,16 +50,22 @@ def join_blocks(messages: tuple[bytes, ...] | list[bytes], length_format: str) -
     return bytes(out)
 
 
-def split_blocks(body: bytes, count: int, length_format: str, what: str) -> tuple[bytes, ...]:
-    """``count`` blocks from ``body``; a block running past the end is an error."""
+def split_blocks(body: bytes, count: int, length_format: str, what: str, *, partial: bool = False) -> tuple[bytes, ...]:
+    """``count`` blocks from ``body``; a block running past the end is an error, or with
+    ``partial`` where they stop: the blocks before it, as the engine reads such a packet
+    (the messages before the bad block are decided, the rest are not read)."""
     fmt = struct.Struct(length_format)
     pos, out = 0, []
     for i in range(count):
         if pos + fmt.size > len(body):
+            if partial:
+                break
             raise ProtocolError(f"{what}: block {i} of {count} starts past the end ({len(body)} bytes)")
         (n,) = fmt.unpack_from(body, pos)
         pos += fmt.size
         if pos + n > len(body):
+            if partial:
+                break
             raise ProtocolError(f"{what}: block {i} of {count} ({n} bytes) runs past the end")
         out.append(body[pos : pos + n])
         pos += n

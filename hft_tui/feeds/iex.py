@@ -35,7 +35,9 @@ FLAG_HALTED = IEX["IEX_Q_FLAG_HALTED"]
 FLAG_COMPLETE = IEX["IEX_L_FLAG_COMPLETE"]
 STATUS_TRADING = chr(IEX["IEX_STATUS_TRADING"])
 SYMBOL_LEN = IEX["IEX_SYMBOL_LEN"]
-BLOCK = "<H"
+REASON_LEN = IEX["IEX_S_REASON_LEN"]
+BLOCK_SIZE = IEX["IEX_BLOCK_LEN_SIZE"]
+BLOCK = {2: "<H"}[BLOCK_SIZE]  # little-endian, as wide as the header says
 
 _U8, _U16, _U32, _U64, _I64 = (struct.Struct(f) for f in ("<B", "<H", "<I", "<Q", "<q"))
 
@@ -73,8 +75,9 @@ def encode_segment(seg: Segment) -> bytes:
     return bytes(hdr) + body
 
 
-def decode_segment(data: bytes) -> Segment:
-    """A segment from a UDP payload; anything that is not one whole segment is an error."""
+def decode_segment(data: bytes, *, partial: bool = False) -> Segment:
+    """A segment from a UDP payload; anything that is not one whole segment is an error
+    (with ``partial``, blocks running past the end are left out: common.split_blocks)."""
     if len(data) < HDR_LEN:
         raise ProtocolError(f"IEX-TP segment of {len(data)} bytes, the header alone is {HDR_LEN}")
     version = data[IEX["IEX_OFF_VERSION"]]
@@ -93,7 +96,7 @@ def decode_segment(data: bytes) -> Segment:
         channel=_U32.unpack_from(data, IEX["IEX_OFF_CHANNEL"])[0],
         session=_U32.unpack_from(data, IEX["IEX_OFF_SESSION"])[0],
         first_seq=_U64.unpack_from(data, IEX["IEX_OFF_FIRST_SEQ"])[0],
-        messages=split_blocks(body, count, BLOCK, "IEX-TP segment"),
+        messages=split_blocks(body, count, BLOCK, "IEX-TP segment", partial=partial),
         stream_offset=_U64.unpack_from(data, IEX["IEX_OFF_STREAM_OFFSET"])[0],
         send_time=_I64.unpack_from(data, IEX["IEX_OFF_SEND_TIME"])[0],
     )
@@ -142,13 +145,25 @@ IexMessage = QuoteUpdate | PriceLevel | TradingStatus | OtherMessage
 _LEVEL_TYPE = {"B": MSG_LEVEL_BUY, "S": MSG_LEVEL_SELL}
 
 
+# Where each type read here has its flags (a status: its status), timestamp and symbol.
+_FIELDS = {
+    t: (IEX[f"IEX_{k}_OFF_{flags}"], IEX[f"IEX_{k}_OFF_TIMESTAMP"], IEX[f"IEX_{k}_OFF_SYMBOL"])
+    for t, k, flags in (
+        (MSG_QUOTE, "Q", "FLAGS"),
+        (MSG_LEVEL_BUY, "L", "FLAGS"),
+        (MSG_LEVEL_SELL, "L", "FLAGS"),
+        (MSG_STATUS, "S", "STATUS"),
+    )
+}
+
+
 def _message(type_: int, length: int, flags: int, timestamp: int, symbol: str) -> bytearray:
+    flags_at, ts_at, symbol_at = _FIELDS[type_]
     buf = bytearray(length)
     buf[IEX["IEX_OFF_TYPE"]] = type_
-    buf[1] = flags  # the flags (or status) byte of every message read here
-    _I64.pack_into(buf, IEX["IEX_Q_OFF_TIMESTAMP"], timestamp)
-    off = IEX["IEX_Q_OFF_SYMBOL"]
-    buf[off : off + SYMBOL_LEN] = symbol_bytes(symbol, SYMBOL_LEN)
+    buf[flags_at] = flags
+    _I64.pack_into(buf, ts_at, timestamp)
+    buf[symbol_at : symbol_at + SYMBOL_LEN] = symbol_bytes(symbol, SYMBOL_LEN)
     return buf
 
 
@@ -168,11 +183,11 @@ def encode_message(m: IexMessage) -> bytes:
         _I64.pack_into(buf, IEX["IEX_L_OFF_PRICE"], m.price)
         return bytes(buf)
     if isinstance(m, TradingStatus):
-        if len(m.status) != 1 or len(m.reason) != 4:
-            raise ProtocolError(f"trading status {m.status!r} / reason {m.reason!r}: 1 and 4 characters")
+        if len(m.status) != 1 or len(m.reason) != REASON_LEN:
+            raise ProtocolError(f"trading status {m.status!r} / reason {m.reason!r}: 1 and {REASON_LEN} characters")
         buf = _message(MSG_STATUS, STATUS_LEN, ord(m.status), m.timestamp, m.symbol)
         off = IEX["IEX_S_OFF_REASON"]
-        buf[off : off + 4] = m.reason.encode("ascii")
+        buf[off : off + REASON_LEN] = m.reason.encode("ascii")
         return bytes(buf)
     if not m.raw:
         raise ProtocolError("an empty message")
@@ -184,9 +199,13 @@ def _need(raw: bytes, length: int, what: str) -> None:
         raise ProtocolError(f"IEX {what} of {len(raw)} bytes, its layout is {length}")
 
 
-def _symbol(raw: bytes) -> str:
-    off = IEX["IEX_Q_OFF_SYMBOL"]
+def _symbol(raw: bytes, type_: int) -> str:
+    off = _FIELDS[type_][2]
     return symbol_text(raw[off : off + SYMBOL_LEN])
+
+
+def _timestamp(raw: bytes, type_: int) -> int:
+    return int(_I64.unpack_from(raw, _FIELDS[type_][1])[0])
 
 
 def decode_message(raw: bytes) -> IexMessage:
@@ -194,36 +213,35 @@ def decode_message(raw: bytes) -> IexMessage:
     if not raw:
         raise ProtocolError("an empty IEX message")
     t = raw[IEX["IEX_OFF_TYPE"]]
-    ts = _I64.unpack_from(raw, IEX["IEX_Q_OFF_TIMESTAMP"])[0] if len(raw) >= 10 else 0
     if t == MSG_QUOTE:
         _need(raw, QUOTE_LEN, "quote update")
         return QuoteUpdate(
-            symbol=_symbol(raw),
+            symbol=_symbol(raw, t),
             bid=_I64.unpack_from(raw, IEX["IEX_Q_OFF_BID"])[0],
             bid_size=_U32.unpack_from(raw, IEX["IEX_Q_OFF_BID_SIZE"])[0],
             ask=_I64.unpack_from(raw, IEX["IEX_Q_OFF_ASK"])[0],
             ask_size=_U32.unpack_from(raw, IEX["IEX_Q_OFF_ASK_SIZE"])[0],
             flags=raw[IEX["IEX_Q_OFF_FLAGS"]],
-            timestamp=ts,
+            timestamp=_timestamp(raw, t),
         )
     if t in (MSG_LEVEL_BUY, MSG_LEVEL_SELL):
         _need(raw, LEVEL_LEN, "price level update")
         return PriceLevel(
             side="B" if t == MSG_LEVEL_BUY else "S",
-            symbol=_symbol(raw),
+            symbol=_symbol(raw, t),
             price=_I64.unpack_from(raw, IEX["IEX_L_OFF_PRICE"])[0],
             size=_U32.unpack_from(raw, IEX["IEX_L_OFF_SIZE"])[0],
             flags=raw[IEX["IEX_L_OFF_FLAGS"]],
-            timestamp=ts,
+            timestamp=_timestamp(raw, t),
         )
     if t == MSG_STATUS:
         _need(raw, STATUS_LEN, "trading status")
         off = IEX["IEX_S_OFF_REASON"]
         return TradingStatus(
-            symbol=_symbol(raw),
+            symbol=_symbol(raw, t),
             status=chr(raw[IEX["IEX_S_OFF_STATUS"]]),
-            timestamp=ts,
-            reason=ascii_text(raw[off : off + 4]),
+            timestamp=_timestamp(raw, t),
+            reason=ascii_text(raw[off : off + REASON_LEN]),
         )
     return OtherMessage(bytes(raw))
 

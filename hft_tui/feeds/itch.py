@@ -32,7 +32,10 @@ STATE_TRADING = chr(ITCH["ITCH_STATE_TRADING"])
 STOCK_LEN = ITCH["ITCH_STOCK_LEN"]
 TIMESTAMP_LEN = ITCH["ITCH_TIMESTAMP_LEN"]
 SIDES = (chr(ITCH["ITCH_SIDE_BUY"]), chr(ITCH["ITCH_SIDE_SELL"]))
-BLOCK = ">H"
+BLOCK_SIZE = MOLD["MOLD_BLOCK_LEN_SIZE"]
+BLOCK = {2: ">H"}[BLOCK_SIZE]  # big-endian, as wide as the header says
+MPID_LEN = ITCH["ITCH_MPID_LEN"]
+REASON_LEN = ITCH["ITCH_TA_REASON_LEN"]
 
 _U16, _U32, _U64 = (struct.Struct(f) for f in (">H", ">I", ">Q"))
 
@@ -66,9 +69,9 @@ def encode_packet(p: MoldPacket) -> bytes:
     return bytes(hdr) + join_blocks(p.messages, BLOCK)
 
 
-def decode_packet(data: bytes) -> MoldPacket:
+def decode_packet(data: bytes, *, partial: bool = False) -> MoldPacket:
     """A packet from a UDP payload; blocks running past the end are an error (bytes after the
-    last block are allowed, as padding)."""
+    last block are allowed, as padding; with ``partial`` they are left out: common.split_blocks)."""
     if len(data) < HDR_LEN:
         raise ProtocolError(f"MoldUDP64 packet of {len(data)} bytes, the header alone is {HDR_LEN}")
     off = MOLD["MOLD_OFF_SESSION"]
@@ -77,7 +80,7 @@ def decode_packet(data: bytes) -> MoldPacket:
     return MoldPacket(
         session=ascii_text(data[off : off + SESSION_LEN]),
         seq=_U64.unpack_from(data, MOLD["MOLD_OFF_SEQ"])[0],
-        messages=() if end else split_blocks(data[HDR_LEN:], count, BLOCK, "MoldUDP64 packet"),
+        messages=() if end else split_blocks(data[HDR_LEN:], count, BLOCK, "MoldUDP64 packet", partial=partial),
         end_of_session=end,
     )
 
@@ -145,11 +148,11 @@ def encode_message(m: ItchMessage) -> bytes:
         _put(buf, ITCH["ITCH_ADD_OFF_STOCK"], symbol_bytes(m.symbol, STOCK_LEN))
         _U32.pack_into(buf, ITCH["ITCH_ADD_OFF_PRICE"], m.price)
         if m.mpid is not None:
-            _put(buf, ITCH["ITCH_ADD_OFF_MPID"], symbol_bytes(m.mpid, 4))
+            _put(buf, ITCH["ITCH_ADD_OFF_MPID"], symbol_bytes(m.mpid, MPID_LEN))
         return bytes(buf)
     if isinstance(m, TradingAction):
-        if len(m.state) != 1 or len(m.reason) != 4:
-            raise ProtocolError(f"trading state {m.state!r} / reason {m.reason!r}: 1 and 4 characters")
+        if len(m.state) != 1 or len(m.reason) != REASON_LEN:
+            raise ProtocolError(f"trading state {m.state!r} / reason {m.reason!r}: 1 and {REASON_LEN} characters")
         buf = _common(MSG_TRADING_ACTION, TA_LEN, m.locate, m.tracking, m.timestamp)
         _put(buf, ITCH["ITCH_TA_OFF_STOCK"], symbol_bytes(m.symbol, STOCK_LEN))
         buf[ITCH["ITCH_TA_OFF_STATE"]] = ord(m.state)
@@ -191,7 +194,7 @@ def decode_message(raw: bytes) -> ItchMessage:
             timestamp=_timestamp(raw),
             locate=_U16.unpack_from(raw, ITCH["ITCH_OFF_LOCATE"])[0],
             tracking=_U16.unpack_from(raw, ITCH["ITCH_OFF_TRACKING"])[0],
-            mpid=symbol_text(raw[mpid : mpid + 4]) if t == MSG_ADD_MPID else None,
+            mpid=symbol_text(raw[mpid : mpid + MPID_LEN]) if t == MSG_ADD_MPID else None,
         )
     if t == MSG_TRADING_ACTION:
         _need(raw, TA_LEN, "stock trading action")
@@ -202,7 +205,7 @@ def decode_message(raw: bytes) -> ItchMessage:
             timestamp=_timestamp(raw),
             locate=_U16.unpack_from(raw, ITCH["ITCH_OFF_LOCATE"])[0],
             tracking=_U16.unpack_from(raw, ITCH["ITCH_OFF_TRACKING"])[0],
-            reason=ascii_text(raw[reason : reason + 4]),
+            reason=ascii_text(raw[reason : reason + REASON_LEN]),
         )
     return OtherMessage(bytes(raw))
 

@@ -9,10 +9,16 @@ is in transition is marked so; a TOPS quote is both sides with its halted
 flag; a trading status or trading action is its letter; an ITCH add order is
 one side; every other type is None (the engine walks past it).  The bytes
 are read by hft_tui.feeds, the codecs of the program's own headers.
+
+A packet is read as the engine reads it: a message the codec refuses (a
+known type shorter than its layout, an empty block, an ITCH side that is
+none) is None, and the packet goes on; a block running past the packet ends
+it, the messages before it standing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..constants import MSG_LEN
@@ -30,6 +36,14 @@ class PacketMeaning:
     channel: str
     first_seq: int
     messages: tuple[FeedMessage | None, ...]
+
+
+def _readable(decode: Callable[[int, bytes], FeedMessage | None], seq: int, raw: bytes) -> FeedMessage | None:
+    """A message as ``decode`` reads it; None when the codec refuses it (the engine counts it malformed)."""
+    try:
+        return decode(seq, raw)
+    except ProtocolError:
+        return None
 
 
 def _iex(seq: int, raw: bytes) -> FeedMessage | None:
@@ -63,12 +77,12 @@ def packet_meaning(feed: str, payload: bytes) -> PacketMeaning | None:
     ``feed`` (a heartbeat is one, with no messages)."""
     try:
         if feed == "iex":
-            seg = iex.decode_segment(payload)
-            msgs = tuple(_iex(seg.first_seq + i, raw) for i, raw in enumerate(seg.messages))
+            seg = iex.decode_segment(payload, partial=True)
+            msgs = tuple(_readable(_iex, seg.first_seq + i, raw) for i, raw in enumerate(seg.messages))
             return PacketMeaning(f"{seg.session}/{seg.channel}", seg.first_seq, msgs)
         if feed == "itch":
-            pkt = itch.decode_packet(payload)
-            msgs = tuple(_itch(pkt.seq + i, raw) for i, raw in enumerate(pkt.messages))
+            pkt = itch.decode_packet(payload, partial=True)
+            msgs = tuple(_readable(_itch, pkt.seq + i, raw) for i, raw in enumerate(pkt.messages))
             return PacketMeaning(pkt.session.rstrip(" \0"), pkt.seq, msgs)
         u = decode_update(payload[:MSG_LEN])
     except ProtocolError:

@@ -61,7 +61,7 @@ class _IexFormat:
         self._weights = [w for _n, w in self.others.values()]
 
     def block_size(self, message: bytes) -> int:
-        return 2 + len(message)
+        return codec.BLOCK_SIZE + len(message)
 
     def header_size(self) -> int:
         return codec.HDR_LEN

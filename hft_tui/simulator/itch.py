@@ -54,7 +54,7 @@ class ItchFormat:
         return self.locates.setdefault(symbol, len(self.locates) + 1)
 
     def block_size(self, message: bytes) -> int:
-        return 2 + len(message)
+        return codec.BLOCK_SIZE + len(message)
 
     def header_size(self) -> int:
         return codec.HDR_LEN
