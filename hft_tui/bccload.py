@@ -35,11 +35,14 @@ subprograms itself, this module goes.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
 import re
 import struct
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,9 +279,11 @@ def module_btf(func: str) -> tuple[int, int] | None:
 
 
 def explain_refusal(b, name: str, raw: bytearray, funcs: list[int], refused: Loaded) -> Loaded:
-    """The refusal again, loaded through libbpf with BCC's BTF (each function's FUNC) and
-    nothing retried, for the verifier's own words; ``refused`` as it was (said to be BCC's
-    retry) when that cannot be done."""
+    """The refusal again, loaded through libbpf with BCC's BTF and nothing retried, for the
+    verifier's own words; ``refused`` as it was (said to be BCC's retry) when that cannot be
+    done.  The program's main function gets its own FUNC; each callback some static FUNC of
+    the module (the BTF cannot name a callback by its offset), so a log line naming a
+    callback may name another function."""
     from bcc.libbcc import lib
 
     masked = Loaded(
@@ -312,25 +317,52 @@ def explain_refusal(b, name: str, raw: bytearray, funcs: list[int], refused: Loa
     return Loaded(refused.fd, log[-20000:], refused.insns)
 
 
+@contextlib.contextmanager
+def stderr_kept(into: list[str]) -> Iterator[None]:
+    """File descriptor 2 into a file while BCC's C code runs, what it wrote appended to
+    ``into``: clang's diagnostics and BCC's notes (on a refusal, the whole verifier log)
+    go where the caller's error can quote them, never over a terminal the app draws on."""
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                tmp.seek(0)
+                into.append(tmp.read().decode(errors="replace"))
+    finally:
+        os.close(saved)
+
+
+def first_error(text: str) -> str:
+    """The first line of ``text`` that says error (else its last line), for a one-line message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [""])[0 if errors else -1][:300]
+
+
 def _load(b, bname: bytes, raw: bytearray, log_level: int, log_size: int = 1 << 20) -> Loaded:
     from bcc.libbcc import lib
 
     buf = (ctypes.c_char * len(raw)).from_buffer(raw)
     log = ctypes.create_string_buffer(log_size)
-    fd = lib.bcc_func_load(
-        b.module,
-        BPF_PROG_TYPE_XDP,
-        bname,
-        ctypes.cast(buf, ctypes.c_void_p),
-        len(raw),
-        lib.bpf_module_license(b.module),
-        lib.bpf_module_kern_version(b.module),
-        log_level,
-        log,
-        log_size,
-        None,
-        -1,
-    )
-    if fd < 0:
-        fd = -(ctypes.get_errno() or 22)
+    with stderr_kept([]):  # BCC prints a refusal's whole log to stderr: it is in `log` already
+        fd = lib.bcc_func_load(
+            b.module,
+            BPF_PROG_TYPE_XDP,
+            bname,
+            ctypes.cast(buf, ctypes.c_void_p),
+            len(raw),
+            lib.bpf_module_license(b.module),
+            lib.bpf_module_kern_version(b.module),
+            log_level,
+            log,
+            log_size,
+            None,
+            -1,
+        )
+        if fd < 0:
+            fd = -(ctypes.get_errno() or 22)
     return Loaded(fd, log.value.decode(errors="replace"), len(raw) // 8)

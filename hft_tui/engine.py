@@ -364,10 +364,18 @@ class EngineHandle:
         return symbol_params_from_map(got[0]) if got else None
 
     # -- control (each a single map write, validated first) --
-    def set_symbol(self, name: Symbol, values: dict) -> SymbolParams:
-        """Validates ``values`` over the running config and writes it whole."""
+    def set_symbol(self, name: Symbol, values: dict, *, new: bool | None = None) -> SymbolParams:
+        """Validates ``values`` over the running config and writes it whole.  ``new``: True
+        refuses a symbol already configured (an add), False one that is not (an edit: it may
+        have been removed meanwhile, and must not come back from the defaults); None takes
+        either (the CLI's ``engine set``)."""
         with control_lock(self.iface):
-            params = symbol_params(name, values, base=self.symbol(name))
+            base = self.symbol(name)
+            if new is True and base is not None:
+                raise EngineError(f"symbol {name} is configured already: edit it instead")
+            if new is False and base is None:
+                raise EngineError(f"symbol {name} is not configured (removed meanwhile?)")
+            params = symbol_params(name, values, base=base)
             self.maps.write_symbol(name, params)
             self.maps.bump_version()
             written = self.symbol(name)  # read back under the lock, which every removal takes

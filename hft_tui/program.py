@@ -10,6 +10,7 @@ through here, so they cannot drift apart.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from . import bccload, paths
@@ -38,7 +39,8 @@ def build_defines(feed: str = DEFAULT_FEED, *, backtest: bool = False) -> tuple[
 
 def program_hash(feed: str = DEFAULT_FEED, *, backtest: bool = False, cflags: tuple[str, ...] = ()) -> str:
     """SHA-256 of the C source and headers and of the build (feed, clock, any other flags):
-    two programs with the same hash are the same program."""
+    two programs with the same hash were built from the same sources with the same flags
+    (the kernel headers and the compiler BCC brings are not in it)."""
     h = hashlib.sha256()
     for src in program_sources():
         h.update(src.name.encode() + b"\0" + src.read_bytes())
@@ -48,12 +50,17 @@ def program_hash(feed: str = DEFAULT_FEED, *, backtest: bool = False, cflags: tu
 
 
 def compile_program(source: Path = paths.STRATEGY_SOURCE, cflags: tuple[str, ...] = ()):
-    """BCC object for ``source``; raises EngineError with the compiler's complaint."""
+    """BCC object for ``source``; raises EngineError with the compiler's first error (or
+    BCC's: a map it could not create).  What clang and BCC print goes nowhere else: a
+    terminal the app draws on is never written over."""
     bcc = require_bcc()
+    printed: list[str] = []
     try:
-        return bcc.BPF(src_file=str(source).encode(), cflags=[f"-I{paths.EBPF_DIR}", *cflags])
+        with bccload.stderr_kept(printed):
+            return bcc.BPF(src_file=str(source).encode(), cflags=[f"-I{paths.EBPF_DIR}", *cflags])
     except Exception as exc:
-        raise EngineError(f"cannot compile {source.name}: {exc}") from None
+        said = bccload.first_error("".join(printed)) or str(exc)
+        raise EngineError(f"cannot build {source.name}: {said}") from None
 
 
 def load_strategy(feed: str = DEFAULT_FEED, cflags: tuple[str, ...] = (), *, backtest: bool = False):
@@ -75,12 +82,15 @@ def load_strategy_verbose(feed: str = DEFAULT_FEED, cflags: tuple[str, ...] = ()
             include_dirs=[paths.EBPF_DIR],
             defines=dict(_define(f[2:]) for f in flags if f.startswith("-D")),
         )
-    except EngineError:
+    except BaseException:  # whatever stopped the load: nothing of the build stays open
         b.cleanup()
         raise
     if loaded.fd < 0:
         b.cleanup()
-        raise EngineError(f"the verifier refused {PROGRAM_NAME} ({feed}): {loaded.complaint()}")
+        why = os.strerror(-loaded.fd)
+        if loaded.log.strip():
+            raise EngineError(f"the verifier refused {PROGRAM_NAME} ({feed}, {why}): {loaded.complaint()}")
+        raise EngineError(f"the kernel refused {PROGRAM_NAME} ({feed}): {why}, without a verifier log")
     return b, loaded
 
 

@@ -80,7 +80,13 @@ class EngineRecord:
 
     @classmethod
     def load(cls, iface: str) -> EngineRecord | None:
+        """The record, or None when there is none or it is no record (it does not parse,
+        is not UTF-8, is not a file, or a number of it is not one)."""
         try:
-            return cls(**json.loads(paths.state_file(iface).read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            rec = cls(**json.loads(paths.state_file(iface).read_text()))
+        except (OSError, ValueError, TypeError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             return None
+        numbers = (rec.ifindex, rec.prog_id, rec.deadman_ms, rec.attached_at)
+        if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+            return None
+        return rec

@@ -30,6 +30,7 @@ from hft_tui.app.screens.help import HelpScreen, key_name
 from hft_tui.app.screens.main import TABS
 from hft_tui.app.session import Session
 from hft_tui.config import ENGINE_KEYS, SYMBOL_KEYS, load_config, parse_config
+from hft_tui.errors import EngineError
 
 pytestmark = pytest.mark.pure
 
@@ -263,6 +264,44 @@ async def test_a_symbol_is_added_through_its_dialog_and_removed_after_a_question
         await pilot.press("y")
         assert session.called("remove_symbol") == [("remove_symbol", "MSFT")]
         assert editor_message(app)[0] == "removed MSFT"
+
+
+async def test_removing_a_symbol_ends_an_edit_left_open_on_it(session, recording, make_app):
+    app = make_app(session, iface=recording.iface, take_over=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await supervising(pilot)
+        await pilot.press("2")
+        table = app.main.query_one("#symbol-params")
+        table.focus()
+        table.cursor_coordinate = Coordinate([str(k.value) for k in table.rows].index("MSFT"), 1)
+        await pilot.press("enter")  # an edit of one of MSFT's parameters, left open
+        editor = app.params_pane.editor
+        assert editor.symbol == "MSFT" and not editor.input.disabled
+        table.focus()
+        await pilot.press("x", "y")
+        assert session.called("remove_symbol") == [("remove_symbol", "MSFT")]
+        assert editor.symbol is None and editor.input.disabled  # nothing left to write it back
+        await pilot.press("enter")
+        assert session.called("set_param") == []
+
+
+async def test_engines_that_cannot_be_listed_are_one_line_and_the_app_goes_on(recording, make_app):
+    class RefusedPins(StandInSession):
+        def engines(self):
+            raise EngineError("/sys/fs/bpf/hft_tui is not root's: refused")
+
+    session = RefusedPins(recording)
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "cannot list the engines here: /sys/fs/bpf/hft_tui is not root's" in alert_text(app)
+        await pilot.press("1")
+        app.interfaces_pane.table.focus()
+        await pilot.press("a")  # attach on the row under the cursor: asks the list first
+        await pilot.press("d")
+        app.command_take_over()  # the palette's "Take over" asks it too
+        await pilot.pause()
+        assert app.is_running and session.called("attach") == [] and session.called("detach") == []
 
 
 # -- interfaces --------------------------------------------------------------------------

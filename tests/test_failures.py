@@ -32,7 +32,7 @@ from hft_tui import engine, journal, netlink, paths, preflight
 from hft_tui.config import SYMBOL_KEYS, ConfigError, load_config, symbol_params
 from hft_tui.constants import KILL_OFF
 from hft_tui.controller import Controller
-from hft_tui.errors import JournalError
+from hft_tui.errors import EngineError, JournalError
 from hft_tui.lab import PASS_PROGRAM, Lab
 from hft_tui.simulator import Simulator
 
@@ -430,3 +430,14 @@ def test_a_symbol_holding_shares_cannot_be_removed_and_keeps_trading_state(attac
     p = cli("engine", "remove", "ZZZZ", "--iface", attached.iface)
     assert p.returncode == 0, p.stderr
     assert attached.maps.read_symbol("ZZZZ") is None and attached.maps.read_symbol_state("ZZZZ") is None
+
+
+def test_an_edit_of_a_symbol_removed_meanwhile_does_not_bring_it_back(attached):
+    # The app's edit line (new=False) and its add dialog (new=True): each refused whole.
+    before = kernel_config(attached)
+    with pytest.raises(EngineError, match=r"symbol ZZZY is not configured \(removed meanwhile\?\)"):
+        attached.set_symbol("ZZZY", {"buy_target": "1.00"}, new=False)
+    with pytest.raises(EngineError, match="symbol AAPL is configured already: edit it instead"):
+        attached.set_symbol("AAPL", {"buy_target": "1.00"}, new=True)
+    assert kernel_config(attached) == before
+    assert attached.maps.read_symbol("ZZZY") is None

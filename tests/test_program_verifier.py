@@ -130,3 +130,29 @@ def test_a_verifier_refusal_is_reported_in_the_verifiers_own_words(tmp_path):
         complaint = loaded.complaint()
         assert "program of this type cannot use helper bpf_skb_vlan_push" in complaint
         assert bccload.MASKED_BY_RETRY not in complaint
+
+
+def test_a_refusal_prints_nothing_its_log_is_in_the_answer(tmp_path, capfd):
+    # BCC prints a refusal's whole log to stderr (twice, with the verbose reload): over the
+    # app's screen, or megabytes before the CLI's one line.  The log is in the answer instead.
+    step = "\tint kind, k;\n\n"
+    d = program_copy(
+        tmp_path, strategy_c=(step, step + "\tif (bpf_skb_vlan_push(ctx, 0, 0) == 42)\n\t\tfl->unknown++;\n")
+    )
+    capfd.readouterr()
+    with loaded_copy(d) as (_, loaded):
+        assert loaded.fd < 0 and "bpf_skb_vlan_push" in loaded.log
+    assert capfd.readouterr().err == ""
+
+
+def test_a_source_that_does_not_compile_is_one_line_with_the_compilers_error(tmp_path, capfd):
+    d = program_copy(
+        tmp_path, strategy_c=("#include <uapi/linux/bpf.h>", "#include <uapi/linux/bpf.h>\nthis is not C;")
+    )
+    capfd.readouterr()
+    with pytest.raises(
+        EngineError, match=r"^cannot build strategy\.c: \S+:\d+:\d+: error: unknown type name 'this'$"
+    ) as err:
+        compile_program(d / "strategy.c", cflags=(f"-I{d}",))
+    assert "\n" not in str(err.value)
+    assert capfd.readouterr().err == ""

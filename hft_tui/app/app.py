@@ -245,7 +245,11 @@ class HftApp(App[None]):
 
     def offer_take_over(self) -> None:
         """An engine already attached is taken over, never loaded a second time."""
-        engines = self.session.engines()
+        try:
+            engines = self.session.engines()
+        except USER_ERRORS as exc:  # the pin root refused: nothing to take over from it
+            self.set_error(f"cannot list the engines here: {one_line(exc)}")
+            return
         if self.select_iface:
             target = self.select_iface if self.select_iface in engines else None
         else:
@@ -472,7 +476,12 @@ class HftApp(App[None]):
 
     def command_take_over(self) -> None:
         iface = self.interfaces_pane.table.selected()
-        if iface and iface in self.session.engines():
+        try:
+            engines = self.session.engines()
+        except USER_ERRORS as exc:
+            self.set_error(f"cannot list the engines here: {one_line(exc)}")
+            return
+        if iface and iface in engines:
             self.take_over(iface)
         else:
             self.set_error("select an interface with an hft-tui engine on the Interfaces tab first")

@@ -153,10 +153,18 @@ class EngineSession:
         except BaseException:
             handle.close()
             raise
-        with self._lock:
+        with self._lock:  # before start: the supervisor's first message finds them
             self.handle, self.poller = handle, poller
             self._supervised = (iface, poller)
-        poller.start()
+        try:
+            poller.start()
+        except BaseException:  # no supervisor: the session keeps nothing of this engine
+            with self._lock:
+                self.handle = self.poller = None
+                self._supervised = None
+            poller.abandon()  # a process started before the failure
+            handle.close()
+            raise
 
     def _take_engine(self) -> tuple[EngineHandle | None, EnginePoller | None]:
         """The handle and poller, now no longer the session's: whichever thread
@@ -254,7 +262,11 @@ class EngineSession:
 
     def kill_every_engine(self) -> tuple[list[str], list[str]]:
         killed, failed = [], []
-        for iface in attached_ifaces():
+        try:
+            ifaces = attached_ifaces()
+        except USER_ERRORS as exc:
+            return [], [f"(cannot list the engines: {one_line(exc)})"]
+        for iface in ifaces:
             try:
                 engine.kill_pinned(iface)  # its own pin only: any engine version
                 killed.append(iface)
@@ -276,7 +288,7 @@ class EngineSession:
     def set_param(self, symbol: str | None, key: str, value: str) -> tuple[SymbolParams | EngineParams, int] | None:
         def write(handle: EngineHandle) -> tuple[SymbolParams | EngineParams, int]:
             if symbol is not None:
-                applied: SymbolParams | EngineParams = handle.set_symbol(Symbol(symbol), {key: value})
+                applied: SymbolParams | EngineParams = handle.set_symbol(Symbol(symbol), {key: value}, new=False)
             else:
                 applied = handle.set_engine({key: value})
             return applied, handle.maps.read_global().config_version
@@ -289,7 +301,7 @@ class EngineSession:
 
     def add_symbol(self, name: str, values: dict[str, str]) -> SymbolParams | None:
         given = {k: v for k, v in values.items() if v.strip()}
-        applied = self._with_handle(lambda h: h.set_symbol(Symbol(name), given))
+        applied = self._with_handle(lambda h: h.set_symbol(Symbol(name), given, new=True))
         if applied is not None:
             self._note("symbol_add", {"symbol": name, **applied.to_toml_values()})
         return applied

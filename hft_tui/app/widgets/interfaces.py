@@ -19,7 +19,7 @@ from ..dialogs import ConfirmScreen
 from ..formatting import one_line
 from ..labels import MessageLine, PaneTitle
 from ..messages import AttachFinished, EngineDetached, Failed, InterfacesListed, Notice, TakeOverRequested
-from ..session import Session
+from ..session import USER_ERRORS, Session
 from .table_sync import sync_rows
 
 INTERFACE_REFRESH_S = 2.0
@@ -211,7 +211,10 @@ class InterfacesPane(Vertical):
                 "error",
             )
             return
-        if iface in self.session.engines():
+        engines = self._engines()
+        if engines is None:
+            return
+        if iface in engines:
             rec = self.session.record(iface)
 
             def take_over(yes: bool | None) -> None:
@@ -233,6 +236,14 @@ class InterfacesPane(Vertical):
         self.set_message(f"compiling and attaching to {iface} in {mode} mode…", "info")
         self.attach_engine(iface, mode)
 
+    def _engines(self) -> dict[str, int] | None:
+        """The engines attached here; None, the reason shown, when they cannot be listed."""
+        try:
+            return self.session.engines()
+        except USER_ERRORS as exc:
+            self.set_message(f"cannot list the engines here: {one_line(exc)}", "error")
+            return None
+
     @work(thread=True, group="attach")
     def attach_engine(self, iface: str, mode: str) -> None:
         try:
@@ -247,7 +258,10 @@ class InterfacesPane(Vertical):
         if self.busy:
             self.set_message(f"wait: {self.busy}", "error")
             return
-        if iface not in self.session.engines():
+        engines = self._engines()
+        if engines is None:
+            return
+        if iface not in engines:
             self.set_message(f"no hft-tui engine on {iface} (hft-tui never detaches other programs)", "error")
             return
         self.busy = f"detaching from {iface}"

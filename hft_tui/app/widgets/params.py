@@ -329,6 +329,8 @@ class ParametersPane(Vertical):
         )
 
     def _remove_symbol(self, name: str) -> None:
+        if self.editor.symbol == name:  # an edit left open must not write it back
+            self.editor.finish()
         try:
             removed = self.session.remove_symbol(name)
         except USER_ERRORS as exc:
