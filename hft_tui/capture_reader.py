@@ -61,6 +61,19 @@ LINK_TYPE_NAMES = {v: k[4:] for k, v in vars(pcap).items() if k.startswith("DLT_
 _PCAP_NANO = (pcap.TCPDUMP_MAGIC_NANO, pcap.PMUDPCT_MAGIC_NANO)
 _PCAP_LITTLE = (pcap.PMUDPCT_MAGIC, pcap.PMUDPCT_MAGIC_NANO, pcap.PACPDOM_MAGIC)
 _PCAPNG_SHB = struct.pack(">I", pcapng.PCAPNG_BT_SHB)  # a palindrome: the same in either order
+# The smallest block of each packet kind (its fixed fields and both lengths), and the largest
+# block read at all: a frame is at most MAX_RECORD; a name-resolution or custom block of more
+# than 16 MiB is no market-data capture, and asking for it would be a read of up to 4 GiB.
+_MIN_BLOCK = {pcapng.PCAPNG_BT_EPB: 32, pcapng.PCAPNG_BT_PB: 32, pcapng.PCAPNG_BT_SPB: 16}
+MAX_BLOCK = 16 << 20
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the stamps' range (an array of signed 64-bit ns)
+
+
+def _longer(caplen: int, wirelen: int, snaplen: int) -> str:
+    """Why a record's captured length cannot be (a corrupt file)."""
+    if caplen > wirelen:
+        return f"{caplen:,} bytes captured of a frame of {wirelen:,} on the wire (a corrupt file?)"
+    return f"{caplen:,} bytes captured, past the snap length of {snaplen:,} (a corrupt file?)"
 
 
 class CaptureError(HftError):
@@ -267,6 +280,7 @@ class CaptureReader:
         rec_len = pcap.MAGIC_TO_PKT_HDR[magic].__hdr_len__
         frac_ns = 1 if magic in _PCAP_NANO else 1000
         unpack = rec.unpack_from
+        snaplen = fh.snaplen
         buf.pos = hdr_len
         frame = self.frames
         while True:
@@ -286,6 +300,8 @@ class CaptureReader:
                     raise self._fail(
                         frame, pos, f"the snap length cut the frame: {caplen:,} of its {wirelen:,} bytes were captured"
                     )
+                if caplen > wirelen or (snaplen and caplen > snaplen):
+                    raise self._fail(frame, pos, _longer(caplen, wirelen, snaplen))
                 offs(pos + rec_len)
                 lens(caplen)
                 stamps(sec * NS_PER_SEC + frac * frac_ns)
@@ -333,8 +349,8 @@ class CaptureReader:
                 kind, blen = head(data, pos)
                 if kind == pcapng.PCAPNG_BT_SHB or end - pos < blen:
                     break  # a new section (perhaps in the other byte order), or a block in the next piece
-                if blen < 12 or blen % 4:
-                    raise self._fail(None, pos, f"a pcapng block of length {blen} (a corrupt file?)")
+                if blen < _MIN_BLOCK.get(kind, 12) or blen % 4 or blen > MAX_BLOCK:
+                    raise self._fail(None, pos, f"a pcapng block of length {blen:,} (a corrupt file?)")
                 if tail(data, pos + blen - 4)[0] != blen:
                     raise self._fail(None, pos, "a pcapng block whose two length fields differ (a corrupt file?)")
                 if kind == pcapng.PCAPNG_BT_EPB:
@@ -364,8 +380,12 @@ class CaptureReader:
                     raise self._fail(
                         frame, pos, f"the snap length cut the frame: {caplen:,} of its {wirelen:,} bytes were captured"
                     )
+                if caplen > wirelen or (itf.snaplen and caplen > itf.snaplen):
+                    raise self._fail(frame, pos, _longer(caplen, wirelen, itf.snaplen))
                 if hi >= 0:  # a simple packet block has no time: the frame before's
                     last_ts = itf.ns((hi << 32) | lo)
+                    if not INT64_MIN <= last_ts <= INT64_MAX:
+                        raise self._fail(frame, pos, "a time past what 64 bits of nanoseconds hold (a corrupt file?)")
                 offs(start)
                 lens(caplen)
                 stamps(last_ts)
@@ -386,8 +406,8 @@ class CaptureReader:
             if kind == pcapng.PCAPNG_BT_SHB:
                 section = self._section()
                 continue
-            if blen < 12 or blen % 4:
-                raise self._fail(None, buf.pos, f"a pcapng block of length {blen} (a corrupt file?)")
+            if blen < _MIN_BLOCK.get(kind, 12) or blen % 4 or blen > MAX_BLOCK:
+                raise self._fail(None, buf.pos, f"a pcapng block of length {blen:,} (a corrupt file?)")
             if not buf.fill(blen):
                 left = len(buf.data) - buf.pos
                 raise self._fail(
@@ -397,7 +417,7 @@ class CaptureReader:
     def _interface(self, block: bytes, little: bool, pos: int) -> _Interface:
         try:
             idb = (pcapng.InterfaceDescriptionBlockLE if little else pcapng.InterfaceDescriptionBlock)(block)
-        except (dpkt.UnpackError, struct.error) as exc:
+        except (dpkt.UnpackError, struct.error, ValueError) as exc:  # ValueError: an option's text not UTF-8
             raise self._fail(None, pos, f"an interface block dpkt cannot read ({exc!r})") from None
         return _interface(idb, little)
 
@@ -420,7 +440,7 @@ class CaptureReader:
         data, pos = buf.data, buf.pos
         try:
             shb = (pcapng.SectionHeaderBlockLE if little else pcapng.SectionHeaderBlock)(data[pos : pos + blen])
-        except (dpkt.UnpackError, struct.error) as exc:
+        except (dpkt.UnpackError, struct.error, ValueError) as exc:  # ValueError: an option's text not UTF-8
             raise self._fail(None, pos, f"a section header block dpkt cannot read ({exc!r})") from None
         if shb.v_major != pcapng.PCAPNG_VERSION_MAJOR:
             raise self._fail(None, pos, f"pcapng version {shb.v_major}.{shb.v_minor} is not 1.x")

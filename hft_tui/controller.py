@@ -258,7 +258,8 @@ class Controller:
                 else:
                     self.journal.record_events(records)
             except JournalError as exc:
-                # Nothing is committed: the records stay in the ring for the next try.
+                # Nothing is committed: the records stay in the ring for the next try (the in-place
+                # reader; libbpf's has consumed them already: docs/JOURNAL.md).
                 return [], self._journal_failure(exc)
             self._journal_failed = False
         commit()

@@ -144,14 +144,23 @@ class RingDrain:
     def __init__(self, map_fd: int, *, owns_fd: bool = False) -> None:
         self.fd = map_fd
         self._owns = owns_fd
-        self.size = libbpf.map_info(map_fd).max_entries
-        self._mask = self.size - 1
-        page = mmap.PAGESIZE
-        # The layout libbpf uses: the consumer page (ours to write), then the
-        # producer page and the data pages, mapped twice so a record that
-        # wraps around the end reads as one piece.
-        self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._data = mmap.mmap(map_fd, page + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        cons = None
+        try:
+            self.size = libbpf.map_info(map_fd).max_entries
+            self._mask = self.size - 1
+            page = mmap.PAGESIZE
+            # The layout libbpf uses: the consumer page (ours to write), then the
+            # producer page and the data pages, mapped twice so a record that
+            # wraps around the end reads as one piece.
+            cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+            self._data = mmap.mmap(map_fd, page + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        except BaseException:  # not a ring this can map: nothing of it kept open
+            if cons is not None:
+                cons.close()
+            if owns_fd:
+                os.close(map_fd)
+            raise
+        self._cons = cons
         self._base = page
         self._cons_pos = memoryview(self._cons)[:8].cast("Q")
 

@@ -147,8 +147,9 @@ def _supervise(args, stop: StopFlag, stopped_by: list[str]) -> int:
             engine.detach(handle.iface)
         raise
     rec = handle.record
-    ctl = Controller(handle, journal=journal, deadman_ms=deadman)
+    ctl: Controller | None = None
     try:
+        ctl = Controller(handle, journal=journal, deadman_ms=deadman)  # opens the rings: may be refused
         if attached_here and rec is not None:
             journal.begin_engine(
                 iface=handle.iface, prog_id=rec.prog_id, attached_at=rec.attached_at, program_hash=rec.program_hash
@@ -161,7 +162,8 @@ def _supervise(args, stop: StopFlag, stopped_by: list[str]) -> int:
             )
         ctl.start()
     except BaseException:
-        ctl.rings.close()
+        if ctl is not None:
+            ctl.rings.close()
         journal.close()
         handle.close()
         if attached_here:

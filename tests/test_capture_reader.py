@@ -294,3 +294,70 @@ def test_pcapng_refusals(tmp_path):
 def test_a_missing_file(tmp_path):
     with pytest.raises(CaptureError, match="cannot open: No such file"):
         CaptureReader(tmp_path / "nope.pcap")
+
+
+def idb_commented(o: str, comment: bytes) -> bytes:
+    return block(o, 1, struct.pack(o + "HHI", 1, 0, 0) + option(o, 1, comment) + option(o, 0, b""))
+
+
+def shb_commented(o: str, comment: bytes) -> bytes:
+    return block(
+        o, 0x0A0D0D0A, struct.pack(o + "IHHq", 0x1A2B3C4D, 1, 0, -1) + option(o, 1, comment) + option(o, 0, b"")
+    )
+
+
+CORRUPT_PCAPNG = [  # (why, the file's bytes, what the one line says)
+    (
+        "an interface block's comment not UTF-8",
+        shb("<") + idb_commented("<", b"\xff\xfe") + epb("<", 0, 1, FRAMES[0]),
+        "an interface block dpkt cannot read",
+    ),
+    (
+        "a section header's comment not UTF-8",
+        shb_commented("<", b"\xff\xfe") + idb("<") + epb("<", 0, 1, FRAMES[0]),
+        "a section header block dpkt cannot read",
+    ),
+    ("an enhanced packet block too short for its fields", shb("<") + idb("<") + block("<", 6, b"\0" * 4), "length 16"),
+    ("an obsolete packet block too short for its fields", shb("<") + idb("<") + block("<", 2, b""), "length 12"),
+    ("a simple packet block too short for its length", shb("<") + idb("<") + block("<", 3, b""), "length 12"),
+    (
+        "a block longer than any capture's",
+        shb("<") + idb("<") + struct.pack("<III", 6, 0xFFFFFFFC, 0),  # its first 12 bytes, then the end
+        "a pcapng block of length 4,294,967,292",
+    ),
+    (
+        "a time past 64 bits of nanoseconds",
+        shb("<") + idb("<", tsresol=9) + epb("<", 0, 2**64 - 1, FRAMES[0]),
+        "frame 1 (offset",
+    ),
+    (
+        "a time offset past 64 bits of nanoseconds",
+        shb("<") + idb("<", tsoffset=2**62) + epb("<", 0, 1, FRAMES[0]),
+        "a time past what 64 bits of nanoseconds hold",
+    ),
+    (
+        "more captured than was on the wire",
+        shb("<") + idb("<") + epb("<", 0, 1, FRAMES[0], wirelen=10),
+        "61 bytes captured of a frame of 10 on the wire",
+    ),
+    (
+        "more captured than the interface's snap length",
+        shb("<") + idb("<", snaplen=32) + epb("<", 0, 1, FRAMES[0]),
+        "61 bytes captured, past the snap length of 32",
+    ),
+]
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("data,says", [c[1:] for c in CORRUPT_PCAPNG], ids=[c[0] for c in CORRUPT_PCAPNG])
+def test_a_corrupt_pcapng_is_one_line_of_the_readers_own(tmp_path, data, says, gz):
+    assert says in refused(write(tmp_path, "bad.pcapng", data, gz=gz))
+
+
+def test_a_pcap_record_longer_than_the_wire_or_the_snap_length(tmp_path):
+    text = refused(write(tmp_path, "wire.pcap", pcap_bytes(FRAMES, wirelen={1: 10})))
+    assert "frame 2 (offset" in text and "62 bytes captured of a frame of 10 on the wire" in text
+    snapped = bytearray(pcap_bytes(FRAMES))
+    struct.pack_into("<I", snapped, 16, 61)  # the file's snap length: the first frame's, not the second's
+    text = refused(write(tmp_path, "snap.pcap", bytes(snapped)))
+    assert "frame 2 (offset" in text and "62 bytes captured, past the snap length of 61" in text

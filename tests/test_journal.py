@@ -11,11 +11,14 @@ print what the file holds and refuse bad input with one line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import ctypes
+import errno
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +31,9 @@ from hypothesis import strategies as st
 from hft_tui import libbpf
 from hft_tui.config import engine_params, symbol_params
 from hft_tui.constants import BPF_F_LOCK, KILL_OFF, MSG_LEN, NUM_COUNTERS, OFFSETS
-from hft_tui.journal import Journal
+from hft_tui.errors import JournalError
+from hft_tui.journal import Journal, capacity
+from hft_tui.journal.chain import verify_journal
 from hft_tui.journal.records import SCHEMA_VERSION
 from hft_tui.journal.store import _GapTracker
 from hft_tui.journal_cli import CSV_COLUMNS
@@ -653,8 +658,56 @@ def test_a_reject_reason_goes_back_to_its_own_kernel_code(reason, code):
 
 @pytest.mark.pure
 def test_a_reject_reason_with_no_kernel_code_is_refused_not_made_a_kill():
-    from hft_tui.errors import JournalError
     from hft_tui.journal.records import reason_code as _reason_code
 
     with pytest.raises(JournalError, match="has no kernel code"):
         _reason_code("bogus")
+
+
+# -- what verify and the writer refuse ------------------------------------------------
+
+
+def test_an_order_renumbered_out_of_the_ids_is_a_gap(filled):
+    path, n = filled
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE orders SET order_id = -5 WHERE order_id = 5")  # no order id can be -5
+    v = verify_journal(path)
+    assert (v["rows"], v["gaps"], v["gap_ranges"], v["ok"]) == (n["orders"] - 1, 1, [[5, 5]], False)
+
+
+def test_a_journal_that_goes_on_in_a_part_not_here_is_broken(filled):
+    path, _ = filled
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # its last row, as a writer moving to part 1 leaves it
+        db.execute(
+            "INSERT INTO control (jseq, engine, wall_ns, kind, detail) "
+            "SELECT max(jseq) + 1, NULL, 0, 'journal_continued', ? FROM control",
+            (json.dumps({"next": path.name + ".1"}),),
+        )
+    v = verify_journal(path)
+    assert not v["ok"] and v["chain"] == f"{path.name} goes on in {path.name}.1, which is not here"
+
+
+def test_a_database_of_something_else_is_never_written_into(tmp_path):
+    path = tmp_path / "notes.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    with pytest.raises(JournalError, match=r"is not an hft-tui journal \(it holds table notes\)$"):
+        Journal(path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["notes"]
+
+
+def test_a_disk_that_cannot_be_asked_is_a_journal_failure(rig, tmp_path, monkeypatch):
+    # A JournalError latches the kill and supervision goes on (controller.py); any other error ends it.
+    def unseen(directory):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(capacity, "free_bytes", unseen)
+    rig.reset()
+    rig.trade(3)
+    records, _ = rig.read_all()
+    with (
+        Journal(tmp_path / "io.journal.sqlite", max_bytes=1 << 20) as j,
+        pytest.raises(JournalError, match="cannot see the disk's free space"),
+    ):
+        j.record_raw(records)

@@ -21,6 +21,7 @@ from hft_tui.config import parse_config
 from hft_tui.errors import MapsError
 from hft_tui.maps import MAP_VALUES, EngineMaps
 from hft_tui.program import bcc_map_fds, load_strategy
+from hft_tui.rings import RingDrain
 
 FEWER_COUNTERS = "BPF_PERCPU_ARRAY(counters, u64, 3);"
 
@@ -103,3 +104,11 @@ def test_a_backtest_engine_closed_keeps_nothing_open():
         with BacktestEngine(cfg) as e:
             kept.append(e)  # still referenced after close, as a caller's name or a traceback's frame keeps it
     assert open_fds() == before
+
+
+def test_a_map_that_is_no_ring_is_refused_and_its_descriptor_closed(other_counters):
+    fd = os.dup(other_counters)  # a per-CPU array: no ring to map
+    with pytest.raises(OSError):
+        RingDrain(fd, owns_fd=True)
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed: the drain owned it

@@ -173,6 +173,8 @@ def _chain_problems(census: list[dict]) -> list[str]:
             )
     if census and census[0]["previous_last_jseq"] is not None:
         problems.append(f"{Path(census[0]['path']).name} follows an earlier part that is not here")
+    if census and census[-1].get("continued_into"):
+        problems.append(f"{Path(census[-1]['path']).name} goes on in {census[-1]['continued_into']}, which is not here")
     return problems
 
 

@@ -7,6 +7,7 @@ read-only and never block the writer (WAL).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -90,8 +91,12 @@ class JournalReader:
         self.schema = self._check_schema()  # a writer may have upgraded the file since it was opened
         engines = []
         for e in self.engines():
+            # Rows are the distinct ids an engine can have (1 and up): a row of any other id, or one
+            # id twice, hides no missing one.
             rows, first, last = db.execute(
-                "SELECT count(*), min(order_id), max(order_id) FROM orders WHERE engine=?", (e["id"],)
+                "SELECT count(DISTINCT order_id), min(order_id), max(order_id) FROM orders "
+                "WHERE engine=? AND order_id >= 1",
+                (e["id"],),
             ).fetchone()
             whole = db.execute(
                 "SELECT count(*) FROM rejects WHERE engine=?"
@@ -106,7 +111,11 @@ class JournalReader:
             )
             engines.append({**e, "rows": rows, "first": first, "last": last, "whole": whole, "counted": counted})
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        continued = db.execute(
+            "SELECT detail FROM control WHERE kind='journal_continued' ORDER BY jseq DESC LIMIT 1"
+        ).fetchone()
         return {
+            "continued_into": json.loads(continued[0]).get("next") if continued else None,
             "path": str(self.path),
             "engines": engines,
             "integrity": db.execute("PRAGMA quick_check").fetchone()[0],
@@ -129,9 +138,12 @@ class JournalReader:
         return (min(found) if which == "min" else max(found)) if found else None
 
     def order_ids(self, engine: int):
-        """The order ids of one engine, ascending (for verify across parts)."""
+        """The order ids of one engine an order can have (1 and up), ascending (for verify across parts)."""
         return (
-            r[0] for r in self._db.execute("SELECT order_id FROM orders WHERE engine=? ORDER BY order_id", (engine,))
+            r[0]
+            for r in self._db.execute(
+                "SELECT order_id FROM orders WHERE engine=? AND order_id >= 1 ORDER BY order_id", (engine,)
+            )
         )
 
     def gap_ranges(self, engine: int, limit: int) -> list[list[int]]:
@@ -140,7 +152,8 @@ class JournalReader:
             [start, stop]
             for start, stop in self._db.execute(
                 "SELECT prev + 1, order_id - 1 FROM (SELECT order_id, lag(order_id, 1, 0)"
-                " OVER (ORDER BY order_id) AS prev FROM orders WHERE engine=?) WHERE order_id - prev > 1 LIMIT ?",
+                " OVER (ORDER BY order_id) AS prev FROM orders WHERE engine=? AND order_id >= 1)"
+                " WHERE order_id - prev > 1 LIMIT ?",
                 (engine, limit),
             )
         ]

@@ -8,6 +8,7 @@ block back into rows, so the writer never decodes a reject on the way in.
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 from typing import Final
 
@@ -149,6 +150,9 @@ CREATE TABLE IF NOT EXISTS continued (
     last_order INTEGER NOT NULL    -- the highest order id in the earlier parts
 );
 """
+
+# Every table a journal holds, now or in an older schema (schema 1's rejects, dropped by its upgrade).
+JOURNAL_TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA)) | {"rejects"}
 
 
 def event_tuple(ev) -> tuple:

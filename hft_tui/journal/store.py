@@ -57,7 +57,7 @@ from .files import (
 )
 from .gaps import GapTracker
 from .reader import JournalReader
-from .records import EVENT_COLUMNS, SCHEMA, SCHEMA_VERSION, RawField
+from .records import EVENT_COLUMNS, JOURNAL_TABLES, SCHEMA, SCHEMA_VERSION, RawField
 from .upgrade import upgrade_from_1, upgrade_from_2
 
 __all__ = ["SUFFIX", "Journal", "journal_ifaces", "journal_path", "open_journal", "record_cli_change"]
@@ -148,6 +148,7 @@ class Journal(JournalReader):
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 if self.max_bytes is not None:
                     capacity.limit_wal(self._db, self.max_bytes)
+                self._refuse_other_database()
                 self._db.executescript(SCHEMA)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 for upgrade in (upgrade_from_1, upgrade_from_2):  # each decides inside its transaction
@@ -160,6 +161,16 @@ class Journal(JournalReader):
             raise JournalError(f"journal {self.path}: {exc}") from None
         except PermissionError:
             raise JournalError(f"journal {self.path}: permission denied (the journal is root's: run as root)") from None
+
+    def _refuse_other_database(self) -> None:
+        """A database with a table no journal has is someone else's: never written into.  (A
+        journal's own tables without its meta yet are a journal whose writer died making it.)"""
+        db = self._db
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        foreign = sorted(t for t in tables - JOURNAL_TABLES if not t.startswith("sqlite_"))
+        if foreign:
+            db.close()
+            raise JournalError(f"{self.path} is not an hft-tui journal (it holds table {foreign[0]})")
 
     @classmethod
     def for_iface(cls, iface: str, path: str | Path | None = None, *, readonly: bool = False) -> Journal:
@@ -239,7 +250,10 @@ class Journal(JournalReader):
         if self.low_disk_bytes is None or time.monotonic() < self._next_disk_check:
             return
         self._next_disk_check = time.monotonic() + DISK_CHECK_S
-        free = capacity.free_bytes(self.path.parent)
+        try:
+            free = capacity.free_bytes(self.path.parent)
+        except OSError as exc:  # a journal failure like any other: the kill latches, supervision goes on
+            raise JournalError(f"journal {self.path}: cannot see the disk's free space ({exc.strerror})") from None
         low = free < self.low_disk_bytes
         if low != self._budget.counting_only:
             self._budget.counting_only = low
