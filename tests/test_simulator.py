@@ -193,6 +193,12 @@ CHECKS = [
     ("another symbol on a sent seq: unknown update", [replace(GOOD_BUY, symbol="MSFT")], [], {"unknown update": 1}),
     ("a timestamp not echoed: timestamp", [replace(GOOD_BUY, timestamp=5)], [], {"timestamp": 1}),
     (
+        "a second order for one update: duplicate order",
+        [GOOD_BUY, replace(GOOD_BUY, order_id=2)],
+        [],
+        {"duplicate order": 1},
+    ),
+    (
         "an order on an idle quote: unexpected order",
         [GOOD_BUY, Order("B", "AAPL", 3, IDLE_UPDATE.ask, 100, 2, 333)],
         [],

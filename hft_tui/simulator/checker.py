@@ -8,6 +8,8 @@ What is checked, order by order (reasons in ``invalid_reasons``)
     out of order    an id at or below one already seen (duplicate, reordered)
     unknown update  no update with this sequence number and symbol was sent
                     (or it is older than the last SENT_LOG_SLOTS updates)
+    duplicate order a second order for one update (an update gives one
+                    decision: one order at most)
     timestamp       the echoed timestamp is not the update's
     unexpected order  the model says this update must not trade (unknown or
                     disabled symbol, crossed, no target reached, position_limit,
@@ -65,6 +67,7 @@ class SentLog:
         self.first_seq = first_seq
         self.slots = slots
         self.buf = bytearray(slots * MSG_LEN)
+        self._answered = bytearray(slots)  # an update gives one decision: one order at most
         self.next_seq = first_seq
 
     def add(self, batch: memoryview, count: int) -> None:
@@ -74,6 +77,7 @@ class SentLog:
             slot = (self.next_seq + done - self.first_seq) % self.slots
             n = min(count - done, self.slots - slot)
             self.buf[slot * MSG_LEN : (slot + n) * MSG_LEN] = batch[done * MSG_LEN : (done + n) * MSG_LEN]
+            self._answered[slot : slot + n] = bytes(n)
             done += n
         self.next_seq += count
 
@@ -82,6 +86,13 @@ class SentLog:
             return None
         slot = (seq - self.first_seq) % self.slots
         return decode_update(bytes(self.buf[slot * MSG_LEN : (slot + 1) * MSG_LEN]))
+
+    def answer(self, seq: int) -> bool:
+        """Notes that an order answered update ``seq`` (one :meth:`get` found); False when one already had."""
+        slot = (seq - self.first_seq) % self.slots
+        first = not self._answered[slot]
+        self._answered[slot] = 1
+        return first
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,9 @@ class OrderChecker:
         u = self.log.get(o.seq)
         if u is None or u.symbol != o.symbol:
             self.flag("unknown update", f"order {o.order_id} answers {o.symbol} seq {o.seq}, never sent")
+            return None
+        if not self.log.answer(o.seq):
+            self.flag("duplicate order", f"order {o.order_id} answers {o.symbol} seq {o.seq}, answered already")
             return None
         if o.timestamp != u.timestamp:
             self.flag("timestamp", f"order {o.order_id} echoes {o.timestamp}, the update had {u.timestamp}")

@@ -100,6 +100,7 @@ class FrameRun:
         dst_mac = multicast_mac(plan.group) if plan.group else engine_mac
         self.route = Route(psock.mac, dst_mac, lab.exchange_ip, dst_ip, exchange_sock.getsockname()[1], plan.port)
         self.psock = psock
+        self._own_sink = sink if sink is not None and sink is not exchange_sock else None  # the gateway's
         self.collector = FrameCollector(
             self.psock,
             OrderFrameChecker(expected, max_orders, checker.ids),
@@ -115,6 +116,8 @@ class FrameRun:
 
     def close(self) -> None:
         self.psock.close()
+        if self._own_sink is not None:
+            self._own_sink.close()
 
     def _send(self, packet: Packet, capture: CaptureWriter | None, twice: bool) -> None:
         self.ip_id = (self.ip_id + 1) & 0xFFFF

@@ -237,26 +237,34 @@ class Simulator:
             ts_modulo=TS_MODULO.get(f.format),
         )
         psock = lab_mod.packet_socket(self.lab)
-        sink: socket.socket | None
-        if self.gateway is not None:
-            expected = self._gateway_route(psock.mac)
-            sink = sink_socket(self.lab, expected.route.dst_ip, expected.route.dst_port)
-            if sink is None:
-                warnings.append(f"the gateway {expected.route.dst_ip} is not in lab {self.lab.namespace}")
-        else:
-            lab = self.lab
-            exchange_port = sock.getsockname()[1]
-            update = Route(psock.mac, self.engine_mac, lab.exchange_ip, lab.engine_ip, exchange_port, self.port)
-            expected = ExpectedRoute.reflection(update, self.engine_mac, f.vlan)
-            sink = sock  # reflected orders land on the exchange's own socket
-            if f.group:
-                warnings.append("a multicast feed without a gateway cannot be answered (no_route): expect no orders")
-        # hft1 answers one update with one order; the feeds answer a packet with up to the cap.
-        max_orders = 1 if f.format == "hft1" else self.config.engine.max_orders_per_packet
-        log = FeedLog(SENT_LOG_SLOTS)
-        return FrameRun(
-            self.lab, plan, expected, max_orders, psock, self.engine_mac, sock, sink, checker, log, rtts, self.seed
-        )
+        sink: socket.socket | None = None
+        try:
+            if self.gateway is not None:
+                expected = self._gateway_route(psock.mac)
+                sink = sink_socket(self.lab, expected.route.dst_ip, expected.route.dst_port)
+                if sink is None:
+                    warnings.append(f"the gateway {expected.route.dst_ip} is not in lab {self.lab.namespace}")
+            else:
+                lab = self.lab
+                exchange_port = sock.getsockname()[1]
+                update = Route(psock.mac, self.engine_mac, lab.exchange_ip, lab.engine_ip, exchange_port, self.port)
+                expected = ExpectedRoute.reflection(update, self.engine_mac, f.vlan)
+                sink = sock  # reflected orders land on the exchange's own socket
+                if f.group:
+                    warnings.append(
+                        "a multicast feed without a gateway cannot be answered (no_route): expect no orders"
+                    )
+            # hft1 answers one update with one order; the feeds answer a packet with up to the cap.
+            max_orders = 1 if f.format == "hft1" else self.config.engine.max_orders_per_packet
+            log = FeedLog(SENT_LOG_SLOTS)
+            return FrameRun(
+                self.lab, plan, expected, max_orders, psock, self.engine_mac, sock, sink, checker, log, rtts, self.seed
+            )
+        except BaseException:  # nothing of the run's sockets outlives its failure
+            psock.close()
+            if sink is not None and sink is not sock:
+                sink.close()
+            raise
 
     def _loop(self, sock, walk, log, checker, receiver, count, rate, duration, stop):
         sender = BatchSender(sock, self.lab.engine_ip, self.port, hft1.MESSAGE_LEN)
