@@ -197,6 +197,11 @@ def _attach_peer_pass(ns: NetNS, idx: int) -> None:
     b.cleanup()  # the attachment holds the program
 
 
+# The veths' MTU: the kernel's default for a veth, which up() keeps.  A frame whose IP
+# packet is longer cannot be sent into the lab (packet sockets refuse it: EMSGSIZE).
+MTU = 1500
+
+
 def up(lab: Lab = DEFAULT_LAB, queues: int = 1) -> LabStatus:
     """Creates the lab; running it again on a lab that is up changes nothing.
 

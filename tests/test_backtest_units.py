@@ -9,13 +9,14 @@ from __future__ import annotations
 import struct
 
 import pytest
-from capture_files import NS, ROUTE, T0, config, deep_packets, hft1_packets, itch_packets
+from capture_files import NS, ROUTE, T0, config, deep_packets, hft1_packets, itch_packets, write_capture
 
 from hft_tui.backtest.loop import SentFrame
 from hft_tui.backtest.orders import OrderFrames
 from hft_tui.backtest.report import money, when
 from hft_tui.backtest.sweep import parse_axis, variants
 from hft_tui.backtest.window import INT64_MAX, INT64_MIN, parse_time, window_ns
+from hft_tui.capture_reader import CaptureError
 from hft_tui.errors import ConfigError, ProtocolError
 from hft_tui.feeds import encode_orders, iex, itch
 from hft_tui.lab import Lab
@@ -23,7 +24,7 @@ from hft_tui.maps import Gateway
 from hft_tui.protocol import Order, parse_price
 from hft_tui.replay.autoconfig import config_text, profile
 from hft_tui.replay.messages import packet_meaning
-from hft_tui.replay.player import ReplayFrames, ipv4_udp
+from hft_tui.replay.player import ReplayFrames, ipv4_udp, load_frames
 from hft_tui.replay_status import ReplayStatus
 from hft_tui.wire import Route, parse_udp_frame, udp_frame
 
@@ -253,3 +254,17 @@ def test_a_config_from_a_captures_most_active_symbols():
 def test_the_status_bar_note():
     st = ReplayStatus("day.pcap", T0 + 1_234_000_000, 49, 100, 2, True, 1)
     assert st.note() == "replay day.pcap 14:30:01.234 50% loop 2 · config from the capture"
+
+
+def test_a_frame_the_lab_cannot_carry_refuses_the_capture_before_anything_is_sent(tmp_path):
+    # The lab's veths carry IP packets of lab.MTU bytes (1,500): a frame of that, tagged or not, plays.
+    fits = [udp_frame(ROUTE, b"x" * (1500 - 28)), udp_frame(ROUTE, b"x" * (1500 - 28), vlan=7)]
+    assert (
+        len(load_frames(str(write_capture(tmp_path / "fits.pcap", [(T0, f) for f in fits])), ROUTE.dst_mac).frames) == 2
+    )
+    over = [*fits, udp_frame(ROUTE, b"x" * (1501 - 28))]
+    with pytest.raises(
+        CaptureError,
+        match=r"frame 3: an IP packet of 1,501 bytes, more than the lab's interfaces carry \(MTU 1500\); nothing sent$",
+    ):
+        load_frames(str(write_capture(tmp_path / "over.pcap", [(T0, f) for f in over])), ROUTE.dst_mac)

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..capture_reader import CaptureReader
+from ..capture_reader import CaptureError, CaptureReader
+from ..lab import MTU
 from ..packet_io import PacketSocket, Received
 from ..wire import ETH_HLEN, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN, VLAN_HLEN, VLAN_TPIDS, mac_bytes
 
@@ -69,7 +70,9 @@ class ReplayFrames:
 
 
 def load_frames(path: str, engine_mac: str) -> ReplayFrames:
-    """The capture's IPv4/UDP frames, ready to send (module doc)."""
+    """The capture's IPv4/UDP frames, ready to send (module doc).  A frame the lab's
+    interfaces cannot carry (its IP packet past lab.MTU) refuses the whole capture, in
+    one line naming it, before anything is sent: a replay never stops partway."""
     out = ReplayFrames(path)
     engine = mac_bytes(engine_mac)
     with CaptureReader(path) as reader:
@@ -79,6 +82,12 @@ def load_frames(path: str, engine_mac: str) -> ReplayFrames:
                 if not ipv4_udp(frame):
                     out.skipped += 1
                     continue
+                l2 = ETH_HLEN + (VLAN_HLEN if int.from_bytes(frame[12:14], "big") in VLAN_TPIDS else 0)
+                if len(frame) - l2 > MTU:
+                    raise CaptureError(
+                        f"{path}: frame {batch.first + i}: an IP packet of {len(frame) - l2:,} bytes, more than "
+                        f"the lab's interfaces carry (MTU {MTU}); nothing sent"
+                    )
                 if not frame[0] & 1 and frame[:6] != engine:  # unicast, for another host
                     frame = engine + frame[6:]
                     out.readdressed += 1
