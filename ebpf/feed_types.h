@@ -36,8 +36,6 @@
 
 /* Block offsets are masked with this (>= any 1500-MTU frame): the verifier needs a bound. */
 #define FEED_OFF_MASK           0x7ff
-#define FEED_STR_(x)            #x
-#define FEED_STR(x)             FEED_STR_(x)
 
 struct feed_packet {
 	struct hft_channel_key channel;

@@ -76,6 +76,7 @@
  * file, so everything that touches a map is here; the headers hold the rest.
  */
 #include <uapi/linux/bpf.h>
+#include <linux/stringify.h>
 #include "hft_protocol.h"
 #include "hft_structs.h"
 #include "parsing_helpers.h"
@@ -1126,7 +1127,7 @@ static __always_inline int message_step(struct xdp_md *ctx, struct hft_scratch *
 		if (i >= count)
 			goto done;
 		/* A bound the verifier can see, opaque to clang so it is not folded away. */
-		asm volatile("%0 &= " FEED_STR(FEED_OFF_MASK) : "+r"(pos));
+		asm volatile("%0 &= " __stringify(FEED_OFF_MASK) : "+r"(pos));
 		p = data + pos;
 		if (p + FEED_LEN_PREFIX > data_end)
 			goto malformed;

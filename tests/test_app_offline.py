@@ -191,6 +191,14 @@ async def edit_cell(pilot, symbol: str, key: str) -> None:
     assert (app.params_pane.editor.symbol, app.params_pane.editor.key) == (symbol, key)
 
 
+async def params_table(pilot, selector: str):
+    """The Parameters tab shown and one of its tables focused (``#symbol-params``, ``#engine-params``)."""
+    await pilot.press("2")
+    table = pilot.app.main.query_one(selector)
+    table.focus()
+    return table
+
+
 def editor_message(app: HftApp) -> tuple[str, set[str]]:
     msg = app.params_pane.editor.query_one("#edit-message")
     return str(msg.render()), set(msg.classes)
@@ -228,9 +236,7 @@ async def test_an_engine_wide_setting_is_written_and_the_mode_is_refused(session
     app = make_app(session, iface=recording.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await supervising(pilot)
-        await pilot.press("2")
-        table = app.main.query_one("#engine-params")
-        table.focus()
+        table = await params_table(pilot, "#engine-params")
         table.cursor_coordinate = Coordinate(list(ENGINE_KEYS).index("mode"), 0)
         await pilot.press("enter", *"generic", "enter")
         assert "mode cannot change while attached" in editor_message(app)[0]
@@ -270,9 +276,7 @@ async def test_removing_a_symbol_ends_an_edit_left_open_on_it(session, recording
     app = make_app(session, iface=recording.iface, take_over=True)
     async with app.run_test(size=SIZE) as pilot:
         await supervising(pilot)
-        await pilot.press("2")
-        table = app.main.query_one("#symbol-params")
-        table.focus()
+        table = await params_table(pilot, "#symbol-params")
         table.cursor_coordinate = Coordinate([str(k.value) for k in table.rows].index("MSFT"), 1)
         await pilot.press("enter")  # an edit of one of MSFT's parameters, left open
         editor = app.params_pane.editor

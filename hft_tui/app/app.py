@@ -46,7 +46,7 @@ from .model import EngineView
 from .screens.full_tables import FullTablesScreen
 from .screens.help import HelpScreen
 from .screens.main import TABS, MainScreen
-from .session import USER_ERRORS, Session
+from .session import USER_ERRORS, Session, listed_engines
 from .shutdown import SignalWatch
 from .widgets.interfaces import InterfacesPane
 from .widgets.params import ParametersPane
@@ -245,10 +245,9 @@ class HftApp(App[None]):
 
     def offer_take_over(self) -> None:
         """An engine already attached is taken over, never loaded a second time."""
-        try:
-            engines = self.session.engines()
-        except USER_ERRORS as exc:  # the pin root refused: nothing to take over from it
-            self.set_error(f"cannot list the engines here: {one_line(exc)}")
+        engines, why = listed_engines(self.session)
+        if engines is None:
+            self.set_error(why)
             return
         if self.select_iface:
             target = self.select_iface if self.select_iface in engines else None
@@ -476,10 +475,9 @@ class HftApp(App[None]):
 
     def command_take_over(self) -> None:
         iface = self.interfaces_pane.table.selected()
-        try:
-            engines = self.session.engines()
-        except USER_ERRORS as exc:
-            self.set_error(f"cannot list the engines here: {one_line(exc)}")
+        engines, why = listed_engines(self.session)
+        if engines is None:
+            self.set_error(why)
             return
         if iface and iface in engines:
             self.take_over(iface)

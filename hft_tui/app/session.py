@@ -101,6 +101,15 @@ class Session(Protocol):
         """Removes a symbol with its position and statistics."""
 
 
+def listed_engines(session: Session) -> tuple[dict[str, int] | None, str]:
+    """(iface -> program id, "") of the engines attached here, or (None, why) when they cannot be
+    listed (the pin root refused, an entry gone meanwhile): the app shows why and goes on."""
+    try:
+        return session.engines(), ""
+    except USER_ERRORS as exc:
+        return None, f"cannot list the engines here: {one_line(exc)}"
+
+
 class EngineSession:
     """The real session: an engine handle for writes and a supervisor process for views."""
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
+from ..capture_reader import INT64_MAX, INT64_MIN  # the capture times' range
 from ..errors import ConfigError
 
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": NS, "m": 60 * NS, "h": 3600 * NS}
 _OFFSET = re.compile(r"^\+(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$")
 _TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?$")

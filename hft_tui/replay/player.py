@@ -34,15 +34,19 @@ GRACE_S = 0.3  # how long the last order may take to come back
 SPIN_S = 0.0005  # closer than this to a frame's time: wait by spinning, not sleeping
 
 
+def link_header_len(frame: bytes) -> int:
+    """Ethernet's header with at most one VLAN tag: where the frame's packet starts."""
+    return ETH_HLEN + (VLAN_HLEN if int.from_bytes(frame[12:14], "big") in VLAN_TPIDS else 0)
+
+
 def ipv4_udp(frame: bytes) -> bool:
     """IPv4/UDP behind at most one VLAN tag: what the backtest runs (testrun_loop.c's rule)."""
     if len(frame) < ETH_HLEN:
         return False
-    proto, off = int.from_bytes(frame[12:14], "big"), ETH_HLEN
-    if proto in VLAN_TPIDS:
-        if len(frame) < ETH_HLEN + VLAN_HLEN:
-            return False
-        proto, off = int.from_bytes(frame[16:18], "big"), off + VLAN_HLEN
+    off = link_header_len(frame)
+    if len(frame) < off:
+        return False
+    proto = int.from_bytes(frame[off - 2 : off], "big")
     if proto != ETH_P_IP or len(frame) < off + IPV4_HLEN:
         return False
     ihl = (frame[off] & 0x0F) * 4
@@ -82,7 +86,7 @@ def load_frames(path: str, engine_mac: str) -> ReplayFrames:
                 if not ipv4_udp(frame):
                     out.skipped += 1
                     continue
-                l2 = ETH_HLEN + (VLAN_HLEN if int.from_bytes(frame[12:14], "big") in VLAN_TPIDS else 0)
+                l2 = link_header_len(frame)
                 if len(frame) - l2 > MTU:
                     raise CaptureError(
                         f"{path}: frame {batch.first + i}: an IP packet of {len(frame) - l2:,} bytes, more than "

@@ -19,7 +19,7 @@ from ..dialogs import ConfirmScreen
 from ..formatting import one_line
 from ..labels import MessageLine, PaneTitle
 from ..messages import AttachFinished, EngineDetached, Failed, InterfacesListed, Notice, TakeOverRequested
-from ..session import USER_ERRORS, Session
+from ..session import Session, listed_engines
 from .table_sync import sync_rows
 
 INTERFACE_REFRESH_S = 2.0
@@ -238,11 +238,10 @@ class InterfacesPane(Vertical):
 
     def _engines(self) -> dict[str, int] | None:
         """The engines attached here; None, the reason shown, when they cannot be listed."""
-        try:
-            return self.session.engines()
-        except USER_ERRORS as exc:
-            self.set_message(f"cannot list the engines here: {one_line(exc)}", "error")
-            return None
+        engines, why = listed_engines(self.session)
+        if engines is None:
+            self.set_message(why, "error")
+        return engines
 
     @work(thread=True, group="attach")
     def attach_engine(self, iface: str, mode: str) -> None:
