@@ -19,6 +19,7 @@ read from its real ring buffers the way the controller reads them
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import shutil
@@ -37,8 +38,10 @@ from hft_tui.config import symbol_params
 from hft_tui.constants import EVENT_REJECT, REJECT_REASONS
 from hft_tui.journal import Journal, parts
 from hft_tui.journal import budget as budget_mod
+from hft_tui.journal import store as journal_store
 from hft_tui.journal.budget import NS_PER_S, Counted, RejectBudget
 from hft_tui.journal.capacity import part_bytes
+from hft_tui.journal.chain import JournalChain
 from hft_tui.journal.records import RawField, ring_record
 from hft_tui.protocol import Update, parse_price
 from hft_tui.rings import EVENT_FIELDS
@@ -271,6 +274,88 @@ def test_verify_says_when_a_part_is_missing(flood_rig, tmp_path):
     p = subprocess.run([HFT_TUI, "journal", "verify", "--journal", str(base)], capture_output=True, text=True)
     assert p.returncode == 1 and p.stdout.startswith("LOSS:"), p
     assert "(a part missing?)" in p.stdout and "missing order ids" in p.stdout
+
+
+class Died(BaseException):
+    """The writer killed at this instant: nothing of it runs after (not an error it could handle)."""
+
+
+def die(*_args, **_kwargs):
+    raise Died
+
+
+# Where a writer may die while it closes a full part and begins the next.
+DEATHS = {
+    "after_it_closed_the_full_part": (Journal, "_make_part"),
+    "while_it_wrote_the_next_part": (journal_store.capacity, "write_carry"),
+    "before_the_next_part_was_renamed_into_place": (journal_store.os, "rename"),
+}
+
+
+@pytest.mark.parametrize("death", DEATHS)
+def test_a_writer_dying_as_it_begins_a_part_leaves_only_whole_parts_and_the_next_writer_finishes_it(
+    flood_rig, tmp_path, monkeypatch, death
+):
+    """A reader never opens a part half made, and the next writer makes the part the dead
+    one was making: no false gap alert, verify whole, every order once."""
+    rig = flood_rig
+    rig.reset()
+    base = tmp_path / "die.journal.sqlite"
+    cap = 128 * 1024
+    j = Journal(base, max_bytes=cap)
+    j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
+    monkeypatch.setattr(*DEATHS[death], die)
+    with pytest.raises(Died):
+        for _ in range(100):
+            rig.trade(200)
+            rig.drain_into(j)  # the batch that dies is never committed: it stays in the ring
+    monkeypatch.undo()
+    with contextlib.suppress(Exception):
+        j._db.close()  # what the kernel closes for a dead process
+    assert len(parts(base)) == 1  # the next part was not made
+    with JournalChain(base) as chain:  # a reader: the closed part, which says where it goes on
+        assert chain.verify()["chain"].endswith("which is not here")
+
+    alerts = []
+    with Journal(base, max_bytes=cap) as j:  # the next writer finishes the move ...
+        assert [p.name for p in parts(base)] == [base.name, base.name + ".1"]
+        j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
+        for _ in range(4):  # ... journals what the dead one had read, and goes on
+            rig.drain_into(j)
+            alerts += j.take_alerts()
+            rig.trade(200)
+        rig.drain_into(j)
+        alerts += j.take_alerts()
+        j.record_kernel(**rig.kernel(), final=True)
+        v = j.verify()
+    assert not [a for a in alerts if a.kind == "journal_gap"], alerts
+    assert not list(tmp_path.glob("*.making*"))
+    orders = rig.kernel()["orders_sent"]
+    assert (v["ok"], v["chain"], v["gaps"], v["duplicates"], v["rows"]) == (True, "ok", 0, 0, orders), v
+    assert len(v["parts"]) >= 2
+
+
+def test_a_reader_never_sees_a_part_being_made(flood_rig, tmp_path, monkeypatch):
+    """While the writer makes the next part, the parts a reader lists are the whole ones only."""
+    rig = flood_rig
+    rig.reset()
+    base = tmp_path / "seen.journal.sqlite"
+    seen: list[list[str]] = []
+    write_carry = journal_store.capacity.write_carry
+
+    def look_then_write(db, carry):
+        seen.append([p.name for p in parts(base)])
+        with JournalChain(base) as chain:  # every part listed opens as a journal
+            seen.append([Path(p["path"]).name for p in chain.verify()["parts"]])
+        write_carry(db, carry)
+
+    monkeypatch.setattr(journal_store.capacity, "write_carry", look_then_write)
+    with Journal(base, max_bytes=128 * 1024) as j:
+        j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
+        while len(parts(base)) < 3:
+            rig.trade(200)
+            rig.drain_into(j)
+    assert seen == [[base.name], [base.name], [base.name, base.name + ".1"], [base.name, base.name + ".1"]]
 
 
 @pytest.fixture

@@ -8,13 +8,17 @@ file, a hard link, a directory others can write).
 A journal comes in parts: IFACE.journal.sqlite, then IFACE.journal.sqlite.1, .2, ...
 
 A part is closed for good once it reaches ``journal_max_mb`` and the
-journal continues in the next number (rotation).  The parts are never
-renamed: a reader (``journal tail --follow``) may have one open, and
-SQLite's -wal and -shm files are found by the name a file was opened
-with, so a renamed file and a new one under its old name would share
-them.  The first part keeps the journal's name; the newest part (the
+journal continues in the next number (rotation).  A part is never
+renamed once it has its name: a reader (``journal tail --follow``) may
+have one open, and SQLite's -wal and -shm files are found by the name a
+file was opened with, so a renamed file and a new one under its old name
+would share them.  The first part keeps the journal's name; the newest part (the
 highest number) is the one written.  ``journal verify``, ``tail`` and
 ``export`` read every part, in order, as one journal.
+
+A new part is made whole under a name no reader lists
+(IFACE.journal.sqlite.N.making), then renamed to its own: nobody ever
+opens a part half made.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from ..safefile import make_directories, prepare_private_file
 SUFFIX = ".journal.sqlite"
 #: files SQLite makes beside the journal; each must be ours too when it exists
 SIDECARS = ("-wal", "-shm", "-journal")
+#: the suffix of a part being made (see the module's docstring)
+MAKING = ".making"
 
 
 def journal_path(iface: str) -> Path:
@@ -74,6 +80,19 @@ def create_private_file(path: Path) -> None:
 def part_path(base: Path, number: int) -> Path:
     """The path of part ``number`` (0: the journal's own name)."""
     return base if number == 0 else base.with_name(f"{base.name}.{number}")
+
+
+def making_path(part: Path) -> Path:
+    """Where part ``part`` is made before it is renamed into place (never a part's name)."""
+    return part.with_name(part.name + MAKING)
+
+
+def remove_making(part: Path) -> None:
+    """What a writer that died making ``part`` left under its making name (nothing reads it)."""
+    making = making_path(part)
+    for name in (making, *(making.with_name(making.name + s) for s in SIDECARS)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
 
 
 def part_numbers(base: Path) -> list[int]:

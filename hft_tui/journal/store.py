@@ -51,9 +51,11 @@ from .files import (
     ensure_private_dir,
     journal_ifaces,
     journal_path,
+    making_path,
     newest_part,
     part_numbers,
     part_path,
+    remove_making,
 )
 from .gaps import GapTracker
 from .reader import JournalReader
@@ -122,6 +124,8 @@ class Journal(JournalReader):
         else:
             self.path, self.part = newest_part(self.base)
         self._open()
+        if not readonly:
+            self._finish_move()
 
     def _open(self) -> None:
         try:
@@ -130,37 +134,39 @@ class Journal(JournalReader):
                 self._db = sqlite3.connect(
                     f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
                 )
+                self._db.execute("PRAGMA busy_timeout=5000")
             else:
-                ensure_private_dir(self.path.parent)
-                create_private_file(self.path)
-                old = os.umask(0o077)  # the -wal and -shm files too
-                try:
-                    self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                finally:
-                    os.umask(old)
-            # Readers never block a WAL writer; only another writer could.  The
-            # writer waits at most 1 s, so a stall never holds the heartbeat long.
-            self._db.execute(f"PRAGMA busy_timeout={5000 if self.readonly else 1000}")
-            if not self.readonly:
-                # WAL + NORMAL: a commit survives the writer's death (SIGKILL); only
-                # a power loss can take the last transactions (docs/JOURNAL.md).
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                if self.max_bytes is not None:
-                    capacity.limit_wal(self._db, self.max_bytes)
+                self._db = self._connect(self.path)
                 self._refuse_other_database()
-                self._db.executescript(SCHEMA)
-                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                _make_schema(self._db)
                 for upgrade in (upgrade_from_1, upgrade_from_2):  # each decides inside its transaction
                     with self._tx() as db:
                         upgrade(db)
             self.schema = self._check_schema()
         except sqlite3.DatabaseError as exc:
-            if "not a database" in str(exc):
-                raise JournalError(f"{self.path} is not an hft-tui journal ({exc})") from None
-            raise JournalError(f"journal {self.path}: {exc}") from None
+            raise _journal_error(self.path, exc) from None
         except PermissionError:
             raise JournalError(f"journal {self.path}: permission denied (the journal is root's: run as root)") from None
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        """A writer's connection to ``path`` (made 0600 if new, after the checks of files.py)."""
+        ensure_private_dir(path.parent)
+        create_private_file(path)
+        old = os.umask(0o077)  # the -wal and -shm files too
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+        finally:
+            os.umask(old)
+        # Readers never block a WAL writer; only another writer could.  The
+        # writer waits at most 1 s, so a stall never holds the heartbeat long.
+        db.execute("PRAGMA busy_timeout=1000")
+        # WAL + NORMAL: a commit survives the writer's death (SIGKILL); only
+        # a power loss can take the last transactions (docs/JOURNAL.md).
+        db.execute("PRAGMA synchronous=NORMAL")
+        if self.max_bytes is not None:
+            capacity.limit_wal(db, self.max_bytes)
+        return db
 
     def _refuse_other_database(self) -> None:
         """A database with a table no journal has is someone else's: never written into.  (A
@@ -196,17 +202,8 @@ class Journal(JournalReader):
         """One write transaction; the journal's rows and cursor move together."""
         if self.readonly:
             raise JournalError(f"journal {self.path} is open read-only")
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise JournalError(f"journal {self.path}: write failed: {exc}") from None
+        with self._lock, _transaction(self._db, self.path) as db:
+            yield db
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` in one transaction of the newest part.  When it would take
@@ -261,7 +258,6 @@ class Journal(JournalReader):
 
     def _next_part(self) -> None:
         """Closes this part for good and continues the journal in the next one."""
-        old = self.path
         number = max([self.part, *part_numbers(self.base)]) + 1
         new = part_path(self.base, number)
         with self._tx() as db:
@@ -271,26 +267,79 @@ class Journal(JournalReader):
                 (jseq, self._engine, time.time_ns(), json.dumps({"next": new.name})),
             )
             carry = capacity.read_carry(db, jseq, self.schema)
+        self._continue_in(new, number, carry)
+
+    def _finish_move(self) -> None:
+        """The newest part closed for good, its successor never made (its writer died in
+        between): the move is finished now, from what the closed part holds."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT jseq, detail FROM control WHERE kind='journal_continued' ORDER BY jseq DESC LIMIT 1"
+            ).fetchone()
+            # A row after it: an older writer went on in this part (the successor is the next rotation's).
+            if row is None or self._next_jseq(db) != row[0] + 1:
+                return
+            carry = capacity.read_carry(db, row[0], self.schema)
+        new = part_path(self.base, self.part + 1)
+        if json.loads(row[1]).get("next") == new.name:
+            self._continue_in(new, self.part + 1, carry)
+
+    def _continue_in(self, new: Path, number: int, carry: capacity.Carry) -> None:
+        """This part is closed: the journal goes on in ``new``, made whole before anyone sees it."""
+        old = self.path
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
+        try:
+            self._make_part(new, number, old, carry)
+        except JournalError:
+            self._open()  # still this part: the next write that finds it full tries again
+            raise
         self.path, self.part = new, number
         self._open()
-        with self._tx() as db:
-            capacity.write_carry(db, carry)
-            db.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [("part", str(number)), ("previous_part", old.name), ("previous_last_jseq", str(carry.last_jseq))],
-            )
-            db.execute(
-                "INSERT INTO control (jseq, engine, wall_ns, kind, detail) VALUES (?, ?, ?, 'journal_continues', ?)",
-                (carry.last_jseq + 1, self._engine, time.time_ns(), json.dumps({"previous": old.name})),
-            )
         self._fresh_part = True
         self._near_cap_said = False
         if self._engine is not None:
             self._load_journaled(self._db)
         self._alerts.append(capacity.rotated_alert(old, new))
+
+    def _make_part(self, new: Path, number: int, old: Path, carry: capacity.Carry) -> None:
+        """Part ``number``, whole (schema, what it carries over, where it follows on), made
+        under its making name and renamed to ``new`` once closed.  A writer that dies on the
+        way leaves no part: a reader never opens one half made (a file being created, a part
+        that does not yet say which it follows), and the next writer makes it (_finish_move)."""
+        making = making_path(new)
+        remove_making(new)
+        try:
+            if new.exists():
+                raise JournalError(f"journal {new}: already there, but {old.name} is the newest part")
+            db = self._connect(making)
+            try:
+                _make_schema(db)
+                with _transaction(db, making) as tx:
+                    capacity.write_carry(tx, carry)
+                    tx.executemany(
+                        "INSERT INTO meta VALUES (?, ?)",
+                        [
+                            ("part", str(number)),
+                            ("previous_part", old.name),
+                            ("previous_last_jseq", str(carry.last_jseq)),
+                        ],
+                    )
+                    tx.execute(
+                        "INSERT INTO control (jseq, engine, wall_ns, kind, detail)"
+                        " VALUES (?, ?, ?, 'journal_continues', ?)",
+                        (carry.last_jseq + 1, self._engine, time.time_ns(), json.dumps({"previous": old.name})),
+                    )
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                db.close()  # the last connection: its WAL is checkpointed and removed
+            os.rename(making, new)
+            _sync_directory(new.parent)
+        except sqlite3.DatabaseError as exc:
+            raise _journal_error(making, exc) from None
+        except OSError as exc:
+            raise JournalError(f"journal {new}: cannot make the next part: {exc.strerror}") from None
 
     def _next_jseq(self, db: sqlite3.Connection) -> int:
         # Read inside the transaction, so two writers can never reuse a number.
@@ -529,6 +578,41 @@ class Journal(JournalReader):
                 )
             out, self._alerts = self._alerts, []
         return out
+
+
+def _make_schema(db: sqlite3.Connection) -> None:
+    db.executescript(SCHEMA)
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
+    """One write transaction of ``db`` (the file ``path``), committed whole or not at all."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal {path}: write failed: {exc}") from None
+
+
+def _journal_error(path: Path, exc: sqlite3.DatabaseError) -> JournalError:
+    if "not a database" in str(exc):
+        return JournalError(f"{path} is not an hft-tui journal ({exc})")
+    return JournalError(f"journal {path}: {exc}")
+
+
+def _sync_directory(directory: Path) -> None:
+    """A rename is lasting once its directory is synced."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def record_cli_change(
