@@ -121,7 +121,9 @@ class Controller:
         self.journal = journal
         self.deadman_ms = deadman_ms
         self.supervise = supervise
-        self.rings = EngineRings(handle.pin_dir)
+        # No journal: the orders ring is left for a controller that has one (no order is
+        # consumed unjournaled); the tape is drained as ever.
+        self.rings = EngineRings(handle.pin_dir, keep_orders=journal is None)
         self._last: Snapshot | None = None
         self._config: ConfigView = {}
         self._version = 0

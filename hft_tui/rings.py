@@ -232,13 +232,20 @@ class RingDrain:
 
 
 class EngineRings:
-    """The engine's two rings (orders+kills, and the tape), drained together."""
+    """The engine's two rings (orders+kills, and the tape), drained together.
+
+    ``keep_orders``: the orders ring is left as it is, never read nor moved
+    (a controller with no journal: what is in it waits for one that has a
+    journal, and a full ring is the kernel's counted drop); only the tape is
+    drained.  The libbpf reader (off x86-64) cannot leave one ring unread.
+    """
 
     NAMES = ("events", "tape_events")
 
-    def __init__(self, pin_dir: Path) -> None:
+    def __init__(self, pin_dir: Path, *, keep_orders: bool = False) -> None:
         self.drains: list[RingDrain] = []
         self.reader: EventReader | None = None
+        self.keep_orders = keep_orders
         self._poll = select.epoll()
         self._wake_fd: int | None = None
         try:
@@ -246,6 +253,7 @@ class EngineRings:
                 for name in self.NAMES:
                     d = RingDrain(libbpf.obj_get(str(pin_dir / name)), owns_fd=True)
                     self.drains.append(d)
+                for d in self._drained():
                     # Level-triggered: readable while uncommitted data exists.
                     self._poll.register(d.fd, select.EPOLLIN)
             else:
@@ -254,10 +262,14 @@ class EngineRings:
             self.close()
             raise EngineError(f"cannot open the engine's ring buffers in {pin_dir}: {exc.strerror or exc}") from None
 
+    def _drained(self) -> list[RingDrain]:
+        """The rings this drain reads: both, or the tape alone (keep_orders)."""
+        return self.drains[1:] if self.keep_orders else self.drains
+
     def wait(self, timeout_ms: int, wake_fd: int | None = None) -> None:
         """Returns when a ring holds records, ``wake_fd`` is readable (a stop
         request), or after ``timeout_ms``."""
-        if timeout_ms <= 0 or any(d.pending() for d in self.drains):
+        if timeout_ms <= 0 or self.pending():
             return
         if self.reader is not None:  # libbpf's reader polls on its own: only the stop can wake us
             select.select([wake_fd] if wake_fd is not None else [], [], [], timeout_ms / 1000)
@@ -271,13 +283,17 @@ class EngineRings:
     def read(self, max_records: int, timeout_ms: int = 0):
         """(records, runs, commit function).  In-place reader: records are
         (position, event tuple) from the orders ring (orders first: the
-        lossless ring is never starved) and runs the tape ring's records as
-        read (RecordRun); libbpf reader: EngineEvents and no runs."""
+        lossless ring is never starved; none with keep_orders) and runs the
+        tape ring's records as read (RecordRun); libbpf reader: EngineEvents
+        and no runs."""
         if self.reader is not None:
             return self.reader.poll(timeout_ms), [], lambda: None
         orders, tape = self.drains
-        records, end = orders.read(max_records)
-        ends, runs = [end], []
+        records: list = []
+        drains, ends, runs = [tape], [], []
+        if not self.keep_orders:
+            records, end = orders.read(max_records)
+            drains, ends = [orders, tape], [end]
         run = tape.read_run(max_records)
         if run is not None:
             runs.append(run)
@@ -288,23 +304,23 @@ class EngineRings:
             ends.append(end)
 
         def commit() -> None:
-            for d, end in zip(self.drains, ends):
+            for d, end in zip(drains, ends):
                 d.commit(end)
 
         return records, runs, commit
 
     def pending(self) -> bool:
-        return any(d.pending() for d in self.drains)
+        return any(d.pending() for d in self._drained())
 
     def behind(self, records: int) -> bool:
         """A ring holds at least ``records`` undrained records (a tick's batch):
         the caller should drain now, whatever its own rate, before it fills."""
-        return any(d.pending() >= records * RECORD_STRIDE for d in self.drains)
+        return any(d.pending() >= records * RECORD_STRIDE for d in self._drained())
 
     def close(self) -> None:
         for d in self.drains:
             with contextlib.suppress(Exception):
-                self._poll.unregister(d.fd)
+                self._poll.unregister(d.fd)  # (a kept ring was never registered)
             d.close()
         self.drains = []
         if self._wake_fd is not None:

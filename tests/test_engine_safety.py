@@ -4,6 +4,7 @@
 - the kill switch needs only its own pin (an engine of another hft-tui version can be killed);
 - a dead-man deadline read from the state file is checked like any input before it is armed;
 - an engine whose state file is lost keeps its own identity in the journal;
+- a controller without a journal leaves the orders in the ring for the next journal;
 - the app's supervisor drains a burst before a ring fills, whatever its poll rate (lab 72).
 """
 
@@ -111,6 +112,31 @@ def test_an_engine_without_its_state_file_keeps_its_own_identity_in_the_journal(
     assert engines[0]["attached_at"] > 0
     p = cli("engine", "status", iface, "--json")
     assert json.loads(p.stdout)["attached"] is True  # still known as ours, by its pinned program
+
+
+def test_a_controller_without_a_journal_leaves_the_orders_in_the_ring_for_the_next_journal(attached, tmp_path):
+    """The app supervises without a journal when it cannot open one (the kill latched): the
+    orders already in the ring are not consumed unjournaled, so the next journal has every id."""
+    h = attached
+    for seq in (1, 2, 3):
+        send_update(Update("AAPL", seq, parse_price("190.00"), 100, parse_price("190.01"), 100))
+    wait_for(lambda: h.maps.totals().order_seq == 3, 5, "three orders")
+    ctl = Controller(h)  # no journal
+    ctl.start()
+    try:
+        for _ in range(3):
+            assert not ctl.tick().events  # nothing read from the orders ring
+    finally:
+        ctl.stop(detach=False)
+    with journal.Journal(tmp_path / "j.sqlite") as j:
+        ctl = Controller(h, journal=j)
+        ctl.start()
+        try:
+            ctl.tick()
+        finally:
+            ctl.stop(detach=False)
+        v = j.verify()
+    assert (v["ok"], v["rows"], v["first_order_id"], v["last_order_id"], v["gaps"]) == (True, 3, 1, 3, 0), v
 
 
 class _Views:

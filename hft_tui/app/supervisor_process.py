@@ -142,7 +142,10 @@ class Supervisor:
         except Exception as exc:
             if handle.maps.kill() == KILL_OFF:
                 handle.maps.set_kill(KILL_OPERATOR)
-            return None, f"JOURNAL UNAVAILABLE ({exc}): kill switch latched; supervising without a journal"
+            return None, (
+                f"JOURNAL UNAVAILABLE ({exc}): kill switch latched; supervising without a journal "
+                "(orders stay in the ring buffer for the next journal)"
+            )
 
     def run(self) -> None:
         error, lines = None, []
