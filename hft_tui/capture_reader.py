@@ -116,6 +116,7 @@ class _Buffer:
         self.pos = 0
         self.base = 0
         self.eof = False
+        self.read_bytes = 0  # what the file gave so far (a gzip file's: uncompressed)
 
     def offset(self, pos: int) -> int:
         return self.base + pos
@@ -145,14 +146,16 @@ class _Buffer:
 
     def _read(self, n: int) -> bytes:
         try:
-            return self.f.read(n)
+            piece = self.f.read(n)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            at = self.base + len(self.data) - self.pos
             raise CaptureError(
-                f"{self.what}: the gzip data is cut short or corrupt after {at:,} uncompressed bytes ({exc})"
+                f"{self.what}: the gzip data is cut short or corrupt after {self.read_bytes:,} uncompressed bytes "
+                f"({exc})"
             ) from None
         except OSError as exc:
             raise CaptureError(f"{self.what}: cannot read: {exc.strerror or exc}") from None
+        self.read_bytes += len(piece)
+        return piece
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,11 @@ from hft_tui.lab import Lab
 from hft_tui.maps import Gateway
 from hft_tui.protocol import Order, parse_price
 from hft_tui.replay.autoconfig import config_text, profile
+from hft_tui.replay.check import ReplayChecker, _meanings
 from hft_tui.replay.messages import packet_meaning
 from hft_tui.replay.player import ReplayFrames, ipv4_udp, load_frames
 from hft_tui.replay_status import ReplayStatus
+from hft_tui.strategy_model import EngineModel
 from hft_tui.wire import Route, parse_udp_frame, udp_frame
 
 pytestmark = pytest.mark.pure
@@ -268,3 +270,41 @@ def test_a_frame_the_lab_cannot_carry_refuses_the_capture_before_anything_is_sen
         match=r"frame 3: an IP packet of 1,501 bytes, more than the lab's interfaces carry \(MTU 1500\); nothing sent$",
     ):
         load_frames(str(write_capture(tmp_path / "over.pcap", [(T0, f) for f in over])), ROUTE.dst_mac)
+
+
+# -- the live replay's checker ------------------------------------------------------------
+
+
+def model_orders(frames: ReplayFrames, cfg) -> list[Order]:
+    """The orders the strategy model sends for an hft1 capture, as the engine numbers them."""
+    model = EngineModel(cfg)
+    out: list[Order] = []
+    for m in _meanings(frames, "hft1", 1):
+        assert m is not None
+        for msg in m.messages:
+            assert msg is not None
+            if model.feed_verdict(msg):
+                continue
+            if model.wants_market_data(msg.symbol):
+                model.observe(msg.update())
+            d = model.decision(msg.update())
+            if d.trades:
+                out.append(Order(d.side, msg.symbol, msg.seq, d.price, d.qty, len(out) + 1, msg.timestamp))
+                model.fill(msg.symbol, d.side, d.qty, d.price)
+    return out
+
+
+@pytest.mark.parametrize("stray_at", [0, 1, 5])
+def test_an_order_frame_answering_no_packet_is_flagged_alone_and_the_frames_after_it_still_checked(stray_at):
+    frames = ReplayFrames("x.pcap", frames=[f for _t, f in hft1_packets(40)])
+    _text, cfg = config("hft1", gateway=None)
+    orders = model_orders(frames, cfg)
+    assert len(orders) >= 8
+    stray = Order("B", "AAPL", 10_000, orders[0].price, orders[0].qty, 99, 0)  # no message has seq 10,000
+    batches = [[o] for o in orders]
+    batches.insert(stray_at, [stray])
+    checker = ReplayChecker(frames, "hft1", cfg, None, ROUTE.dst_mac)
+    checker._model(batches, list(_meanings(frames, "hft1", 1)))
+    out = checker.out
+    assert out.reasons == {"unknown update": 1}, out.examples
+    assert [o.seq for o in out.orders] == [o.seq for b in batches for o in b]  # each checked once, in turn

@@ -13,14 +13,16 @@ own code; the real captures of /work/shared/data/feeds are read as well.
 from __future__ import annotations
 
 import gzip
+import random
 import struct
+import zlib
 from pathlib import Path
 
 import dpkt
 import pytest
 
 from hft_tui.capture import CaptureWriter
-from hft_tui.capture_reader import CaptureError, CaptureReader, read_frames
+from hft_tui.capture_reader import READ_SIZE, CaptureError, CaptureReader, read_frames
 
 pytestmark = pytest.mark.pure
 
@@ -45,14 +47,14 @@ def pcap_bytes(
     """libpcap's savefile: a 24-byte header, then per frame 16 bytes + the frame."""
     o = "<" if little else ">"
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
-    out = struct.pack(o + "IHHiIII", magic, 2, 4, 0, 0, 65535, link)
+    out = [struct.pack(o + "IHHiIII", magic, 2, 4, 0, 0, 65535, link)]
     for i, f in enumerate(frames):
         ns = stamps[i] if stamps else (T + i) * NS + 123_456_789 * (i + 1) % NS
         sec, sub = divmod(ns, NS)
         frac = sub if nano else sub // 1000
         wl = (wirelen or {}).get(i, len(f))
-        out += struct.pack(o + "IIII", sec, frac, len(f), wl) + f
-    return out
+        out += [struct.pack(o + "IIII", sec, frac, len(f), wl), f]
+    return b"".join(out)
 
 
 def expected_stamps(nano: bool) -> list[int]:
@@ -255,6 +257,18 @@ def test_a_truncated_gzip_stream(tmp_path):
     raw = gzip.compress(pcap_bytes(FRAMES * 200))
     text = refused(write(tmp_path, "cut.pcap.gz", raw[: len(raw) // 2]))
     assert "gzip" in text and "cut short or corrupt" in text
+
+
+def test_a_truncated_gzip_stream_names_the_uncompressed_bytes_read_before_it(tmp_path):
+    rng = random.Random(7)
+    frames = [rng.randbytes(1400) for _ in range(7000)]  # ~10 MB that gzip cannot shrink: reads of 4 MiB
+    raw = gzip.compress(pcap_bytes(frames), compresslevel=1)
+    cut = raw[: len(raw) * 6 // 10]
+    readable = len(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(cut))
+    whole_reads = readable // READ_SIZE * READ_SIZE  # the read that meets the cut returns nothing
+    assert whole_reads >= READ_SIZE
+    text = refused(write(tmp_path, "cut.pcap.gz", cut))
+    assert f"after {whole_reads:,} uncompressed bytes" in text, text
 
 
 def test_a_frame_the_snap_length_cut(tmp_path):

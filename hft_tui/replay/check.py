@@ -170,6 +170,12 @@ class ReplayChecker:
         checker = OrderChecker(self.config, log, self.start)  # type: ignore[arg-type]
         model = checker.model
         seen_next = -1  # the channel's next sequence: a packet below it is a copy the engine drops
+        last_packet_of = {  # a sequence -> the last packet that carries it
+            m.first_seq + i: packet
+            for packet, m in enumerate(meanings)
+            if m is not None
+            for i in range(len(m.messages))
+        }
         pending = iter(batches)
         batch = next(pending, None)
         for packet, m in enumerate(meanings):
@@ -191,8 +197,14 @@ class ReplayChecker:
                 log.add(msg.seq, LoggedMessage(msg, verdict, packet))
             if self.feed != "hft1":
                 seen_next = max(seen_next, last + 1)
-            while batch is not None and batch and m.first_seq <= batch[0].seq <= last:
-                self._check_batch(batch, log, checker, packet)
+            while batch is not None:
+                if batch and m.first_seq <= batch[0].seq <= last:
+                    self._check_batch(batch, log, checker, packet)
+                elif not batch or last_packet_of.get(batch[0].seq, -1) <= packet:
+                    # It answers no packet still to come: judged now, not left to hold up the rest.
+                    self._check_batch(batch, log, checker, -1)
+                else:
+                    break
                 batch = next(pending, None)
         while batch is not None:  # orders answering nothing the capture sent
             self._check_batch(batch, log, checker, -1)
