@@ -121,13 +121,15 @@ def test_a_controller_without_a_journal_leaves_the_orders_in_the_ring_for_the_ne
     for seq in (1, 2, 3):
         send_update(Update("AAPL", seq, parse_price("190.00"), 100, parse_price("190.01"), 100))
     wait_for(lambda: h.maps.totals().order_seq == 3, 5, "three orders")
+    send_update(Update("AAPL", 3, parse_price("190.00"), 100, parse_price("190.01"), 100))  # stale: a reject
+    wait_for(lambda: h.maps.snapshot().rejects.get("stale") == 1, 5, "the stale reject")
     ctl = Controller(h)  # no journal
     ctl.start()
     try:
-        for _ in range(3):
-            assert not ctl.tick().events  # nothing read from the orders ring
+        seen = [e for _ in range(3) for e in ctl.tick().events]
     finally:
         ctl.stop(detach=False)
+    assert [(e.kind, e.reason) for e in seen] == [("reject", "stale")]  # the tape drained, no order read
     with journal.Journal(tmp_path / "j.sqlite") as j:
         ctl = Controller(h, journal=j)
         ctl.start()

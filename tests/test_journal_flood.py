@@ -19,10 +19,10 @@ read from its real ring buffers the way the controller reads them
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,6 +36,7 @@ from test_journal import SEQ_AT, SYMBOL, TRADING, Rig
 from hft_tui import libbpf
 from hft_tui.config import symbol_params
 from hft_tui.constants import EVENT_REJECT, REJECT_REASONS
+from hft_tui.errors import JournalError
 from hft_tui.journal import Journal, parts
 from hft_tui.journal import budget as budget_mod
 from hft_tui.journal import store as journal_store
@@ -284,12 +285,62 @@ def die(*_args, **_kwargs):
     raise Died
 
 
-# Where a writer may die while it closes a full part and begins the next.
+def die_on_call(n: int, then):
+    """``then`` until its n-th call, which dies."""
+    calls = []
+
+    def maybe(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise Died
+        return then(*args, **kwargs)
+
+    return maybe
+
+
+# Where a writer may die while it closes a full part and begins the next: (what dies, made
+# afresh for each test; the parts a reader then finds).
 DEATHS = {
-    "after_it_closed_the_full_part": (Journal, "_make_part"),
-    "while_it_wrote_the_next_part": (journal_store.capacity, "write_carry"),
-    "before_the_next_part_was_renamed_into_place": (journal_store.os, "rename"),
+    "after_it_closed_the_full_part": (lambda: (Journal, "_make_part", die), 1),
+    "while_it_wrote_the_next_part": (lambda: (journal_store.capacity, "write_carry", die), 1),
+    "before_the_next_part_was_linked_into_place": (lambda: (journal_store.os, "link", die), 1),
+    # (its calls: at the writer's open, before the part is made, once it is in place)
+    "before_the_making_name_was_removed": (
+        lambda: (journal_store, "remove_making", die_on_call(3, journal_store.remove_making)),
+        2,
+    ),
 }
+
+
+def rolled_journal(base: Path, rig: FloodRig, rounds: int = 100) -> Journal:
+    """A writer of ``base`` (parts of 128 KiB) fed until something raises (returned by pytest.raises)."""
+    j = Journal(base, max_bytes=128 * 1024)
+    j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
+    for _ in range(rounds):
+        rig.trade(200)
+        rig.drain_into(j)  # a batch that raises is never committed: it stays in the ring
+    return j
+
+
+def finish(base: Path, rig: FloodRig, j: Journal | None = None) -> tuple[dict, list]:
+    """The next writer (or ``j`` going on) drains what is left, trades on, and verifies."""
+    alerts = []
+    j = j or Journal(base, max_bytes=128 * 1024)
+    with j:
+        j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
+        for _ in range(4):
+            rig.drain_into(j)
+            alerts += j.take_alerts()
+            rig.trade(200)
+        rig.drain_into(j)
+        alerts += j.take_alerts()
+        j.record_kernel(**rig.kernel(), final=True)
+        v = j.verify()
+    assert not [a for a in alerts if a.kind == "journal_gap"], alerts
+    orders = rig.kernel()["orders_sent"]
+    assert (v["ok"], v["chain"], v["gaps"], v["duplicates"], v["rows"]) == (True, "ok", 0, 0, orders), v
+    assert not list(base.parent.glob("*.making*"))
+    return v, alerts
 
 
 @pytest.mark.parametrize("death", DEATHS)
@@ -301,38 +352,17 @@ def test_a_writer_dying_as_it_begins_a_part_leaves_only_whole_parts_and_the_next
     rig = flood_rig
     rig.reset()
     base = tmp_path / "die.journal.sqlite"
-    cap = 128 * 1024
-    j = Journal(base, max_bytes=cap)
-    j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
-    monkeypatch.setattr(*DEATHS[death], die)
+    dies, found = DEATHS[death]
+    monkeypatch.setattr(*dies())
     with pytest.raises(Died):
-        for _ in range(100):
-            rig.trade(200)
-            rig.drain_into(j)  # the batch that dies is never committed: it stays in the ring
+        rolled_journal(base, rig)
     monkeypatch.undo()
-    with contextlib.suppress(Exception):
-        j._db.close()  # what the kernel closes for a dead process
-    assert len(parts(base)) == 1  # the next part was not made
-    with JournalChain(base) as chain:  # a reader: the closed part, which says where it goes on
-        assert chain.verify()["chain"].endswith("which is not here")
-
-    alerts = []
-    with Journal(base, max_bytes=cap) as j:  # the next writer finishes the move ...
-        assert [p.name for p in parts(base)] == [base.name, base.name + ".1"]
-        j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
-        for _ in range(4):  # ... journals what the dead one had read, and goes on
-            rig.drain_into(j)
-            alerts += j.take_alerts()
-            rig.trade(200)
-        rig.drain_into(j)
-        alerts += j.take_alerts()
-        j.record_kernel(**rig.kernel(), final=True)
-        v = j.verify()
-    assert not [a for a in alerts if a.kind == "journal_gap"], alerts
-    assert not list(tmp_path.glob("*.making*"))
-    orders = rig.kernel()["orders_sent"]
-    assert (v["ok"], v["chain"], v["gaps"], v["duplicates"], v["rows"]) == (True, "ok", 0, 0, orders), v
-    assert len(v["parts"]) >= 2
+    assert len(parts(base)) == found
+    with JournalChain(base) as chain:  # a reader: whole parts only
+        chain_said = chain.verify()["chain"]
+    assert chain_said.endswith("which is not here") if found == 1 else chain_said == "ok"
+    v, _ = finish(base, rig)  # the next writer finishes the move, journals what the dead one had read
+    assert [Path(p["path"]).name for p in v["parts"]][:2] == [base.name, base.name + ".1"]
 
 
 def test_a_reader_never_sees_a_part_being_made(flood_rig, tmp_path, monkeypatch):
@@ -356,6 +386,61 @@ def test_a_reader_never_sees_a_part_being_made(flood_rig, tmp_path, monkeypatch)
             rig.trade(200)
             rig.drain_into(j)
     assert seen == [[base.name], [base.name], [base.name, base.name + ".1"], [base.name, base.name + ".1"]]
+
+
+def test_a_journal_in_a_sticky_shared_directory_goes_on_in_new_parts(flood_rig, tmp_path):
+    """In a directory like /tmp root writes only names that do not exist yet: a part it made
+    itself is still opened after it is linked in place."""
+    rig = flood_rig
+    rig.reset()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    base = shared / "tmp.journal.sqlite"
+    j = Journal(base, max_bytes=128 * 1024)
+    j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
+    while len(parts(base)) < 3:
+        rig.trade(200)
+        rig.drain_into(j)
+    finish(base, rig, j)
+
+
+@pytest.mark.parametrize("failure", ["the disk is full", "a directory holds the making name"])
+def test_a_part_that_cannot_be_made_leaves_the_writer_on_the_closed_part_to_try_again(
+    flood_rig, tmp_path, monkeypatch, failure
+):
+    """One line (a JournalError: the kill latches), nothing lost, the full part closed once,
+    and the next write makes the part once the cause is gone."""
+    rig = flood_rig
+    rig.reset()
+    base = tmp_path / "full.journal.sqlite"
+    planted = Path(str(base) + ".1.making")
+    if failure == "the disk is full":
+
+        def full(db, carry):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(journal_store.capacity, "write_carry", full)
+    else:
+        planted.mkdir()
+    j = Journal(base, max_bytes=128 * 1024)
+    j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
+    with pytest.raises(JournalError, match=r"full\.journal\.sqlite\.1"):
+        for _ in range(100):
+            rig.trade(200)
+            rig.drain_into(j)
+    with pytest.raises(JournalError, match=r"full\.journal\.sqlite\.1"):
+        rig.drain_into(j)  # the next write tries again
+    monkeypatch.undo()
+    if planted.is_dir():
+        planted.rmdir()
+    v, _ = finish(base, rig, j)  # the same writer goes on
+    assert len(v["parts"]) >= 2
+    db = sqlite3.connect(base)
+    try:
+        assert db.execute("SELECT count(*) FROM control WHERE kind='journal_continued'").fetchone()[0] == 1
+    finally:
+        db.close()
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ highest number) is the one written.  ``journal verify``, ``tail`` and
 ``export`` read every part, in order, as one journal.
 
 A new part is made whole under a name no reader lists
-(IFACE.journal.sqlite.N.making), then renamed to its own: nobody ever
-opens a part half made.
+(IFACE.journal.sqlite.N.making), then linked to its own name (never over
+one that exists) and its making name removed: nobody ever opens a part
+half made.
 """
 
 from __future__ import annotations
@@ -83,12 +84,13 @@ def part_path(base: Path, number: int) -> Path:
 
 
 def making_path(part: Path) -> Path:
-    """Where part ``part`` is made before it is renamed into place (never a part's name)."""
+    """Where part ``part`` is made before it is linked into place (never a part's name)."""
     return part.with_name(part.name + MAKING)
 
 
 def remove_making(part: Path) -> None:
-    """What a writer that died making ``part`` left under its making name (nothing reads it)."""
+    """What a writer left under ``part``'s making name (nothing reads it): all of it when it
+    died making the part, the part's second link when it died once the part was in place."""
     making = making_path(part)
     for name in (making, *(making.with_name(making.name + s) for s in SIDECARS)):
         with contextlib.suppress(FileNotFoundError):

@@ -123,11 +123,20 @@ class Journal(JournalReader):
                 raise JournalError(f"no journal at {self.path}")
         else:
             self.path, self.part = newest_part(self.base)
+            try:
+                remove_making(self.path)  # a writer that died once the part was linked in place
+            except OSError as exc:
+                raise JournalError(f"journal {self.path}: {exc.strerror}") from None
         self._open()
         if not readonly:
-            self._finish_move()
+            try:
+                self._finish_move()
+            except BaseException:
+                self.close()
+                raise
 
-    def _open(self) -> None:
+    def _open(self, *, linked_here: bool = False) -> None:
+        """``linked_here``: a part this writer has just linked into place (_make_part)."""
         try:
             if self.readonly:
                 # ro: never creates or changes anything (WAL still needs the -shm, root has it).
@@ -136,7 +145,7 @@ class Journal(JournalReader):
                 )
                 self._db.execute("PRAGMA busy_timeout=5000")
             else:
-                self._db = self._connect(self.path)
+                self._db = self._connect(self.path, linked_here=linked_here)
                 self._refuse_other_database()
                 _make_schema(self._db)
                 for upgrade in (upgrade_from_1, upgrade_from_2):  # each decides inside its transaction
@@ -148,10 +157,13 @@ class Journal(JournalReader):
         except PermissionError:
             raise JournalError(f"journal {self.path}: permission denied (the journal is root's: run as root)") from None
 
-    def _connect(self, path: Path) -> sqlite3.Connection:
-        """A writer's connection to ``path`` (made 0600 if new, after the checks of files.py)."""
-        ensure_private_dir(path.parent)
-        create_private_file(path)
+    def _connect(self, path: Path, *, linked_here: bool = False) -> sqlite3.Connection:
+        """A writer's connection to ``path``: made 0600 if new, after the checks of files.py,
+        except for a part this writer linked in place itself (in a sticky directory the checks
+        refuse any name that exists; nobody else can replace a name of root's there)."""
+        if not linked_here:
+            ensure_private_dir(path.parent)
+            create_private_file(path)
         old = os.umask(0o077)  # the -wal and -shm files too
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -258,6 +270,8 @@ class Journal(JournalReader):
 
     def _next_part(self) -> None:
         """Closes this part for good and continues the journal in the next one."""
+        if self._finish_move():
+            return  # closed already, by an earlier try whose next part could not be made
         number = max([self.part, *part_numbers(self.base)]) + 1
         new = part_path(self.base, number)
         with self._tx() as db:
@@ -269,50 +283,64 @@ class Journal(JournalReader):
             carry = capacity.read_carry(db, jseq, self.schema)
         self._continue_in(new, number, carry)
 
-    def _finish_move(self) -> None:
-        """The newest part closed for good, its successor never made (its writer died in
-        between): the move is finished now, from what the closed part holds."""
+    def _finish_move(self) -> bool:
+        """This part closed for good, its successor never made (a writer died in between, or
+        could not make it): the move is finished now, from what the closed part holds.
+        Returns whether this part was one."""
         with self._tx() as db:
             row = db.execute(
                 "SELECT jseq, detail FROM control WHERE kind='journal_continued' ORDER BY jseq DESC LIMIT 1"
             ).fetchone()
             # A row after it: an older writer went on in this part (the successor is the next rotation's).
             if row is None or self._next_jseq(db) != row[0] + 1:
-                return
+                return False
             carry = capacity.read_carry(db, row[0], self.schema)
         new = part_path(self.base, self.part + 1)
-        if json.loads(row[1]).get("next") == new.name:
-            self._continue_in(new, self.part + 1, carry)
+        try:
+            named = json.loads(row[1]).get("next")
+        except (ValueError, TypeError, AttributeError):
+            named = None
+        if named != new.name:
+            return False  # not a move this writer made: written on, as a writer before this one did
+        self._continue_in(new, self.part + 1, carry)
+        return True
 
     def _continue_in(self, new: Path, number: int, carry: capacity.Carry) -> None:
-        """This part is closed: the journal goes on in ``new``, made whole before anyone sees it."""
+        """This part is closed: the journal goes on in ``new``, made whole before anyone sees it.
+        Made or not, the writer is left on a part it can write: ``new`` once it is in place,
+        else this one (whose next write that finds it full tries again)."""
         old = self.path
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
         try:
             self._make_part(new, number, old, carry)
-        except JournalError:
-            self._open()  # still this part: the next write that finds it full tries again
+        except BaseException:
+            self._open()
             raise
         self.path, self.part = new, number
-        self._open()
+        self._open(linked_here=True)
         self._fresh_part = True
         self._near_cap_said = False
         if self._engine is not None:
             self._load_journaled(self._db)
         self._alerts.append(capacity.rotated_alert(old, new))
+        try:
+            remove_making(new)  # the part's other name: its link count back to one
+            _sync_directory(new.parent)  # the new name lasts
+        except OSError as exc:
+            raise JournalError(f"journal {new}: cannot finish making it: {exc.strerror}") from None
 
     def _make_part(self, new: Path, number: int, old: Path, carry: capacity.Carry) -> None:
-        """Part ``number``, whole (schema, what it carries over, where it follows on), made
-        under its making name and renamed to ``new`` once closed.  A writer that dies on the
-        way leaves no part: a reader never opens one half made (a file being created, a part
-        that does not yet say which it follows), and the next writer makes it (_finish_move)."""
+        """Part ``number``, whole (its schema, then what it carries over and where it follows
+        on, in one transaction), made under its making name and linked to ``new`` once
+        closed, never over a name that exists (in a directory others can write, one may have
+        been planted).  Raises with ``new`` not there.  A writer that dies on the way leaves
+        no part: a reader never opens one half made (a file being created, a part that does
+        not yet say which it follows), and the next writer makes it (_finish_move)."""
         making = making_path(new)
-        remove_making(new)
         try:
-            if new.exists():
-                raise JournalError(f"journal {new}: already there, but {old.name} is the newest part")
+            remove_making(new)
             db = self._connect(making)
             try:
                 _make_schema(db)
@@ -334,10 +362,11 @@ class Journal(JournalReader):
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 db.close()  # the last connection: its WAL is checkpointed and removed
-            os.rename(making, new)
-            _sync_directory(new.parent)
+            os.link(making, new, follow_symlinks=False)
         except sqlite3.DatabaseError as exc:
             raise _journal_error(making, exc) from None
+        except FileExistsError:
+            raise JournalError(f"journal {new}: already there, but {old.name} is the newest part") from None
         except OSError as exc:
             raise JournalError(f"journal {new}: cannot make the next part: {exc.strerror}") from None
 
@@ -607,7 +636,7 @@ def _journal_error(path: Path, exc: sqlite3.DatabaseError) -> JournalError:
 
 
 def _sync_directory(directory: Path) -> None:
-    """A rename is lasting once its directory is synced."""
+    """A new name is lasting once its directory is synced."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
