@@ -422,19 +422,35 @@ class EngineHandle:
                 if self.record is None:
                     raise EngineError(f"{self.iface} has no state file to keep the journal settings in")
                 journal = journal_params(journal_values, base=self.record.journal_params())
+            # The state file first: one that cannot be saved (a full /run) refuses the change
+            # before the kernel holds any of it, so "nothing written" is what happened.
+            if self.record and (journal or "deadman_ms" in values):
+                self._save_record(
+                    deadman_ms=params.deadman_ms if "deadman_ms" in values else self.record.deadman_ms,
+                    journal_max_mb=journal.journal_max_mb if journal else self.record.journal_max_mb,
+                    journal_reject_rows_per_s=(
+                        journal.journal_reject_rows_per_s if journal else self.record.journal_reject_rows_per_s
+                    ),
+                )
             if engine_values:
                 g = self.maps.read_global()
                 self.maps.write_global(params, deadman_ms=g.deadman_ms, version=g.config_version + 1)
-                if "deadman_ms" in values and self.record:
-                    self.record.deadman_ms = params.deadman_ms
-                    if g.deadman_ms:  # armed: the new deadline applies now
-                        self.maps.set_deadman(params.deadman_ms)
-            if self.record and (journal or "deadman_ms" in values):
-                if journal:
-                    self.record.journal_max_mb = journal.journal_max_mb
-                    self.record.journal_reject_rows_per_s = journal.journal_reject_rows_per_s
-                self.record.save()
+                if "deadman_ms" in values and self.record and g.deadman_ms:
+                    self.maps.set_deadman(params.deadman_ms)  # armed: the new deadline applies now
         return self.engine_params()
+
+    def _save_record(self, **changes: int) -> None:
+        """The state file with ``changes``, saved whole; the record unchanged when it cannot be."""
+        assert self.record is not None
+        before = {key: getattr(self.record, key) for key in changes}
+        for key, value in changes.items():
+            setattr(self.record, key, value)
+        try:
+            self.record.save()
+        except BaseException:
+            for key, value in before.items():
+                setattr(self.record, key, value)
+            raise
 
     def reset_seq(self, name: Symbol) -> int:
         """The symbol's next update sets its sequence, whatever it is (a symbol locked

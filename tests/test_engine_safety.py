@@ -5,11 +5,13 @@
 - a dead-man deadline read from the state file is checked like any input before it is armed;
 - an engine whose state file is lost keeps its own identity in the journal;
 - a controller without a journal leaves the orders in the ring for the next journal;
+- a change whose state file cannot be saved is refused with nothing written;
 - the app's supervisor drains a burst before a ring fills, whatever its poll rate (lab 72).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -139,6 +141,31 @@ def test_a_controller_without_a_journal_leaves_the_orders_in_the_ring_for_the_ne
             ctl.stop(detach=False)
         v = j.verify()
     assert (v["ok"], v["rows"], v["first_order_id"], v["last_order_id"], v["gaps"]) == (True, 3, 1, 3, 0), v
+
+
+def test_a_deadline_whose_state_file_cannot_be_saved_is_refused_with_nothing_written(attached, monkeypatch):
+    """A full /run: the change is refused before the kernel holds any of it."""
+    h = attached
+    before = (h.maps.read_global(), engine.EngineRecord.load(h.iface))
+
+    def full(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine.EngineRecord, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        h.set_engine({"deadman_ms": before[1].deadman_ms + 250, "loss_limit": "12345"})
+    monkeypatch.undo()
+    g = h.maps.read_global()
+    assert (g.deadman_ms, g.config_version, g.loss_limit) == (
+        before[0].deadman_ms,
+        before[0].config_version,
+        before[0].loss_limit,
+    )
+    assert h.record.deadman_ms == before[1].deadman_ms  # the record in memory too
+    assert engine.EngineRecord.load(h.iface) == before[1]
+    # Saved, the same change goes through whole.
+    h.set_engine({"deadman_ms": before[1].deadman_ms + 250})
+    assert engine.EngineRecord.load(h.iface).deadman_ms == before[1].deadman_ms + 250
 
 
 class _Views:
