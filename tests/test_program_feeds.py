@@ -157,6 +157,17 @@ def test_a_bid_is_sold_into_an_offer_is_bought(fx):
     assert (st.position, st.last_bid, st.last_bid_qty, st.last_ask, st.last_ask_qty) == (3, P("101.50"), 7, 0, 0)
 
 
+def test_a_symbol_padded_with_nuls_is_another_symbol_to_the_codec_as_to_the_engine(fx):
+    feed, h = fx
+    raw = (iex if feed is Iex else itch).encode_message(feed.offer("AAPL", P("99.00")))
+    padded = raw.replace(b"AAPL    ", b"AAPL\0\0\0\0")
+    assert padded != raw
+    r = h.run(feed.packet([padded], 1))
+    assert (XdpAction(r.action), r.counts, r.events) == (XdpAction.PASS, {"updates": 1, "unknown_symbol": 1}, [])
+    decoded = (iex if feed is Iex else itch).decode_message(padded)
+    assert decoded.symbol != "AAPL" and decoded.symbol.startswith("AAPL")  # not AAPL to the model either
+
+
 def test_an_unknown_message_type_is_walked_past_by_its_length(fx):
     feed, h = fx
     odd = bytes([0x7A]) + bytes(range(1, 57))  # type 'z', 57 bytes: no feed's layout

@@ -32,7 +32,9 @@ def symbol_bytes(symbol: str, length: int) -> bytes:
 
 
 def symbol_text(raw: bytes) -> str:
-    return raw.decode("ascii", "replace").rstrip(" \0")
+    """A symbol field as the engine keys it: its space padding taken off, nothing else
+    (a NUL-padded field is another key than the space-padded one, unknown to the engine)."""
+    return raw.decode("ascii", "replace").rstrip(" ")
 
 
 def ascii_text(raw: bytes) -> str:

@@ -194,7 +194,7 @@ def decode_message(raw: bytes) -> ItchMessage:
             timestamp=_timestamp(raw),
             locate=_U16.unpack_from(raw, ITCH["ITCH_OFF_LOCATE"])[0],
             tracking=_U16.unpack_from(raw, ITCH["ITCH_OFF_TRACKING"])[0],
-            mpid=symbol_text(raw[mpid : mpid + MPID_LEN]) if t == MSG_ADD_MPID else None,
+            mpid=ascii_text(raw[mpid : mpid + MPID_LEN]).rstrip(" \0") if t == MSG_ADD_MPID else None,
         )
     if t == MSG_TRADING_ACTION:
         _need(raw, TA_LEN, "stock trading action")
