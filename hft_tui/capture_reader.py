@@ -51,6 +51,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 # (MAXIMUM_SNAPLEN); a larger length is a corrupt or misread file.
 MAX_RECORD = 262_144
 READ_SIZE = 4 << 20  # bytes read at a time
+GZIP_STEP = 16 << 10  # ... and of a gzip file's uncompressed data, at most this much a call
 BATCH_FRAMES = 8192  # frames handed out at a time (at most)
 NS_PER_SEC = 1_000_000_000
 
@@ -60,6 +61,11 @@ LINK_TYPE_NAMES = {v: k[4:] for k, v in vars(pcap).items() if k.startswith("DLT_
 
 _PCAP_NANO = (pcap.TCPDUMP_MAGIC_NANO, pcap.PMUDPCT_MAGIC_NANO)
 _PCAP_LITTLE = (pcap.PMUDPCT_MAGIC, pcap.PMUDPCT_MAGIC_NANO, pcap.PACPDOM_MAGIC)
+# The pcap header's link-type field (libpcap's LT_LINKTYPE, LT_FCS_LENGTH_PRESENT): the type
+# in its low bits, a flag saying the frames end in an FCS, and its length in 16-bit words in
+# the top four bits.
+_PCAP_LINKTYPE = 0x03FFFFFF
+_PCAP_FCS_PRESENT = 0x04000000
 _PCAPNG_SHB = struct.pack(">I", pcapng.PCAPNG_BT_SHB)  # a palindrome: the same in either order
 # The smallest block of each packet kind (its fixed fields and both lengths), and the largest
 # block read at all: a frame is at most MAX_RECORD; a name-resolution or custom block of more
@@ -146,11 +152,23 @@ class _Buffer:
 
     def _read(self, n: int) -> bytes:
         try:
+            if isinstance(self.f, gzip.GzipFile):
+                # In steps: a read that meets a cut or corrupt stream returns nothing of what it
+                # had, so the count of uncompressed bytes read before the error is exact to a step.
+                pieces = []
+                while n > 0:
+                    piece = self.f.read(min(n, GZIP_STEP))
+                    if not piece:
+                        break
+                    pieces.append(piece)
+                    self.read_bytes += len(piece)
+                    n -= len(piece)
+                return b"".join(pieces)
             piece = self.f.read(n)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise CaptureError(
-                f"{self.what}: the gzip data is cut short or corrupt after {self.read_bytes:,} uncompressed bytes "
-                f"({exc})"
+                f"{self.what}: the gzip data is cut short or corrupt within the {GZIP_STEP:,} uncompressed "
+                f"bytes from offset {self.read_bytes:,} ({exc})"
             ) from None
         except OSError as exc:
             raise CaptureError(f"{self.what}: cannot read: {exc.strerror or exc}") from None
@@ -276,9 +294,11 @@ class CaptureReader:
         fh = (pcap.LEFileHdr if little else pcap.FileHdr)(buf.data[:hdr_len])
         if fh.v_major != pcap.PCAP_VERSION_MAJOR:
             raise self._fail(None, 4, f"pcap version {fh.v_major}.{fh.v_minor} is not 2.x")
-        link = fh.linktype & 0x0FFFFFFF  # the top bits may carry an FCS length
+        link = fh.linktype & _PCAP_LINKTYPE
         if link != ETHERNET:
             raise self._fail(None, 20, f"link type {link_type_name(link)} is not Ethernet")
+        # The frames end in their FCS when the header says so: it is taken off, as a NIC does.
+        fcs = (fh.linktype >> 28) * 2 if fh.linktype & _PCAP_FCS_PRESENT else 0
         rec = _leading(pcap.MAGIC_TO_PKT_HDR[magic], 4)  # seconds, fraction, captured, on the wire
         rec_len = pcap.MAGIC_TO_PKT_HDR[magic].__hdr_len__
         frac_ns = 1 if magic in _PCAP_NANO else 1000
@@ -305,8 +325,10 @@ class CaptureReader:
                     )
                 if caplen > wirelen or (snaplen and caplen > snaplen):
                     raise self._fail(frame, pos, _longer(caplen, wirelen, snaplen))
+                if caplen < fcs:
+                    raise self._fail(frame, pos, f"a record of {caplen} bytes is shorter than its {fcs}-byte FCS")
                 offs(pos + rec_len)
-                lens(caplen)
+                lens(caplen - fcs)
                 stamps(sec * NS_PER_SEC + frac * frac_ns)
                 pos += rec_len + caplen
                 n += 1

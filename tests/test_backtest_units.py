@@ -68,6 +68,25 @@ def test_open_ends():
     assert window_ns(None, None, T0) == (INT64_MIN, INT64_MAX)
 
 
+@pytest.mark.parametrize(
+    "start,end,window",
+    [
+        ("1600-01-01T00:00:00", None, (INT64_MIN, INT64_MAX)),  # before the int64 range: open
+        (None, "2300-01-01T00:00:00", (INT64_MIN, INT64_MAX)),  # after it: open
+        (None, "+9000000000s", (INT64_MIN, INT64_MAX)),
+        ("14:30", "14:30", (T0, T0)),  # one instant: both ends inclusive
+    ],
+)
+def test_a_bound_past_the_int64_range_is_an_open_end_never_a_wrapped_one(start, end, window):
+    bounds = [parse_time(t, f) if t else None for t, f in ((start, "--from"), (end, "--to"))]
+    assert window_ns(*bounds, T0 + 5 * NS) == window
+
+
+def test_a_window_that_ends_before_it_starts_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"^--from 15:09 is after --to 15:08: the window holds no frame$"):
+        window_ns(parse_time("15:09", "--from"), parse_time("15:08", "--to"), T0)
+
+
 # -- sweeps ------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ import dpkt
 import pytest
 
 from hft_tui.capture import CaptureWriter
-from hft_tui.capture_reader import READ_SIZE, CaptureError, CaptureReader, read_frames
+from hft_tui.capture_reader import GZIP_STEP, READ_SIZE, CaptureError, CaptureReader, read_frames
 
 pytestmark = pytest.mark.pure
 
@@ -265,10 +265,23 @@ def test_a_truncated_gzip_stream_names_the_uncompressed_bytes_read_before_it(tmp
     raw = gzip.compress(pcap_bytes(frames), compresslevel=1)
     cut = raw[: len(raw) * 6 // 10]
     readable = len(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(cut))
-    whole_reads = readable // READ_SIZE * READ_SIZE  # the read that meets the cut returns nothing
-    assert whole_reads >= READ_SIZE
+    whole_steps = readable // GZIP_STEP * GZIP_STEP  # the step that meets the cut returns nothing
+    assert whole_steps >= READ_SIZE
     text = refused(write(tmp_path, "cut.pcap.gz", cut))
-    assert f"after {whole_reads:,} uncompressed bytes" in text, text
+    assert f"within the {GZIP_STEP:,} uncompressed bytes from offset {whole_steps:,}" in text, text
+
+
+FCS_LINK = 1 | 1 << 26 | 2 << 28  # Ethernet, frames ending in an FCS of two 16-bit words
+
+
+def test_a_pcap_whose_frames_end_in_their_fcs_reads_the_frames_without_it(tmp_path):
+    p = write(tmp_path, "fcs.pcap", pcap_bytes([f + b"\xde\xad\xbe\xef" for f in FRAMES], link=FCS_LINK))
+    assert [f for _ts, f in read_frames(p)] == FRAMES
+
+
+def test_a_record_shorter_than_its_fcs_is_refused(tmp_path):
+    text = refused(write(tmp_path, "fcs.pcap", pcap_bytes([FRAMES[0], b"\x01\x02"], link=FCS_LINK)))
+    assert "frame 2" in text and "shorter than its 4-byte FCS" in text
 
 
 def test_a_frame_the_snap_length_cut(tmp_path):

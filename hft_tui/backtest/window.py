@@ -85,8 +85,11 @@ def parse_time(text: str, what: str) -> TimeBound:
 
 
 def window_ns(start: TimeBound | None, end: TimeBound | None, first_ns: int) -> tuple[int, int]:
-    """(from, to) in ns since the epoch, inclusive; open ends are the int64 range."""
-    return (
-        start.at(first_ns) if start else INT64_MIN,
-        end.at(first_ns) if end else INT64_MAX,
-    )
+    """(from, to) in ns since the epoch, inclusive; open ends are the int64 range, and so is a
+    bound past it (before 1678 or after 2262: no capture time lies there).  A window that ends
+    before it starts is refused (ConfigError): it would run nothing, and say nothing of why."""
+    lo = min(max(start.at(first_ns), INT64_MIN), INT64_MAX) if start else INT64_MIN
+    hi = min(max(end.at(first_ns), INT64_MIN), INT64_MAX) if end else INT64_MAX
+    if start and end and lo > hi:
+        raise ConfigError(f"--from {start.text} is after --to {end.text}: the window holds no frame")
+    return lo, hi
