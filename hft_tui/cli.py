@@ -281,7 +281,14 @@ def cmd_engine(args) -> int:
             _journal_cli_change(h.iface, "symbol_remove", {"symbol": args.symbol}, handle=h)
         elif args.verb == "resume":
             h.resume()
-            print(f"resumed: {h.iface} trades again")
+            dm = status.status_dict(h)["deadman"]
+            if dm["armed"] and not dm["supervised"]:
+                print(
+                    f"resumed: the kill switch of {h.iface} is off, but the dead-man switch has expired "
+                    "(no controller beats): no order leaves until a controller starts"
+                )
+            else:
+                print(f"resumed: {h.iface} trades again")
             _journal_cli_change(h.iface, "resume", {}, handle=h)
     return 0
 

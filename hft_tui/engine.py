@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -42,7 +43,7 @@ from .config import (
 )
 from .constants import BPF_ANY, KILL_OFF, KILL_OPERATOR
 from .errors import ConfigError, EngineError, MapsError
-from .locks import control_lock
+from .locks import control_lock, remove_control_lock
 from .maps import FEEDS_WITH_CHANNELS, EngineMaps, FeedChannel, FeedSources, Snapshot, symbol_params_from_map
 from .maps import Gateway as KernelGateway
 from .pins import attached_ifaces, check_pin_dir, ensure_bpffs, pin_all, pinned_prog_id, unpin_all
@@ -105,17 +106,7 @@ def attach(
     directory = paths.pin_dir(iface)
     with IPRoute() as ipr:
         idx = netlink.ifindex(ipr, iface)
-        current = netlink.xdp_state(ipr, iface)
-        if check_pin_dir(directory):  # refuses a pin root or directory that is not ours
-            if _ours_attached(directory, current, EngineRecord.load(iface)):
-                raise EngineError(f"an hft-tui engine is already attached to {iface} (hft-tui engine detach {iface})")
-            # Pins of an engine that is no longer attached: clear them.
-            unpin_all(directory)
-        if current.mode and not force:
-            raise EngineError(
-                f"{iface} already has an XDP program (id {current.prog_id}, {current.mode} mode): "
-                "refusing to replace it; detach it or use --force"
-            )
+        _refuse_taken(ipr, iface, directory, force)  # before anything is built: refused fast
         # Before anything is built: a gateway that cannot be resolved refuses the attach.
         route = resolve_gateway(iface, config.gateway, config.engine.feed_port) if config.gateway else None
         b, prog_fd = load_strategy(feed=config.feed.feed)  # only this feed's decoder is compiled in
@@ -133,29 +124,56 @@ def attach(
             for name, params in config.symbols.items():
                 maps.write_symbol(name, params)
             with control_lock(iface):
+                # Again, under the lock: another attach may have won meanwhile (its pins are not stale).
+                _refuse_taken(ipr, iface, directory, force, clear_stale=True)
                 pin_all(directory, maps.fds, prog_fd)
+                state: netlink.XdpState | None = None
                 try:
                     state = netlink.attach_xdp(ipr, iface, prog_fd, mode, force=force)
-                except netlink.NetlinkFailure as exc:
+                    rec = EngineRecord(
+                        iface=iface,
+                        ifindex=idx,
+                        mode=mode,
+                        prog_id=state.prog_id,
+                        program_hash=program_hash(feed=config.feed.feed),
+                        config_path=str(config_path) if config_path else None,
+                        deadman_ms=deadman_ms or config.engine.deadman_ms,
+                        attached_at=time.time(),
+                        **_feed_record(config, route),
+                    )
+                    rec.save()
+                except BaseException as exc:
+                    # Nothing half done: an engine attached without its state file (a full /run)
+                    # would trade with nothing to say it is there.
+                    if state is not None:
+                        with contextlib.suppress(netlink.NetlinkFailure):
+                            netlink.detach_xdp(ipr, iface, state.mode or mode)
                     unpin_all(directory)
-                    raise EngineError(str(exc)) from None
-                rec = EngineRecord(
-                    iface=iface,
-                    ifindex=idx,
-                    mode=mode,
-                    prog_id=state.prog_id,
-                    program_hash=program_hash(feed=config.feed.feed),
-                    config_path=str(config_path) if config_path else None,
-                    deadman_ms=deadman_ms or config.engine.deadman_ms,
-                    attached_at=time.time(),
-                    **_feed_record(config, route),
-                )
-                rec.save()
+                    if isinstance(exc, netlink.NetlinkFailure):
+                        raise EngineError(str(exc)) from None
+                    raise
         finally:
             if maps is not None:
                 maps.close()  # the config stamps' mmap holds a map reference of its own
             b.cleanup()
     return rec
+
+
+def _refuse_taken(ipr: IPRoute, iface: str, directory: Path, force: bool, *, clear_stale: bool = False) -> None:
+    """Refuses an interface with an hft-tui engine attached, or another XDP program (unless
+    ``force``).  ``clear_stale`` (under the control lock only): pins of an engine no longer
+    attached are removed."""
+    current = netlink.xdp_state(ipr, iface)
+    if check_pin_dir(directory):  # refuses a pin root or directory that is not ours
+        if _ours_attached(directory, current, EngineRecord.load(iface)):
+            raise EngineError(f"an hft-tui engine is already attached to {iface} (hft-tui engine detach {iface})")
+        if clear_stale:
+            unpin_all(directory)
+    if current.mode and not force:
+        raise EngineError(
+            f"{iface} already has an XDP program (id {current.prog_id}, {current.mode} mode): "
+            "refusing to replace it; detach it or use --force"
+        )
 
 
 def _kernel_gateway(route: Route | None) -> KernelGateway | None:
@@ -220,8 +238,7 @@ def detach(iface: str) -> list[str]:
         done.append(f"removed {directory}")
         with contextlib.suppress(FileNotFoundError):
             paths.state_file(iface).unlink()
-    with contextlib.suppress(FileNotFoundError):
-        (paths.RUN_DIR / f"{iface}.lock").unlink()
+        remove_control_lock(iface)  # held: a waiter on it sees it gone and takes a new one
     return done
 
 
@@ -267,11 +284,26 @@ class EngineHandle:
         self.pin_dir = paths.pin_dir(iface)
         if not check_pin_dir(self.pin_dir):
             raise EngineError(f"no hft-tui engine on {iface} ({self.pin_dir} is missing)")
+        self.prog_id = pinned_prog_id(self.pin_dir)
         try:
             self.maps = EngineMaps.open_pinned(self.pin_dir)
         except MapsError as exc:
             raise EngineError(str(exc)) from None
+        if pinned_prog_id(self.pin_dir) != self.prog_id:
+            self.maps.close()
+            raise EngineError(f"the engine on {iface} changed while it was being opened: try again")
         self.record = EngineRecord.load(iface)
+
+    @contextlib.contextmanager
+    def _control(self) -> Iterator[None]:
+        """The control lock, and the engine still the one this handle opened: a write after a
+        detach (and a new attach) would go into maps no engine reads, and say it was done."""
+        with control_lock(self.iface):
+            if self.prog_id is None or pinned_prog_id(self.pin_dir) != self.prog_id:
+                raise EngineError(
+                    f"the engine on {self.iface} was detached or replaced since it was opened here: nothing written"
+                )
+            yield
 
     def close(self) -> None:
         self.maps.close()
@@ -369,7 +401,7 @@ class EngineHandle:
         refuses a symbol already configured (an add), False one that is not (an edit: it may
         have been removed meanwhile, and must not come back from the defaults); None takes
         either (the CLI's ``engine set``)."""
-        with control_lock(self.iface):
+        with self._control():
             base = self.symbol(name)
             if new is True and base is not None:
                 raise EngineError(f"symbol {name} is configured already: edit it instead")
@@ -387,7 +419,7 @@ class EngineHandle:
         removing it would forget the position (the next buys could exceed
         max_position) and leave its open cost in the engine-wide total, which
         only the kernel writes."""
-        with control_lock(self.iface):
+        with self._control():
             got = self.maps.read_symbol(name)
             if got is None:
                 raise EngineError(f"symbol {name} is not configured")
@@ -415,12 +447,14 @@ class EngineHandle:
         refuse_attach_only_keys(values)
         journal_values = {k: v for k, v in values.items() if k in JOURNAL_KEYS}
         engine_values = {k: v for k, v in values.items() if k not in JOURNAL_KEYS}
-        with control_lock(self.iface):
+        with self._control():
             params = engine_params(engine_values, base=self.engine_params())
             journal = None
+            if self.record is None and (journal_values or "deadman_ms" in values):
+                what = "the dead-man deadline" if "deadman_ms" in values else "the journal settings"
+                raise EngineError(f"{self.iface} has no state file to keep {what} in (nothing written)")
             if journal_values:
-                if self.record is None:
-                    raise EngineError(f"{self.iface} has no state file to keep the journal settings in")
+                assert self.record is not None
                 journal = journal_params(journal_values, base=self.record.journal_params())
             # The state file first: one that cannot be saved (a full /run) refuses the change
             # before the kernel holds any of it, so "nothing written" is what happened.
@@ -455,7 +489,7 @@ class EngineHandle:
     def reset_seq(self, name: Symbol) -> int:
         """The symbol's next update sets its sequence, whatever it is (a symbol locked
         out by a refused jump trades again).  Returns the last sequence it had."""
-        with control_lock(self.iface):
+        with self._control():
             got = self.maps.read_symbol(name)
             if got is None:
                 raise EngineError(f"symbol {name} is not configured")
@@ -470,7 +504,7 @@ class EngineHandle:
         tell an outage from a spoofed sequence).  Returns the channels as they were."""
         if self.feed not in FEEDS_WITH_CHANNELS:
             raise EngineError(f"the engine on {self.iface} reads {self.feed}, which has no channels")
-        with control_lock(self.iface):
+        with self._control():
             channels = self.maps.channels(self.feed)
             chosen = [ch for ch in channels if channel_id is None or ch.id == channel_id]
             if channel_id is not None and not chosen:
@@ -486,7 +520,7 @@ class EngineHandle:
     def resume(self) -> None:
         """Clears the kill switch, unless the loss limit would latch it again at
         the next update: then it says what to do instead."""
-        with control_lock(self.iface):
+        with self._control():
             g = self.maps.read_global()
             pnl = self.maps.totals().pnl
             if g.loss_limit and pnl < -g.loss_limit:

@@ -22,15 +22,42 @@ from . import paths
 from .errors import EngineError
 
 
+def _control_lock_path(iface: str) -> Path:
+    return paths.RUN_DIR / f"{iface}.lock"
+
+
 @contextlib.contextmanager
 def control_lock(iface: str):
+    """The control lock of ``iface``.  A detach removes its file while holding it
+    (remove_control_lock): a process that waited on the removed file takes the lock
+    again on the file now at the path, so two can never hold "the" lock at once."""
     paths.RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(paths.RUN_DIR / f"{iface}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    path = _control_lock_path(iface)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)  # removed (or replaced) while this process waited: lock the one there now
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def remove_control_lock(iface: str) -> None:
+    """Removes the control lock's file; only while holding the lock (control_lock)."""
+    with contextlib.suppress(FileNotFoundError):
+        _control_lock_path(iface).unlink()
 
 
 # -- one controller per engine ---------------------------------------------------

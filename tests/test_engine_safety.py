@@ -6,6 +6,9 @@
 - an engine whose state file is lost keeps its own identity in the journal;
 - a controller without a journal leaves the orders in the ring for the next journal;
 - a change whose state file cannot be saved is refused with nothing written;
+- two attaches at once: the loser refuses and leaves the winner's pins; an attach whose state
+  file cannot be saved leaves nothing attached; a write through a handle opened before a detach
+  is refused;
 - the app's supervisor drains a burst before a ring fills, whatever its poll rate (lab 72).
 """
 
@@ -25,7 +28,9 @@ from hft_tui import engine, journal, lab, paths
 from hft_tui.config import DEFAULT_DEADMAN_MS, load_config
 from hft_tui.constants import KILL_OFF, KILL_STATES
 from hft_tui.controller import Controller
+from hft_tui.errors import EngineError
 from hft_tui.protocol import Update, encode_update, parse_price
+from hft_tui.symbol import Symbol
 
 HFT_TUI = str(Path(sys.executable).with_name("hft-tui"))
 DEMO = paths.DEMO_CONFIG
@@ -166,6 +171,82 @@ def test_a_deadline_whose_state_file_cannot_be_saved_is_refused_with_nothing_wri
     # Saved, the same change goes through whole.
     h.set_engine({"deadman_ms": before[1].deadman_ms + 250})
     assert engine.EngineRecord.load(h.iface).deadman_ms == before[1].deadman_ms + 250
+
+
+@pytest.fixture
+def lab_up():
+    """Lab 71 up, nothing attached."""
+    lab.down(L, quiet=True)
+    lab.up(L)
+    try:
+        yield L.engine_iface
+    finally:
+        lab.down(L, quiet=True)
+
+
+def test_a_second_attach_that_loses_the_race_refuses_and_leaves_the_winners_pins(lab_up, monkeypatch):
+    """B looks first, A attaches meanwhile (a real CLI process), then B goes on: B must see A
+    under the control lock, not take A's fresh pins for a dead engine's and remove them."""
+    iface = lab_up
+    real = engine.netlink.xdp_state
+    raced = []
+
+    def then_a_attaches(ipr, name):
+        state = real(ipr, name)
+        if not raced:
+            raced.append(cli("engine", "attach", iface, "--config", str(DEMO), "--mode", "generic"))
+        return state
+
+    monkeypatch.setattr(engine.netlink, "xdp_state", then_a_attaches)
+    with pytest.raises(EngineError, match="already attached"):
+        engine.attach(iface, load_config(DEMO), mode="generic")
+    monkeypatch.undo()
+    assert raced[0].returncode == 0, raced[0].stderr
+    assert engine.kill_pinned(iface) != KILL_OFF  # A's kill switch is still reachable
+    with engine.EngineHandle(iface) as h:
+        assert h.attached()
+
+
+def test_an_attach_whose_state_file_cannot_be_saved_leaves_nothing_attached(lab_up, monkeypatch):
+    iface = lab_up
+
+    def full(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine.EngineRecord, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        engine.attach(iface, load_config(DEMO), mode="generic")
+    monkeypatch.undo()
+    with engine.IPRoute() as ipr:
+        assert engine.netlink.xdp_state(ipr, iface).mode is None  # not trading with nothing to say so
+    assert not paths.pin_dir(iface).exists() and not paths.state_file(iface).exists()
+
+
+@pytest.mark.parametrize("reattached", [False, True], ids=["detached", "detached and attached again"])
+def test_a_write_through_a_handle_opened_before_a_detach_is_refused(attached, reattached):
+    h = attached  # opened before the detach, as a CLI command waiting on the lock or the app's session
+    engine.detach(h.iface)
+    if reattached:
+        engine.attach(h.iface, load_config(DEMO))
+    for write in (
+        lambda: h.set_symbol(Symbol("AAPL"), {"buy_target": "1.23"}),
+        lambda: h.set_engine({"loss_limit": "5"}),
+        lambda: h.resume(),
+    ):
+        with pytest.raises(EngineError, match="detached or replaced since it was opened here: nothing written"):
+            write()
+    if reattached:
+        with engine.EngineHandle(h.iface) as fresh:
+            assert fresh.symbol(Symbol("AAPL")).buy_target != parse_price("1.23")
+
+
+def test_a_deadline_without_a_state_file_is_refused_not_dropped(attached):
+    paths.state_file(attached.iface).unlink()
+    with engine.EngineHandle(attached.iface) as h:
+        before = h.maps.read_global()
+        with pytest.raises(EngineError, match="no state file to keep the dead-man deadline in"):
+            h.set_engine({"deadman_ms": 2000})
+        assert h.maps.read_global().config_version == before.config_version
 
 
 class _Views:
