@@ -45,10 +45,15 @@ static __always_inline int feed_parse_header(struct hdr_cursor *nh, void *data_e
 	    *(__u8 *)(m + HFT_OFF_TYPE) != HFT_TYPE_UPDATE)
 		return PARSE_MALFORMED;
 	__builtin_memset(&fp->channel, 0, sizeof(fp->channel));
-	fp->session_tag = 0;
 	fp->first_seq = HFT1_BE64(m, HFT_OFF_SEQ);
 	fp->count = 1;
 	return PARSE_OK;
+}
+
+/* hft1 has no sessions: a symbol's sequence is never reset by one. */
+static __always_inline __u32 feed_session_tag(const struct feed_packet *fp)
+{
+	return 0;
 }
 
 static __always_inline int feed_decode(void *m, __u32 len, void *data_end, struct feed_msg *u)

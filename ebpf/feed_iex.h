@@ -118,11 +118,16 @@ static __always_inline int feed_parse_header(struct hdr_cursor *nh, void *data_e
 	__builtin_memset(&fp->channel, 0, sizeof(fp->channel));
 	*(__u32 *)fp->channel.session = IEX_LE32(h, IEX_OFF_SESSION);
 	fp->channel.channel = IEX_LE32(h, IEX_OFF_CHANNEL);
-	fp->session_tag = IEX_LE32(h, IEX_OFF_SESSION);
 	fp->first_seq = IEX_LE64(h, IEX_OFF_FIRST_SEQ);
 	fp->count = IEX_LE16(h, IEX_OFF_COUNT);
 	nh->pos = h + IEX_SEG_HDR_LEN;
 	return PARSE_OK;
+}
+
+/* The session id itself (a u32). */
+static __always_inline __u32 feed_session_tag(const struct feed_packet *fp)
+{
+	return *(const __u32 *)fp->channel.session;
 }
 
 /* An i64 price that fits the engine's u32 prices; else 0 and price_range. */

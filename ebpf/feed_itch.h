@@ -93,6 +93,26 @@ static __always_inline __u64 itch_timestamp(void *m)
 	return ((__u64)ITCH_BE16(m, ITCH_OFF_TIMESTAMP) << 32) | ITCH_BE32(m, ITCH_OFF_TIMESTAMP + 2);
 }
 
+/*
+ * The symbols' sequence scope: the 10-byte session hashed to 32 bits (splitmix64's
+ * finalizer).  Not a fold of its words: sessions are digits and letters in place, and a
+ * XOR of aligned words cancels them ("0000000001" and "0100000000" were one session to
+ * the symbols, so the new one's halt was older than the old one's last status).
+ */
+static __always_inline __u32 feed_session_tag(const struct feed_packet *fp)
+{
+	__u64 lo = *(const __u64 *)fp->channel.session;
+	__u16 hi = *(const __u16 *)(fp->channel.session + 8);
+	__u64 x = lo ^ ((__u64)hi * 0x9E3779B97F4A7C15ULL);
+
+	x ^= x >> 30;
+	x *= 0xBF58476D1CE4E5B9ULL;
+	x ^= x >> 27;
+	x *= 0x94D049BB133111EBULL;
+	x ^= x >> 31;
+	return (__u32)x;
+}
+
 /* The MoldUDP64 header: the channel (the session), the first sequence, the count. */
 static __always_inline int feed_parse_header(struct hdr_cursor *nh, void *data_end,
 					     __u32 payload_len, struct feed_packet *fp)
@@ -108,8 +128,6 @@ static __always_inline int feed_parse_header(struct hdr_cursor *nh, void *data_e
 	__builtin_memset(&fp->channel, 0, sizeof(fp->channel));
 	*(__u64 *)fp->channel.session = lo;
 	*(__u16 *)(fp->channel.session + 8) = hi;
-	/* The symbols' sequence scope: the session folded to 32 bits. */
-	fp->session_tag = (__u32)lo ^ (__u32)(lo >> 32) ^ hi;
 	fp->first_seq = ITCH_BE64(h, MOLD_OFF_SEQ);
 	fp->count = ITCH_BE16(h, MOLD_OFF_COUNT);
 	if (fp->count == MOLD_COUNT_END_OF_SESSION)

@@ -11,6 +11,8 @@
  *   FEED_MAX_MSGS       messages a packet the engine reads (<= HFT_MAX_MESSAGES)
  *   FEED_WANTS(type)    whether feed_decode acts on a message type (the rest are skipped by length)
  *   feed_parse_header() the packet header into a struct feed_packet
+ *   feed_session_tag()  the packet's feed session as 32 bits, the scope of the symbols'
+ *                       sequences (0: none)
  *   feed_block_len()    the length of the block at a pointer
  *   feed_decode()       one message into a struct feed_msg, returning FEED_MSG_*
  *
@@ -41,7 +43,6 @@ struct feed_packet {
 	struct hft_channel_key channel;
 	__u64 first_seq;         /* the first message's sequence (hft1: the update's own) */
 	__u32 count;             /* messages in the packet; 0 = heartbeat */
-	__u32 session_tag;       /* the feed session, for the symbols' sequences (0: none) */
 };
 
 struct feed_msg {

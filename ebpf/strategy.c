@@ -394,7 +394,12 @@ static __always_inline int arbitrate_channel(struct hft_scratch *s, __u64 max_ju
 	struct feed_loop *fl = &s->loop;
 	struct feed_packet *fp = &s->fp;
 	struct hft_channel_state *ch, init = {};
-	__u64 next, first = fp->first_seq, last = fp->first_seq + fp->count;
+	/*
+	 * What the loop reads (fl->count: at most FEED_MAX_MSGS) is what is claimed: the
+	 * messages of a longer packet past those are never read, so they are the next
+	 * packet's gap (counted), not messages taken from the channel unread.
+	 */
+	__u64 next, first = fp->first_seq, last = fp->first_seq + fl->count;
 
 	ch = channels.lookup(&fp->channel);
 	if (!ch) {
@@ -409,7 +414,7 @@ static __always_inline int arbitrate_channel(struct hft_scratch *s, __u64 max_ju
 	next = ch->next_seq;
 	fl->prev_next = next;
 	ch->packets++;
-	if (fp->count && last <= next) {
+	if (fl->count && last <= next) {
 		ch->dup_packets++;
 		bpf_spin_unlock(&ch->lock);
 		return ARB_DUP;
@@ -427,7 +432,7 @@ static __always_inline int arbitrate_channel(struct hft_scratch *s, __u64 max_ju
 	if (last > next)
 		ch->next_seq = last;
 	fl->claimed = ch->next_seq;
-	ch->messages += last > next ? (first > next ? fp->count : last - next) : 0;
+	ch->messages += last > next ? (first > next ? fl->count : last - next) : 0;
 	bpf_spin_unlock(&ch->lock);
 	return ARB_NEW;
 }
@@ -1300,7 +1305,8 @@ static __always_inline void open_packet(struct xdp_md *ctx, struct hft_scratch *
 	struct feed_loop *fl = &s->loop;
 
 	fl->first_seq = s->fp.first_seq;
-	fl->session_tag = s->fp.session_tag;
+	/* Here, from the scratch: made in the header's parse, ITCH's hash cost the verifier 3x the states. */
+	fl->session_tag = feed_session_tag(&s->fp);
 	fl->count = s->fp.count > FEED_MAX_MSGS ? FEED_MAX_MSGS : s->fp.count;
 	fl->pos = nh->pos - data;
 	fl->end = (void *)f->udp + bpf_ntohs(f->udp->len) - data;
@@ -1392,6 +1398,9 @@ int xdp_strategy(struct xdp_md *ctx)
 	rc = feed_parse_header(&nh, data_end, udp_len - sizeof(struct udphdr), &s->fp);
 	if (rc != PARSE_OK)
 		return pass_counted(rc);
+	/* A channel's sequences past 2^64 - 1: no range to claim (it would wrap and lock the channel). */
+	if (FEED_HAS_CHANNEL && s->fp.first_seq + s->fp.count < s->fp.first_seq)
+		return pass_counted(PARSE_MALFORMED);
 	fc->packets++;
 	/* Whole without the lock, like feed_port; the locked view waits for a symbol that needs it. */
 	no_trade = *(volatile __u32 *)&gcp->p.on_no_trade == HFT_NO_TRADE_DROP ? XDP_DROP : XDP_PASS;

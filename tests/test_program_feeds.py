@@ -13,12 +13,13 @@ from __future__ import annotations
 import struct
 
 import pytest
-from feed_frames import bid, feed_harness, iex_frame, itch_frame, offer, skipped
+from feed_frames import bid, feed_harness, iex_frame, itch_frame, offer, payload_of, skipped
 from frames import P, XdpAction
 
 from hft_tui.constants import IEX, ITCH, MAX_MESSAGES
 from hft_tui.errors import ProtocolError
 from hft_tui.feeds import iex, itch
+from hft_tui.replay.messages import packet_meaning
 
 BASE = {"buy_target": "100.00", "sell_target": "101.00", "base_qty": 10, "max_order_qty": 1000, "max_position": 100_000}
 
@@ -220,9 +221,29 @@ def test_128_messages_are_read_the_rest_counted_truncated(fx):
     r = h.run(feed.packet([feed.other(1)] * (MAX_MESSAGES - 1) + [last], 1000))
     assert trades(r) == [("B", "AAPL", P("99.00"), 10, 1000 + MAX_MESSAGES - 1)]
     assert r.feed == {"packets": 1, "messages": MAX_MESSAGES}
-    r = h.run(feed.packet([feed.other(1)] * MAX_MESSAGES + [last, last], 2000))
+    r = h.run(feed.packet([feed.other(1)] * MAX_MESSAGES + [feed.status("AAPL", "H"), last], 2000))
     assert (XdpAction(r.action), r.untouched, r.counts) == (XdpAction.PASS, True, {})
     assert r.feed == {"packets": 1, "messages": MAX_MESSAGES, "truncated_packets": 1}
+    # Only what was read is claimed: the two messages past it are the channel's gap, the halt
+    # among them never applied (and the replay's model, reading as the engine does, agrees).
+    before = h.channel()
+    assert before.next_seq == 2000 + MAX_MESSAGES
+    r = h.run(feed.packet([feed.offer("AAPL", P("99.10"))], 2000 + MAX_MESSAGES + 2))
+    assert [o.seq for o in r.orders] == [2000 + MAX_MESSAGES + 2]
+    after = h.channel()
+    assert (after.gaps - before.gaps, after.gap_messages - before.gap_messages) == (1, 2)
+    m = packet_meaning(feed.name, payload_of(feed.packet([feed.other(1)] * MAX_MESSAGES + [last, last], 1)))
+    assert m is not None and len(m.messages) == MAX_MESSAGES
+
+
+def test_a_packet_whose_sequences_run_past_2_64_is_malformed_and_claims_nothing(fx):
+    feed, h = fx
+    wraps = feed.packet([feed.offer("AAPL", P("99.00"))], 2**64 - 1)
+    r = h.run(wraps)
+    assert (XdpAction(r.action), r.counts, r.events) == (XdpAction.PASS, {"malformed": 1}, [])
+    assert packet_meaning(feed.name, payload_of(wraps)) is None  # the replay's model reads it so too
+    r = h.run(feed.packet([feed.offer("AAPL", P("99.00"))], 1))  # the channel is not locked
+    assert [o.seq for o in r.orders] == [1]
 
 
 def test_a_heartbeat_is_no_message(fx):
@@ -478,6 +499,19 @@ def test_an_operator_reset_takes_the_next_status_whatever_its_sequence(fx):
     h.maps.reset_seq("AAPL")
     r = h.run(feed.packet([feed.status("AAPL", "T"), feed.offer("AAPL", P("99.00"))], 1))
     assert [o.seq for o in r.orders] == [2]
+
+
+@pytest.mark.parametrize("new", ["0100000000", "0000000002", "1000000000"])
+def test_an_itch_session_is_another_whatever_its_digits_positions(harnesses, new):
+    """Sessions whose words cancel in a fold ("0000000001", "0100000000") are two sessions:
+    the new one's halt holds, whatever the old one's last status sequence."""
+    h = harnesses["itch"]
+    h.reset({"AAPL": BASE})
+    h.run(itch_frame([itch.AddOrder("B", "AAPL", P("99.00"), 100)], 50, session="0000000001"))
+    h.run(itch_frame([itch.TradingAction("AAPL", "T")], 100, session="0000000001"))
+    h.run(itch_frame([itch.TradingAction("AAPL", "H")], 60, session=new))
+    r = h.run(itch_frame([itch.AddOrder("S", "AAPL", P("99.00"), 100)], 70, session=new))
+    assert (XdpAction(r.action), r.counts) == (XdpAction.PASS, {"updates": 1, "halted": 1})
 
 
 def test_a_new_session_starts_without_the_last_ones_halt(fx):

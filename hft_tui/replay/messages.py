@@ -13,7 +13,9 @@ are read by hft_tui.feeds, the codecs of the program's own headers.
 A packet is read as the engine reads it: a message the codec refuses (a
 known type shorter than its layout, an empty block, an ITCH side that is
 none) is None, and the packet goes on; a block running past the packet ends
-it, the messages before it standing.
+it, the messages before it standing; the messages past the engine's
+MAX_MESSAGES are not read (the engine counts the packet truncated, and
+the channel's next packet has them as a gap).
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..constants import MSG_LEN
+from ..constants import MAX_MESSAGES, MSG_LEN
 from ..errors import ProtocolError
 from ..feeds import iex, itch
 from ..protocol import decode_update
 from ..strategy_model import FeedMessage
+
+#: the furthest a packet's range may end (one past its last sequence): the engine's u64, never wrapped
+SEQ_END = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,15 @@ def packet_meaning(feed: str, payload: bytes) -> PacketMeaning | None:
     try:
         if feed == "iex":
             seg = iex.decode_segment(payload, partial=True)
-            msgs = tuple(_readable(_iex, seg.first_seq + i, raw) for i, raw in enumerate(seg.messages))
+            if seg.first_seq + len(seg.messages) > SEQ_END:
+                return None  # sequences past 2^64 - 1: the engine counts it malformed
+            msgs = tuple(_readable(_iex, seg.first_seq + i, raw) for i, raw in enumerate(seg.messages[:MAX_MESSAGES]))
             return PacketMeaning(f"{seg.session}/{seg.channel}", seg.first_seq, msgs)
         if feed == "itch":
             pkt = itch.decode_packet(payload, partial=True)
-            msgs = tuple(_readable(_itch, pkt.seq + i, raw) for i, raw in enumerate(pkt.messages))
+            if pkt.seq + len(pkt.messages) > SEQ_END:
+                return None
+            msgs = tuple(_readable(_itch, pkt.seq + i, raw) for i, raw in enumerate(pkt.messages[:MAX_MESSAGES]))
             return PacketMeaning(pkt.session.rstrip(" \0"), pkt.seq, msgs)
         u = decode_update(payload[:MSG_LEN])
     except ProtocolError:
