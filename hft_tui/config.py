@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 from .constants import DEFAULT_FEED_PORT, MAX_FEED_SOURCES, MAX_ORDERS_CAP, MAX_SOURCE_MACS, MAX_SYMBOLS
 from .errors import ConfigError, PathError, ProtocolError, SymbolError
 from .netaddr import parse_feed_address, parse_mac, parse_source_network, parse_unicast
-from .protocol import U32_MAX, U64_MAX, decimal_to_units, parse_price, price_to_str
+from .protocol import U32_MAX, U64_MAX, decimal_to_units, parse_price, plain_number_text, price_to_str
 from .safefile import read_regular_file
 from .symbol import Symbol
 
@@ -77,6 +77,8 @@ def _parse_int(value: object, key: str, lo: int, hi: int) -> int:
     elif isinstance(value, (str, Decimal)):
         text = str(value).strip()
         try:
+            if not plain_number_text(text):
+                raise ValueError
             n = int(text, 10)
         except ValueError:
             raise ConfigError(f"{key}: {_shown(value)} is not a whole number") from None
@@ -100,8 +102,11 @@ def _parse_money(value: object, key: str, limit: int = U64_MAX) -> int:
     """Dollars with at most 4 decimals, to price units no larger than ``limit``."""
     if isinstance(value, (bool, float)):
         raise ConfigError(f"{key}: give a decimal number")
+    text = str(value).strip()
     try:
-        dec = Decimal(str(value).strip())
+        if not plain_number_text(text):
+            raise ValueError
+        dec = Decimal(text)
     except Exception:
         raise ConfigError(f"{key}: {_shown(value)} is not a number") from None
     if not dec.is_finite() or dec < 0:

@@ -50,6 +50,12 @@ def decimal_to_units(dec: Decimal, what: str) -> int:
     return int(dec.scaleb(PRICE_DECIMALS))
 
 
+def plain_number_text(text: str) -> bool:
+    """Whether operator text may go to int() or Decimal(): ASCII, no underscore.  Both also
+    take "1_0" (as 10) and other scripts' digits, which nobody typing a price means."""
+    return text.isascii() and "_" not in text
+
+
 def parse_price(value: object, what: str = "price") -> int:
     """A decimal price (str, int or Decimal) to integer price units.
 
@@ -57,8 +63,11 @@ def parse_price(value: object, what: str = "price") -> int:
     """
     if isinstance(value, (bool, float)):
         raise ProtocolError(f"{what}: give a decimal number, not {type(value).__name__}")
+    text = str(value).strip()
     try:
-        dec = Decimal(str(value).strip())
+        if not plain_number_text(text):
+            raise InvalidOperation
+        dec = Decimal(text)
     except InvalidOperation:
         raise ProtocolError(f"{what}: {value!r} is not a number") from None
     if not dec.is_finite():

@@ -72,6 +72,8 @@ BAD_SYMBOL_VALUES = [
     ({"tick_size": "0"}, "tick_size must be at least 0.0001"),
     ({"tick_size": "0.00001"}, "more than 4 decimal places"),
     ({"tick_size": "x"}, "tick_size: 'x' is not a number"),
+    ({"buy_target": "1_0"}, "buy_target: '1_0' is not a number"),  # Decimal() takes it as 10
+    ({"buy_target": "\u0661\u0662\u0663"}, "is not a number"),  # Arabic-Indic digits: Decimal() takes 123
     # quantities
     ({"base_qty": "ten"}, "base_qty: 'ten' is not a whole number"),
     ({"base_qty": "-5"}, "base_qty: -5 is below 0"),
@@ -79,6 +81,8 @@ BAD_SYMBOL_VALUES = [
     ({"base_qty": Decimal("1.5")}, "is not a whole number"),
     ({"base_qty": 1.0}, "is not a whole number"),
     ({"base_qty": True}, "is not a whole number"),
+    ({"base_qty": "1_000"}, "base_qty: '1_000' is not a whole number"),  # int() takes it
+    ({"max_position": "\u0661\u0660"}, "is not a whole number"),
     ({"scale_qty": -1}, "scale_qty: -1 is below 0"),
     ({"max_order_qty": 2**32}, "max_order_qty: 4294967296 is above 4294967295"),
     ({"max_position": "99999999999"}, "max_position: 99999999999 is above 4294967295"),
@@ -92,6 +96,7 @@ BAD_SYMBOL_VALUES = [
     ({"max_notional": "-1"}, "max_notional: -1 must be a number >= 0"),
     ({"max_notional": "1.00001"}, "max_notional: 1.00001 has more than 4 decimal places"),
     ({"max_notional": "abc"}, "max_notional: 'abc' is not a number"),
+    ({"max_notional": "5_0"}, "max_notional: '5_0' is not a number"),
     ({"max_notional": 1.5}, "max_notional: give a decimal number"),
     ({"max_notional": "1e30"}, "max_notional: 1e30 is too large"),
     ({"enabled": "maybe"}, "enabled: 'maybe' is not true or false"),
