@@ -151,20 +151,18 @@ class _Buffer:
         return self.pos >= len(self.data) and (self.eof or not self.fill(1))
 
     def _read(self, n: int) -> bytes:
+        # A gzip file in steps: a read that meets a cut or corrupt stream returns nothing of
+        # what it had, so the count of uncompressed bytes read before the error is exact to a step.
+        step = GZIP_STEP if isinstance(self.f, gzip.GzipFile) else n
+        pieces = []
         try:
-            if isinstance(self.f, gzip.GzipFile):
-                # In steps: a read that meets a cut or corrupt stream returns nothing of what it
-                # had, so the count of uncompressed bytes read before the error is exact to a step.
-                pieces = []
-                while n > 0:
-                    piece = self.f.read(min(n, GZIP_STEP))
-                    if not piece:
-                        break
-                    pieces.append(piece)
-                    self.read_bytes += len(piece)
-                    n -= len(piece)
-                return b"".join(pieces)
-            piece = self.f.read(n)
+            while n > 0:
+                piece = self.f.read(min(n, step))
+                if not piece:
+                    break
+                pieces.append(piece)
+                self.read_bytes += len(piece)
+                n -= len(piece)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise CaptureError(
                 f"{self.what}: the gzip data is cut short or corrupt within the {GZIP_STEP:,} uncompressed "
@@ -172,8 +170,7 @@ class _Buffer:
             ) from None
         except OSError as exc:
             raise CaptureError(f"{self.what}: cannot read: {exc.strerror or exc}") from None
-        self.read_bytes += len(piece)
-        return piece
+        return b"".join(pieces)
 
 
 @dataclass(frozen=True)

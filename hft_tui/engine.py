@@ -449,27 +449,26 @@ class EngineHandle:
         engine_values = {k: v for k, v in values.items() if k not in JOURNAL_KEYS}
         with self._control():
             params = engine_params(engine_values, base=self.engine_params())
-            journal = None
             if self.record is None and (journal_values or "deadman_ms" in values):
                 what = "the dead-man deadline" if "deadman_ms" in values else "the journal settings"
                 raise EngineError(f"{self.iface} has no state file to keep {what} in (nothing written)")
+            kept: dict[str, int] = {}  # what the state file keeps, of this change
+            if "deadman_ms" in values:
+                kept["deadman_ms"] = params.deadman_ms
             if journal_values:
-                assert self.record is not None
+                assert self.record is not None  # refused above
                 journal = journal_params(journal_values, base=self.record.journal_params())
-            # The state file first: one that cannot be saved (a full /run) refuses the change
-            # before the kernel holds any of it, so "nothing written" is what happened.
-            if self.record and (journal or "deadman_ms" in values):
-                self._save_record(
-                    deadman_ms=params.deadman_ms if "deadman_ms" in values else self.record.deadman_ms,
-                    journal_max_mb=journal.journal_max_mb if journal else self.record.journal_max_mb,
-                    journal_reject_rows_per_s=(
-                        journal.journal_reject_rows_per_s if journal else self.record.journal_reject_rows_per_s
-                    ),
+                kept.update(
+                    journal_max_mb=journal.journal_max_mb, journal_reject_rows_per_s=journal.journal_reject_rows_per_s
                 )
+            if kept:
+                # The state file first: one that cannot be saved (a full /run) refuses the change
+                # before the kernel holds any of it, so "nothing written" is what happened.
+                self._save_record(**kept)
             if engine_values:
                 g = self.maps.read_global()
                 self.maps.write_global(params, deadman_ms=g.deadman_ms, version=g.config_version + 1)
-                if "deadman_ms" in values and self.record and g.deadman_ms:
+                if "deadman_ms" in values and g.deadman_ms:
                     self.maps.set_deadman(params.deadman_ms)  # armed: the new deadline applies now
         return self.engine_params()
 

@@ -289,11 +289,12 @@ class EngineRings:
         if self.reader is not None:
             return self.reader.poll(timeout_ms), [], lambda: None
         orders, tape = self.drains
+        drains = self._drained()
         records: list = []
-        drains, ends, runs = [tape], [], []
+        ends, runs = [], []  # one end for each of drains, in order
         if not self.keep_orders:
             records, end = orders.read(max_records)
-            drains, ends = [orders, tape], [end]
+            ends.append(end)
         run = tape.read_run(max_records)
         if run is not None:
             runs.append(run)

@@ -148,15 +148,17 @@ def test_a_controller_without_a_journal_leaves_the_orders_in_the_ring_for_the_ne
     assert (v["ok"], v["rows"], v["first_order_id"], v["last_order_id"], v["gaps"]) == (True, 3, 1, 3, 0), v
 
 
+def no_space_in_run(_record) -> None:
+    """EngineRecord.save on a full /run."""
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
 def test_a_deadline_whose_state_file_cannot_be_saved_is_refused_with_nothing_written(attached, monkeypatch):
     """A full /run: the change is refused before the kernel holds any of it."""
     h = attached
     before = (h.maps.read_global(), engine.EngineRecord.load(h.iface))
 
-    def full(self):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(engine.EngineRecord, "save", full)
+    monkeypatch.setattr(engine.EngineRecord, "save", no_space_in_run)
     with pytest.raises(OSError, match="No space left"):
         h.set_engine({"deadman_ms": before[1].deadman_ms + 250, "loss_limit": "12345"})
     monkeypatch.undo()
@@ -210,10 +212,7 @@ def test_a_second_attach_that_loses_the_race_refuses_and_leaves_the_winners_pins
 def test_an_attach_whose_state_file_cannot_be_saved_leaves_nothing_attached(lab_up, monkeypatch):
     iface = lab_up
 
-    def full(self):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(engine.EngineRecord, "save", full)
+    monkeypatch.setattr(engine.EngineRecord, "save", no_space_in_run)
     with pytest.raises(OSError, match="No space left"):
         engine.attach(iface, load_config(DEMO), mode="generic")
     monkeypatch.undo()

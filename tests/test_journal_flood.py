@@ -312,20 +312,32 @@ DEATHS = {
 }
 
 
-def rolled_journal(base: Path, rig: FloodRig, rounds: int = 100) -> Journal:
-    """A writer of ``base`` (parts of 128 KiB) fed until something raises (returned by pytest.raises)."""
-    j = Journal(base, max_bytes=128 * 1024)
+SMALL_PART = 128 * 1024  # a few hundred orders a part
+
+
+def begun(base: Path) -> Journal:
+    """A writer of ``base`` in parts of SMALL_PART, its engine begun."""
+    j = Journal(base, max_bytes=SMALL_PART)
     j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
-    for _ in range(rounds):
-        rig.trade(200)
-        rig.drain_into(j)  # a batch that raises is never committed: it stays in the ring
     return j
+
+
+def feed(j: Journal, rig: FloodRig, *, until_parts: int | None = None, rounds: int = 100) -> None:
+    """Orders traded and drained into ``j`` until the journal has ``until_parts`` parts, or
+    for ``rounds`` rounds (a test that waits for a raise).  A batch whose write raises is
+    never committed: it stays in the ring."""
+    for _ in range(rounds):
+        if until_parts is not None and len(parts(j.base)) >= until_parts:
+            return
+        rig.trade(200)
+        rig.drain_into(j)
+    assert until_parts is None, f"{until_parts} parts not reached in {rounds} rounds"
 
 
 def finish(base: Path, rig: FloodRig, j: Journal | None = None) -> tuple[dict, list]:
     """The next writer (or ``j`` going on) drains what is left, trades on, and verifies."""
     alerts = []
-    j = j or Journal(base, max_bytes=128 * 1024)
+    j = j or Journal(base, max_bytes=SMALL_PART)
     with j:
         j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
         for _ in range(4):
@@ -355,7 +367,7 @@ def test_a_writer_dying_as_it_begins_a_part_leaves_only_whole_parts_and_the_next
     dies, found = DEATHS[death]
     monkeypatch.setattr(*dies())
     with pytest.raises(Died):
-        rolled_journal(base, rig)
+        feed(begun(base), rig)
     monkeypatch.undo()
     assert len(parts(base)) == found
     with JournalChain(base) as chain:  # a reader: whole parts only
@@ -380,11 +392,8 @@ def test_a_reader_never_sees_a_part_being_made(flood_rig, tmp_path, monkeypatch)
         write_carry(db, carry)
 
     monkeypatch.setattr(journal_store.capacity, "write_carry", look_then_write)
-    with Journal(base, max_bytes=128 * 1024) as j:
-        j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
-        while len(parts(base)) < 3:
-            rig.trade(200)
-            rig.drain_into(j)
+    with begun(base) as j:
+        feed(j, rig, until_parts=3)
     assert seen == [[base.name], [base.name], [base.name, base.name + ".1"], [base.name, base.name + ".1"]]
 
 
@@ -397,11 +406,8 @@ def test_a_journal_in_a_sticky_shared_directory_goes_on_in_new_parts(flood_rig, 
     shared.mkdir()
     shared.chmod(0o1777)
     base = shared / "tmp.journal.sqlite"
-    j = Journal(base, max_bytes=128 * 1024)
-    j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
-    while len(parts(base)) < 3:
-        rig.trade(200)
-        rig.drain_into(j)
+    j = begun(base)
+    feed(j, rig, until_parts=3)
     finish(base, rig, j)
 
 
@@ -423,12 +429,9 @@ def test_a_part_that_cannot_be_made_leaves_the_writer_on_the_closed_part_to_try_
         monkeypatch.setattr(journal_store.capacity, "write_carry", full)
     else:
         planted.mkdir()
-    j = Journal(base, max_bytes=128 * 1024)
-    j.begin_engine(iface="hft140", prog_id=1, attached_at=1.0, program_hash="t")
+    j = begun(base)
     with pytest.raises(JournalError, match=r"full\.journal\.sqlite\.1"):
-        for _ in range(100):
-            rig.trade(200)
-            rig.drain_into(j)
+        feed(j, rig)
     with pytest.raises(JournalError, match=r"full\.journal\.sqlite\.1"):
         rig.drain_into(j)  # the next write tries again
     monkeypatch.undo()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import JournalError
 from .files import parts
-from .reader import MAX_LISTED_GAPS, TABLES, JournalReader, connect_readonly
+from .reader import MAX_LISTED_GAPS, TABLES, JournalReader, connect_readonly, journal_error
 
 
 class JournalPart(JournalReader):
@@ -30,14 +30,9 @@ class JournalPart(JournalReader):
         self._lock = threading.RLock()
         try:
             self._db = connect_readonly(path)
-            self._db.execute("PRAGMA busy_timeout=5000")
             self.schema = self._check_schema()
-        except sqlite3.DatabaseError as exc:
-            if "not a database" in str(exc):
-                raise JournalError(f"{path} is not an hft-tui journal ({exc})") from None
-            raise JournalError(f"journal {path}: {exc}") from None
-        except PermissionError:
-            raise JournalError(f"journal {path}: permission denied (the journal is root's: run as root)") from None
+        except (sqlite3.DatabaseError, PermissionError) as exc:
+            raise journal_error(path, exc) from None
 
     def close(self) -> None:
         self._db.close()

@@ -27,9 +27,33 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection: never creates or changes anything (WAL still needs the -shm, root has it)."""
     if not path.exists():
         raise JournalError(f"no journal at {path}")
-    return sqlite3.connect(
-        f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-    )
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+def journal_error(path: Path, exc: sqlite3.DatabaseError | PermissionError) -> JournalError:
+    """What opening the journal file ``path`` met, in one line."""
+    if isinstance(exc, PermissionError):
+        return JournalError(f"journal {path}: permission denied (the journal is root's: run as root)")
+    if "not a database" in str(exc):
+        return JournalError(f"{path} is not an hft-tui journal ({exc})")
+    return JournalError(f"journal {path}: {exc}")
+
+
+def last_continued(db: sqlite3.Connection) -> tuple[int, str | None] | None:
+    """A part closed for good: the journal number of its last ``journal_continued`` row and the
+    part it names (None when its detail names none); None for a part never closed."""
+    row = db.execute(
+        "SELECT jseq, detail FROM control WHERE kind='journal_continued' ORDER BY jseq DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    try:
+        named = json.loads(row[1]).get("next")
+    except (ValueError, TypeError, AttributeError):
+        named = None
+    return row[0], named
 
 
 class JournalReader:
@@ -111,11 +135,9 @@ class JournalReader:
             )
             engines.append({**e, "rows": rows, "first": first, "last": last, "whole": whole, "counted": counted})
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        continued = db.execute(
-            "SELECT detail FROM control WHERE kind='journal_continued' ORDER BY jseq DESC LIMIT 1"
-        ).fetchone()
+        continued = last_continued(db)
         return {
-            "continued_into": json.loads(continued[0]).get("next") if continued else None,
+            "continued_into": continued[1] if continued else None,
             "path": str(self.path),
             "engines": engines,
             "integrity": db.execute("PRAGMA quick_check").fetchone()[0],

@@ -58,7 +58,7 @@ from .files import (
     remove_making,
 )
 from .gaps import GapTracker
-from .reader import JournalReader
+from .reader import JournalReader, connect_readonly, journal_error, last_continued
 from .records import EVENT_COLUMNS, JOURNAL_TABLES, SCHEMA, SCHEMA_VERSION, RawField
 from .upgrade import upgrade_from_1, upgrade_from_2
 
@@ -118,9 +118,7 @@ class Journal(JournalReader):
         self._fresh_part = False  # a part just begun: never closed before its first write
         self._carried_last_order = 0  # the highest order id of this engine in earlier parts
         if readonly:
-            self.path, self.part = self.base, 0
-            if not self.path.exists():
-                raise JournalError(f"no journal at {self.path}")
+            self.path, self.part = self.base, 0  # connect_readonly refuses one that is not there
         else:
             self.path, self.part = newest_part(self.base)
             try:
@@ -139,11 +137,7 @@ class Journal(JournalReader):
         """``linked_here``: a part this writer has just linked into place (_make_part)."""
         try:
             if self.readonly:
-                # ro: never creates or changes anything (WAL still needs the -shm, root has it).
-                self._db = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-                )
-                self._db.execute("PRAGMA busy_timeout=5000")
+                self._db = connect_readonly(self.path)
             else:
                 self._db = self._connect(self.path, linked_here=linked_here)
                 self._refuse_other_database()
@@ -152,10 +146,8 @@ class Journal(JournalReader):
                     with self._tx() as db:
                         upgrade(db)
             self.schema = self._check_schema()
-        except sqlite3.DatabaseError as exc:
-            raise _journal_error(self.path, exc) from None
-        except PermissionError:
-            raise JournalError(f"journal {self.path}: permission denied (the journal is root's: run as root)") from None
+        except (sqlite3.DatabaseError, PermissionError) as exc:
+            raise journal_error(self.path, exc) from None
 
     def _connect(self, path: Path, *, linked_here: bool = False) -> sqlite3.Connection:
         """A writer's connection to ``path``: made 0600 if new, after the checks of files.py,
@@ -287,21 +279,15 @@ class Journal(JournalReader):
         """This part closed for good, its successor never made (a writer died in between, or
         could not make it): the move is finished now, from what the closed part holds.
         Returns whether this part was one."""
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT jseq, detail FROM control WHERE kind='journal_continued' ORDER BY jseq DESC LIMIT 1"
-            ).fetchone()
-            # A row after it: an older writer went on in this part (the successor is the next rotation's).
-            if row is None or self._next_jseq(db) != row[0] + 1:
-                return False
-            carry = capacity.read_carry(db, row[0], self.schema)
         new = part_path(self.base, self.part + 1)
-        try:
-            named = json.loads(row[1]).get("next")
-        except (ValueError, TypeError, AttributeError):
-            named = None
-        if named != new.name:
-            return False  # not a move this writer made: written on, as a writer before this one did
+        with self._tx() as db:
+            continued = last_continued(db)
+            # A row after it: an older writer went on in this part (the successor is the next rotation's).
+            if continued is None or self._next_jseq(db) != continued[0] + 1:
+                return False
+            if continued[1] != new.name:
+                return False  # not a move this writer made: written on, as a writer before this one did
+            carry = capacity.read_carry(db, continued[0], self.schema)
         self._continue_in(new, self.part + 1, carry)
         return True
 
@@ -364,7 +350,7 @@ class Journal(JournalReader):
                 db.close()  # the last connection: its WAL is checkpointed and removed
             os.link(making, new, follow_symlinks=False)
         except sqlite3.DatabaseError as exc:
-            raise _journal_error(making, exc) from None
+            raise journal_error(making, exc) from None
         except FileExistsError:
             raise JournalError(f"journal {new}: already there, but {old.name} is the newest part") from None
         except OSError as exc:
@@ -627,12 +613,6 @@ def _transaction(db: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connect
         db.execute("COMMIT")
     except sqlite3.Error as exc:
         raise JournalError(f"journal {path}: write failed: {exc}") from None
-
-
-def _journal_error(path: Path, exc: sqlite3.DatabaseError) -> JournalError:
-    if "not a database" in str(exc):
-        return JournalError(f"{path} is not an hft-tui journal ({exc})")
-    return JournalError(f"journal {path}: {exc}")
 
 
 def _sync_directory(directory: Path) -> None:
